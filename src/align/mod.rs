@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+
+//! The alignment math as a pure library: plain numbers and slices in, numbers out, no GStreamer
+//! types, so that every piece can be unit-tested on arrays.
+//!
+//! - [`placement`]: where the fg's footprint lies in the bg (offset and scale) and whether it fits;
+//! - [`timing`]: frame times (gaps filled, frame duration estimated) and the running-time mapping
+//!   of fg frames to bg frames.
+
+pub mod placement;
+pub mod timing;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A flag that long computations poll so that a state change to NULL (or a flush) returns
+/// promptly. Set by the element, read by loops in this module.
+#[derive(Debug, Default)]
+pub struct Cancel(AtomicBool);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` once cancelled: lets loops use `?`.
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.is_cancelled() {
+            Err(Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The computation was stopped through [`Cancel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+
+//! Frame times: gaps filled, frame duration estimated, and the running-time mapping of fg frames
+//! to bg frames (what the element does when content alignment is not available).
+
+/// Tolerance when comparing times of two streams: timestamps derived from different time bases
+/// round differently by a few nanoseconds.
+const TIME_SLACK_NS: u64 = 1_000;
+
+/// Median of the positive differences between consecutive times, if there is one.
+pub fn estimate_frame_duration(times: &[u64]) -> Option<u64> {
+    let mut diffs: Vec<u64> = times
+        .windows(2)
+        .filter_map(|w| w[1].checked_sub(w[0]))
+        .filter(|&d| d > 0)
+        .collect();
+    if diffs.is_empty() {
+        return None;
+    }
+    diffs.sort_unstable();
+    Some(diffs[diffs.len() / 2])
+}
+
+/// Times for every frame: frames without one take the previous frame's time plus `step`
+/// (the first frames, before any known time, count back from the first known one, not below 0).
+pub fn fill_times(times: &[Option<u64>], step: u64) -> Vec<u64> {
+    let first_known = times.iter().position(|t| t.is_some());
+    let mut out = Vec::with_capacity(times.len());
+    let mut prev: Option<u64> = None;
+    for (i, t) in times.iter().enumerate() {
+        let v = match (t, prev) {
+            (Some(t), _) => *t,
+            (None, Some(p)) => p.saturating_add(step),
+            (None, None) => match first_known.and_then(|k| times[k].map(|t| (k, t))) {
+                Some((k, t)) => t.saturating_sub(step.saturating_mul((k - i) as u64)),
+                None => step.saturating_mul(i as u64),
+            },
+        };
+        out.push(v);
+        prev = Some(v);
+    }
+    out
+}
+
+/// For each fg time, the index of the bg frame showing at that time: the last bg frame that
+/// starts at or before it, clamped to the first and last bg frames. `bg` should be
+/// non-decreasing; the result is always a valid index when `bg` is not empty.
+pub fn map_by_time(fg: &[u64], bg: &[u64]) -> Vec<usize> {
+    if bg.is_empty() {
+        return Vec::new();
+    }
+    fg.iter()
+        .map(|&t| {
+            let t = t.saturating_add(TIME_SLACK_NS);
+            bg.partition_point(|&b| b <= t).saturating_sub(1)
+        })
+        .collect()
+}
+
+/// A frame rate (numerator, denominator) for a frame duration in ns: an integer rate or an
+/// NTSC rate (n·1000/1001) when one is within 0.02 %, else the nearest rate with denominator
+/// 1000.
+pub fn rate_from_duration(frame_ns: u64) -> (i32, i32) {
+    if frame_ns == 0 {
+        return (0, 1);
+    }
+    let fps = 1e9 / frame_ns as f64;
+    let close = |r: f64| ((fps - r) / r).abs() < 2e-4;
+    let n = fps.round();
+    if n >= 1.0 && close(n) {
+        return (n as i32, 1);
+    }
+    let ntsc = (fps * 1.001).round();
+    if ntsc >= 1.0 && close(ntsc * 1000.0 / 1001.0) {
+        return ((ntsc as i32) * 1000, 1001);
+    }
+    ((fps * 1000.0).round().max(1.0) as i32, 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn duration_is_the_median_step() {
+        let t = [0, 40 * MS, 80 * MS, 200 * MS, 240 * MS];
+        assert_eq!(estimate_frame_duration(&t), Some(40 * MS));
+        assert_eq!(estimate_frame_duration(&[5]), None);
+        assert_eq!(estimate_frame_duration(&[5, 5]), None);
+    }
+
+    #[test]
+    fn gaps_are_filled_forward_and_backward() {
+        let t = [None, None, Some(100), None, Some(300)];
+        assert_eq!(fill_times(&t, 40), vec![20, 60, 100, 140, 300]);
+        assert_eq!(fill_times(&[None, None], 10), vec![0, 10]);
+    }
+
+    #[test]
+    fn fg_frames_take_the_bg_frame_showing_at_their_time() {
+        // bg at 10 fps, fg at 25 fps starting 150 ms later.
+        let bg: Vec<u64> = (0..10).map(|i| i * 100 * MS).collect();
+        let fg: Vec<u64> = (0..30).map(|i| 150 * MS + i * 40 * MS).collect();
+        let m = map_by_time(&fg, &bg);
+        assert_eq!(&m[..6], &[1, 1, 2, 2, 3, 3]);
+        // past the bg's end: its last frame
+        assert_eq!(*m.last().unwrap(), 9);
+    }
+
+    #[test]
+    fn before_the_bg_starts_takes_its_first_frame() {
+        let bg = [500 * MS, 600 * MS];
+        assert_eq!(map_by_time(&[0, 550 * MS], &bg), vec![0, 0]);
+        assert!(map_by_time(&[0], &[]).is_empty());
+    }
+
+    #[test]
+    fn rounding_differences_between_time_bases_do_not_shift_frames() {
+        // 24 fps in two rounding conventions
+        let bg: Vec<u64> = (0..48)
+            .map(|i| (i * 1_000_000_000u64).div_ceil(24))
+            .collect();
+        let fg: Vec<u64> = (0..48).map(|i| i * 1_000_000_000u64 / 24).collect();
+        let m = map_by_time(&fg, &bg);
+        assert!(m.iter().enumerate().all(|(i, &b)| b == i));
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate_from_duration(40 * MS), (25, 1));
+        assert_eq!(rate_from_duration(33_366_667), (30000, 1001));
+        assert_eq!(rate_from_duration(41_708_333), (24000, 1001));
+        assert_eq!(rate_from_duration(16_666_667), (60, 1));
+        assert_eq!(rate_from_duration(0), (0, 1));
+        assert_eq!(rate_from_duration(37 * MS), (27027, 1000));
+    }
+}

@@ -1,0 +1,966 @@
+// SPDX-License-Identifier: MIT
+
+//! The `vidkompyalign` element: an Aggregator shell that stores frames, asks the alignment library
+//! where and when the fg goes, and composites through the compute backend.
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::VideoFormat;
+use gst_video::prelude::*;
+
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use crate::align::Cancel;
+use crate::align::placement::{self, Request};
+use crate::align::timing;
+use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
+use crate::compute::{self, Compute};
+use crate::store::{FrameTimes, PadStore};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "vidkompyalign",
+        gst::DebugColorFlags::empty(),
+        Some("vidkompy: aligned overlay of a fg video on a bg video"),
+    )
+});
+
+/// Raw formats the element composites in natively: 8 bits per sample, every plane's samples on
+/// one subsampling grid.
+const FORMATS: &[VideoFormat] = &[
+    VideoFormat::I420,
+    VideoFormat::Yv12,
+    VideoFormat::Nv12,
+    VideoFormat::Nv21,
+    VideoFormat::Y42b,
+    VideoFormat::Y444,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Argb,
+    VideoFormat::Abgr,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Xrgb,
+    VideoFormat::Xbgr,
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Gray8,
+];
+
+const DEFAULT_X: i32 = -1;
+const DEFAULT_Y: i32 = -1;
+const DEFAULT_SCALE: f64 = 0.0;
+const DEFAULT_BLEND_WIDTH: u32 = 0;
+const MAX_COORD: i32 = 65535;
+const MAX_SCALE: f64 = 16.0;
+const MAX_BLEND_WIDTH: u32 = 4096;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    x: i32,
+    y: i32,
+    scale: f64,
+    blend_width: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            x: DEFAULT_X,
+            y: DEFAULT_Y,
+            scale: DEFAULT_SCALE,
+            blend_width: DEFAULT_BLEND_WIDTH,
+        }
+    }
+}
+
+impl Settings {
+    fn request(&self) -> Request {
+        Request {
+            x: u32::try_from(self.x).ok(),
+            y: u32::try_from(self.y).ok(),
+            scale: (self.scale > 0.0).then_some(self.scale),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct PadState {
+    caps: Option<gst::Caps>,
+    info: Option<gst_video::VideoInfo>,
+    store: PadStore,
+}
+
+/// What the output phase needs, decided once both pads reached EOS.
+struct Output {
+    info: gst_video::VideoInfo,
+    layouts: Vec<PlaneLayout>,
+    overlay: Overlay,
+    /// fg frame index -> bg frame index.
+    mapping: Vec<usize>,
+    next: usize,
+    /// Converts fg frames to the bg's format at the footprint's size, when they differ.
+    converter: Option<Converter>,
+}
+
+struct Converter {
+    converter: gst_video::VideoConverter,
+    /// Reused destination of the conversion.
+    scratch: Option<gst::Buffer>,
+}
+
+#[derive(Default)]
+struct State {
+    bg: PadState,
+    fg: PadState,
+    /// The footprint was checked against the first caps of both pads (fail fast, before
+    /// reading whole files).
+    placement_checked: bool,
+    output: Option<Output>,
+}
+
+pub struct VidkompyAlign {
+    bg_pad: gst_base::AggregatorPad,
+    fg_pad: gst_base::AggregatorPad,
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    cancel: Cancel,
+    compute: Arc<dyn Compute>,
+}
+
+/// Locks a mutex, taking the data even if a panicking thread poisoned it (the element never
+/// panics by design; this keeps a bug from becoming a second panic across the FFI boundary).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Plane geometry of a format, for the compositing kernels.
+fn plane_layouts(info: &gst_video::VideoInfo) -> Option<Vec<PlaneLayout>> {
+    let fi = info.format_info();
+    let (planes, w_sub, h_sub, pstride, depth) = (
+        fi.plane(),
+        fi.w_sub(),
+        fi.h_sub(),
+        fi.pixel_stride(),
+        fi.depth(),
+    );
+    (0..fi.n_planes())
+        .map(|p| {
+            let comps: Vec<usize> = (0..fi.n_components() as usize)
+                .filter(|&c| planes[c] == p)
+                .collect();
+            let c0 = *comps.first()?;
+            let same = comps.iter().all(|&c| {
+                w_sub[c] == w_sub[c0] && h_sub[c] == h_sub[c0] && pstride[c] == pstride[c0]
+            });
+            (same && depth[c0] == 8 && pstride[c0] > 0).then(|| PlaneLayout {
+                x_sub: w_sub[c0],
+                y_sub: h_sub[c0],
+                bytes_per_pixel: pstride[c0] as usize,
+            })
+        })
+        .collect()
+}
+
+impl VidkompyAlign {
+    fn state(&self) -> MutexGuard<'_, Option<State>> {
+        lock(&self.state)
+    }
+
+    fn pad_name(&self, pad: &gst_base::AggregatorPad) -> &'static str {
+        if *pad == self.bg_pad { "bg" } else { "fg" }
+    }
+
+    fn sink_caps(&self, pad: &gst_base::AggregatorPad, filter: Option<&gst::Caps>) -> gst::Caps {
+        let templ = pad.pad_template_caps();
+        let mut caps = if *pad == self.bg_pad {
+            // The output takes every field of the bg's caps but the framerate: let downstream
+            // constrain the bg, without its framerate (which is the fg's).
+            let mut peer = self.obj().src_pad().peer_query_caps(None);
+            {
+                let peer = peer.make_mut();
+                for s in peer.iter_mut() {
+                    s.remove_field("framerate");
+                }
+            }
+            let caps = templ.intersect_with_mode(&peer, gst::CapsIntersectMode::First);
+            if caps.is_empty() { templ } else { caps }
+        } else {
+            // Any format is converted; prefer the bg's, which needs no conversion.
+            let bg_format = self
+                .state()
+                .as_ref()
+                .and_then(|s| s.bg.info.as_ref().map(|i| i.format()));
+            match bg_format {
+                Some(f) => {
+                    let mut pref = gst_video::VideoCapsBuilder::new().format(f).build();
+                    pref.merge(templ);
+                    pref
+                }
+                None => templ,
+            }
+        };
+        if let Some(filter) = filter {
+            caps = filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First);
+        }
+        caps
+    }
+
+    /// Why `caps` cannot go on `pad`, in words.
+    fn refusal_reason(&self, pad: &gst_base::AggregatorPad, caps: &gst::CapsRef) -> String {
+        let Some(s) = caps.structure(0) else {
+            return "empty caps".into();
+        };
+        if s.name() != "video/x-raw" {
+            return format!("{} is not raw video", s.name());
+        }
+        if let Some(f) = caps.features(0)
+            && !f.is_any()
+            && f.size() > 0
+            && !f.contains("memory:SystemMemory")
+        {
+            return format!("memory {f} is not supported, only system memory");
+        }
+        if let Ok(fmt) = s.get::<&str>("format") {
+            let supported = FORMATS.iter().any(|f| f.to_str() == fmt);
+            if !supported {
+                let list: Vec<&str> = FORMATS.iter().map(|f| f.to_str().as_str()).collect();
+                return format!(
+                    "format {fmt} is not supported (supported: {})",
+                    list.join(", ")
+                );
+            }
+        }
+        if *pad == self.bg_pad {
+            "downstream does not accept these caps".into()
+        } else {
+            "caps outside the pad template".into()
+        }
+    }
+
+    fn handle_caps(&self, pad: &gst_base::AggregatorPad, caps: gst::Caps) -> bool {
+        let name = self.pad_name(pad);
+        let info = match gst_video::VideoInfo::from_caps(&caps) {
+            Ok(i) => i,
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Invalid caps on pad {name}: {e} ({caps})")
+                );
+                return false;
+            }
+        };
+        if plane_layouts(&info).is_none() || info.width() == 0 || info.height() == 0 {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Unsupported video on pad {name}: {caps}")
+            );
+            return false;
+        }
+        let mut guard = self.state();
+        let Some(state) = guard.as_mut() else {
+            return false;
+        };
+        let ps = if name == "bg" {
+            &mut state.bg
+        } else {
+            &mut state.fg
+        };
+        if let Some(old) = &ps.info
+            && !ps.store.is_empty()
+            && (old.format() != info.format()
+                || old.width() != info.width()
+                || old.height() != info.height()
+                || old.interlace_mode() != info.interlace_mode())
+        {
+            let old = ps.caps.clone();
+            drop(guard);
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                (
+                    "Caps changed mid-stream on pad {name}, which is not supported yet: {} -> {caps}",
+                    old.map(|c| c.to_string()).unwrap_or_default()
+                )
+            );
+            return false;
+        }
+        gst::debug!(CAT, imp = self, "{name} caps {caps}");
+        ps.caps = Some(caps);
+        ps.info = Some(info);
+        true
+    }
+
+    /// Takes the next buffer of `pad` into the store, if there is one.
+    fn take_buffer(
+        &self,
+        pad: &gst_base::AggregatorPad,
+        ps: &mut PadState,
+    ) -> Result<(), gst::FlowError> {
+        let Some(buffer) = pad.pop_buffer() else {
+            return Ok(());
+        };
+        let name = self.pad_name(pad);
+        if ps.info.is_none() {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Buffer on pad {name} before any caps")
+            );
+            return Err(gst::FlowError::Error);
+        }
+        let segment = pad.segment();
+        let pts = buffer.pts();
+        let running_time = segment
+            .downcast_ref::<gst::ClockTime>()
+            .and_then(|s| pts.and_then(|p| s.to_running_time(p)));
+        let times = FrameTimes {
+            pts,
+            duration: buffer.duration(),
+            running_time,
+        };
+        gst::trace!(
+            CAT,
+            imp = self,
+            "{name} frame {} at {pts:?}",
+            ps.store.len()
+        );
+        ps.store.push(buffer, times).map_err(|e| {
+            gst::element_imp_error!(self, gst::ResourceError::Failed, ("Pad {name}: {e}"));
+            gst::FlowError::Error
+        })
+    }
+
+    /// Running times of a pad's frames, gaps filled; also the frame duration used.
+    fn frame_times(ps: &PadState) -> (Vec<u64>, Option<u64>) {
+        let rts: Vec<Option<u64>> = ps
+            .store
+            .all_times()
+            .map(|t| t.running_time.map(|t| t.nseconds()))
+            .collect();
+        let known: Vec<u64> = rts.iter().flatten().copied().collect();
+        let nominal = ps.info.as_ref().and_then(|i| {
+            let fps = i.fps();
+            (fps.numer() > 0).then(|| {
+                gst::ClockTime::SECOND
+                    .mul_div_round(fps.denom() as u64, fps.numer() as u64)
+                    .map(|t| t.nseconds())
+            })?
+        });
+        let from_buffers = ps
+            .store
+            .all_times()
+            .find_map(|t| t.duration.map(|d| d.nseconds()).filter(|&d| d > 0));
+        let step = nominal
+            .or_else(|| timing::estimate_frame_duration(&known))
+            .or(from_buffers);
+        (timing::fill_times(&rts, step.unwrap_or(0)), step)
+    }
+
+    /// Both pads are at EOS: decide the output caps, the footprint and the mapping.
+    fn prepare_output(
+        &self,
+        state: &mut State,
+    ) -> Result<(Output, gst::Caps, gst::Segment), gst::FlowError> {
+        for (name, ps) in [("bg", &state.bg), ("fg", &state.fg)] {
+            if ps.store.is_empty() {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Pad {name} reached the end of stream without any frame")
+                );
+                return Err(gst::FlowError::Error);
+            }
+        }
+        let (Some(bg_caps), Some(bg_info), Some(fg_info)) = (
+            state.bg.caps.clone(),
+            state.bg.info.clone(),
+            state.fg.info.clone(),
+        ) else {
+            return Err(gst::FlowError::Error);
+        };
+
+        let (fg_times, fg_step) = Self::frame_times(&state.fg);
+        let (bg_times, _) = Self::frame_times(&state.bg);
+
+        let mut fps = fg_info.fps();
+        if fps.numer() == 0 {
+            let Some(step) = fg_step else {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "The fg's framerate is 0/1 and cannot be derived from its timestamps \
+                         ({} frame(s) without usable timestamps or durations)",
+                        state.fg.store.len()
+                    )
+                );
+                return Err(gst::FlowError::Error);
+            };
+            let (n, d) = timing::rate_from_duration(step);
+            fps = gst::Fraction::new(n, d);
+            gst::info!(
+                CAT,
+                imp = self,
+                "fg framerate 0/1: derived {n}/{d} from its timestamps"
+            );
+        }
+
+        let mut caps = bg_caps;
+        caps.make_mut().set("framerate", fps);
+        let info = gst_video::VideoInfo::from_caps(&caps).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Cannot build output caps {caps}: {e}")
+            );
+            gst::FlowError::Error
+        })?;
+
+        let settings = lock(&self.settings).clone();
+        let (place, defaulted) = self.resolve_placement(&settings, &fg_info, &bg_info)?;
+        if defaulted.any() {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                (
+                    "Automatic alignment is not available yet: the fg ({}x{}) is placed at \
+                     x={} y={} scale={:.4} ({}x{} px); set x, y and scale to place it",
+                    fg_info.width(),
+                    fg_info.height(),
+                    place.x,
+                    place.y,
+                    place.scale,
+                    place.width,
+                    place.height
+                )
+            );
+        }
+
+        let layouts = plane_layouts(&bg_info).ok_or(gst::FlowError::NotNegotiated)?;
+        let converter = self.make_converter(&fg_info, &bg_info, &place)?;
+        let overlay = Overlay::new(
+            place.x,
+            place.y,
+            place.width,
+            place.height,
+            (bg_info.width(), bg_info.height()),
+            settings.blend_width,
+        );
+        let mapping = timing::map_by_time(&fg_times, &bg_times);
+        gst::info!(
+            CAT,
+            imp = self,
+            "{} fg frames over {} bg frames (bg {}..={}), footprint {place:?}, converter: {}",
+            mapping.len(),
+            state.bg.store.len(),
+            mapping.first().copied().unwrap_or(0),
+            mapping.last().copied().unwrap_or(0),
+            converter.is_some()
+        );
+        let segment = self.fg_pad.segment();
+        Ok((
+            Output {
+                info,
+                layouts,
+                overlay,
+                mapping,
+                next: 0,
+                converter,
+            },
+            caps,
+            segment,
+        ))
+    }
+
+    fn resolve_placement(
+        &self,
+        settings: &Settings,
+        fg: &gst_video::VideoInfo,
+        bg: &gst_video::VideoInfo,
+    ) -> Result<(placement::Placement, placement::Defaulted), gst::FlowError> {
+        placement::resolve(
+            (fg.width(), fg.height()),
+            (bg.width(), bg.height()),
+            settings.request(),
+        )
+        .map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
+            gst::FlowError::Error
+        })
+    }
+
+    /// A converter from the fg to the bg's format at the footprint's size, when they differ.
+    fn make_converter(
+        &self,
+        fg: &gst_video::VideoInfo,
+        bg: &gst_video::VideoInfo,
+        place: &placement::Placement,
+    ) -> Result<Option<Converter>, gst::FlowError> {
+        let out = gst_video::VideoInfo::builder(bg.format(), place.width, place.height)
+            .fps(fg.fps())
+            .par(fg.par())
+            .colorimetry(&bg.colorimetry())
+            .chroma_site(bg.chroma_site())
+            .interlace_mode(fg.interlace_mode())
+            .build()
+            .map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Cannot describe the fg's footprint: {e}")
+                );
+                gst::FlowError::Error
+            })?;
+        let same = fg.format() == out.format()
+            && fg.width() == out.width()
+            && fg.height() == out.height()
+            && fg.colorimetry() == out.colorimetry();
+        if same {
+            return Ok(None);
+        }
+        let mut config = gst_video::VideoConverterConfig::new();
+        config.set_fill_border(false);
+        let converter = gst_video::VideoConverter::new(fg, &out, Some(config)).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                (
+                    "Cannot convert the fg ({:?} {}x{}) to the bg's format ({:?} {}x{}): {e}",
+                    fg.format(),
+                    fg.width(),
+                    fg.height(),
+                    out.format(),
+                    out.width(),
+                    out.height()
+                )
+            );
+            gst::FlowError::Error
+        })?;
+        gst::debug!(CAT, imp = self, "converting fg {fg:?} -> {out:?}");
+        Ok(Some(Converter {
+            converter,
+            scratch: None,
+        }))
+    }
+
+    /// Renders output frame `i`: the mapped bg frame with fg frame `i` composited on it.
+    fn render(&self, state: &mut State, i: usize) -> Result<gst::Buffer, gst::FlowError> {
+        let fail = |what: &str| {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("Cannot render frame {i}: {what}")
+            );
+            gst::FlowError::Error
+        };
+        let (Some(bg_info), Some(fg_info)) = (state.bg.info.clone(), state.fg.info.clone()) else {
+            return Err(gst::FlowError::Error);
+        };
+        let Some(out) = state.output.as_mut() else {
+            return Err(gst::FlowError::Error);
+        };
+        let bg_index = out.mapping[i];
+        let (Some(bg_buf), Some(fg_buf), Some(fg_times)) = (
+            state.bg.store.buffer(bg_index).cloned(),
+            state.fg.store.buffer(i).cloned(),
+            state.fg.store.times(i),
+        ) else {
+            return Err(fail("frame missing from the store"));
+        };
+
+        let bg_frame = gst_video::VideoFrame::from_buffer_readable(bg_buf, &bg_info)
+            .map_err(|_| fail("bg buffer does not match its caps"))?;
+        let out_buf = gst::Buffer::with_size(out.info.size())
+            .map_err(|_| fail("cannot allocate the output buffer"))?;
+        let mut out_frame = gst_video::VideoFrame::from_buffer_writable(out_buf, &out.info)
+            .map_err(|_| fail("cannot map the output buffer"))?;
+        bg_frame
+            .copy(&mut out_frame)
+            .map_err(|_| fail("cannot copy the bg frame"))?;
+        drop(bg_frame);
+
+        let fg_frame = gst_video::VideoFrame::from_buffer_readable(fg_buf, &fg_info)
+            .map_err(|_| fail("fg buffer does not match its caps"))?;
+        let converted = match out.converter.as_mut() {
+            Some(c) => {
+                let conv_info = c.converter.out_info().clone();
+                let scratch = match c.scratch.take() {
+                    Some(b) => b,
+                    None => gst::Buffer::with_size(conv_info.size())
+                        .map_err(|_| fail("cannot allocate the conversion buffer"))?,
+                };
+                let mut dst = gst_video::VideoFrame::from_buffer_writable(scratch, &conv_info)
+                    .map_err(|_| fail("cannot map the conversion buffer"))?;
+                c.converter.frame(&fg_frame, &mut dst);
+                Some(dst)
+            }
+            None => None,
+        };
+
+        {
+            let src_planes: Vec<PlaneRef> = match &converted {
+                Some(f) => (0..f.n_planes())
+                    .map(|p| PlaneRef {
+                        data: f.plane_data(p).unwrap_or(&[]),
+                        stride: f.plane_stride()[p as usize] as usize,
+                    })
+                    .collect(),
+                None => (0..fg_frame.n_planes())
+                    .map(|p| PlaneRef {
+                        data: fg_frame.plane_data(p).unwrap_or(&[]),
+                        stride: fg_frame.plane_stride()[p as usize] as usize,
+                    })
+                    .collect(),
+            };
+            let n = out_frame.n_planes() as usize;
+            let strides: Vec<usize> = out_frame.plane_stride()[..n]
+                .iter()
+                .map(|&s| s as usize)
+                .collect();
+            let mut dst_planes: Vec<PlaneMut> = out_frame
+                .planes_data_mut()
+                .into_iter()
+                .take(n)
+                .zip(strides)
+                .map(|(data, stride)| PlaneMut { data, stride })
+                .collect();
+            self.compute
+                .composite(
+                    &out.layouts,
+                    (bg_info.width(), bg_info.height()),
+                    &mut dst_planes,
+                    &src_planes,
+                    &out.overlay,
+                )
+                .map_err(|e| fail(&e.to_string()))?;
+        }
+        if let (Some(c), Some(f)) = (out.converter.as_mut(), converted) {
+            c.scratch = Some(f.into_buffer());
+        }
+
+        let mut buffer = out_frame.into_buffer();
+        {
+            let b = buffer.make_mut();
+            b.set_pts(fg_times.pts);
+            b.set_duration(fg_times.duration);
+            if i == 0 {
+                b.set_flags(gst::BufferFlags::DISCONT);
+            }
+        }
+        Ok(buffer)
+    }
+
+    fn reset(&self) {
+        if let Some(state) = self.state().as_mut() {
+            *state = State::default();
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for VidkompyAlign {
+    const NAME: &'static str = "GstVidkompyAlign";
+    type Type = super::VidkompyAlign;
+    type ParentType = gst_base::Aggregator;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let pad = |name: &str| {
+            let templ = klass
+                .pad_template(name)
+                .expect("pad templates are registered in pad_templates()");
+            gst::PadBuilder::<gst_base::AggregatorPad>::from_template(&templ).build()
+        };
+        VidkompyAlign {
+            bg_pad: pad("bg"),
+            fg_pad: pad("fg"),
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(None),
+            cancel: Cancel::new(),
+            compute: compute::cpu(),
+        }
+    }
+}
+
+impl ObjectImpl for VidkompyAlign {
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        for pad in [&self.bg_pad, &self.fg_pad] {
+            if let Err(e) = obj.add_pad(pad) {
+                gst::error!(CAT, imp = self, "cannot add pad {}: {e}", pad.name());
+            }
+        }
+    }
+
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecInt::builder("x")
+                    .nick("X")
+                    .blurb(
+                        "Left edge of the fg's footprint in the bg, in bg pixels \
+                         (-1 = automatic: centred until the alignment search exists)",
+                    )
+                    .minimum(-1)
+                    .maximum(MAX_COORD)
+                    .default_value(DEFAULT_X)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("y")
+                    .nick("Y")
+                    .blurb(
+                        "Top edge of the fg's footprint in the bg, in bg pixels \
+                         (-1 = automatic: centred until the alignment search exists)",
+                    )
+                    .minimum(-1)
+                    .maximum(MAX_COORD)
+                    .default_value(DEFAULT_Y)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("scale")
+                    .nick("Scale")
+                    .blurb(
+                        "Footprint width / fg width (0 = automatic: 1, or the largest scale \
+                         that fits when x and y are automatic too)",
+                    )
+                    .minimum(0.0)
+                    .maximum(MAX_SCALE)
+                    .default_value(DEFAULT_SCALE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("blend-width")
+                    .nick("Blend width")
+                    .blurb(
+                        "Width in bg pixels of the feathered band along the fg's edges where \
+                         the bg shows (0 = hard edges)",
+                    )
+                    .maximum(MAX_BLEND_WIDTH)
+                    .default_value(DEFAULT_BLEND_WIDTH)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        match pspec.name() {
+            "x" => s.x = value.get().unwrap_or(DEFAULT_X),
+            "y" => s.y = value.get().unwrap_or(DEFAULT_Y),
+            "scale" => s.scale = value.get().unwrap_or(DEFAULT_SCALE),
+            "blend-width" => s.blend_width = value.get().unwrap_or(DEFAULT_BLEND_WIDTH),
+            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        }
+        gst::debug!(CAT, imp = self, "settings now {s:?}");
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "x" => s.x.to_value(),
+            "y" => s.y.to_value(),
+            "scale" => s.scale.to_value(),
+            "blend-width" => s.blend_width.to_value(),
+            // GObject only asks for the properties registered above.
+            _ => pspec.default_value().clone(),
+        }
+    }
+}
+
+impl GstObjectImpl for VidkompyAlign {}
+
+impl ElementImpl for VidkompyAlign {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "vidkompy aligned overlay",
+                "Filter/Editor/Video/Compositor",
+                "Overlays a foreground video on a background video of the same scene, \
+                 aligned in space and time; the fg is the timeline",
+                "vidkompy-gst developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(FORMATS.iter().copied())
+                .build();
+            let templ = |name: &str, dir| {
+                gst::PadTemplate::with_gtype(
+                    name,
+                    dir,
+                    gst::PadPresence::Always,
+                    &caps,
+                    gst_base::AggregatorPad::static_type(),
+                )
+                .expect("valid pad template")
+            };
+            vec![
+                templ("src", gst::PadDirection::Src),
+                templ("bg", gst::PadDirection::Sink),
+                templ("fg", gst::PadDirection::Sink),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if matches!(
+            transition,
+            gst::StateChange::PausedToReady | gst::StateChange::ReadyToNull
+        ) {
+            // Before chaining up: the base class waits for the streaming thread, which must
+            // leave any long loop now.
+            self.cancel.cancel();
+        }
+        self.parent_change_state(transition)
+    }
+}
+
+impl AggregatorImpl for VidkompyAlign {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        self.cancel.reset();
+        *self.state() = Some(State::default());
+        gst::debug!(CAT, imp = self, "started, compute: {}", self.compute.name());
+        self.parent_start()
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state() = None;
+        self.parent_stop()
+    }
+
+    fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.reset();
+        self.cancel.reset();
+        self.parent_flush()
+    }
+
+    fn negotiate(&self) -> bool {
+        // Output caps are known only once both pads are read; they are set by hand then.
+        true
+    }
+
+    fn next_time(&self) -> Option<gst::ClockTime> {
+        self.obj().simple_get_next_time()
+    }
+
+    fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::Caps(c) if !self.handle_caps(pad, c.caps_owned()) => return false,
+            gst::EventView::FlushStart(_) => self.cancel.cancel(),
+            _ => (),
+        }
+        self.parent_sink_event(pad, event)
+    }
+
+    fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            gst::QueryViewMut::Caps(q) => {
+                let caps = self.sink_caps(pad, q.filter_owned().as_ref());
+                q.set_result(&caps);
+                true
+            }
+            gst::QueryViewMut::AcceptCaps(q) => {
+                let caps = q.caps_owned();
+                let ok = caps.is_subset(&self.sink_caps(pad, None));
+                if !ok && caps.is_fixed() {
+                    let reason = self.refusal_reason(pad, &caps);
+                    let name = self.pad_name(pad);
+                    gst::warning!(CAT, imp = self, "pad {name} refuses {caps}: {reason}");
+                    gst::element_imp_warning!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        ("Pad {name} cannot take {caps}: {reason}")
+                    );
+                }
+                q.set_result(ok);
+                true
+            }
+            _ => self.parent_sink_query(pad, query),
+        }
+    }
+
+    fn aggregate(&self, _timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.cancel.is_cancelled() {
+            return Err(gst::FlowError::Flushing);
+        }
+        if let Some(latency) = self.obj().latency() {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("Live sources are not supported yet (upstream latency {latency}): \
+                     use non-live inputs")
+            );
+            return Err(gst::FlowError::Error);
+        }
+
+        let mut guard = self.state();
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+
+        if state.output.is_none() {
+            self.take_buffer(&self.bg_pad, &mut state.bg)?;
+            self.take_buffer(&self.fg_pad, &mut state.fg)?;
+            if !state.placement_checked
+                && let (Some(fg), Some(bg)) = (&state.fg.info, &state.bg.info)
+            {
+                let settings = lock(&self.settings).clone();
+                self.resolve_placement(&settings, fg, bg)?;
+                state.placement_checked = true;
+            }
+            let done = [&self.bg_pad, &self.fg_pad]
+                .iter()
+                .all(|p| p.is_eos() && !p.has_buffer());
+            if !done {
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            let (output, caps, segment) = self.prepare_output(state)?;
+            state.output = Some(output);
+            drop(guard);
+            if let Some(seg) = segment.downcast_ref::<gst::ClockTime>() {
+                self.obj().update_segment(seg);
+            }
+            let src = self.obj().src_pad().clone();
+            if src.peer().is_some() && !src.peer_query_accept_caps(&caps) {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Downstream does not accept the output caps {caps}")
+                );
+                return Err(gst::FlowError::Error);
+            }
+            gst::info!(CAT, imp = self, "output caps {caps}");
+            self.obj().set_src_caps(&caps);
+            return Ok(gst::FlowSuccess::Ok);
+        }
+
+        let Some(out) = state.output.as_mut() else {
+            return Err(gst::FlowError::Error);
+        };
+        let i = out.next;
+        if i >= out.mapping.len() {
+            gst::debug!(CAT, imp = self, "all {i} fg frames output");
+            return Err(gst::FlowError::Eos);
+        }
+        out.next += 1;
+        let buffer = self.render(state, i)?;
+        drop(guard);
+        gst::trace!(CAT, imp = self, "output frame {i}: {buffer:?}");
+        self.obj().finish_buffer(buffer)
+    }
+}

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+
+/**
+ * element-vidkompyalign:
+ *
+ * Overlays a foreground video (`fg`) onto a background video (`bg`) of the same scene.
+ *
+ * The fg is the timeline: every fg frame is output exactly once, in order, with its own
+ * timestamps and duration, on a canvas with every field of the bg's caps (size, format, pixel
+ * aspect ratio, colorimetry, chroma siting, interlace mode) except the framerate, which is the
+ * fg's. Each fg frame is composited over one bg frame, at the footprint given by the `x`, `y` and
+ * `scale` properties, optionally with feathered edges (`blend-width`). A fg in another format,
+ * size or colorimetry than the bg is converted with GstVideoConverter.
+ *
+ * Until the automatic alignment exists, unset `x`/`y` centre the fg and an unset `scale` is 1 (or,
+ * when nothing is set, the largest scale that fits); a warning says so. Each fg frame takes the bg
+ * frame showing at the same running time (the bg's first or last frame outside its range).
+ *
+ * The element works offline: it reads both pads to EOS, then outputs. Live upstreams are refused
+ * with an element error for now.
+ *
+ * ## Example launch line
+ * ```text
+ * gst-launch-1.0 vidkompyalign name=a x=480 y=270 ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4 \
+ *     filesrc location=bg.mp4 ! decodebin ! videoconvert ! a.bg \
+ *     filesrc location=fg.mp4 ! decodebin ! videoconvert ! a.fg
+ * ```
+ *
+ * Since: plugins-rs-0.1.0
+ */
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct VidkompyAlign(ObjectSubclass<imp::VidkompyAlign>)
+        @extends gst_base::Aggregator, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "vidkompyalign",
+        gst::Rank::NONE,
+        VidkompyAlign::static_type(),
+    )
+}

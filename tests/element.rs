@@ -707,3 +707,74 @@ fn setting_null_while_reading_returns_promptly() {
         drop((bg, fg));
     });
 }
+
+#[test]
+fn every_format_composites_odd_sizes_at_odd_places_without_error() {
+    let formats = [
+        "I420", "YV12", "NV12", "NV21", "Y42B", "Y444", "RGBA", "BGRA", "ARGB", "ABGR", "RGBx",
+        "BGRx", "xRGB", "xBGR", "RGB", "BGR", "GRAY8",
+    ];
+    for fmt in formats {
+        let bgc = caps(&format!(
+            "video/x-raw,format={fmt},width=33,height=25,framerate=10/1"
+        ));
+        let fgc = caps("video/x-raw,format=I420,width=9,height=7,framerate=10/1");
+        let bg: Vec<_> = (0..2)
+            .map(|i| frame(&bgc, Some(i * 100 * MS), Some(100 * MS), |_, _, _| 0))
+            .collect();
+        let fg: Vec<_> = (0..2)
+            .map(|i| {
+                frame(&fgc, Some(i * 100 * MS), Some(100 * MS), |p, _, _| {
+                    if p == 0 { 235 } else { 128 }
+                })
+            })
+            .collect();
+        let pair = Pair::new(&[
+            ("x", &3i32),
+            ("y", &5i32),
+            ("scale", &1.0f64),
+            ("blend-width", &2u32),
+        ]);
+        let run = pair.run(bgc.clone(), bg.clone(), fgc, fg);
+        assert!(run.errors().is_empty(), "{fmt}: {:?}", run.errors());
+        assert_eq!(run.buffers.len(), 2, "{fmt}");
+        let info = gst_video::VideoInfo::from_caps(&bgc).unwrap();
+        let out = run.buffers[0].map_readable().unwrap();
+        assert_eq!(out.len(), info.size(), "{fmt}");
+        let bgmap = bg[0].map_readable().unwrap();
+        assert_ne!(
+            out.as_slice(),
+            bgmap.as_slice(),
+            "{fmt}: nothing composited"
+        );
+    }
+}
+
+#[test]
+fn a_caps_change_mid_stream_is_a_clear_error() {
+    let bgc = caps(BG_CAPS);
+    let fgc = caps(FG_CAPS);
+    let fgc2 = caps("video/x-raw,format=I420,width=20,height=12,framerate=25/1");
+    let run = Pair::new(&[("x", &0i32), ("y", &0i32)]).run_with(
+        move |h| {
+            h.set_src_caps(bgc.clone());
+            for i in 0..3 {
+                let _ = h.push(i420(&bgc, i * 100 * MS, 100 * MS, 10));
+            }
+            h.push_event(gst::event::Eos::new());
+        },
+        move |h| {
+            h.set_src_caps(fgc.clone());
+            let _ = h.push(i420(&fgc, 0, 40 * MS, 250));
+            h.push_event(gst::event::Caps::new(&fgc2));
+            let _ = h.push(i420(&fgc2, 40 * MS, 40 * MS, 250));
+            h.push_event(gst::event::Eos::new());
+        },
+    );
+    let e = run.errors();
+    assert!(
+        e.iter()
+            .any(|e| e.contains("Caps changed mid-stream on pad fg")),
+        "{e:?}"
+    );
+}

@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: MIT
+
+//! Shared by the integration tests and the examples (included with `#[path]`): where real
+//! footage lies, and small helpers to run pipelines.
+
+#![allow(dead_code)]
+
+use gst::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// The real clip tests derive their pairs from: `$VIDKOMPY_FOOTAGE`, else
+/// `../shared/data/starlight-1080p24.mp4` beside the checkout, else opencv-doc's vtest.avi as
+/// unpacked by `.ci/install-deps` (`target/footage/...`) or installed system-wide.
+pub fn footage() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("VIDKOMPY_FOOTAGE") {
+        candidates.push(p.into());
+    }
+    candidates.push(root.join("../shared/data/starlight-1080p24.mp4"));
+    let vtest = "usr/share/doc/opencv-doc/examples/data/vtest.avi";
+    candidates.push(root.join("target/footage").join(vtest));
+    candidates.push(Path::new("/").join(vtest));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// Runs a `gst-launch`-style description to EOS, failing with the first error's text.
+pub fn run_to_eos(pipeline: &gst::Element, timeout_s: u64) -> Result<(), String> {
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot start the pipeline: {e}"))?;
+    let bus = pipeline.bus().ok_or("pipeline without a bus")?;
+    let res = match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(timeout_s),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
+        None => Err(format!("no EOS within {timeout_s} s")),
+        Some(m) => match m.view() {
+            gst::MessageView::Error(e) => Err(format!(
+                "{}: {} ({:?})",
+                e.src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default(),
+                e.error(),
+                e.debug()
+            )),
+            _ => Ok(()),
+        },
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    res
+}
+
+/// Parses and runs a launch line to EOS.
+pub fn launch(desc: &str, timeout_s: u64) -> Result<(), String> {
+    let p = gst::parse::launch(desc).map_err(|e| format!("{desc}: {e}"))?;
+    run_to_eos(&p, timeout_s)
+}
+
+/// A launch-line path, quoted.
+pub fn q(p: &Path) -> String {
+    format!("\"{}\"", p.display())
+}
+
+/// Decodes frames `skip..skip + n` of `src` (fewer if it is shorter), in I420 at full size.
+pub fn decode_frames(
+    src: &Path,
+    skip: usize,
+    n: usize,
+) -> Result<(Vec<gst::Buffer>, gst_video::VideoInfo), String> {
+    let p = gst::parse::launch(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
+         appsink name=s sync=false max-buffers=4",
+        q(src)
+    ))
+    .map_err(|e| e.to_string())?;
+    let bin = p.downcast_ref::<gst::Bin>().ok_or("not a bin")?;
+    let sink = bin
+        .by_name("s")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    p.set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot decode {}: {e}", src.display()))?;
+    let mut frames = Vec::with_capacity(n);
+    let mut info = None;
+    let mut index = 0;
+    while frames.len() < n {
+        let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) else {
+            break;
+        };
+        if info.is_none() {
+            let caps = sample.caps().ok_or("no caps")?;
+            info = Some(gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?);
+        }
+        if index >= skip
+            && let Some(b) = sample.buffer_owned()
+        {
+            frames.push(b);
+        }
+        index += 1;
+    }
+    let _ = p.set_state(gst::State::Null);
+    let info = info.ok_or_else(|| format!("no frame decoded from {}", src.display()))?;
+    Ok((frames, info))
+}
+
+/// Encodes `frames` (of `info`) at `fps` through `filter` (a launch fragment ending in raw
+/// video) to H.264 in Matroska at `out`. Frame `i` gets the timestamp `i / fps`.
+pub fn encode(
+    frames: &[gst::Buffer],
+    info: &gst_video::VideoInfo,
+    fps: gst::Fraction,
+    filter: &str,
+    out: &Path,
+) -> Result<(), String> {
+    let p = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! {filter} ! x264enc speed-preset=ultrafast key-int-max=12 ! \
+         matroskamux ! filesink location={}",
+        q(out)
+    ))
+    .map_err(|e| e.to_string())?;
+    let bin = p.downcast_ref::<gst::Bin>().ok_or("not a bin")?;
+    let src = bin
+        .by_name("src")
+        .and_then(|s| s.downcast::<gst_app::AppSrc>().ok())
+        .ok_or("no appsrc")?;
+    let caps = gst_video::VideoInfo::builder(info.format(), info.width(), info.height())
+        .fps(fps)
+        .build()
+        .and_then(|i| i.to_caps())
+        .map_err(|e| e.to_string())?;
+    src.set_caps(Some(&caps));
+    src.set_max_bytes(4 * info.size() as u64);
+    src.set_block(true);
+    let at = move |i: u64| {
+        gst::ClockTime::SECOND
+            .mul_div_floor(i * fps.denom() as u64, fps.numer() as u64)
+            .unwrap_or(gst::ClockTime::ZERO)
+    };
+    let frames = frames.to_vec();
+    let feeder = std::thread::spawn(move || {
+        for (i, f) in frames.into_iter().enumerate() {
+            let mut b = f.copy();
+            {
+                let b = b.make_mut();
+                b.set_pts(at(i as u64));
+                b.set_duration(at(i as u64 + 1) - at(i as u64));
+            }
+            if src.push_buffer(b).is_err() {
+                return;
+            }
+        }
+        let _ = src.end_of_stream();
+    });
+    let res = run_to_eos(&p, 120);
+    let _ = feeder.join();
+    res
+}
+
+/// Writes a ground-truth pair derived from the first frames of `src` into `dir`:
+/// - `bg.mkv`: the clip scaled to `bg_w`x`bg_h`, `bg_frames` frames;
+/// - `fg.mkv`: the region of the clip that maps to the footprint (`fx`, `fy`, `fw`x`fh` in
+///   bg pixels), at `fg_scale`x the footprint's resolution, re-graded brighter, `fg_frames`
+///   frames.
+///
+/// Both at the source's frame rate (24 fps if it has none) from the same source frame, so fg
+/// frame `i` shows bg frame `i`.
+/// Returns (bg, fg) paths.
+#[allow(clippy::too_many_arguments)]
+pub fn make_pair(
+    src: &Path,
+    dir: &Path,
+    (bg_w, bg_h): (u32, u32),
+    bg_frames: usize,
+    (fx, fy, fw, fh): (u32, u32, u32, u32),
+    fg_scale: f64,
+    fg_frames: usize,
+) -> Result<(PathBuf, PathBuf), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let (frames, info) = decode_frames(src, 0, bg_frames.max(fg_frames))?;
+    let fps = if info.fps().numer() > 0 {
+        info.fps()
+    } else {
+        gst::Fraction::new(24, 1)
+    };
+    let bg = dir.join("bg.mkv");
+    let fg = dir.join("fg.mkv");
+    encode(
+        &frames[..bg_frames.min(frames.len())],
+        &info,
+        fps,
+        &format!("videoscale ! video/x-raw,width={bg_w},height={bg_h},pixel-aspect-ratio=1/1"),
+        &bg,
+    )?;
+    // The footprint in source pixels: the source is scaled to the bg's size.
+    let sx = info.width() as f64 / bg_w as f64;
+    let sy = info.height() as f64 / bg_h as f64;
+    let left = (fx as f64 * sx).round() as u32;
+    let top = (fy as f64 * sy).round() as u32;
+    let right = info.width() - left - (fw as f64 * sx).round() as u32;
+    let bottom = info.height() - top - (fh as f64 * sy).round() as u32;
+    let out_w = ((fw as f64 * fg_scale).round() as u32) & !1;
+    let out_h = ((fh as f64 * fg_scale).round() as u32) & !1;
+    encode(
+        &frames[..fg_frames.min(frames.len())],
+        &info,
+        fps,
+        &format!(
+            "videocrop left={left} right={right} top={top} bottom={bottom} ! videoscale ! \
+             video/x-raw,width={out_w},height={out_h},pixel-aspect-ratio=1/1 ! \
+             videobalance brightness=0.25 ! videoconvert ! video/x-raw,format=I420"
+        ),
+        &fg,
+    )?;
+    Ok((bg, fg))
+}
+
+/// Every decoded frame of a pipeline ending in `appsink name=s`, with its caps.
+pub fn collect_frames(
+    desc: &str,
+    timeout_s: u64,
+) -> Result<(Vec<gst::Buffer>, Option<gst::Caps>), String> {
+    let p = gst::parse::launch(desc).map_err(|e| format!("{desc}: {e}"))?;
+    let bin = p.downcast_ref::<gst::Bin>().ok_or("not a bin")?;
+    let sink = bin
+        .by_name("s")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no appsink named s")?;
+    let frames = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), None)));
+    let f2 = frames.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let mut g = f2.lock().unwrap();
+                if g.1.is_none() {
+                    g.1 = sample.caps_owned();
+                }
+                if let Some(b) = sample.buffer_owned() {
+                    g.0.push(b);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    run_to_eos(&p, timeout_s)?;
+    let mut g = frames.lock().unwrap();
+    Ok((std::mem::take(&mut g.0), g.1.take()))
+}

@@ -191,19 +191,23 @@ impl Pair {
             });
             let fg = tfg.join().unwrap();
             let mut bg = tbg.join().unwrap();
-            // The output comes once both pads ended, then EOS (also after an error).
-            let mut buffers = Vec::new();
-            while let Ok(Some(b)) = bg.pull_until_eos() {
-                buffers.push(b);
-            }
+            // The output comes once both pads ended, then EOS (also after an error): wait for
+            // the EOS event; every buffer is queued before it.
             let (mut caps, mut segment, mut eos) = (None, None, false);
-            while let Some(ev) = bg.try_pull_event() {
+            while !eos {
+                let Ok(ev) = bg.pull_event() else {
+                    break;
+                };
                 match ev.view() {
                     gst::EventView::Caps(c) => caps = Some(c.caps_owned()),
                     gst::EventView::Segment(s) => segment = Some(s.segment().clone()),
                     gst::EventView::Eos(_) => eos = true,
                     _ => (),
                 }
+            }
+            let mut buffers = Vec::new();
+            while let Some(b) = bg.try_pull() {
+                buffers.push(b);
             }
             let _ = element.set_state(gst::State::Null);
             drop(fg);
@@ -470,7 +474,11 @@ fn a_pad_that_ends_without_frames_is_an_error() {
             "{e:?}"
         );
         assert!(run.buffers.is_empty());
-        assert!(run.eos, "EOS follows the error");
+        assert!(
+            run.eos,
+            "EOS follows the error (empty bg: {empty_bg}) {:?}",
+            run.messages
+        );
     }
 }
 

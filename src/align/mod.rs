@@ -3,11 +3,21 @@
 //! The alignment math as a pure library: plain numbers and slices in, numbers out, no GStreamer
 //! types, so that every piece can be unit-tested on arrays.
 //!
+//! - [`analysis`]: the whole offline analysis, from thumbnails to footprint and mapping;
+//! - [`features`]: per-frame thumbnails and normalised feature vectors;
+//! - [`ncc`]: normalised cross-correlation, through FFTs or directly;
+//! - [`spatial`]: the search for the fg's footprint (offset and scale);
+//! - [`temporal`]: costs between footprint features and dynamic time warping;
 //! - [`placement`]: where the fg's footprint lies in the bg (offset and scale) and whether it fits;
 //! - [`timing`]: frame times (gaps filled, frame duration estimated) and the running-time mapping
 //!   of fg frames to bg frames.
 
+pub mod analysis;
+pub mod features;
+pub mod ncc;
 pub mod placement;
+pub mod spatial;
+pub mod temporal;
 pub mod timing;
 
 use std::sync::atomic::{AtomicBool, Ordering};

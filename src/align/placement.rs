@@ -146,6 +146,20 @@ pub fn resolve(
     ))
 }
 
+/// The footprint for a sub-pixel estimate: composited at the nearest pixel, kept inside the bg
+/// (rounding may push it over by one pixel).
+pub fn from_estimate(fg: (u32, u32), bg: (u32, u32), x: f64, y: f64, scale: f64) -> Placement {
+    let width = ((fg.0 as f64 * scale).round() as u32).clamp(1, bg.0.max(1));
+    let height = ((fg.1 as f64 * scale).round() as u32).clamp(1, bg.1.max(1));
+    Placement {
+        x: (x.round().max(0.0) as u32).min(bg.0 - width),
+        y: (y.round().max(0.0) as u32).min(bg.1 - height),
+        width,
+        height,
+        scale,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +217,14 @@ mod tests {
             resolve((100, 100), (320, 240), req),
             Err(PlacementError::OutsideBg { .. })
         ));
+    }
+
+    #[test]
+    fn estimates_round_to_the_nearest_pixel_inside_the_bg() {
+        let p = from_estimate((100, 50), (200, 100), 99.6, 10.4, 1.0);
+        assert_eq!((p.x, p.y, p.width, p.height), (100, 10, 100, 50));
+        let p = from_estimate((100, 50), (200, 100), 100.6, -0.3, 1.0);
+        assert_eq!((p.x, p.y), (100, 0));
     }
 
     #[test]

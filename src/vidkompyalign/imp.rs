@@ -13,9 +13,11 @@ use gst_video::prelude::*;
 
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
-use crate::align::Cancel;
+use crate::align::analysis::{self, Alignment, Side};
+use crate::align::features::{self, FrameView, LumaLayout, Thumb};
 use crate::align::placement::{self, Request};
-use crate::align::timing;
+use crate::align::spatial::{self, Constraints, Geometry};
+use crate::align::{Cancel, timing};
 use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use crate::compute::{self, Compute};
 use crate::store::{FrameTimes, PadStore};
@@ -58,6 +60,13 @@ const MAX_COORD: i32 = 65535;
 const MAX_SCALE: f64 = 16.0;
 const MAX_BLEND_WIDTH: u32 = 4096;
 
+/// Below this spatial confidence (mean NCC of matched frames at the footprint) the fg is taken
+/// not to show the bg's scene.
+const MIN_SPATIAL_CONFIDENCE: f64 = 0.5;
+/// Below this temporal confidence (mean distinctiveness of the matches) the content mapping is
+/// not trusted and frames are mapped by running time.
+const MIN_TEMPORAL_CONFIDENCE: f64 = 0.1;
+
 #[derive(Debug, Clone, PartialEq)]
 struct Settings {
     x: i32,
@@ -78,6 +87,15 @@ impl Default for Settings {
 }
 
 impl Settings {
+    fn constraints(&self) -> Constraints {
+        let r = self.request();
+        Constraints {
+            x: r.x.map(f64::from),
+            y: r.y.map(f64::from),
+            scale: r.scale,
+        }
+    }
+
     fn request(&self) -> Request {
         Request {
             x: u32::try_from(self.x).ok(),
@@ -92,6 +110,8 @@ struct PadState {
     caps: Option<gst::Caps>,
     info: Option<gst_video::VideoInfo>,
     store: PadStore,
+    /// A thumbnail of every frame, for the analysis.
+    thumbs: Vec<Thumb>,
 }
 
 /// What the output phase needs, decided once both pads reached EOS.
@@ -163,6 +183,44 @@ fn plane_layouts(info: &gst_video::VideoInfo) -> Option<Vec<PlaneLayout>> {
             })
         })
         .collect()
+}
+
+/// How to read luma from plane 0 of frames of this format.
+fn luma_layout(info: &gst_video::VideoInfo) -> Option<LumaLayout> {
+    let fi = info.format_info();
+    let (ps, off) = (fi.pixel_stride(), fi.poffset());
+    if fi.is_rgb() {
+        (fi.n_components() >= 3 && fi.plane()[..3].iter().all(|&p| p == 0)).then(|| {
+            LumaLayout::Rgb {
+                pixel_stride: ps[0] as usize,
+                r: off[0] as usize,
+                g: off[1] as usize,
+                b: off[2] as usize,
+            }
+        })
+    } else {
+        (fi.plane()[0] == 0).then(|| LumaLayout::Luma {
+            pixel_stride: ps[0] as usize,
+            offset: off[0] as usize,
+        })
+    }
+}
+
+/// Runs `f` on a view of the luma of `buffer`.
+fn with_luma<T>(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+    f: impl FnOnce(&FrameView<'_>) -> Option<T>,
+) -> Option<T> {
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
+    let view = FrameView {
+        data: frame.plane_data(0).ok()?,
+        stride: usize::try_from(frame.plane_stride()[0]).ok()?,
+        width: info.width() as usize,
+        height: info.height() as usize,
+        layout: luma_layout(info)?,
+    };
+    f(&view)
 }
 
 impl VidkompyAlign {
@@ -324,6 +382,19 @@ impl VidkompyAlign {
             duration: buffer.duration(),
             running_time,
         };
+        let info = ps.info.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
+        let Some(thumb) = with_luma(&buffer, info, Thumb::new) else {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Decode,
+                (
+                    "Frame {} on pad {name} does not match its caps",
+                    ps.store.len()
+                )
+            );
+            return Err(gst::FlowError::Error);
+        };
+        ps.thumbs.push(thumb);
         gst::trace!(
             CAT,
             imp = self,
@@ -423,24 +494,72 @@ impl VidkompyAlign {
         })?;
 
         let settings = lock(&self.settings).clone();
-        let (place, defaulted) = self.resolve_placement(&settings, &fg_info, &bg_info)?;
-        if defaulted.any() {
-            gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Settings,
-                (
-                    "Automatic alignment is not available yet: the fg ({}x{}) is placed at \
-                     x={} y={} scale={:.4} ({}x{} px); set x, y and scale to place it",
-                    fg_info.width(),
-                    fg_info.height(),
-                    place.x,
-                    place.y,
-                    place.scale,
-                    place.width,
-                    place.height
-                )
-            );
-        }
+        let geo = Geometry {
+            fg: (fg_info.width(), fg_info.height()),
+            bg: (bg_info.width(), bg_info.height()),
+        };
+        let bg_step = Self::frame_times(&state.bg).1;
+        let nominal_rate = match (fg_step, bg_step) {
+            (Some(f), Some(b)) if b > 0 => Some(f as f64 / b as f64),
+            _ => None,
+        };
+        let started = std::time::Instant::now();
+        let alignment = self.analyse(state, &settings, geo, nominal_rate)?;
+        let elapsed = started.elapsed();
+
+        let spatial_ok = alignment
+            .as_ref()
+            .is_some_and(|a| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE);
+        let temporal_ok = spatial_ok
+            && alignment
+                .as_ref()
+                .is_some_and(|a| a.temporal_confidence >= MIN_TEMPORAL_CONFIDENCE);
+        let place = match alignment.as_ref().filter(|_| spatial_ok) {
+            Some(a) => placement::from_estimate(geo.fg, geo.bg, a.x, a.y, a.scale),
+            None => {
+                let (place, _) = self.resolve_placement(&settings, &fg_info, &bg_info)?;
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Failed,
+                    (
+                        "The fg's content was not found in the bg (spatial confidence {:.3}): the \
+                         fg ({}x{}) is placed at x={} y={} scale={:.4} ({}x{} px) and mapped by \
+                         running time; set x, y and scale to place it",
+                        alignment
+                            .as_ref()
+                            .map_or(f64::NAN, |a| a.spatial_confidence),
+                        fg_info.width(),
+                        fg_info.height(),
+                        place.x,
+                        place.y,
+                        place.scale,
+                        place.width,
+                        place.height
+                    )
+                );
+                place
+            }
+        };
+        let mapping = match alignment.as_ref().filter(|_| temporal_ok) {
+            Some(a) => a.mapping.clone(),
+            None => {
+                if spatial_ok {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Failed,
+                        (
+                            "fg frames could not be matched to bg frames by content (temporal \
+                             confidence {:.3}): mapped by running time",
+                            alignment
+                                .as_ref()
+                                .map_or(f64::NAN, |a| a.temporal_confidence)
+                        )
+                    );
+                }
+                timing::map_by_time(&fg_times, &bg_times)
+            }
+        };
+        self.post_alignment(&place, alignment.as_ref(), &mapping, temporal_ok, elapsed);
 
         let layouts = plane_layouts(&bg_info).ok_or(gst::FlowError::NotNegotiated)?;
         let converter = self.make_converter(&fg_info, &bg_info, &place)?;
@@ -476,6 +595,92 @@ impl VidkompyAlign {
             caps,
             segment,
         ))
+    }
+
+    /// Runs the content analysis on the stored frames; `Ok(None)` when there is nothing to
+    /// align (no textured frames). Cancelled by a state change or a flush.
+    fn analyse(
+        &self,
+        state: &State,
+        settings: &Settings,
+        geometry: Geometry,
+        nominal_rate: Option<f64>,
+    ) -> Result<Option<Alignment>, gst::FlowError> {
+        let input = analysis::Input {
+            fg: &state.fg.thumbs,
+            bg: &state.bg.thumbs,
+            geometry,
+            constraints: settings.constraints(),
+            nominal_rate,
+        };
+        let luma = |side: Side, i: usize| {
+            let ps = match side {
+                Side::Bg => &state.bg,
+                Side::Fg => &state.fg,
+            };
+            with_luma(ps.store.buffer(i)?, ps.info.as_ref()?, |v| {
+                features::downscale(v, 1)
+            })
+        };
+        let result = analysis::analyse(&input, &luma, &self.cancel).map_err(|_| {
+            gst::debug!(CAT, imp = self, "analysis cancelled");
+            gst::FlowError::Flushing
+        })?;
+        gst::info!(CAT, imp = self, "analysis: {result:?}");
+        Ok(result)
+    }
+
+    /// Posts the `vidkompy-alignment` element message.
+    fn post_alignment(
+        &self,
+        place: &placement::Placement,
+        a: Option<&Alignment>,
+        mapping: &[usize],
+        by_content: bool,
+        elapsed: std::time::Duration,
+    ) {
+        let nan = f64::NAN;
+        let s = gst::Structure::builder("vidkompy-alignment")
+            .field("x", a.map_or(f64::from(place.x), |a| a.x))
+            .field("y", a.map_or(f64::from(place.y), |a| a.y))
+            .field("scale", a.map_or(place.scale, |a| a.scale))
+            .field("footprint-x", place.x)
+            .field("footprint-y", place.y)
+            .field("footprint-width", place.width)
+            .field("footprint-height", place.height)
+            .field(
+                "spatial-confidence",
+                a.map_or(nan, |a| a.spatial_confidence),
+            )
+            .field(
+                "temporal-confidence",
+                a.map_or(nan, |a| a.temporal_confidence),
+            )
+            .field("mean-cost", a.map_or(nan, |a| a.mean_cost))
+            .field(
+                "first-bg-frame",
+                mapping.first().copied().unwrap_or(0) as u64,
+            )
+            .field("last-bg-frame", mapping.last().copied().unwrap_or(0) as u64)
+            .field("fg-frames", mapping.len() as u64)
+            .field("rate", a.and_then(|a| a.rate).unwrap_or(nan))
+            .field(
+                "mapping",
+                if by_content {
+                    "content"
+                } else {
+                    "running-time"
+                },
+            )
+            .field(
+                "analysis-time",
+                gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64),
+            )
+            .build();
+        gst::info!(CAT, imp = self, "{s}");
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 
     fn resolve_placement(
@@ -919,7 +1124,11 @@ impl AggregatorImpl for VidkompyAlign {
             if !state.placement_checked
                 && let (Some(fg), Some(bg)) = (&state.fg.info, &state.bg.info)
             {
-                let settings = lock(&self.settings).clone();
+                // The footprint must fit at least at the smallest scale searched.
+                let mut settings = lock(&self.settings).clone();
+                if settings.scale <= 0.0 {
+                    settings.scale = spatial::DEFAULT_SCALES.0;
+                }
                 self.resolve_placement(&settings, fg, bg)?;
                 state.placement_checked = true;
             }

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MIT
+
+//! The whole offline analysis: spatial search on thumbnails, a first temporal alignment at the
+//! coarse footprint to find frame pairs that show the same moment, spatial refinement on those
+//! pairs at full resolution, and the final temporal alignment at the refined footprint.
+
+use super::features::{self, Feature, Image, Rect, Thumb};
+use super::spatial::{self, Constraints, Estimate, FramePair, Geometry};
+use super::temporal::{self, Features};
+use super::{Cancel, Cancelled};
+use rayon::prelude::*;
+
+/// fg frames sampled for the coarse spatial search.
+const FG_SAMPLES: usize = 6;
+/// bg frames sampled for the coarse spatial search, at most.
+const BG_SAMPLES: usize = 48;
+/// Frame pairs used to refine the footprint at full resolution.
+const REFINE_PAIRS: usize = 4;
+/// Largest side of the footprint feature grid.
+const GRID_MAX: usize = 32;
+/// Penalty weight of the playback-speed prior (costs are 1 - NCC per frame).
+const SPEED_PRIOR: f32 = 0.05;
+
+/// Which stream a frame belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Bg,
+    Fg,
+}
+
+/// The analysis's inputs: every frame's thumbnail, the sizes, what the user fixed, and the
+/// nominal playback speed (bg frames per fg frame) when the frame rates say one.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub fg: &'a [Thumb],
+    pub bg: &'a [Thumb],
+    pub geometry: Geometry,
+    pub constraints: Constraints,
+    pub nominal_rate: Option<f64>,
+}
+
+/// The result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alignment {
+    /// Footprint top-left in bg pixels (sub-pixel) and footprint width / fg width.
+    pub x: f64,
+    pub y: f64,
+    pub scale: f64,
+    /// Mean NCC of matched frame pairs at the footprint, in [-1, 1].
+    pub spatial_confidence: f64,
+    /// bg frame index of every fg frame.
+    pub mapping: Vec<usize>,
+    /// Cost of each fg frame's match (1 - NCC of footprint features).
+    pub costs: Vec<f32>,
+    pub mean_cost: f64,
+    /// Mean distinctiveness of the matches, in [0, 1].
+    pub temporal_confidence: f64,
+    /// Playback speed found (bg frames per fg frame).
+    pub rate: Option<f64>,
+}
+
+/// `n` indices spread evenly over `0..len`.
+fn spread(len: usize, n: usize) -> Vec<usize> {
+    if len == 0 || n == 0 {
+        return Vec::new();
+    }
+    let n = n.min(len);
+    (0..n).map(|k| (k * len + len / 2) / n).collect()
+}
+
+/// Thumbnails whose content has texture.
+fn textured(t: &Thumb) -> bool {
+    !features::normalize(&t.image()).is_flat()
+}
+
+/// Footprint feature grid for a footprint of `fw` x `fh` bg px seen at `bg_factor`.
+fn grid(fw: f64, fh: f64, bg_factor: f64) -> (usize, usize) {
+    let gw = ((fw / bg_factor).round() as usize).clamp(4, GRID_MAX);
+    let gh = ((gw as f64 * fh / fw).round() as usize).clamp(4, GRID_MAX);
+    (gw, gh)
+}
+
+fn bg_features(thumbs: &[Thumb], e: &Estimate, geo: Geometry, g: (usize, usize)) -> Vec<Feature> {
+    let r = Rect {
+        x: e.x,
+        y: e.y,
+        w: geo.fg.0 as f64 * e.scale,
+        h: geo.fg.1 as f64 * e.scale,
+    };
+    thumbs
+        .par_iter()
+        .map(|t| {
+            let img = t.image();
+            features::normalize(&features::resample(
+                &img,
+                r.scaled(1.0 / t.factor as f64),
+                g.0,
+                g.1,
+            ))
+        })
+        .collect()
+}
+
+fn fg_features(thumbs: &[Thumb], geo: Geometry, g: (usize, usize)) -> Vec<Feature> {
+    thumbs
+        .par_iter()
+        .map(|t| {
+            let r = Rect {
+                x: 0.0,
+                y: 0.0,
+                w: geo.fg.0 as f64 / t.factor as f64,
+                h: geo.fg.1 as f64 / t.factor as f64,
+            };
+            features::normalize(&features::resample(&t.image(), r, g.0, g.1))
+        })
+        .collect()
+}
+
+struct Temporal {
+    path: temporal::Path,
+    distinct: Vec<f32>,
+    rate: Option<f64>,
+}
+
+fn temporal_at(
+    input: &Input<'_>,
+    e: &Estimate,
+    fg_feats: &mut Option<((usize, usize), Features)>,
+    cancel: &Cancel,
+) -> Result<Temporal, Cancelled> {
+    let geo = input.geometry;
+    let bg_factor = input.bg.first().map(|t| t.factor).unwrap_or(1) as f64;
+    let g = grid(
+        geo.fg.0 as f64 * e.scale,
+        geo.fg.1 as f64 * e.scale,
+        bg_factor,
+    );
+    if fg_feats.as_ref().is_none_or(|(gg, _)| *gg != g) {
+        *fg_feats = Some((g, Features::new(&fg_features(input.fg, geo, g))));
+    }
+    let Some((_, fg)) = fg_feats.as_ref() else {
+        unreachable!("set above")
+    };
+    cancel.check()?;
+    let bg = Features::new(&bg_features(input.bg, e, geo, g));
+    let cost = temporal::cost_matrix(fg, &bg);
+    cancel.check()?;
+    let max_step = match input.nominal_rate {
+        Some(r) if r > 0.0 => ((r * 1.25).ceil() as usize + 1).min(9),
+        _ => 5,
+    };
+    let (path, rate) = temporal::align(&cost, max_step, SPEED_PRIOR, cancel)?;
+    let distinct = temporal::distinctiveness(&cost, &path);
+    Ok(Temporal {
+        path,
+        distinct,
+        rate,
+    })
+}
+
+/// Runs the analysis. `luma` returns a frame's full-resolution luma (the pairs used for
+/// refinement). `None` when there is nothing to align (no textured frames, no candidate
+/// footprint).
+pub fn analyse(
+    input: &Input<'_>,
+    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
+    cancel: &Cancel,
+) -> Result<Option<Alignment>, Cancelled> {
+    let geo = input.geometry;
+    let (Some(bg0), Some(fg0)) = (input.bg.first(), input.fg.first()) else {
+        return Ok(None);
+    };
+    let bg_factor = bg0.factor as f64;
+    let fg_factor = fg0.factor as f64;
+    let c = input.constraints;
+
+    // 1. Coarse spatial search on textured samples.
+    let fg_idx: Vec<usize> = {
+        let tex: Vec<usize> = (0..input.fg.len())
+            .filter(|&i| textured(&input.fg[i]))
+            .collect();
+        spread(tex.len(), FG_SAMPLES)
+            .into_iter()
+            .map(|k| tex[k])
+            .collect()
+    };
+    let bg_idx = spread(input.bg.len(), BG_SAMPLES);
+    let coarse_est = if c.x.is_some() && c.y.is_some() && c.scale.is_some() {
+        Estimate {
+            x: c.x.unwrap_or(0.0),
+            y: c.y.unwrap_or(0.0),
+            scale: c.scale.unwrap_or(1.0),
+            score: 0.0,
+        }
+    } else {
+        if fg_idx.is_empty() {
+            return Ok(None);
+        }
+        let bgs: Vec<Image> = bg_idx.iter().map(|&j| input.bg[j].image()).collect();
+        let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg[i].image()).collect();
+        match spatial::coarse(geo, &bgs, bg_factor, &fgs, fg_factor, c, cancel)? {
+            Some(r) => r.estimate,
+            None => return Ok(None),
+        }
+    };
+
+    // 2. Frame pairs that show the same moment, from a first temporal alignment.
+    let mut fg_feats = None;
+    let first = temporal_at(input, &coarse_est, &mut fg_feats, cancel)?;
+    let n = input.fg.len();
+    let pairs_idx: Vec<(usize, usize)> = (0..REFINE_PAIRS.min(n))
+        .filter_map(|k| {
+            let (a, b) = (
+                k * n / REFINE_PAIRS.min(n),
+                (k + 1) * n / REFINE_PAIRS.min(n),
+            );
+            (a..b)
+                .max_by(|&i, &j| first.distinct[i].total_cmp(&first.distinct[j]))
+                .filter(|&i| first.distinct[i] > 0.0)
+                .map(|i| (i, first.path.bg[i]))
+        })
+        .collect();
+    let pairs: Vec<FramePair> = pairs_idx
+        .par_iter()
+        .filter_map(|&(i, j)| {
+            Some(FramePair {
+                fg: luma(Side::Fg, i)?,
+                bg: luma(Side::Bg, j)?,
+            })
+        })
+        .collect();
+    cancel.check()?;
+
+    // 3. Refinement at full resolution.
+    let from = if c.x.is_some() && c.y.is_some() && c.scale.is_some() {
+        1.0
+    } else {
+        bg_factor
+    };
+    let fine = spatial::refine(geo, &pairs, coarse_est, from, c, cancel)?;
+
+    // 4. Final temporal alignment at the refined footprint.
+    let last = temporal_at(input, &fine, &mut fg_feats, cancel)?;
+    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
+    Ok(Some(Alignment {
+        x: fine.x,
+        y: fine.y,
+        scale: fine.scale,
+        spatial_confidence: fine.score,
+        mean_cost: mean(&last.path.cost),
+        temporal_confidence: mean(&last.distinct),
+        costs: last.path.cost,
+        mapping: last.path.bg,
+        rate: last.rate,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_indices() {
+        assert_eq!(spread(10, 3), vec![1, 5, 8]);
+        assert_eq!(spread(2, 5), vec![0, 1]);
+        assert!(spread(0, 3).is_empty());
+    }
+}

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+
+//! Normalised cross-correlation (NCC) of a template against an image at every offset where it
+//! fits: through 2-D FFTs (rustfft) for whole images, and directly for small search windows.
+//!
+//! NCC subtracts means and divides by standard deviations, so it is indifferent to a different
+//! colour grade (gain and offset of luma).
+
+use super::features::Image;
+use ndarray::Array2;
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
+use std::sync::Arc;
+
+/// Window variances under this (sum of squared deviations per pixel, 0–255 scale) count as flat.
+const FLAT_VAR: f64 = 1.0;
+
+/// The smallest length ≥ `n` whose only prime factors are 2, 3 and 5 (fast for rustfft).
+pub fn fast_len(n: usize) -> usize {
+    let mut m = n.max(1);
+    loop {
+        let mut k = m;
+        for p in [2, 3, 5] {
+            while k.is_multiple_of(p) {
+                k /= p;
+            }
+        }
+        if k == 1 {
+            return m;
+        }
+        m += 1;
+    }
+}
+
+/// Forward and inverse 2-D FFTs of one padded size `p` x `q` (rows x columns).
+pub struct Fft2 {
+    p: usize,
+    q: usize,
+    row_fwd: Arc<dyn Fft<f32>>,
+    col_fwd: Arc<dyn Fft<f32>>,
+    row_inv: Arc<dyn Fft<f32>>,
+    col_inv: Arc<dyn Fft<f32>>,
+}
+
+impl std::fmt::Debug for Fft2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fft2({}x{})", self.p, self.q)
+    }
+}
+
+fn transpose(src: &[Complex32], rows: usize, cols: usize, dst: &mut [Complex32]) {
+    const B: usize = 32;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+impl Fft2 {
+    /// Plans FFTs large enough for images up to `h` x `w`.
+    pub fn new(h: usize, w: usize) -> Fft2 {
+        let (p, q) = (fast_len(h), fast_len(w));
+        let mut planner = FftPlanner::<f32>::new();
+        Fft2 {
+            p,
+            q,
+            row_fwd: planner.plan_fft_forward(q),
+            col_fwd: planner.plan_fft_forward(p),
+            row_inv: planner.plan_fft_inverse(q),
+            col_inv: planner.plan_fft_inverse(p),
+        }
+    }
+
+    pub fn size(&self) -> (usize, usize) {
+        (self.p, self.q)
+    }
+
+    /// The spectrum of `img` zero-padded to the plan's size (stored transposed: the layout only
+    /// matters to [`Fft2::inverse`]).
+    pub fn forward(&self, img: &Image) -> Vec<Complex32> {
+        let (h, w) = img.dim();
+        let (p, q) = (self.p, self.q);
+        let mut buf = vec![Complex32::new(0.0, 0.0); p * q];
+        for y in 0..h.min(p) {
+            for x in 0..w.min(q) {
+                buf[y * q + x].re = img[(y, x)];
+            }
+        }
+        self.row_fwd.process(&mut buf);
+        let mut t = vec![Complex32::new(0.0, 0.0); p * q];
+        transpose(&buf, p, q, &mut t);
+        self.col_fwd.process(&mut t);
+        t
+    }
+
+    /// The real part of the inverse transform of a spectrum from [`Fft2::forward`], scaled so
+    /// that `inverse(forward(x)) == x`; `(p, q)` row-major.
+    pub fn inverse(&self, spec: &mut [Complex32], out: &mut Vec<f32>) {
+        let (p, q) = (self.p, self.q);
+        self.col_inv.process(spec);
+        let mut t = vec![Complex32::new(0.0, 0.0); p * q];
+        transpose(spec, q, p, &mut t);
+        self.row_inv.process(&mut t);
+        let k = 1.0 / (p * q) as f32;
+        out.clear();
+        out.extend(t.iter().map(|c| c.re * k));
+    }
+}
+
+/// Prefix sums of an image and of its squares, `(h+1, w+1)`, for window statistics.
+#[derive(Debug, Clone)]
+pub struct Integral {
+    sum: Array2<f64>,
+    sum2: Array2<f64>,
+}
+
+impl Integral {
+    pub fn new(img: &Image) -> Integral {
+        let (h, w) = img.dim();
+        let mut sum = Array2::<f64>::zeros((h + 1, w + 1));
+        let mut sum2 = Array2::<f64>::zeros((h + 1, w + 1));
+        for y in 0..h {
+            let (mut rs, mut rs2) = (0f64, 0f64);
+            for x in 0..w {
+                let v = f64::from(img[(y, x)]);
+                rs += v;
+                rs2 += v * v;
+                sum[(y + 1, x + 1)] = sum[(y, x + 1)] + rs;
+                sum2[(y + 1, x + 1)] = sum2[(y, x + 1)] + rs2;
+            }
+        }
+        Integral { sum, sum2 }
+    }
+
+    /// Sum of squared deviations from the mean over the window at `(v, u)` of `th` x `tw`.
+    #[inline]
+    pub fn window_var(&self, v: usize, u: usize, th: usize, tw: usize) -> f64 {
+        let s = |a: &Array2<f64>| a[(v + th, u + tw)] - a[(v, u + tw)] - a[(v + th, u)] + a[(v, u)];
+        let n = (th * tw) as f64;
+        let s1 = s(&self.sum);
+        (s(&self.sum2) - s1 * s1 / n).max(0.0)
+    }
+}
+
+/// A template made zero-mean, with its norm; `None` when it is flat.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub img: Image,
+    pub norm: f64,
+}
+
+impl Template {
+    pub fn new(img: &Image) -> Option<Template> {
+        let n = img.len() as f64;
+        let mean = img.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let img = img.mapv(|v| (f64::from(v) - mean) as f32);
+        let norm = img
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+            .sqrt();
+        (norm * norm / n > FLAT_VAR).then_some(Template { img, norm })
+    }
+}
+
+/// An image prepared for FFT correlation: spectrum and window statistics.
+pub struct Prepared {
+    pub h: usize,
+    pub w: usize,
+    pub spec: Vec<Complex32>,
+    pub integral: Integral,
+}
+
+impl Prepared {
+    pub fn new(fft: &Fft2, img: &Image) -> Prepared {
+        let (h, w) = img.dim();
+        Prepared {
+            h,
+            w,
+            spec: fft.forward(img),
+            integral: Integral::new(img),
+        }
+    }
+}
+
+/// A template's spectrum, for [`ncc_map_fft`].
+pub struct TemplateSpectrum {
+    pub spec: Vec<Complex32>,
+    pub h: usize,
+    pub w: usize,
+    pub norm: f64,
+}
+
+impl TemplateSpectrum {
+    pub fn new(fft: &Fft2, t: &Template) -> TemplateSpectrum {
+        let (h, w) = t.img.dim();
+        TemplateSpectrum {
+            spec: fft.forward(&t.img),
+            h,
+            w,
+            norm: t.norm,
+        }
+    }
+}
+
+/// Reusable buffers of [`ncc_map_fft`].
+#[derive(Default)]
+pub struct Scratch {
+    spec: Vec<Complex32>,
+    corr: Vec<f32>,
+}
+
+/// NCC of a template at every offset of the prepared image where it fits: an
+/// `(h - th + 1, w - tw + 1)` map in [-1, 1].
+pub fn ncc_map_fft(
+    fft: &Fft2,
+    img: &Prepared,
+    t: &TemplateSpectrum,
+    scratch: &mut Scratch,
+) -> Array2<f32> {
+    let (_, q) = fft.size();
+    let (th, tw) = (t.h, t.w);
+    scratch.spec.clear();
+    scratch
+        .spec
+        .extend(img.spec.iter().zip(&t.spec).map(|(a, b)| a * b.conj()));
+    fft.inverse(&mut scratch.spec, &mut scratch.corr);
+    let corr = &scratch.corr;
+    let (mh, mw) = (img.h + 1 - th, img.w + 1 - tw);
+    Array2::from_shape_fn((mh, mw), |(v, u)| {
+        let var = img.integral.window_var(v, u, th, tw);
+        if var <= FLAT_VAR * (th * tw) as f64 {
+            0.0
+        } else {
+            (f64::from(corr[v * q + u]) / (t.norm * var.sqrt())) as f32
+        }
+    })
+}
+
+/// NCC of `t` placed at `(v, u)` of `img`, computed directly.
+pub fn ncc_at(img: &Image, integral: &Integral, t: &Template, v: usize, u: usize) -> f64 {
+    let (th, tw) = t.img.dim();
+    let var = integral.window_var(v, u, th, tw);
+    if var <= FLAT_VAR * (th * tw) as f64 {
+        return 0.0;
+    }
+    let mut acc = 0f64;
+    for y in 0..th {
+        let trow = t.img.row(y);
+        let irow = img.row(v + y);
+        let (ts, is) = (
+            trow.as_slice().unwrap_or(&[]),
+            irow.as_slice().map(|s| &s[u..u + tw]).unwrap_or(&[]),
+        );
+        let mut r = 0f32;
+        for (a, b) in ts.iter().zip(is) {
+            r += a * b;
+        }
+        acc += f64::from(r);
+    }
+    acc / (t.norm * var.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texture(h: usize, w: usize, seed: u32) -> Image {
+        let mut s = seed;
+        Image::from_shape_fn((h, w), |_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 24) as f32
+        })
+    }
+
+    #[test]
+    fn fast_lengths() {
+        assert_eq!(fast_len(90), 90);
+        assert_eq!(fast_len(91), 96);
+        assert_eq!(fast_len(7), 8);
+    }
+
+    #[test]
+    fn fft_round_trip() {
+        let img = texture(10, 13, 1);
+        let fft = Fft2::new(10, 13);
+        let mut spec = fft.forward(&img);
+        let mut out = Vec::new();
+        fft.inverse(&mut spec, &mut out);
+        let q = fft.size().1;
+        for y in 0..10 {
+            for x in 0..13 {
+                assert!((out[y * q + x] - img[(y, x)]).abs() < 1e-2);
+            }
+        }
+    }
+
+    #[test]
+    fn fft_and_direct_ncc_agree_and_find_the_template() {
+        let img = texture(40, 50, 7);
+        // template: a region, re-graded
+        let region = img.slice(ndarray::s![12..24, 20..36]).to_owned();
+        let t = Template::new(&region.mapv(|v| 0.5 * v + 40.0)).unwrap();
+        let fft = Fft2::new(40, 50);
+        let prep = Prepared::new(&fft, &img);
+        let ts = TemplateSpectrum::new(&fft, &t);
+        let map = ncc_map_fft(&fft, &prep, &ts, &mut Scratch::default());
+        let (mut best, mut at) = (f32::MIN, (0, 0));
+        for ((v, u), &s) in map.indexed_iter() {
+            if s > best {
+                best = s;
+                at = (v, u);
+            }
+        }
+        assert_eq!(at, (12, 20));
+        assert!((best - 1.0).abs() < 1e-3, "{best}");
+        let direct = ncc_at(&img, &prep.integral, &t, 5, 9);
+        assert!((direct - f64::from(map[(5, 9)])).abs() < 1e-3);
+    }
+}

@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: MIT
+
+//! Where the fg sits in the bg: offset and scale.
+//!
+//! Coarse: on thumbnails, the fg (resampled to each candidate footprint size) is correlated
+//! with several bg frames through FFTs; since fg frame 0 need not show the moment of bg frame 0,
+//! each fg sample takes its best bg frame at each offset, and the offset and scale that suit all
+//! fg samples best win. Fine: on a pyramid of full-resolution frame pairs that match in time,
+//! the offset and scale are refined level by level with direct NCC, then to sub-pixel precision
+//! by parabola fits.
+
+use super::features::{Image, Rect, downscale_image, resample};
+use super::ncc::{self, Fft2, Integral, Prepared, Scratch, Template, TemplateSpectrum};
+use super::{Cancel, Cancelled};
+use rayon::prelude::*;
+
+/// Relative step between coarse candidate scales.
+const COARSE_SCALE_STEP: f64 = 1.025;
+/// Smallest footprint side on a thumbnail worth correlating.
+const MIN_TEMPLATE: usize = 6;
+
+/// Sizes in full-resolution pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Geometry {
+    pub fg: (u32, u32),
+    pub bg: (u32, u32),
+}
+
+/// What the user fixed: `None` is searched.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Constraints {
+    pub x: Option<f64>,
+    pub y: Option<f64>,
+    pub scale: Option<f64>,
+}
+
+/// A footprint: top-left in bg pixels (sub-pixel), footprint width / fg width.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    pub x: f64,
+    pub y: f64,
+    pub scale: f64,
+    /// Mean NCC of the fg samples at this footprint, in [-1, 1].
+    pub score: f64,
+}
+
+/// The coarse result, with which bg sample suited each fg sample best.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coarse {
+    pub estimate: Estimate,
+    /// For each fg sample: the index (into the bg samples) of its best bg sample, if any.
+    pub best_bg: Vec<Option<usize>>,
+}
+
+/// Candidate scales (footprint width / fg width) searched by default: a fg recorded at up to
+/// twice its footprint's resolution.
+pub const DEFAULT_SCALES: (f64, f64) = (0.5, 1.0);
+
+/// The scales to try: the range, limited so that the footprint fits in the bg.
+fn scale_grid(geo: Geometry, range: (f64, f64), fixed: Option<f64>) -> Vec<f64> {
+    if let Some(s) = fixed {
+        return vec![s];
+    }
+    let fit = (geo.bg.0 as f64 / geo.fg.0 as f64).min(geo.bg.1 as f64 / geo.fg.1 as f64);
+    let hi = range.1.min(fit);
+    let lo = range.0.min(hi);
+    let mut v = vec![hi];
+    let mut s = hi;
+    while s / COARSE_SCALE_STEP > lo {
+        s /= COARSE_SCALE_STEP;
+        v.push(s);
+    }
+    if lo < hi {
+        v.push(lo);
+    }
+    v
+}
+
+/// Coarse search on thumbnails. `bg` and `fg` are thumbnails of sample frames with their
+/// downscale factors (full-resolution px per thumbnail px).
+pub fn coarse(
+    geo: Geometry,
+    bg: &[Image],
+    bg_factor: f64,
+    fg: &[Image],
+    fg_factor: f64,
+    constraints: Constraints,
+    cancel: &Cancel,
+) -> Result<Option<Coarse>, Cancelled> {
+    let Some(first) = bg.first() else {
+        return Ok(None);
+    };
+    let (bh, bw) = first.dim();
+    let fft = Fft2::new(bh, bw);
+    let prepared: Vec<Prepared> = bg.par_iter().map(|img| Prepared::new(&fft, img)).collect();
+    cancel.check()?;
+    let scales = scale_grid(geo, DEFAULT_SCALES, constraints.scale);
+    let fg_rect = |img: &Image| {
+        let (h, w) = img.dim();
+        Rect {
+            x: 0.0,
+            y: 0.0,
+            w: (geo.fg.0 as f64 / fg_factor).min(w as f64),
+            h: (geo.fg.1 as f64 / fg_factor).min(h as f64),
+        }
+    };
+
+    struct Best {
+        score: f64,
+        scale: f64,
+        u: usize,
+        v: usize,
+        best_bg: Vec<Option<usize>>,
+    }
+
+    let results: Vec<Option<Best>> = scales
+        .par_iter()
+        .map(|&s| {
+            if cancel.is_cancelled() {
+                return None;
+            }
+            let tw = (geo.fg.0 as f64 * s / bg_factor).round() as usize;
+            let th = (geo.fg.1 as f64 * s / bg_factor).round() as usize;
+            if tw < MIN_TEMPLATE || th < MIN_TEMPLATE || tw > bw || th > bh {
+                return None;
+            }
+            let (mh, mw) = (bh + 1 - th, bw + 1 - tw);
+            let mut total = Image::zeros((mh, mw));
+            let mut arg: Vec<ndarray::Array2<u32>> = Vec::new();
+            let mut used = 0usize;
+            let mut scratch = Scratch::default();
+            for f in fg {
+                let Some(t) = Template::new(&resample(f, fg_rect(f), tw, th)) else {
+                    arg.push(ndarray::Array2::from_elem((mh, mw), u32::MAX));
+                    continue;
+                };
+                let ts = TemplateSpectrum::new(&fft, &t);
+                let mut best = Image::from_elem((mh, mw), -1.0);
+                let mut best_j = ndarray::Array2::from_elem((mh, mw), u32::MAX);
+                for (j, p) in prepared.iter().enumerate() {
+                    let m = ncc::ncc_map_fft(&fft, p, &ts, &mut scratch);
+                    for ((b, bj), &v) in best.iter_mut().zip(best_j.iter_mut()).zip(m.iter()) {
+                        if v > *b {
+                            *b = v;
+                            *bj = j as u32;
+                        }
+                    }
+                }
+                total += &best;
+                arg.push(best_j);
+                used += 1;
+            }
+            if used == 0 {
+                return None;
+            }
+            // Constrained offsets restrict where the maximum is taken.
+            let u_fixed = constraints.x.map(|x| (x / bg_factor).round() as usize);
+            let v_fixed = constraints.y.map(|y| (y / bg_factor).round() as usize);
+            let mut best: Option<(f32, usize, usize)> = None;
+            for ((v, u), &sc) in total.indexed_iter() {
+                if u_fixed.is_some_and(|f| f != u) || v_fixed.is_some_and(|f| f != v) {
+                    continue;
+                }
+                if best.is_none_or(|b| sc > b.0) {
+                    best = Some((sc, u, v));
+                }
+            }
+            let (sc, u, v) = best?;
+            Some(Best {
+                score: f64::from(sc) / used as f64,
+                scale: tw as f64 * bg_factor / geo.fg.0 as f64,
+                u,
+                v,
+                best_bg: arg
+                    .iter()
+                    .map(|a| {
+                        let j = a[(v, u)];
+                        (j != u32::MAX).then_some(j as usize)
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    cancel.check()?;
+    let best = results
+        .into_iter()
+        .flatten()
+        .max_by(|a, b| a.score.total_cmp(&b.score));
+    Ok(best.map(|b| Coarse {
+        estimate: Estimate {
+            x: constraints.x.unwrap_or(b.u as f64 * bg_factor),
+            y: constraints.y.unwrap_or(b.v as f64 * bg_factor),
+            scale: constraints.scale.unwrap_or(b.scale),
+            score: b.score,
+        },
+        best_bg: b.best_bg,
+    }))
+}
+
+/// A fg frame and the bg frame that shows the same moment, as full-resolution luma.
+#[derive(Debug, Clone)]
+pub struct FramePair {
+    pub fg: Image,
+    pub bg: Image,
+}
+
+struct Level {
+    f: usize,
+    bg: Vec<(Image, Integral)>,
+    fg: Vec<Image>,
+}
+
+/// A candidate offset `(u, v)` in level px with its score.
+type Scored = (f64, i64, i64);
+
+/// Scores of one candidate scale: its step index, the scale, and its offsets' scores.
+type ScaleScores = (i64, f64, Vec<Scored>);
+
+/// Score of every candidate offset in a window at one scale: mean NCC over the pairs.
+fn window_scores(
+    level: &Level,
+    geo: Geometry,
+    scale: f64,
+    center: (i64, i64),
+    radius: i64,
+    fixed: (bool, bool),
+) -> Vec<Scored> {
+    let f = level.f as f64;
+    let tw = (geo.fg.0 as f64 * scale / f).floor() as usize;
+    let th = (geo.fg.1 as f64 * scale / f).floor() as usize;
+    let Some((bg0, _)) = level.bg.first() else {
+        return Vec::new();
+    };
+    let (bh, bw) = bg0.dim();
+    if tw < 2 || th < 2 || tw > bw || th > bh {
+        return Vec::new();
+    }
+    // The template covers tw x th level px of the bg: tw·f/scale fg px.
+    let templates: Vec<Option<Template>> = level
+        .fg
+        .iter()
+        .map(|fg| {
+            let r = Rect {
+                x: 0.0,
+                y: 0.0,
+                w: tw as f64 / scale,
+                h: th as f64 / scale,
+            };
+            Template::new(&resample(fg, r, tw, th))
+        })
+        .collect();
+    let (ru, rv) = (
+        if fixed.0 { 0 } else { radius },
+        if fixed.1 { 0 } else { radius },
+    );
+    let mut out = Vec::new();
+    for dv in -rv..=rv {
+        for du in -ru..=ru {
+            let (u, v) = (center.0 + du, center.1 + dv);
+            if u < 0 || v < 0 || u as usize + tw > bw || v as usize + th > bh {
+                continue;
+            }
+            let (mut acc, mut n) = (0f64, 0usize);
+            for (t, (img, integral)) in templates.iter().zip(&level.bg) {
+                if let Some(t) = t {
+                    acc += ncc::ncc_at(img, integral, t, v as usize, u as usize);
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                out.push((acc / n as f64, u, v));
+            }
+        }
+    }
+    out
+}
+
+/// Vertex offset of the parabola through (-1, a), (0, b), (1, c), clamped to ±0.5.
+fn parabola(a: f64, b: f64, c: f64) -> f64 {
+    let d = a - 2.0 * b + c;
+    if d >= 0.0 {
+        return 0.0;
+    }
+    (0.5 * (a - c) / d).clamp(-0.5, 0.5)
+}
+
+/// Refines a coarse estimate on full-resolution frame pairs, coarse to fine, to sub-pixel
+/// precision. `from_factor` is the resolution (full px per px) the estimate is accurate to.
+pub fn refine(
+    geo: Geometry,
+    pairs: &[FramePair],
+    start: Estimate,
+    from_factor: f64,
+    constraints: Constraints,
+    cancel: &Cancel,
+) -> Result<Estimate, Cancelled> {
+    if pairs.is_empty() {
+        return Ok(start);
+    }
+    let mut levels_f = Vec::new();
+    let mut f = 1usize;
+    while (f * 2) as f64 <= from_factor / 2.0 {
+        f *= 2;
+    }
+    while f >= 1 {
+        levels_f.push(f);
+        f /= 2;
+    }
+    let fixed = (constraints.x.is_some(), constraints.y.is_some());
+    let mut est = start;
+    let mut prev_f = from_factor;
+    for &f in &levels_f {
+        cancel.check()?;
+        let level = Level {
+            f,
+            bg: pairs
+                .par_iter()
+                .map(|p| {
+                    let img = downscale_image(&p.bg, f);
+                    let int = Integral::new(&img);
+                    (img, int)
+                })
+                .collect(),
+            fg: pairs
+                .par_iter()
+                .map(|p| downscale_image(&p.fg, f))
+                .collect(),
+        };
+        // Search radius: the previous level's uncertainty in this level's px, plus one.
+        let radius = (prev_f / f as f64).ceil() as i64 + 1;
+        let fw = geo.fg.0 as f64 * est.scale;
+        // One step changes the footprint width by one level px.
+        let step = f as f64 / fw;
+        let n_steps = if constraints.scale.is_some() {
+            0
+        } else {
+            (prev_f / f as f64).ceil() as i64
+        };
+        let center = (
+            (est.x / f as f64).round() as i64,
+            (est.y / f as f64).round() as i64,
+        );
+        let scales: Vec<(i64, f64)> = (-n_steps..=n_steps)
+            .map(|k| (k, est.scale * (1.0 + k as f64 * step)))
+            .collect();
+        let per_scale: Vec<ScaleScores> = scales
+            .par_iter()
+            .map(|&(k, s)| (k, s, window_scores(&level, geo, s, center, radius, fixed)))
+            .collect();
+        let best = per_scale
+            .iter()
+            .flat_map(|(k, s, v)| v.iter().map(move |&(sc, u, vv)| (sc, *k, *s, u, vv)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((score, k, s, u, v)) = best else {
+            break;
+        };
+        let mut x = constraints.x.unwrap_or((u * f as i64) as f64);
+        let mut y = constraints.y.unwrap_or((v * f as i64) as f64);
+        let mut scale = s;
+        if f == 1 {
+            // Sub-pixel: parabolas through the neighbours of the best offset and scale.
+            let at = |du: i64, dv: i64| {
+                per_scale
+                    .iter()
+                    .find(|(kk, _, _)| *kk == k)
+                    .and_then(|(_, _, list)| {
+                        list.iter()
+                            .find(|&&(_, uu, vv)| uu == u + du && vv == v + dv)
+                            .map(|p| p.0)
+                    })
+            };
+            if !fixed.0
+                && let (Some(a), Some(c)) = (at(-1, 0), at(1, 0))
+            {
+                x += parabola(a, score, c);
+            }
+            if !fixed.1
+                && let (Some(a), Some(c)) = (at(0, -1), at(0, 1))
+            {
+                y += parabola(a, score, c);
+            }
+            let best_of = |kk: i64| {
+                per_scale
+                    .iter()
+                    .find(|(k2, _, _)| *k2 == kk)
+                    .and_then(|(_, _, l)| l.iter().map(|p| p.0).max_by(|a, b| a.total_cmp(b)))
+            };
+            if let (Some(a), Some(c)) = (best_of(k - 1), best_of(k + 1)) {
+                scale = s * (1.0 + parabola(a, score, c) * step);
+            }
+        }
+        est = Estimate { x, y, scale, score };
+        prev_f = f as f64;
+    }
+    Ok(est)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::align::features::Rect;
+
+    /// A smooth random texture, like a natural image.
+    fn scene(h: usize, w: usize, seed: u32) -> Image {
+        let mut s = seed;
+        let noise = Image::from_shape_fn((h / 8 + 2, w / 8 + 2), |_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 24) as f32
+        });
+        resample(
+            &noise,
+            Rect {
+                x: 0.0,
+                y: 0.0,
+                w: (w / 8 + 2) as f64,
+                h: (h / 8 + 2) as f64,
+            },
+            w,
+            h,
+        )
+    }
+
+    #[test]
+    fn finds_a_scaled_regraded_footprint_to_a_pixel() {
+        let cancel = Cancel::new();
+        let bg = scene(270, 480, 3);
+        // footprint 200x120 at (131.0, 57.0), fg recorded at 1.6x: 320x192
+        let (fx, fy, fw, fh) = (131.0, 57.0, 200.0, 120.0);
+        let fg = resample(
+            &bg,
+            Rect {
+                x: fx,
+                y: fy,
+                w: fw,
+                h: fh,
+            },
+            320,
+            192,
+        )
+        .mapv(|v| 0.7 * v + 20.0);
+        let geo = Geometry {
+            fg: (320, 192),
+            bg: (480, 270),
+        };
+        let bf = 3.0;
+        let bg_t = vec![
+            scene(90, 160, 9),
+            downscale_image(&bg, 3),
+            scene(90, 160, 11),
+        ];
+        let fg_t = vec![downscale_image(&fg, 2)];
+        let c = coarse(geo, &bg_t, bf, &fg_t, 2.0, Constraints::default(), &cancel)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.best_bg, vec![Some(1)]);
+        assert!((c.estimate.x - fx).abs() <= 2.0 * bf, "{:?}", c.estimate);
+        let pairs = vec![FramePair { fg, bg }];
+        let e = refine(geo, &pairs, c.estimate, bf, Constraints::default(), &cancel).unwrap();
+        let corners = [
+            (e.x - fx).abs(),
+            (e.y - fy).abs(),
+            (e.x + 320.0 * e.scale - fx - fw).abs(),
+            (e.y + 192.0 * e.scale - fy - fh).abs(),
+        ];
+        assert!(corners.iter().all(|&d| d <= 1.0), "{e:?} {corners:?}");
+        assert!(e.score > 0.95, "{e:?}");
+    }
+}

@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: MIT
+
+//! Which bg frame each fg frame shows: costs between footprint features, then dynamic time
+//! warping (DTW) with an open begin and an open end.
+//!
+//! The fg is the timeline: every fg frame `i` gets one bg frame `j(i)`, with
+//! `0 <= j(i) - j(i-1) <= max_step` (monotonic; bg at up to `max_step` times the fg's rate).
+//! A first pass follows content alone; the playback speed it shows (robust slope) then sets a
+//! prior for the second pass: steps other than the two whole numbers around that speed pay a
+//! penalty, which keeps the path steady where content does not decide (static shots).
+
+use super::features::Feature;
+use super::{Cancel, Cancelled};
+use ndarray::{Array2, Axis};
+use rayon::prelude::*;
+
+/// Feature vectors of one stream, one row per frame.
+#[derive(Debug, Clone)]
+pub struct Features {
+    pub v: Array2<f32>,
+    pub flat: Vec<bool>,
+    pub mean: Vec<f32>,
+}
+
+impl Features {
+    pub fn new(list: &[Feature]) -> Features {
+        let d = list.first().map(|f| f.v.len()).unwrap_or(0);
+        let mut v = Array2::zeros((list.len(), d));
+        for (mut row, f) in v.axis_iter_mut(Axis(0)).zip(list) {
+            for (a, &b) in row.iter_mut().zip(&f.v) {
+                *a = b;
+            }
+        }
+        Features {
+            v,
+            flat: list.iter().map(Feature::is_flat).collect(),
+            mean: list.iter().map(|f| f.mean).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flat.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flat.is_empty()
+    }
+}
+
+/// Cost of showing bg frame `j` for fg frame `i`: `1 - NCC` for textured frames (0 = same
+/// image up to gain and offset, 1 = unrelated, 2 = inverted). Two flat frames (black, fades)
+/// cost by how far their brightness differs; a flat frame against a textured one costs 1.
+pub fn cost_matrix(fg: &Features, bg: &Features) -> Array2<f32> {
+    let mut c = fg.v.dot(&bg.v.t());
+    c.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, mut row)| {
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = match (fg.flat[i], bg.flat[j]) {
+                    (false, false) => (1.0 - *x).clamp(0.0, 2.0),
+                    (true, true) => ((fg.mean[i] - bg.mean[j]).abs() / 64.0).min(1.0),
+                    _ => 1.0,
+                };
+            }
+        });
+    c
+}
+
+/// DTW settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DtwParams {
+    /// Largest bg step between consecutive fg frames.
+    pub max_step: usize,
+    /// Expected bg frames per fg frame; `None` for no prior.
+    pub rate: Option<f64>,
+    /// Penalty per step: `lambda · (step - rate)²`.
+    pub lambda: f32,
+}
+
+/// A monotonic path: the bg frame of every fg frame and its cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Path {
+    pub bg: Vec<usize>,
+    pub cost: Vec<f32>,
+}
+
+fn step_penalty(p: &DtwParams, step: usize) -> f32 {
+    match p.rate {
+        None => 0.0,
+        Some(r) => {
+            let d = step as f64 - r;
+            p.lambda * (d * d) as f32
+        }
+    }
+}
+
+/// The cheapest monotonic path through `cost` (fg x bg) with an open begin and end.
+pub fn dtw(cost: &Array2<f32>, p: &DtwParams, cancel: &Cancel) -> Result<Path, Cancelled> {
+    let (n, m) = cost.dim();
+    if n == 0 || m == 0 {
+        return Ok(Path {
+            bg: Vec::new(),
+            cost: Vec::new(),
+        });
+    }
+    let k = p.max_step.max(1);
+    let pen: Vec<f32> = (0..=k).map(|s| step_penalty(p, s)).collect();
+    let mut back = vec![0u8; n * m];
+    let mut prev: Vec<f64> = cost.row(0).iter().map(|&c| f64::from(c)).collect();
+    let mut cur = vec![0f64; m];
+    for i in 1..n {
+        if i % 256 == 0 {
+            cancel.check()?;
+        }
+        let row = cost.row(i);
+        let b = &mut back[i * m..(i + 1) * m];
+        for j in 0..m {
+            let (mut best, mut arg) = (f64::INFINITY, 0u8);
+            for s in 0..=k.min(j) {
+                let v = prev[j - s] + f64::from(pen[s]);
+                if v < best {
+                    best = v;
+                    arg = s as u8;
+                }
+            }
+            cur[j] = best + f64::from(row[j]);
+            b[j] = arg;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    let mut j = (0..m)
+        .min_by(|&a, &b| prev[a].total_cmp(&prev[b]))
+        .unwrap_or(0);
+    let mut bg = vec![0usize; n];
+    for i in (0..n).rev() {
+        bg[i] = j;
+        j -= usize::from(back[i * m + j]);
+    }
+    let cost = bg.iter().enumerate().map(|(i, &j)| cost[(i, j)]).collect();
+    Ok(Path { bg, cost })
+}
+
+/// The playback speed a path shows (bg frames per fg frame), from the frames whose match is
+/// distinctive (`weight` ≥ `min_weight`; all frames when too few are): the median slope between
+/// such frames at least a quarter of their span apart, robust to stretches where the path
+/// wanders. Within 0.5 % of a whole number, that number.
+pub fn path_rate(path: &[usize], weight: &[f32], min_weight: f32) -> Option<f64> {
+    let mut pts: Vec<usize> = (0..path.len())
+        .filter(|&i| weight.get(i).is_some_and(|&w| w >= min_weight))
+        .collect();
+    if pts.len() < 4 {
+        pts = (0..path.len()).collect();
+    }
+    if pts.len() < 2 {
+        return None;
+    }
+    let span = pts[pts.len() - 1] - pts[0];
+    let gap = (span / 4).max(1);
+    let mut slopes: Vec<f64> = Vec::new();
+    for (a, &i) in pts.iter().enumerate() {
+        let b = a + pts[a..].partition_point(|&k| k < i + gap);
+        if let Some(&k) = pts.get(b) {
+            slopes.push((path[k] as f64 - path[i] as f64) / (k - i) as f64);
+        }
+    }
+    if slopes.is_empty() {
+        return None;
+    }
+    slopes.sort_by(f64::total_cmp);
+    let r = slopes[slopes.len() / 2];
+    let whole = r.round();
+    Some(if whole > 0.0 && (r - whole).abs() <= 0.005 * whole {
+        whole
+    } else {
+        r
+    })
+}
+
+/// Per-frame distinctiveness of the chosen bg frame: how far below the row's median cost it
+/// lies, relative to that median, in [0, 1]. Unrelated content scores near 0.
+pub fn distinctiveness(cost: &Array2<f32>, path: &Path) -> Vec<f32> {
+    cost.axis_iter(Axis(0))
+        .into_par_iter()
+        .zip(path.cost.par_iter())
+        .map(|(row, &c)| {
+            let mut r: Vec<f32> = row.to_vec();
+            let mid = r.len() / 2;
+            let (_, med, _) = r.select_nth_unstable_by(mid, f32::total_cmp);
+            let med = *med;
+            if med <= 1e-6 {
+                0.0
+            } else {
+                ((med - c) / med).clamp(0.0, 1.0)
+            }
+        })
+        .collect()
+}
+
+/// Distinctiveness above which a frame's match counts as confident.
+pub const CONFIDENT: f32 = 0.3;
+
+/// Two-pass alignment: content alone, then with a prior on the playback speed found.
+pub fn align(
+    cost: &Array2<f32>,
+    max_step: usize,
+    lambda: f32,
+    cancel: &Cancel,
+) -> Result<(Path, Option<f64>), Cancelled> {
+    let first = dtw(
+        cost,
+        &DtwParams {
+            max_step,
+            rate: None,
+            lambda: 0.0,
+        },
+        cancel,
+    )?;
+    let rate = path_rate(&first.bg, &distinctiveness(cost, &first), CONFIDENT);
+    let Some(r) = rate.filter(|r| *r > 0.0) else {
+        return Ok((first, rate));
+    };
+    let second = dtw(
+        cost,
+        &DtwParams {
+            max_step: max_step.max(r.ceil() as usize + 1),
+            rate: Some(r),
+            lambda,
+        },
+        cancel,
+    )?;
+    Ok((second, rate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cost matrix whose cheapest cells follow `truth`, with noise elsewhere.
+    fn synthetic(n: usize, m: usize, truth: impl Fn(usize) -> usize) -> Array2<f32> {
+        let mut s = 12345u32;
+        Array2::from_shape_fn((n, m), |(i, j)| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = (s >> 8) as f32 / (1u32 << 24) as f32 * 0.2;
+            let d = (j as f32 - truth(i) as f32).abs();
+            (d * 0.15).min(0.8) + noise * 0.3
+        })
+    }
+
+    #[test]
+    fn follows_an_offset_and_a_faster_bg() {
+        let cancel = Cancel::new();
+        // bg 2.5x the fg's rate, fg starting at bg frame 40
+        let truth = |i: usize| 40 + (i as f64 * 2.5).round() as usize;
+        let c = synthetic(60, 250, truth);
+        let (p, rate) = align(&c, 5, 0.05, &cancel).unwrap();
+        assert!((rate.unwrap() - 2.5).abs() < 0.1, "{rate:?}");
+        for (i, &j) in p.bg.iter().enumerate() {
+            assert!(
+                (j as i64 - truth(i) as i64).abs() <= 1,
+                "fg {i}: {j} vs {}",
+                truth(i)
+            );
+        }
+        assert!(p.bg.windows(2).all(|w| w[1] >= w[0]));
+    }
+
+    #[test]
+    fn flat_costs_keep_a_steady_pace() {
+        let cancel = Cancel::new();
+        // content decides only at the ends; in between every cell costs the same
+        let n = 50;
+        let mut c = Array2::from_elem((n, 80), 0.5f32);
+        for i in [0, 1, 2, n - 3, n - 2, n - 1] {
+            c[(i, 10 + i)] = 0.0;
+        }
+        let (p, _) = align(&c, 4, 0.05, &cancel).unwrap();
+        for (i, &j) in p.bg.iter().enumerate() {
+            assert_eq!(j, 10 + i, "{:?}", p.bg);
+        }
+    }
+
+    #[test]
+    fn flat_frames_match_by_brightness() {
+        let f = |v: Vec<f32>, mean: f32, std: f32| Feature { v, mean, std };
+        let fg = Features::new(&[f(vec![0.0, 0.0], 16.0, 0.0), f(vec![0.6, 0.8], 100.0, 30.0)]);
+        let bg = Features::new(&[
+            f(vec![0.0, 0.0], 16.0, 0.5),
+            f(vec![0.0, 0.0], 200.0, 0.0),
+            f(vec![0.6, 0.8], 90.0, 20.0),
+        ]);
+        let c = cost_matrix(&fg, &bg);
+        assert_eq!(c[(0, 0)], 0.0);
+        assert_eq!(c[(0, 1)], 1.0);
+        assert_eq!(c[(0, 2)], 1.0);
+        assert!(c[(1, 2)].abs() < 1e-6);
+    }
+
+    #[test]
+    fn unrelated_costs_are_not_distinctive() {
+        let cancel = Cancel::new();
+        let c = Array2::from_shape_fn((30, 30), |(i, j)| {
+            0.9 + 0.01 * ((i * 7 + j * 13) % 5) as f32
+        });
+        let (p, _) = align(&c, 4, 0.05, &cancel).unwrap();
+        let d = distinctiveness(&c, &p);
+        let mean = d.iter().sum::<f32>() / d.len() as f32;
+        assert!(mean < 0.05, "{mean}");
+        let good = synthetic(30, 60, |i| i + 5);
+        let (p, _) = align(&good, 4, 0.05, &cancel).unwrap();
+        let d = distinctiveness(&good, &p);
+        assert!(d.iter().sum::<f32>() / 30.0 > 0.5);
+    }
+}

@@ -43,7 +43,7 @@ fn run() -> Result<(), String> {
 
     // 4 s of the clip, at most.
     let t0 = Instant::now();
-    let (frames, info) = common::decode_frames(&src, 0, 1)?;
+    let (frames, info) = common::decode_frames(&src, 0, 1, None)?;
     drop(frames);
     let fps = info.fps();
     let n = if fps.numer() > 0 {

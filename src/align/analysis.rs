@@ -15,11 +15,9 @@ const FG_SAMPLES: usize = 6;
 /// bg frames sampled for the coarse spatial search, at most.
 const BG_SAMPLES: usize = 48;
 /// Frame pairs used to refine the footprint at full resolution.
-const REFINE_PAIRS: usize = 4;
+const REFINE_PAIRS: usize = 6;
 /// Largest side of the footprint feature grid.
 const GRID_MAX: usize = 32;
-/// Penalty weight of the playback-speed prior (costs are 1 - NCC per frame).
-const SPEED_PRIOR: f32 = 0.05;
 
 /// Which stream a frame belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,13 +147,39 @@ fn temporal_at(
         Some(r) if r > 0.0 => ((r * 1.25).ceil() as usize + 1).min(9),
         _ => 5,
     };
-    let (path, rate) = temporal::align(&cost, max_step, SPEED_PRIOR, cancel)?;
+    let (path, line) = temporal::align(&cost, max_step, temporal::Priors::default(), cancel)?;
     let distinct = temporal::distinctiveness(&cost, &path);
     Ok(Temporal {
         path,
         distinct,
-        rate,
+        rate: line.map(|l| l.rate),
     })
+}
+
+/// Full-resolution frame pairs for refinement: in each of [`REFINE_PAIRS`] stretches of the
+/// fg, its best-matched frame (lowest cost: the bg frame most likely shows the same moment).
+fn frame_pairs(
+    t: &Temporal,
+    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
+) -> Vec<FramePair> {
+    let n = t.path.bg.len();
+    let k = REFINE_PAIRS.min(n);
+    let idx: Vec<(usize, usize)> = (0..k)
+        .filter_map(|s| {
+            (s * n / k..(s + 1) * n / k)
+                .filter(|&i| t.distinct[i] > 0.0)
+                .min_by(|&a, &b| t.path.cost[a].total_cmp(&t.path.cost[b]))
+                .map(|i| (i, t.path.bg[i]))
+        })
+        .collect();
+    idx.par_iter()
+        .filter_map(|&(i, j)| {
+            Some(FramePair {
+                fg: luma(Side::Fg, i)?,
+                bg: luma(Side::Bg, j)?,
+            })
+        })
+        .collect()
 }
 
 /// Runs the analysis. `luma` returns a frame's full-resolution luma (the pairs used for
@@ -204,43 +228,26 @@ pub fn analyse(
         }
     };
 
-    // 2. Frame pairs that show the same moment, from a first temporal alignment.
+    // 2. Frame pairs that show the same moment, from a temporal alignment at the current
+    //    footprint; 3. refinement on them at full resolution. Twice: pairs from the coarse
+    //    footprint can be a frame apart, and motion between them biases the refinement.
     let mut fg_feats = None;
-    let first = temporal_at(input, &coarse_est, &mut fg_feats, cancel)?;
-    let n = input.fg.len();
-    let pairs_idx: Vec<(usize, usize)> = (0..REFINE_PAIRS.min(n))
-        .filter_map(|k| {
-            let (a, b) = (
-                k * n / REFINE_PAIRS.min(n),
-                (k + 1) * n / REFINE_PAIRS.min(n),
-            );
-            (a..b)
-                .max_by(|&i, &j| first.distinct[i].total_cmp(&first.distinct[j]))
-                .filter(|&i| first.distinct[i] > 0.0)
-                .map(|i| (i, first.path.bg[i]))
-        })
-        .collect();
-    let pairs: Vec<FramePair> = pairs_idx
-        .par_iter()
-        .filter_map(|&(i, j)| {
-            Some(FramePair {
-                fg: luma(Side::Fg, i)?,
-                bg: luma(Side::Bg, j)?,
-            })
-        })
-        .collect();
-    cancel.check()?;
-
-    // 3. Refinement at full resolution.
-    let from = if c.x.is_some() && c.y.is_some() && c.scale.is_some() {
+    let mut est = coarse_est;
+    let mut from = if c.x.is_some() && c.y.is_some() && c.scale.is_some() {
         1.0
     } else {
         bg_factor
     };
-    let fine = spatial::refine(geo, &pairs, coarse_est, from, c, cancel)?;
-
-    // 4. Final temporal alignment at the refined footprint.
-    let last = temporal_at(input, &fine, &mut fg_feats, cancel)?;
+    let mut last = temporal_at(input, &est, &mut fg_feats, cancel)?;
+    for _ in 0..2 {
+        let pairs = frame_pairs(&last, luma);
+        cancel.check()?;
+        est = spatial::refine(geo, &pairs, est, from, c, cancel)?;
+        from = 2.0;
+        // 4. Temporal alignment at the refined footprint.
+        last = temporal_at(input, &est, &mut fg_feats, cancel)?;
+    }
+    let fine = est;
     let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
     Ok(Some(Alignment {
         x: fine.x,

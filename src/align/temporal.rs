@@ -5,9 +5,12 @@
 //!
 //! The fg is the timeline: every fg frame `i` gets one bg frame `j(i)`, with
 //! `0 <= j(i) - j(i-1) <= max_step` (monotonic; bg at up to `max_step` times the fg's rate).
-//! A first pass follows content alone; the playback speed it shows (robust slope) then sets a
-//! prior for the second pass: steps other than the two whole numbers around that speed pay a
-//! penalty, which keeps the path steady where content does not decide (static shots).
+//! A first pass follows content alone; the line its confident matches lie on (robust slope and
+//! intercept: playback speed and offset) then guides the second pass: steps other than the two
+//! whole numbers around that speed pay a penalty, and so does straying from the line, softly
+//! and capped. Where content decides, it wins; where it does not (static shots), the path stays
+//! on the line instead of wandering. Neither prior favours one of the two step sizes, so a
+//! fractional speed (drift, 24 vs 60 fps) is followed without bias.
 
 use super::features::Feature;
 use super::{Cancel, Cancelled};
@@ -67,15 +70,25 @@ pub fn cost_matrix(fg: &Features, bg: &Features) -> Array2<f32> {
     c
 }
 
-/// DTW settings.
+/// A line `j = offset + rate · i` in (fg frame, bg frame) space.
 #[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    pub offset: f64,
+    pub rate: f64,
+}
+
+/// DTW settings.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DtwParams {
     /// Largest bg step between consecutive fg frames.
     pub max_step: usize,
-    /// Expected bg frames per fg frame; `None` for no prior.
-    pub rate: Option<f64>,
-    /// Penalty per step: `lambda · (step - rate)²`.
+    /// The guide line; `None` for content alone.
+    pub guide: Option<Line>,
+    /// Penalty of a step `d` whole steps outside `floor(rate)..=ceil(rate)`: `lambda · d²`.
     pub lambda: f32,
+    /// Penalty of a cell `e` bg frames off the line: `mu · min(1, (e / band)²)`.
+    pub mu: f32,
+    pub band: f32,
 }
 
 /// A monotonic path: the bg frame of every fg frame and its cost.
@@ -86,11 +99,29 @@ pub struct Path {
 }
 
 fn step_penalty(p: &DtwParams, step: usize) -> f32 {
-    match p.rate {
+    match p.guide {
         None => 0.0,
-        Some(r) => {
-            let d = step as f64 - r;
+        Some(l) => {
+            let (lo, hi, s) = (l.rate.floor(), l.rate.ceil(), step as f64);
+            let d = if s < lo {
+                lo - s
+            } else if s > hi {
+                s - hi
+            } else {
+                0.0
+            };
             p.lambda * (d * d) as f32
+        }
+    }
+}
+
+#[inline]
+fn line_penalty(p: &DtwParams, i: usize, j: usize) -> f64 {
+    match p.guide {
+        None => 0.0,
+        Some(l) => {
+            let e = (j as f64 - l.offset - l.rate * i as f64) / f64::from(p.band.max(1e-3));
+            f64::from(p.mu) * (e * e).min(1.0)
         }
     }
 }
@@ -107,7 +138,12 @@ pub fn dtw(cost: &Array2<f32>, p: &DtwParams, cancel: &Cancel) -> Result<Path, C
     let k = p.max_step.max(1);
     let pen: Vec<f32> = (0..=k).map(|s| step_penalty(p, s)).collect();
     let mut back = vec![0u8; n * m];
-    let mut prev: Vec<f64> = cost.row(0).iter().map(|&c| f64::from(c)).collect();
+    let mut prev: Vec<f64> = cost
+        .row(0)
+        .iter()
+        .enumerate()
+        .map(|(j, &c)| f64::from(c) + line_penalty(p, 0, j))
+        .collect();
     let mut cur = vec![0f64; m];
     for i in 1..n {
         if i % 256 == 0 {
@@ -124,7 +160,7 @@ pub fn dtw(cost: &Array2<f32>, p: &DtwParams, cancel: &Cancel) -> Result<Path, C
                     arg = s as u8;
                 }
             }
-            cur[j] = best + f64::from(row[j]);
+            cur[j] = best + f64::from(row[j]) + line_penalty(p, i, j);
             b[j] = arg;
         }
         std::mem::swap(&mut prev, &mut cur);
@@ -200,36 +236,80 @@ pub fn distinctiveness(cost: &Array2<f32>, path: &Path) -> Vec<f32> {
 /// Distinctiveness above which a frame's match counts as confident.
 pub const CONFIDENT: f32 = 0.3;
 
-/// Two-pass alignment: content alone, then with a prior on the playback speed found.
+/// Weights of the second pass's priors, in cost units (1 - NCC per frame).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Priors {
+    /// Per whole step outside the speed found, squared.
+    pub lambda: f32,
+    /// For straying from the line, at most.
+    pub mu: f32,
+    /// bg frames off the line at which the line penalty reaches `mu`.
+    pub band: f32,
+}
+
+impl Default for Priors {
+    fn default() -> Self {
+        Priors {
+            lambda: 0.05,
+            mu: 0.02,
+            band: 4.0,
+        }
+    }
+}
+
+/// The line the confident matches of a path lie on: [`path_rate`] for the slope, the median
+/// offset of those matches for the intercept.
+pub fn path_line(path: &[usize], weight: &[f32], min_weight: f32) -> Option<Line> {
+    let rate = path_rate(path, weight, min_weight)?;
+    let mut pts: Vec<usize> = (0..path.len())
+        .filter(|&i| weight.get(i).is_some_and(|&w| w >= min_weight))
+        .collect();
+    if pts.len() < 4 {
+        pts = (0..path.len()).collect();
+    }
+    let mut offs: Vec<f64> = pts
+        .iter()
+        .map(|&i| path[i] as f64 - rate * i as f64)
+        .collect();
+    offs.sort_by(f64::total_cmp);
+    Some(Line {
+        offset: offs[offs.len() / 2],
+        rate,
+    })
+}
+
+/// Two-pass alignment: content alone, then guided by the line the first pass's confident
+/// matches lie on. Returns the path and the line (playback speed and offset) found.
 pub fn align(
     cost: &Array2<f32>,
     max_step: usize,
-    lambda: f32,
+    priors: Priors,
     cancel: &Cancel,
-) -> Result<(Path, Option<f64>), Cancelled> {
+) -> Result<(Path, Option<Line>), Cancelled> {
     let first = dtw(
         cost,
         &DtwParams {
             max_step,
-            rate: None,
-            lambda: 0.0,
+            ..Default::default()
         },
         cancel,
     )?;
-    let rate = path_rate(&first.bg, &distinctiveness(cost, &first), CONFIDENT);
-    let Some(r) = rate.filter(|r| *r > 0.0) else {
-        return Ok((first, rate));
+    let line = path_line(&first.bg, &distinctiveness(cost, &first), CONFIDENT);
+    let Some(l) = line.filter(|l| l.rate > 0.0) else {
+        return Ok((first, line));
     };
     let second = dtw(
         cost,
         &DtwParams {
-            max_step: max_step.max(r.ceil() as usize + 1),
-            rate: Some(r),
-            lambda,
+            max_step: max_step.max(l.rate.ceil() as usize + 1),
+            guide: Some(l),
+            lambda: priors.lambda,
+            mu: priors.mu,
+            band: priors.band,
         },
         cancel,
     )?;
-    Ok((second, rate))
+    Ok((second, line))
 }
 
 #[cfg(test)]
@@ -253,8 +333,8 @@ mod tests {
         // bg 2.5x the fg's rate, fg starting at bg frame 40
         let truth = |i: usize| 40 + (i as f64 * 2.5).round() as usize;
         let c = synthetic(60, 250, truth);
-        let (p, rate) = align(&c, 5, 0.05, &cancel).unwrap();
-        assert!((rate.unwrap() - 2.5).abs() < 0.1, "{rate:?}");
+        let (p, line) = align(&c, 5, Priors::default(), &cancel).unwrap();
+        assert!((line.unwrap().rate - 2.5).abs() < 0.1, "{line:?}");
         for (i, &j) in p.bg.iter().enumerate() {
             assert!(
                 (j as i64 - truth(i) as i64).abs() <= 1,
@@ -274,7 +354,7 @@ mod tests {
         for i in [0, 1, 2, n - 3, n - 2, n - 1] {
             c[(i, 10 + i)] = 0.0;
         }
-        let (p, _) = align(&c, 4, 0.05, &cancel).unwrap();
+        let (p, _) = align(&c, 4, Priors::default(), &cancel).unwrap();
         for (i, &j) in p.bg.iter().enumerate() {
             assert_eq!(j, 10 + i, "{:?}", p.bg);
         }
@@ -302,12 +382,12 @@ mod tests {
         let c = Array2::from_shape_fn((30, 30), |(i, j)| {
             0.9 + 0.01 * ((i * 7 + j * 13) % 5) as f32
         });
-        let (p, _) = align(&c, 4, 0.05, &cancel).unwrap();
+        let (p, _) = align(&c, 4, Priors::default(), &cancel).unwrap();
         let d = distinctiveness(&c, &p);
         let mean = d.iter().sum::<f32>() / d.len() as f32;
         assert!(mean < 0.05, "{mean}");
         let good = synthetic(30, 60, |i| i + 5);
-        let (p, _) = align(&good, 4, 0.05, &cancel).unwrap();
+        let (p, _) = align(&good, 4, Priors::default(), &cancel).unwrap();
         let d = distinctiveness(&good, &p);
         assert!(d.iter().sum::<f32>() / 30.0 > 0.5);
     }

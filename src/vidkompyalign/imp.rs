@@ -571,7 +571,6 @@ impl VidkompyAlign {
             (bg_info.width(), bg_info.height()),
             settings.blend_width,
         );
-        let mapping = timing::map_by_time(&fg_times, &bg_times);
         gst::info!(
             CAT,
             imp = self,

@@ -62,14 +62,21 @@ pub fn q(p: &Path) -> String {
     format!("\"{}\"", p.display())
 }
 
-/// Decodes frames `skip..skip + n` of `src` (fewer if it is shorter), in I420 at full size.
+/// Decodes frames `skip..skip + n` of `src` (fewer if it is shorter), in I420 at full size or
+/// scaled to `size`.
 pub fn decode_frames(
     src: &Path,
     skip: usize,
     n: usize,
+    size: Option<(u32, u32)>,
 ) -> Result<(Vec<gst::Buffer>, gst_video::VideoInfo), String> {
+    let scale = size
+        .map(|(w, h)| {
+            format!("videoscale ! video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1,")
+        })
+        .unwrap_or_else(|| "video/x-raw,".into());
     let p = gst::parse::launch(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
+        "filesrc location={} ! decodebin ! videoconvert ! {scale}format=I420 ! \
          appsink name=s sync=false max-buffers=4",
         q(src)
     ))
@@ -177,7 +184,7 @@ pub fn make_pair(
     fg_frames: usize,
 ) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let (frames, info) = decode_frames(src, 0, bg_frames.max(fg_frames))?;
+    let (frames, info) = decode_frames(src, 0, bg_frames.max(fg_frames), None)?;
     let fps = if info.fps().numer() > 0 {
         info.fps()
     } else {

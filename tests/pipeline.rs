@@ -99,7 +99,7 @@ fn composites_two_real_clips_through_the_plugin_file() {
     // re-graded brighter; 48 bg frames and 36 fg frames from the same start.
     let (fx, fy, fw, fh) = (80, 46, 160, 90);
     let (bg, fg) =
-        common::make_pair(&src, &dir, (320, 180), 48, (fx, fy, fw, fh), 1.5, 36).unwrap();
+        common::make_pair(&src, &dir, (320, 180), 48, (fx, fy, fw, fh), 1.5, (0, 36)).unwrap();
 
     let (bg_frames, bg_caps) = common::collect_frames(
         &format!(

@@ -243,7 +243,7 @@ pub fn analyse(
         let pairs = frame_pairs(&last, luma);
         cancel.check()?;
         est = spatial::refine(geo, &pairs, est, from, c, cancel)?;
-        from = 2.0;
+        from = 4.0;
         // 4. Temporal alignment at the refined footprint.
         last = temporal_at(input, &est, &mut fg_feats, cancel)?;
     }

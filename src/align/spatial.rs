@@ -18,6 +18,10 @@ use rayon::prelude::*;
 const COARSE_SCALE_STEP: f64 = 1.025;
 /// Smallest footprint side on a thumbnail worth correlating.
 const MIN_TEMPLATE: usize = 6;
+/// Refinement stops at the pyramid level where the footprint is at most this wide (or at full
+/// resolution): the sub-pixel fit there is precise to a fraction of that level's pixel, and
+/// full-resolution NCC of a large footprint costs seconds.
+const FINEST_WIDTH: f64 = 400.0;
 
 /// Sizes in full-resolution pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -297,12 +301,16 @@ pub fn refine(
     if pairs.is_empty() {
         return Ok(start);
     }
+    let mut finest = 1usize;
+    while geo.fg.0 as f64 * start.scale / (finest * 2) as f64 >= FINEST_WIDTH {
+        finest *= 2;
+    }
     let mut levels_f = Vec::new();
-    let mut f = 1usize;
+    let mut f = finest;
     while (f * 2) as f64 <= from_factor / 2.0 {
         f *= 2;
     }
-    while f >= 1 {
+    while f >= finest {
         levels_f.push(f);
         f /= 2;
     }
@@ -326,8 +334,9 @@ pub fn refine(
                 .map(|p| downscale_image(&p.fg, f))
                 .collect(),
         };
-        // Search radius: the previous level's uncertainty in this level's px, plus one.
-        let radius = (prev_f / f as f64).ceil() as i64 + 1;
+        // Search radius: the previous level's uncertainty (half a px either way after its
+        // sub-step search) in this level's px, plus one.
+        let radius = (prev_f / f as f64 / 2.0).ceil() as i64 + 1;
         let fw = geo.fg.0 as f64 * est.scale;
         // One step changes the footprint width by one level px.
         let step = f as f64 / fw;
@@ -357,7 +366,7 @@ pub fn refine(
         let mut x = constraints.x.unwrap_or((u * f as i64) as f64);
         let mut y = constraints.y.unwrap_or((v * f as i64) as f64);
         let mut scale = s;
-        if f == 1 {
+        if f == finest {
             // Sub-pixel: parabolas through the neighbours of the best offset and scale.
             let at = |du: i64, dv: i64| {
                 per_scale
@@ -372,12 +381,12 @@ pub fn refine(
             if !fixed.0
                 && let (Some(a), Some(c)) = (at(-1, 0), at(1, 0))
             {
-                x += parabola(a, score, c);
+                x += parabola(a, score, c) * f as f64;
             }
             if !fixed.1
                 && let (Some(a), Some(c)) = (at(0, -1), at(0, 1))
             {
-                y += parabola(a, score, c);
+                y += parabola(a, score, c) * f as f64;
             }
             let best_of = |kk: i64| {
                 per_scale

@@ -730,6 +730,8 @@ impl VidkompyAlign {
         }
         let mut config = gst_video::VideoConverterConfig::new();
         config.set_fill_border(false);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        config.set_threads(threads as u32);
         let converter = gst_video::VideoConverter::new(fg, &out, Some(config)).map_err(|e| {
             gst::element_imp_error!(
                 self,

@@ -165,13 +165,13 @@ pub fn encode(
 }
 
 /// Writes a ground-truth pair derived from the first frames of `src` into `dir`:
-/// - `bg.mkv`: the clip scaled to `bg_w`x`bg_h`, `bg_frames` frames;
+/// - `bg.mkv`: the clip scaled to `bg_w`x`bg_h`, `bg_frames` frames from its start;
 /// - `fg.mkv`: the region of the clip that maps to the footprint (`fx`, `fy`, `fw`x`fh` in
 ///   bg pixels), at `fg_scale`x the footprint's resolution, re-graded brighter, `fg_frames`
-///   frames.
+///   frames from source frame `fg_skip` on.
 ///
-/// Both at the source's frame rate (24 fps if it has none) from the same source frame, so fg
-/// frame `i` shows bg frame `i`.
+/// Both at the source's frame rate (24 fps if it has none), so fg frame `i` shows bg frame
+/// `fg_skip + i`.
 /// Returns (bg, fg) paths.
 #[allow(clippy::too_many_arguments)]
 pub fn make_pair(
@@ -181,10 +181,10 @@ pub fn make_pair(
     bg_frames: usize,
     (fx, fy, fw, fh): (u32, u32, u32, u32),
     fg_scale: f64,
-    fg_frames: usize,
+    (fg_skip, fg_frames): (usize, usize),
 ) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let (frames, info) = decode_frames(src, 0, bg_frames.max(fg_frames), None)?;
+    let (frames, info) = decode_frames(src, 0, bg_frames.max(fg_skip + fg_frames), None)?;
     let fps = if info.fps().numer() > 0 {
         info.fps()
     } else {
@@ -209,7 +209,7 @@ pub fn make_pair(
     let out_w = ((fw as f64 * fg_scale).round() as u32) & !1;
     let out_h = ((fh as f64 * fg_scale).round() as u32) & !1;
     encode(
-        &frames[..fg_frames.min(frames.len())],
+        &frames[fg_skip.min(frames.len())..(fg_skip + fg_frames).min(frames.len())],
         &info,
         fps,
         &format!(

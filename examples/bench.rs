@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+
+//! Offline benchmark on a 1080p pair: the same decodes through `vidkompyalign` (automatic
+//! alignment) and through `compositor` at the known offset, both into `fakesink sync=false`.
+//! Prints wall times, their ratio, the analysis time and each run's peak memory (VmHWM; every
+//! pipeline runs in a child process of its own).
+//!
+//! ```text
+//! cargo run --release --example bench -- [SOURCE_CLIP]
+//! ```
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use gst::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Footprint of the fg in the 1920x1080 bg, and how the fg was recorded.
+const FOOTPRINT: (u32, u32, u32, u32) = (480, 270, 960, 540);
+const FG_SCALE: f64 = 1.5;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = if args.first().map(String::as_str) == Some("--run") {
+        child(&args[1..])
+    } else {
+        parent(args.first().map(PathBuf::from))
+    };
+    if let Err(e) = res {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs one pipeline; prints `wall_s analysis_s vmhwm_kib frames`.
+fn child(args: &[String]) -> Result<(), String> {
+    let [mode, bg, fg] = args else {
+        return Err("usage: --run MODE BG FG".into());
+    };
+    gst::init().map_err(|e| e.to_string())?;
+    gstvidkompy::plugin_register_static().map_err(|e| e.to_string())?;
+    let (bg, fg) = (common::q(Path::new(bg)), common::q(Path::new(fg)));
+    let (x, y, w, h) = FOOTPRINT;
+    let desc = match mode.as_str() {
+        "compositor" => format!(
+            "compositor name=c sink_1::xpos={x} sink_1::ypos={y} sink_1::width={w} \
+             sink_1::height={h} ! video/x-raw,format=I420 ! identity name=count ! \
+             fakesink sync=false \
+             filesrc location={bg} ! decodebin ! videoconvert ! c.sink_0 \
+             filesrc location={fg} ! decodebin ! videoconvert ! c.sink_1"
+        ),
+        "vidkompy" => format!(
+            "vidkompyalign name=a ! identity name=count ! fakesink sync=false \
+             filesrc location={bg} ! decodebin ! videoconvert ! a.bg \
+             filesrc location={fg} ! decodebin ! videoconvert ! a.fg"
+        ),
+        "decode" => format!(
+            "filesrc location={bg} ! decodebin ! videoconvert ! identity name=count ! \
+             fakesink sync=false filesrc location={fg} ! decodebin ! videoconvert ! \
+             fakesink sync=false"
+        ),
+        m => return Err(format!("unknown mode {m}")),
+    };
+    let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?;
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if let Some(count) = pipeline
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("count"))
+    {
+        let f = frames.clone();
+        count.connect("handoff", false, move |_| {
+            f.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        });
+        count.set_property("signal-handoffs", true);
+    }
+    let bus = pipeline.bus().ok_or("no bus")?;
+    let start = Instant::now();
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let mut analysis = f64::NAN;
+    let res = loop {
+        let Some(m) = bus.timed_pop(gst::ClockTime::from_seconds(600)) else {
+            break Err("timeout".to_string());
+        };
+        match m.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => break Err(format!("{} {:?}", e.error(), e.debug())),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure().filter(|s| s.name() == "vidkompy-alignment") {
+                    analysis = s
+                        .get::<gst::ClockTime>("analysis-time")
+                        .map(|t| t.seconds_f64())
+                        .unwrap_or(f64::NAN);
+                    eprintln!("{s}");
+                }
+            }
+            _ => (),
+        }
+    };
+    let wall = start.elapsed().as_secs_f64();
+    let _ = pipeline.set_state(gst::State::Null);
+    res?;
+    println!(
+        "{wall:.3} {analysis:.3} {} {}",
+        vm_hwm_kib().unwrap_or(0),
+        frames.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+fn parent(src: Option<PathBuf>) -> Result<(), String> {
+    gst::init().map_err(|e| e.to_string())?;
+    let src = src.or_else(common::footage).ok_or("no source clip")?;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let (bg, fg) = (dir.join("bg.mkv"), dir.join("fg.mkv"));
+    if !bg.is_file() || !fg.is_file() {
+        println!("deriving a 1080p pair from {} ...", src.display());
+        // bg: the clip at 1920x1080; fg: the footprint at 1.5x, 1 s later, 120 frames.
+        common::make_pair(
+            &src,
+            &dir,
+            (1920, 1080),
+            181,
+            FOOTPRINT,
+            FG_SCALE,
+            (24, 120),
+        )?;
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let run = |mode: &str| -> Result<(f64, f64, u64, u64), String> {
+        let out = Command::new(&exe)
+            .args(["--run", mode])
+            .arg(&bg)
+            .arg(&fg)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("{mode}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<&str> = text.split_whitespace().collect();
+        let p = |i: usize| {
+            v.get(i)
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        Ok((p(0), p(1), p(2) as u64, p(3) as u64))
+    };
+    println!(
+        "{:<12} {:>8} {:>10} {:>12} {:>7}",
+        "pipeline", "wall s", "analysis s", "VmHWM MiB", "frames"
+    );
+    let mut walls = Vec::new();
+    for mode in ["decode", "compositor", "vidkompy"] {
+        let (wall, analysis, hwm, frames) = run(mode)?;
+        println!(
+            "{mode:<12} {wall:>8.2} {analysis:>10.2} {:>12.0} {frames:>7}",
+            hwm as f64 / 1024.0
+        );
+        walls.push(wall);
+    }
+    println!(
+        "vidkompy / compositor wall time: {:.2}x (decode alone: {:.2}x of compositor)",
+        walls[2] / walls[1],
+        walls[0] / walls[1]
+    );
+    Ok(())
+}

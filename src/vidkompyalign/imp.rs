@@ -910,8 +910,8 @@ impl ObjectImpl for VidkompyAlign {
                 glib::ParamSpecInt::builder("x")
                     .nick("X")
                     .blurb(
-                        "Left edge of the fg's footprint in the bg, in bg pixels \
-                         (-1 = automatic: centred until the alignment search exists)",
+                        "Left edge of the fg's footprint in the bg, in bg pixels (-1 = search; \
+                         centred when content does not match)",
                     )
                     .minimum(-1)
                     .maximum(MAX_COORD)
@@ -921,8 +921,8 @@ impl ObjectImpl for VidkompyAlign {
                 glib::ParamSpecInt::builder("y")
                     .nick("Y")
                     .blurb(
-                        "Top edge of the fg's footprint in the bg, in bg pixels \
-                         (-1 = automatic: centred until the alignment search exists)",
+                        "Top edge of the fg's footprint in the bg, in bg pixels (-1 = search; \
+                         centred when content does not match)",
                     )
                     .minimum(-1)
                     .maximum(MAX_COORD)
@@ -932,8 +932,9 @@ impl ObjectImpl for VidkompyAlign {
                 glib::ParamSpecDouble::builder("scale")
                     .nick("Scale")
                     .blurb(
-                        "Footprint width / fg width (0 = automatic: 1, or the largest scale \
-                         that fits when x and y are automatic too)",
+                        "Footprint width / fg width (0 = search among 0.5-1.0, a fg recorded at \
+                         up to twice its footprint's resolution; when content does not match: 1, \
+                         or the largest scale that fits when x and y are unset too)",
                     )
                     .minimum(0.0)
                     .maximum(MAX_SCALE)

@@ -12,16 +12,22 @@
  * `scale` properties, optionally with feathered edges (`blend-width`). A fg in another format,
  * size or colorimetry than the bg is converted with GstVideoConverter.
  *
- * Until the automatic alignment exists, unset `x`/`y` centre the fg and an unset `scale` is 1 (or,
- * when nothing is set, the largest scale that fits); a warning says so. Each fg frame takes the bg
- * frame showing at the same running time (the bg's first or last frame outside its range).
+ * With `x`, `y` and `scale` unset, the element finds the fg's footprint in the bg (offset and
+ * scale, sub-pixel, composited at the nearest pixel) and maps every fg frame to one bg frame by
+ * dynamic time warping over footprint features; set properties fix that part of the footprint.
+ * When it is done it posts an element message `vidkompy-alignment` (fields `x`, `y`, `scale`,
+ * `footprint-x`, `footprint-y`, `footprint-width`, `footprint-height`, `spatial-confidence`,
+ * `temporal-confidence`, `mean-cost`, `first-bg-frame`, `last-bg-frame`, `fg-frames`, `rate`,
+ * `mapping` and `analysis-time`). Content that does not match gives a warning, the set (or
+ * centred) footprint and the running-time mapping: each fg frame takes the bg frame showing at
+ * the same running time.
  *
  * The element works offline: it reads both pads to EOS, then outputs. Live upstreams are refused
  * with an element error for now.
  *
  * ## Example launch line
  * ```text
- * gst-launch-1.0 vidkompyalign name=a x=480 y=270 ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4 \
+ * gst-launch-1.0 vidkompyalign name=a ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4 \
  *     filesrc location=bg.mp4 ! decodebin ! videoconvert ! a.bg \
  *     filesrc location=fg.mp4 ! decodebin ! videoconvert ! a.fg
  * ```

@@ -13,7 +13,7 @@ mod common;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Once, OnceLock};
 
 const SRC_W: u32 = 960;
 const SRC_H: u32 = 540;
@@ -217,25 +217,7 @@ fn run(src: &Source, case: &Case) -> Outcome {
     let (gw, gh) = case.fg_size();
     afg.set_caps(Some(&caps_for(gw, gh, case.fg_fps)));
     let sink = get("out").downcast::<gst_app::AppSink>().unwrap();
-    let collected = Arc::new(Mutex::new((Vec::new(), None)));
-    let c2 = collected.clone();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let mut g = c2.lock().unwrap();
-                if g.1.is_none() {
-                    g.1 = sample
-                        .caps()
-                        .and_then(|c| gst_video::VideoInfo::from_caps(c).ok());
-                }
-                if let Some(b) = sample.buffer_owned() {
-                    g.0.push(b);
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    let collected = common::collect(&sink);
     pipeline.set_state(gst::State::Playing).unwrap();
     let feed = |src: gst_app::AppSrc, frames: Vec<gst::Buffer>| {
         std::thread::spawn(move || {
@@ -276,7 +258,10 @@ fn run(src: &Source, case: &Case) -> Outcome {
     let mut g = collected.lock().unwrap();
     Outcome {
         outputs: std::mem::take(&mut g.0),
-        out_info: g.1.take(),
+        out_info: g
+            .1
+            .take()
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok()),
         alignment,
         warnings,
         errors,

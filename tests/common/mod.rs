@@ -222,6 +222,31 @@ pub fn make_pair(
     Ok((bg, fg))
 }
 
+/// What an appsink received: its buffers and the caps of the first sample.
+pub type Collected = std::sync::Arc<std::sync::Mutex<(Vec<gst::Buffer>, Option<gst::Caps>)>>;
+
+/// Collects every sample `sink` receives.
+pub fn collect(sink: &gst_app::AppSink) -> Collected {
+    let frames: Collected = Default::default();
+    let f2 = frames.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let mut g = f2.lock().map_err(|_| gst::FlowError::Error)?;
+                if g.1.is_none() {
+                    g.1 = sample.caps_owned();
+                }
+                if let Some(b) = sample.buffer_owned() {
+                    g.0.push(b);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    frames
+}
+
 /// Every decoded frame of a pipeline ending in `appsink name=s`, with its caps.
 pub fn collect_frames(
     desc: &str,
@@ -233,23 +258,7 @@ pub fn collect_frames(
         .by_name("s")
         .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
         .ok_or("no appsink named s")?;
-    let frames = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), None)));
-    let f2 = frames.clone();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let mut g = f2.lock().unwrap();
-                if g.1.is_none() {
-                    g.1 = sample.caps_owned();
-                }
-                if let Some(b) = sample.buffer_owned() {
-                    g.0.push(b);
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    let frames = collect(&sink);
     run_to_eos(&p, timeout_s)?;
     let mut g = frames.lock().unwrap();
     Ok((std::mem::take(&mut g.0), g.1.take()))

@@ -10,6 +10,7 @@
 
 mod common;
 
+use gst::glib;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use std::collections::HashMap;
@@ -125,6 +126,8 @@ struct Case {
     fg_fps: i32,
     grade: (f32, f32),
     flip: bool,
+    /// Element properties set by hand.
+    props: Vec<(&'static str, glib::Value)>,
 }
 
 impl Case {
@@ -140,6 +143,7 @@ impl Case {
             fg_fps: 24,
             grade: (0.8, 30.0),
             flip: false,
+            props: Vec::new(),
         }
     }
 
@@ -211,6 +215,9 @@ fn run(src: &Source, case: &Case) -> Outcome {
     .downcast::<gst::Pipeline>()
     .unwrap();
     let get = |n: &str| pipeline.by_name(n).unwrap();
+    for (k, v) in &case.props {
+        get("a").set_property_from_value(k, v);
+    }
     let appsrc = |n: &str| get(n).downcast::<gst_app::AppSrc>().unwrap();
     let (abg, afg) = (appsrc("bg"), appsrc("fg"));
     abg.set_caps(Some(&caps_for(BG.0, BG.1, case.bg_fps)));
@@ -463,4 +470,42 @@ fn unrelated_content_warns_and_falls_back_to_running_time() {
         "{:?}",
         o.warnings
     );
+}
+
+#[test]
+fn a_set_scale_is_kept_and_the_offset_searched() {
+    let src = footage_or_skip!();
+    let mut case = Case::new((0..80).collect(), (20..60).collect());
+    case.props = vec![("scale", (320.0f64 / 480.0).to_value())];
+    let o = run(src, &case);
+    assert_aligned(&case, &o);
+    let a = o.alignment.unwrap();
+    assert_eq!(a.get::<f64>("scale").unwrap(), 320.0 / 480.0);
+}
+
+#[test]
+fn a_set_footprint_overrides_the_search_and_frames_are_still_matched() {
+    let src = footage_or_skip!();
+    let mut case = Case::new((0..80).collect(), (20..60).collect());
+    let s = 320.0f64 / 480.0;
+    case.props = vec![
+        ("x", 201i32.to_value()),
+        ("y", 87i32.to_value()),
+        ("scale", s.to_value()),
+    ];
+    let o = run(src, &case);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    let a = o.alignment.unwrap();
+    assert_eq!(
+        (
+            a.get::<u32>("footprint-x").unwrap(),
+            a.get::<u32>("footprint-y").unwrap(),
+            a.get::<f64>("scale").unwrap()
+        ),
+        (201, 87, s)
+    );
+    // One pixel off the truth still matches content well enough to map frames by content.
+    assert_eq!(a.get::<&str>("mapping").unwrap(), "content");
+    let first = a.get::<u64>("first-bg-frame").unwrap();
+    assert!(first.abs_diff(20) <= 1, "{a:?}");
 }

@@ -457,7 +457,7 @@ impl VidkompyAlign {
         };
 
         let (fg_times, fg_step) = Self::frame_times(&state.fg);
-        let (bg_times, _) = Self::frame_times(&state.bg);
+        let (bg_times, bg_step) = Self::frame_times(&state.bg);
 
         let mut fps = fg_info.fps();
         if fps.numer() == 0 {
@@ -498,7 +498,6 @@ impl VidkompyAlign {
             fg: (fg_info.width(), fg_info.height()),
             bg: (bg_info.width(), bg_info.height()),
         };
-        let bg_step = Self::frame_times(&state.bg).1;
         let nominal_rate = match (fg_step, bg_step) {
             (Some(f), Some(b)) if b > 0 => Some(f as f64 / b as f64),
             _ => None,

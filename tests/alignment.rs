@@ -300,6 +300,8 @@ struct Score {
     corner_error: f64,
     inside: usize,
     outside: usize,
+    /// fg frames outside the bg that show its first (before) or last (after) frame.
+    outside_ok: usize,
     exact: usize,
     within_one: usize,
     max_dev: usize,
@@ -340,6 +342,7 @@ fn score(case: &Case, o: &Outcome) -> Score {
         corner_error,
         inside: 0,
         outside: 0,
+        outside_ok: 0,
         exact: 0,
         within_one: 0,
         max_dev: 0,
@@ -348,16 +351,18 @@ fn score(case: &Case, o: &Outcome) -> Score {
     };
     for (i, out) in o.outputs.iter().enumerate() {
         let t = case.fg_src[i];
-        if t < first || t > last {
-            sc.outside += 1;
-            continue;
-        }
-        sc.inside += 1;
         // An output that shows no bg frame outside the true footprint counts as wrong.
         let none = Vec::new();
         let chosen = by_rows
             .get(&outside_rows(out, info, case.footprint))
             .unwrap_or(&none);
+        if t < first || t > last {
+            sc.outside += 1;
+            let end = if t < first { 0 } else { o.bg.len() - 1 };
+            sc.outside_ok += usize::from(chosen.contains(&end));
+            continue;
+        }
+        sc.inside += 1;
         // The bg frame showing at the fg frame's moment, and identical duplicates of it.
         let showing = case.bg_src.partition_point(|&k| k <= t) - 1;
         let truth_rows = outside_rows(&o.bg[showing], &bg_info, case.footprint);
@@ -407,6 +412,10 @@ fn assert_aligned(case: &Case, o: &Outcome) -> Score {
         sc.within_one, sc.inside,
         "every fg frame within ±1 bg frame"
     );
+    assert_eq!(
+        sc.outside_ok, sc.outside,
+        "fg frames outside the bg take its first or last frame"
+    );
     assert!(
         sc.present_exact as f64 >= 0.98 * sc.present as f64,
         "{}/{} exact",
@@ -426,6 +435,14 @@ fn later_start_crop_higher_resolution_and_regrade() {
         sc.outside, 10,
         "fg frames past the bg's end are counted apart"
     );
+}
+
+#[test]
+fn fg_starting_before_the_bg() {
+    let src = footage_or_skip!();
+    let case = Case::new((30..140).collect(), (10..90).collect());
+    let sc = assert_aligned(&case, &run(src, &case));
+    assert_eq!(sc.outside, 20);
 }
 
 #[test]

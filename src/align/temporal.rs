@@ -298,7 +298,7 @@ pub fn align(
     let Some(l) = line.filter(|l| l.rate > 0.0) else {
         return Ok((first, line));
     };
-    let second = dtw(
+    let mut second = dtw(
         cost,
         &DtwParams {
             max_step: max_step.max(l.rate.ceil() as usize + 1),
@@ -309,7 +309,30 @@ pub fn align(
         },
         cancel,
     )?;
+    clamp_outside(&mut second, cost, &l);
     Ok((second, line))
+}
+
+/// fg frames that the line places before the bg's first frame or after its last show no bg
+/// frame at all: they take the first or the last bg frame (content cannot say which frame they
+/// are, and without this the path would spend them on arbitrary early or late frames).
+pub fn clamp_outside(path: &mut Path, cost: &Array2<f32>, line: &Line) {
+    let m = cost.ncols();
+    if m == 0 {
+        return;
+    }
+    for (i, j) in path.bg.iter_mut().enumerate() {
+        let at = line.offset + line.rate * i as f64;
+        let clamped = if at < -0.5 {
+            0
+        } else if at > m as f64 - 0.5 {
+            m - 1
+        } else {
+            continue;
+        };
+        *j = clamped;
+        path.cost[i] = cost[(i, clamped)];
+    }
 }
 
 #[cfg(test)]
@@ -343,6 +366,33 @@ mod tests {
             );
         }
         assert!(p.bg.windows(2).all(|w| w[1] >= w[0]));
+    }
+
+    #[test]
+    fn fg_frames_before_the_bg_starts_take_its_first_frame() {
+        let cancel = Cancel::new();
+        // fg frame i shows bg frame i - 15: the first 15 fg frames precede the bg.
+        let truth = |i: usize| i as i64 - 15;
+        let mut s = 99u32;
+        let c = Array2::from_shape_fn((60, 50), |(i, j)| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = (s >> 8) as f32 / (1u32 << 24) as f32 * 0.3;
+            if truth(i) < 0 {
+                0.5 + noise
+            } else {
+                ((j as f32 - truth(i) as f32).abs() * 0.15).min(0.8) + noise * 0.1
+            }
+        });
+        let (p, _) = align(&c, 4, Priors::default(), &cancel).unwrap();
+        for (i, &j) in p.bg.iter().enumerate() {
+            let want = truth(i).max(0) as usize;
+            assert!(
+                j.abs_diff(want) <= usize::from(truth(i) >= 0),
+                "fg {i}: {j} {:?}",
+                p.bg
+            );
+        }
+        assert!(p.bg[..15].iter().all(|&j| j == 0), "{:?}", p.bg);
     }
 
     #[test]

@@ -16,10 +16,7 @@ use gst_video::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Once, OnceLock};
 
-const SRC_W: u32 = 960;
-const SRC_H: u32 = 540;
 const SRC_FRAMES: usize = 140;
-const BG: (u32, u32) = (640, 360);
 
 fn init() {
     static INIT: Once = Once::new();
@@ -34,25 +31,39 @@ struct Source {
     info: gst_video::VideoInfo,
 }
 
-/// The first frames of the real clip at 960x540, decoded once per test binary.
+/// The first frames of a real clip, decoded once per test binary. Absent footage skips; footage
+/// that does not decode fails.
+fn load(path: Option<std::path::PathBuf>, size: Option<(u32, u32)>) -> Option<Source> {
+    init();
+    let path = path?;
+    let (frames, info) = common::decode_frames(&path, 0, SRC_FRAMES, size)
+        .unwrap_or_else(|e| panic!("cannot decode {}: {e}", path.display()));
+    assert_eq!(frames.len(), SRC_FRAMES, "{} is too short", path.display());
+    Some(Source { frames, info })
+}
+
+/// The project's clip (starlight: a person talking, steady camera) at 960x540.
 fn source() -> Option<&'static Source> {
     static SOURCE: OnceLock<Option<Source>> = OnceLock::new();
     SOURCE
-        .get_or_init(|| {
-            init();
-            // Absent footage skips; footage that does not decode fails.
-            let path = common::footage()?;
-            let (frames, info) = common::decode_frames(&path, 0, SRC_FRAMES, Some((SRC_W, SRC_H)))
-                .unwrap_or_else(|e| panic!("cannot decode {}: {e}", path.display()));
-            assert_eq!(frames.len(), SRC_FRAMES, "{} is too short", path.display());
-            Some(Source { frames, info })
-        })
+        .get_or_init(|| load(common::footage(), Some((960, 540))))
+        .as_ref()
+}
+
+/// opencv-doc's vtest.avi (static camera, pedestrians; 768x576 at 10 fps).
+fn vtest() -> Option<&'static Source> {
+    static SOURCE: OnceLock<Option<Source>> = OnceLock::new();
+    SOURCE
+        .get_or_init(|| load(common::opencv_clip("vtest.avi"), None))
         .as_ref()
 }
 
 macro_rules! footage_or_skip {
     () => {
-        match source() {
+        footage_or_skip!(source())
+    };
+    ($src:expr) => {
+        match $src {
             Some(s) => s,
             None => {
                 eprintln!(
@@ -66,12 +77,14 @@ macro_rules! footage_or_skip {
 }
 
 /// Crops `rect` (source px) out of a source frame and scales it to `out`, with GStreamer's
-/// converter; optionally flips it upside down and re-grades luma.
+/// converter; fades it towards black by `fade` (1 = untouched, 0 = black), optionally flips it
+/// upside down and re-grades luma.
 fn derive(
     src: &Source,
     index: usize,
     rect: (u32, u32, u32, u32),
     out: (u32, u32),
+    fade: f32,
     grade: (f32, f32),
     flip: bool,
 ) -> gst::Buffer {
@@ -90,11 +103,17 @@ fn derive(
     let buf = gst::Buffer::with_size(out_info.size()).unwrap();
     let mut of = gst_video::VideoFrame::from_buffer_writable(buf, &out_info).unwrap();
     conv.frame(&inf, &mut of);
-    if grade != (1.0, 0.0) || flip {
+    if grade != (1.0, 0.0) || flip || fade < 1.0 {
         for p in 0..3 {
             let stride = of.plane_stride()[p as usize] as usize;
             let h = of.comp_height(p) as usize;
             let data = of.plane_data_mut(p).unwrap();
+            if fade < 1.0 {
+                let black = if p == 0 { 16.0 } else { 128.0 };
+                for v in data.iter_mut() {
+                    *v = (black + (f32::from(*v) - black) * fade).round() as u8;
+                }
+            }
             if p == 0 && grade != (1.0, 0.0) {
                 for v in data.iter_mut() {
                     *v = (f32::from(*v) * grade.0 + grade.1)
@@ -114,6 +133,7 @@ fn derive(
 }
 
 struct Case {
+    bg_size: (u32, u32),
     /// Source frame shown by each bg frame, at `bg_fps`.
     bg_src: Vec<usize>,
     bg_fps: i32,
@@ -126,6 +146,8 @@ struct Case {
     fg_fps: i32,
     grade: (f32, f32),
     flip: bool,
+    /// The first `.0` source frames are black, the next `.1` fade in from black.
+    black_fade: (usize, usize),
     /// Element properties set by hand.
     props: Vec<(&'static str, glib::Value)>,
 }
@@ -133,6 +155,7 @@ struct Case {
 impl Case {
     fn new(bg_src: Vec<usize>, fg_src: Vec<usize>) -> Case {
         Case {
+            bg_size: (640, 360),
             bg_src,
             bg_fps: 24,
             // Source-px crop offsets even: GStreamer's converter crops I420 at even lines and
@@ -143,7 +166,20 @@ impl Case {
             fg_fps: 24,
             grade: (0.8, 30.0),
             flip: false,
+            black_fade: (0, 0),
             props: Vec::new(),
+        }
+    }
+
+    /// How far source frame `k` is faded in.
+    fn fade(&self, k: usize) -> f32 {
+        let (black, fade) = self.black_fade;
+        if k < black {
+            0.0
+        } else if k < black + fade {
+            (k - black + 1) as f32 / (fade + 1) as f32
+        } else {
+            1.0
         }
     }
 
@@ -184,12 +220,14 @@ fn timed(mut frames: Vec<gst::Buffer>, fps: i32) -> Vec<gst::Buffer> {
 }
 
 fn run(src: &Source, case: &Case) -> Outcome {
-    let sx = SRC_W as f64 / BG.0 as f64;
-    let sy = SRC_H as f64 / BG.1 as f64;
+    let (sw, sh) = (src.info.width(), src.info.height());
+    let bgs = case.bg_size;
+    let sx = sw as f64 / bgs.0 as f64;
+    let sy = sh as f64 / bgs.1 as f64;
     let bg: Vec<gst::Buffer> = case
         .bg_src
         .iter()
-        .map(|&k| derive(src, k, (0, 0, SRC_W, SRC_H), BG, (1.0, 0.0), false))
+        .map(|&k| derive(src, k, (0, 0, sw, sh), bgs, case.fade(k), (1.0, 0.0), false))
         .collect();
     let (fx, fy, fw, fh) = case.footprint;
     let region = (
@@ -201,7 +239,17 @@ fn run(src: &Source, case: &Case) -> Outcome {
     let fg: Vec<gst::Buffer> = case
         .fg_src
         .iter()
-        .map(|&k| derive(src, k, region, case.fg_size(), case.grade, case.flip))
+        .map(|&k| {
+            derive(
+                src,
+                k,
+                region,
+                case.fg_size(),
+                case.fade(k),
+                case.grade,
+                case.flip,
+            )
+        })
         .collect();
     let bg = timed(bg, case.bg_fps);
     let fg = timed(fg, case.fg_fps);
@@ -220,7 +268,7 @@ fn run(src: &Source, case: &Case) -> Outcome {
     }
     let appsrc = |n: &str| get(n).downcast::<gst_app::AppSrc>().unwrap();
     let (abg, afg) = (appsrc("bg"), appsrc("fg"));
-    abg.set_caps(Some(&caps_for(BG.0, BG.1, case.bg_fps)));
+    abg.set_caps(Some(&caps_for(bgs.0, bgs.1, case.bg_fps)));
     let (gw, gh) = case.fg_size();
     afg.set_caps(Some(&caps_for(gw, gh, case.fg_fps)));
     let sink = get("out").downcast::<gst_app::AppSink>().unwrap();
@@ -329,7 +377,8 @@ fn score(case: &Case, o: &Outcome) -> Score {
     .fold(0.0, f64::max);
 
     let info = o.out_info.as_ref().expect("output caps");
-    let bg_info = gst_video::VideoInfo::from_caps(&caps_for(BG.0, BG.1, case.bg_fps)).unwrap();
+    let bs = case.bg_size;
+    let bg_info = gst_video::VideoInfo::from_caps(&caps_for(bs.0, bs.1, case.bg_fps)).unwrap();
     let mut by_rows: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
     for (j, b) in o.bg.iter().enumerate() {
         by_rows
@@ -446,6 +495,14 @@ fn fg_starting_before_the_bg() {
 }
 
 #[test]
+fn black_frames_and_a_fade_at_the_start_of_both() {
+    let src = footage_or_skip!();
+    let mut case = Case::new((0..110).collect(), (0..80).collect());
+    case.black_fade = (12, 12);
+    assert_aligned(&case, &run(src, &case));
+}
+
+#[test]
 fn fg_at_half_the_bg_rate() {
     let src = footage_or_skip!();
     let mut case = Case::new((0..140).collect(), (20..140).step_by(2).collect());
@@ -525,4 +582,17 @@ fn a_set_footprint_overrides_the_search_and_frames_are_still_matched() {
     assert_eq!(a.get::<&str>("mapping").unwrap(), "content");
     let first = a.get::<u64>("first-bg-frame").unwrap();
     assert!(first.abs_diff(20) <= 1, "{a:?}");
+}
+
+#[test]
+fn static_camera_with_pedestrians_later_start_and_higher_fg_rate() {
+    let src = footage_or_skip!(vtest());
+    // bg 512x384 at 10 fps; fg a 256x192 footprint recorded at 384x288, starting 3 s later,
+    // at 20 fps (every frame shown twice: duplicates in the fg).
+    let mut case = Case::new((0..140).collect(), (30..120).flat_map(|k| [k, k]).collect());
+    case.bg_size = (512, 384);
+    case.footprint = (128, 96, 256, 192);
+    case.bg_fps = 10;
+    case.fg_fps = 20;
+    assert_aligned(&case, &run(src, &case));
 }

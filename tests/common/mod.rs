@@ -8,6 +8,19 @@
 use gst::prelude::*;
 use std::path::{Path, PathBuf};
 
+/// A sample clip of Debian's opencv-doc package (e.g. `vtest.avi`), as unpacked by
+/// `.ci/install-deps` into `target/footage` or installed system-wide.
+pub fn opencv_clip(name: &str) -> Option<PathBuf> {
+    let data = "usr/share/doc/opencv-doc/examples/data";
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [
+        root.join("target/footage").join(data).join(name),
+        Path::new("/").join(data).join(name),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
 /// The real clip tests derive their pairs from: `$VIDKOMPY_FOOTAGE`, else
 /// `../shared/data/starlight-1080p24.mp4` beside the checkout, else opencv-doc's vtest.avi as
 /// unpacked by `.ci/install-deps` (`target/footage/...`) or installed system-wide.
@@ -18,10 +31,10 @@ pub fn footage() -> Option<PathBuf> {
         candidates.push(p.into());
     }
     candidates.push(root.join("../shared/data/starlight-1080p24.mp4"));
-    let vtest = "usr/share/doc/opencv-doc/examples/data/vtest.avi";
-    candidates.push(root.join("target/footage").join(vtest));
-    candidates.push(Path::new("/").join(vtest));
-    candidates.into_iter().find(|p| p.is_file())
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .or_else(|| opencv_clip("vtest.avi"))
 }
 
 /// Runs a `gst-launch`-style description to EOS, failing with the first error's text.

@@ -132,6 +132,33 @@ fn derive(
     of.into_buffer()
 }
 
+/// `dst` with everything but an outer margin of `margin` px (even) taken from `src`.
+fn paste_interior(
+    dst: gst::Buffer,
+    src: &gst::Buffer,
+    size: (u32, u32),
+    margin: u32,
+) -> gst::Buffer {
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size.0, size.1)
+        .build()
+        .unwrap();
+    let sf = gst_video::VideoFrame::from_buffer_readable(src.clone(), &info).unwrap();
+    let mut df = gst_video::VideoFrame::from_buffer_writable(dst, &info).unwrap();
+    for p in 0..3u32 {
+        let sub = if p == 0 { 0 } else { 1 };
+        let (w, h) = (df.comp_width(p) as usize, df.comp_height(p) as usize);
+        let m = (margin >> sub) as usize;
+        let stride = df.plane_stride()[p as usize] as usize;
+        let s_data = sf.plane_data(p).unwrap().to_vec();
+        let d = df.plane_data_mut(p).unwrap();
+        for y in m..h - m {
+            d[y * stride + m..y * stride + w - m]
+                .copy_from_slice(&s_data[y * stride + m..y * stride + w - m]);
+        }
+    }
+    df.into_buffer()
+}
+
 struct Case {
     bg_size: (u32, u32),
     /// Source frame shown by each bg frame, at `bg_fps`.
@@ -148,6 +175,9 @@ struct Case {
     flip: bool,
     /// The first `.0` source frames are black, the next `.1` fade in from black.
     black_fade: (usize, usize),
+    /// The fg's interior, all but an outer margin of `.1` fg px, shows the source frame `.0`
+    /// frames later (a fg whose interior differs from the bg).
+    interior: Option<(usize, u32)>,
     /// Element properties set by hand.
     props: Vec<(&'static str, glib::Value)>,
 }
@@ -167,6 +197,7 @@ impl Case {
             grade: (0.8, 30.0),
             flip: false,
             black_fade: (0, 0),
+            interior: None,
             props: Vec::new(),
         }
     }
@@ -240,15 +271,17 @@ fn run(src: &Source, case: &Case) -> Outcome {
         .fg_src
         .iter()
         .map(|&k| {
-            derive(
-                src,
-                k,
-                region,
-                case.fg_size(),
-                case.fade(k),
-                case.grade,
-                case.flip,
-            )
+            let fg = |k: usize| {
+                let f = case.fade(k);
+                derive(src, k, region, case.fg_size(), f, case.grade, case.flip)
+            };
+            match case.interior {
+                None => fg(k),
+                Some((later, margin)) => {
+                    let other = fg((k + later).min(src.frames.len() - 1));
+                    paste_interior(fg(k), &other, case.fg_size(), margin)
+                }
+            }
         })
         .collect();
     let bg = timed(bg, case.bg_fps);
@@ -264,7 +297,11 @@ fn run(src: &Source, case: &Case) -> Outcome {
     .unwrap();
     let get = |n: &str| pipeline.by_name(n).unwrap();
     for (k, v) in &case.props {
-        get("a").set_property_from_value(k, v);
+        // Strings name enum values by nick.
+        match v.get::<&str>() {
+            Ok(nick) => get("a").set_property_from_str(k, nick),
+            Err(_) => get("a").set_property_from_value(k, v),
+        }
     }
     let appsrc = |n: &str| get(n).downcast::<gst_app::AppSrc>().unwrap();
     let (abg, afg) = (appsrc("bg"), appsrc("fg"));
@@ -594,5 +631,18 @@ fn static_camera_with_pedestrians_later_start_and_higher_fg_rate() {
     case.footprint = (128, 96, 256, 192);
     case.bg_fps = 10;
     case.fg_fps = 20;
+    assert_aligned(&case, &run(src, &case));
+}
+
+#[test]
+fn match_region_edges_maps_a_fg_whose_interior_differs() {
+    let src = footage_or_skip!();
+    // The fg's interior (all but its outer 24 px, 16 bg px) shows the scene 40 frames later.
+    let mut case = Case::new((0..100).collect(), (20..80).collect());
+    case.interior = Some((40, 24));
+    case.props = vec![
+        ("match-region", "edges".to_value()),
+        ("edge-width", 8u32.to_value()),
+    ];
     assert_aligned(&case, &run(src, &case));
 }

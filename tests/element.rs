@@ -4,6 +4,7 @@
 //! bad input. Offline tests feed each sink pad from its own thread (an aggregator waits for data
 //! on every pad) and pull the output once both pads ended.
 
+use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
 use gst_video::prelude::*;
@@ -276,8 +277,22 @@ fn pads_metadata_and_properties() {
     assert_eq!(e.property::<i32>("y"), -1);
     assert_eq!(e.property::<f64>("scale"), 0.0);
     assert_eq!(e.property::<u32>("blend-width"), 0);
+    assert_eq!(e.property::<u32>("edge-width"), 8);
+    e.set_property_from_str("match-region", "edges");
+    let nick = e.property_value("match-region");
+    let nick = glib::EnumValue::from_value(&nick).map(|(_, v)| v.nick());
+    assert_eq!(nick, Some("edges"));
     for p in e.list_properties() {
-        if ["x", "y", "scale", "blend-width"].contains(&p.name()) {
+        if [
+            "x",
+            "y",
+            "scale",
+            "blend-width",
+            "match-region",
+            "edge-width",
+        ]
+        .contains(&p.name())
+        {
             assert!(p.blurb().is_some_and(|b| b.len() > 20), "{}", p.name());
         }
     }

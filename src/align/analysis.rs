@@ -4,7 +4,7 @@
 //! coarse footprint to find frame pairs that show the same moment, spatial refinement on those
 //! pairs at full resolution, and the final temporal alignment at the refined footprint.
 
-use super::features::{self, Feature, Image, Rect, Thumb};
+use super::features::{self, Feature, Image, Rect, Sides, Thumb};
 use super::spatial::{self, Constraints, Estimate, FramePair, Geometry};
 use super::temporal::{self, Features};
 use super::{Cancel, Cancelled};
@@ -26,8 +26,19 @@ pub enum Side {
     Fg,
 }
 
-/// The analysis's inputs: every frame's thumbnail, the sizes, what the user fixed, and the
-/// nominal playback speed (bg frames per fg frame) when the frame rates say one.
+/// What the final temporal alignment compares.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Region {
+    /// The whole footprint.
+    #[default]
+    Footprint,
+    /// A band this many bg px wide along the inside of the fg's edges where the bg shows (all
+    /// four when the fg covers the bg): for a fg whose interior differs from the bg.
+    Edges(f64),
+}
+
+/// The analysis's inputs: every frame's thumbnail, the sizes, what the user fixed, the nominal
+/// playback speed (bg frames per fg frame) when the frame rates say one, and what to match.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
     pub fg: &'a [Thumb],
@@ -35,6 +46,7 @@ pub struct Input<'a> {
     pub geometry: Geometry,
     pub constraints: Constraints,
     pub nominal_rate: Option<f64>,
+    pub region: Region,
 }
 
 /// The result.
@@ -141,7 +153,17 @@ fn temporal_at(
     };
     cancel.check()?;
     let bg = Features::new(&bg_features(input.bg, e, geo, g));
-    let cost = temporal::cost_matrix(fg, &bg);
+    temporal_of(input, fg, &bg, cancel)
+}
+
+/// Temporal alignment on features of both streams.
+fn temporal_of(
+    input: &Input<'_>,
+    fg: &Features,
+    bg: &Features,
+    cancel: &Cancel,
+) -> Result<Temporal, Cancelled> {
+    let cost = temporal::cost_matrix(fg, bg);
     cancel.check()?;
     let max_step = match input.nominal_rate {
         Some(r) if r > 0.0 => ((r * 1.25).ceil() as usize + 1).min(9),
@@ -154,6 +176,73 @@ fn temporal_at(
         distinct,
         rate: line.map(|l| l.rate),
     })
+}
+
+/// Samples along the longer side of an edge band.
+const BAND_SAMPLES: usize = 96;
+
+/// Edge-band features of every frame of both streams, from full-resolution luma: bands `width`
+/// bg px wide inside the footprint's edges where the bg shows.
+fn edge_features(
+    input: &Input<'_>,
+    e: &Estimate,
+    width: f64,
+    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
+    cancel: &Cancel,
+) -> Result<(Features, Features), Cancelled> {
+    let geo = input.geometry;
+    let (fw, fh) = (geo.fg.0 as f64 * e.scale, geo.fg.1 as f64 * e.scale);
+    let mut sides = Sides {
+        left: e.x > 0.5,
+        right: e.x + fw < geo.bg.0 as f64 - 0.5,
+        top: e.y > 0.5,
+        bottom: e.y + fh < geo.bg.1 as f64 - 0.5,
+    };
+    if !sides.any() {
+        sides = Sides::ALL;
+    }
+    let bg_rect = Rect {
+        x: e.x,
+        y: e.y,
+        w: fw,
+        h: fh,
+    };
+    let fg_rect = Rect {
+        x: 0.0,
+        y: 0.0,
+        w: geo.fg.0 as f64,
+        h: geo.fg.1 as f64,
+    };
+    let of = |side: Side, n: usize, r: Rect, w: f64| -> Result<Features, Cancelled> {
+        let list: Vec<Option<Feature>> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                if cancel.is_cancelled() {
+                    return None;
+                }
+                luma(side, i).map(|img| {
+                    features::normalize(&features::band(&img, r, sides, w, BAND_SAMPLES))
+                })
+            })
+            .collect();
+        cancel.check()?;
+        // A frame whose luma cannot be read counts as flat.
+        let len = list.iter().flatten().map(|f| f.v.len()).next().unwrap_or(0);
+        let list: Vec<Feature> = list
+            .into_iter()
+            .map(|f| {
+                f.unwrap_or(Feature {
+                    v: vec![0.0; len],
+                    mean: 0.0,
+                    std: 0.0,
+                })
+            })
+            .collect();
+        Ok(Features::new(&list))
+    };
+    let fg = of(Side::Fg, input.fg.len(), fg_rect, width / e.scale)?;
+    let bg = of(Side::Bg, input.bg.len(), bg_rect, width)?;
+    Ok((fg, bg))
 }
 
 /// Full-resolution frame pairs for refinement: in each of [`REFINE_PAIRS`] stretches of the
@@ -248,6 +337,10 @@ pub fn analyse(
         last = temporal_at(input, &est, &mut fg_feats, cancel)?;
     }
     let fine = est;
+    if let Region::Edges(width) = input.region {
+        let (fg, bg) = edge_features(input, &fine, width, luma, cancel)?;
+        last = temporal_of(input, &fg, &bg, cancel)?;
+    }
     let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
     Ok(Some(Alignment {
         x: fine.x,

@@ -224,6 +224,63 @@ pub fn resample(img: &Image, r: Rect, out_w: usize, out_h: usize) -> Image {
     })
 }
 
+/// Which sides of a rectangle (a band along the inside of each is sampled by [`band`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sides {
+    pub left: bool,
+    pub right: bool,
+    pub top: bool,
+    pub bottom: bool,
+}
+
+impl Sides {
+    pub const ALL: Sides = Sides {
+        left: true,
+        right: true,
+        top: true,
+        bottom: true,
+    };
+
+    pub fn any(&self) -> bool {
+        self.left || self.right || self.top || self.bottom
+    }
+}
+
+/// Bands `width` px wide along the inside of the chosen sides of `r`, each resampled to
+/// `along` samples lengthwise (scaled by the side's length relative to the longer side, at
+/// least 4) and 2 across, concatenated into one row.
+pub fn band(img: &Image, r: Rect, sides: Sides, width: f64, along: usize) -> Image {
+    let w = width.min(r.w / 2.0).min(r.h / 2.0).max(0.5);
+    let long = r.w.max(r.h);
+    let n = |len: f64| ((along as f64 * len / long).round() as usize).max(4);
+    let mut parts: Vec<Image> = Vec::new();
+    if sides.top {
+        parts.push(resample(img, Rect { h: w, ..r }, n(r.w), 2));
+    }
+    if sides.bottom {
+        let b = Rect {
+            y: r.y + r.h - w,
+            h: w,
+            ..r
+        };
+        parts.push(resample(img, b, n(r.w), 2));
+    }
+    if sides.left {
+        parts.push(resample(img, Rect { w, ..r }, 2, n(r.h)));
+    }
+    if sides.right {
+        let b = Rect {
+            x: r.x + r.w - w,
+            w,
+            ..r
+        };
+        parts.push(resample(img, b, 2, n(r.h)));
+    }
+    let v: Vec<f32> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    let len = v.len();
+    Image::from_shape_vec((1, len), v).unwrap_or_else(|_| Image::zeros((1, 0)))
+}
+
 /// Standard deviation (0–255 scale) under which a frame counts as flat (black, fades, a wall):
 /// its zero-mean feature is undefined.
 pub const FLAT_STD: f32 = 1.5;
@@ -347,6 +404,33 @@ mod tests {
         );
         assert_eq!(part[(0, 0)], 34.0);
         assert_eq!(part[(1, 1)], 43.0);
+    }
+
+    #[test]
+    fn bands_sample_only_the_chosen_sides() {
+        // 20x10 image: 200 inside, 0 on the outermost 2 px on the left
+        let img = Image::from_shape_fn((10, 20), |(_, x)| if x < 2 { 0.0 } else { 200.0 });
+        let r = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: 20.0,
+            h: 10.0,
+        };
+        let left = Sides {
+            left: true,
+            ..Default::default()
+        };
+        let b = band(&img, r, left, 2.0, 8);
+        assert_eq!(b.dim(), (1, 8));
+        assert!(b.iter().all(|&v| v < 1.0), "{b:?}");
+        let top = Sides {
+            top: true,
+            ..Default::default()
+        };
+        let b = band(&img, r, top, 2.0, 8);
+        assert_eq!(b.dim(), (1, 16));
+        assert!(b[(0, 0)] < 100.0, "{b:?}");
+        assert_eq!(b[(0, 7)], 200.0);
     }
 
     #[test]

@@ -56,6 +56,9 @@ const DEFAULT_X: i32 = -1;
 const DEFAULT_Y: i32 = -1;
 const DEFAULT_SCALE: f64 = 0.0;
 const DEFAULT_BLEND_WIDTH: u32 = 0;
+const DEFAULT_MATCH_REGION: MatchRegion = MatchRegion::Footprint;
+const DEFAULT_EDGE_WIDTH: u32 = 8;
+const MAX_EDGE_WIDTH: u32 = 1024;
 const MAX_COORD: i32 = 65535;
 const MAX_SCALE: f64 = 16.0;
 const MAX_BLEND_WIDTH: u32 = 4096;
@@ -67,12 +70,28 @@ const MIN_SPATIAL_CONFIDENCE: f64 = 0.5;
 /// not trusted and frames are mapped by running time.
 const MIN_TEMPORAL_CONFIDENCE: f64 = 0.1;
 
+/// What frames are matched on.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstVidkompyMatchRegion")]
+pub enum MatchRegion {
+    #[enum_value(name = "The whole footprint", nick = "footprint")]
+    Footprint = 0,
+    #[enum_value(
+        name = "A band along the inside of the fg's edges where the bg shows",
+        nick = "edges"
+    )]
+    Edges = 1,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Settings {
     x: i32,
     y: i32,
     scale: f64,
     blend_width: u32,
+    match_region: MatchRegion,
+    edge_width: u32,
 }
 
 impl Default for Settings {
@@ -82,11 +101,20 @@ impl Default for Settings {
             y: DEFAULT_Y,
             scale: DEFAULT_SCALE,
             blend_width: DEFAULT_BLEND_WIDTH,
+            match_region: DEFAULT_MATCH_REGION,
+            edge_width: DEFAULT_EDGE_WIDTH,
         }
     }
 }
 
 impl Settings {
+    fn region(&self) -> analysis::Region {
+        match self.match_region {
+            MatchRegion::Footprint => analysis::Region::Footprint,
+            MatchRegion::Edges => analysis::Region::Edges(f64::from(self.edge_width.max(1))),
+        }
+    }
+
     fn constraints(&self) -> Constraints {
         let r = self.request();
         Constraints {
@@ -610,6 +638,7 @@ impl VidkompyAlign {
             geometry,
             constraints: settings.constraints(),
             nominal_rate,
+            region: settings.region(),
         };
         let luma = |side: Side, i: usize| {
             let ps = match side {
@@ -950,6 +979,23 @@ impl ObjectImpl for VidkompyAlign {
                     .default_value(DEFAULT_BLEND_WIDTH)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("match-region", DEFAULT_MATCH_REGION)
+                    .nick("Match region")
+                    .blurb(
+                        "What fg frames are matched to bg frames on: the whole footprint, or a \
+                         band along the inside of the fg's edges where the bg shows (for a fg \
+                         whose interior differs from the bg)",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("edge-width")
+                    .nick("Edge width")
+                    .blurb("Width in bg pixels of the band matched with match-region=edges")
+                    .minimum(1)
+                    .maximum(MAX_EDGE_WIDTH)
+                    .default_value(DEFAULT_EDGE_WIDTH)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -962,6 +1008,8 @@ impl ObjectImpl for VidkompyAlign {
             "y" => s.y = value.get().unwrap_or(DEFAULT_Y),
             "scale" => s.scale = value.get().unwrap_or(DEFAULT_SCALE),
             "blend-width" => s.blend_width = value.get().unwrap_or(DEFAULT_BLEND_WIDTH),
+            "match-region" => s.match_region = value.get().unwrap_or(DEFAULT_MATCH_REGION),
+            "edge-width" => s.edge_width = value.get().unwrap_or(DEFAULT_EDGE_WIDTH),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "settings now {s:?}");
@@ -974,6 +1022,8 @@ impl ObjectImpl for VidkompyAlign {
             "y" => s.y.to_value(),
             "scale" => s.scale.to_value(),
             "blend-width" => s.blend_width.to_value(),
+            "match-region" => s.match_region.to_value(),
+            "edge-width" => s.edge_width.to_value(),
             // GObject only asks for the properties registered above.
             _ => pspec.default_value().clone(),
         }

@@ -458,6 +458,9 @@ fn score(case: &Case, o: &Outcome) -> Score {
             .map(|&j| j.abs_diff(showing))
             .min()
             .unwrap_or(usize::MAX);
+        if !exact {
+            eprintln!("  fg {i} shows source {t}: bg {chosen:?}, truth bg {showing}");
+        }
         sc.exact += usize::from(exact);
         sc.within_one += usize::from(exact || dev <= 1);
         sc.max_dev = sc.max_dev.max(if exact { 0 } else { dev });
@@ -644,5 +647,31 @@ fn match_region_edges_maps_a_fg_whose_interior_differs() {
         ("match-region", "edges".to_value()),
         ("edge-width", 8u32.to_value()),
     ];
+    assert_aligned(&case, &run(src, &case));
+}
+
+#[test]
+fn fg_at_a_quarter_of_the_bg_rate() {
+    let src = footage_or_skip!();
+    let mut case = Case::new((0..140).collect(), (10..138).step_by(4).collect());
+    case.fg_fps = 6;
+    assert_aligned(&case, &run(src, &case));
+}
+
+#[test]
+fn bg_at_a_quarter_of_the_fg_rate() {
+    let src = footage_or_skip!();
+    let mut case = Case::new((0..140).step_by(4).collect(), (20..120).collect());
+    case.bg_fps = 6;
+    assert_aligned(&case, &run(src, &case));
+}
+
+#[test]
+fn fg_drifting_five_percent_slow() {
+    let src = footage_or_skip!();
+    let fg_src: Vec<usize> = (0..110)
+        .map(|i| 15 + (i as f64 * 0.95).round() as usize)
+        .collect();
+    let case = Case::new((0..140).collect(), fg_src);
     assert_aligned(&case, &run(src, &case));
 }

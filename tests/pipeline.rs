@@ -95,11 +95,20 @@ fn composites_two_real_clips_through_the_plugin_file() {
         return;
     };
     let dir = std::env::temp_dir().join(format!("vidkompy-pipeline-{}", std::process::id()));
-    // bg 320x180; footprint 160x90 at (80, 46); fg at 1.5x the footprint's resolution,
-    // re-graded brighter; 48 bg frames and 36 fg frames from the same start.
+    // bg 320x180, 48 frames; fg: the footprint 160x90 at (80, 46) recorded at twice its
+    // resolution, re-graded brighter, 36 frames starting at bg frame 12. H.264 both.
     let (fx, fy, fw, fh) = (80, 46, 160, 90);
-    let (bg, fg) =
-        common::make_pair(&src, &dir, (320, 180), 48, (fx, fy, fw, fh), 1.5, (0, 36)).unwrap();
+    let skip = 12;
+    let (bg, fg) = common::make_pair(
+        &src,
+        &dir,
+        (320, 180),
+        48,
+        (fx, fy, fw, fh),
+        2.0,
+        (skip, 36),
+    )
+    .unwrap();
 
     let (bg_frames, bg_caps) = common::collect_frames(
         &format!(
@@ -120,12 +129,12 @@ fn composites_two_real_clips_through_the_plugin_file() {
     assert_eq!(bg_frames.len(), 48);
     assert_eq!(fg_frames.len(), 36);
 
+    // No x, y or scale: the element finds where and when the fg belongs.
     let (out, out_caps) = common::collect_frames(
         &format!(
-            "vidkompyalign name=a x={fx} y={fy} scale={} ! appsink name=s sync=false \
+            "vidkompyalign name=a ! appsink name=s sync=false \
              filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
              filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=RGBA ! a.fg",
-            fw as f64 / 240.0,
             common::q(&bg),
             common::q(&fg)
         ),
@@ -149,9 +158,9 @@ fn composites_two_real_clips_through_the_plugin_file() {
 
     // Outside the footprint: exactly the bg frame at the same time. Inside: the fg, which is
     // the same scene re-graded brighter.
-    // Both files start at the same source frame and rate: fg frame i shows bg frame i.
+    // fg frame i shows bg frame skip + i.
     for (i, o) in out.iter().enumerate() {
-        let truth = &bg_frames[i];
+        let truth = &bg_frames[skip + i];
         let of = gst_video::VideoFrame::from_buffer_readable(o.clone(), &out_info).unwrap();
         let bf = gst_video::VideoFrame::from_buffer_readable(truth.clone(), &bg_info).unwrap();
         let (os, bs) = (of.plane_stride()[0] as usize, bf.plane_stride()[0] as usize);

@@ -272,8 +272,39 @@ pub fn path_line(path: &[usize], weight: &[f32], min_weight: f32) -> Option<Line
         .map(|&i| path[i] as f64 - rate * i as f64)
         .collect();
     offs.sort_by(f64::total_cmp);
-    Some(Line {
+    let rough = Line {
         offset: offs[offs.len() / 2],
+        rate,
+    };
+    // The median slope is quantised (whole bg frames over the gap): refine by least squares
+    // over the points near the rough line.
+    let inliers: Vec<(f64, f64)> = pts
+        .iter()
+        .map(|&i| (i as f64, path[i] as f64))
+        .filter(|&(x, y)| (y - rough.offset - rough.rate * x).abs() <= 2.0)
+        .collect();
+    let n = inliers.len() as f64;
+    if n < 4.0 {
+        return Some(rough);
+    }
+    let (mx, my) = (
+        inliers.iter().map(|p| p.0).sum::<f64>() / n,
+        inliers.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxx: f64 = inliers.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+    let sxy: f64 = inliers.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx <= 0.0 {
+        return Some(rough);
+    }
+    let rate = sxy / sxx;
+    let whole = rate.round();
+    let rate = if whole > 0.0 && (rate - whole).abs() <= 0.005 * whole {
+        whole
+    } else {
+        rate
+    };
+    Some(Line {
+        offset: my - rate * mx,
         rate,
     })
 }
@@ -295,22 +326,33 @@ pub fn align(
         cancel,
     )?;
     let line = path_line(&first.bg, &distinctiveness(cost, &first), CONFIDENT);
-    let Some(l) = line.filter(|l| l.rate > 0.0) else {
+    let Some(mut l) = line.filter(|l| l.rate > 0.0) else {
         return Ok((first, line));
     };
-    let mut second = dtw(
-        cost,
-        &DtwParams {
-            max_step: max_step.max(l.rate.ceil() as usize + 1),
-            guide: Some(l),
-            lambda: priors.lambda,
-            mu: priors.mu,
-            band: priors.band,
-        },
-        cancel,
-    )?;
-    clamp_outside(&mut second, cost, &l);
-    Ok((second, line))
+    let guided = |l: Line| {
+        dtw(
+            cost,
+            &DtwParams {
+                max_step: max_step.max(l.rate.ceil() as usize + 1),
+                guide: Some(l),
+                lambda: priors.lambda,
+                mu: priors.mu,
+                band: priors.band,
+            },
+            cancel,
+        )
+    };
+    let mut path = guided(l)?;
+    // The first pass wanders where content does not decide, and so does a line fitted to it;
+    // a line refitted to the guided path is truer and guides a last pass.
+    if let Some(l2) = path_line(&path.bg, &distinctiveness(cost, &path), CONFIDENT)
+        .filter(|l2| l2.rate > 0.0 && *l2 != l)
+    {
+        l = l2;
+        path = guided(l)?;
+    }
+    clamp_outside(&mut path, cost, &l);
+    Ok((path, Some(l)))
 }
 
 /// fg frames that the line places before the bg's first frame or after its last show no bg
@@ -393,6 +435,20 @@ mod tests {
             );
         }
         assert!(p.bg[..15].iter().all(|&j| j == 0), "{:?}", p.bg);
+    }
+
+    #[test]
+    fn fitted_lines_are_not_quantised() {
+        // 5 % slow: whole-frame steps over any gap quantise the slope.
+        let path: Vec<usize> = (0..110)
+            .map(|i| 15 + (i as f64 * 0.95).round() as usize)
+            .collect();
+        let l = path_line(&path, &vec![1.0; 110], CONFIDENT).unwrap();
+        assert!((l.rate - 0.95).abs() < 0.002, "{l:?}");
+        assert!((l.offset - 15.0).abs() < 0.3, "{l:?}");
+        let same: Vec<usize> = (0..50).map(|i| 7 + i).collect();
+        let l = path_line(&same, &vec![1.0; 50], CONFIDENT).unwrap();
+        assert_eq!((l.rate, l.offset), (1.0, 7.0));
     }
 
     #[test]

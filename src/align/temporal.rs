@@ -443,11 +443,11 @@ mod tests {
         let path: Vec<usize> = (0..110)
             .map(|i| 15 + (i as f64 * 0.95).round() as usize)
             .collect();
-        let l = path_line(&path, &vec![1.0; 110], CONFIDENT).unwrap();
+        let l = path_line(&path, &[1.0; 110], CONFIDENT).unwrap();
         assert!((l.rate - 0.95).abs() < 0.002, "{l:?}");
         assert!((l.offset - 15.0).abs() < 0.3, "{l:?}");
         let same: Vec<usize> = (0..50).map(|i| 7 + i).collect();
-        let l = path_line(&same, &vec![1.0; 50], CONFIDENT).unwrap();
+        let l = path_line(&same, &[1.0; 50], CONFIDENT).unwrap();
         assert_eq!((l.rate, l.offset), (1.0, 7.0));
     }
 

@@ -359,6 +359,43 @@ pub fn analyse(
 mod tests {
     use super::*;
 
+    fn thumbs(n: usize, w: usize, h: usize, seed: u32) -> Vec<Thumb> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| Thumb {
+                factor: 1,
+                width: w,
+                height: h,
+                data: (0..w * h)
+                    .map(|_| {
+                        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        (s >> 24) as u8
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cancelled_analysis_stops() {
+        let (fg, bg) = (thumbs(20, 40, 30, 1), thumbs(30, 80, 60, 2));
+        let input = Input {
+            fg: &fg,
+            bg: &bg,
+            geometry: Geometry {
+                fg: (40, 30),
+                bg: (80, 60),
+            },
+            constraints: Constraints::default(),
+            nominal_rate: None,
+            region: Region::Footprint,
+        };
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let luma = |_: Side, _: usize| None;
+        assert_eq!(analyse(&input, &luma, &cancel), Err(Cancelled));
+    }
+
     #[test]
     fn spread_indices() {
         assert_eq!(spread(10, 3), vec![1, 5, 8]);

@@ -89,6 +89,9 @@ pub struct DtwParams {
     /// Penalty of a cell `e` bg frames off the line: `mu · min(1, (e / band)²)`.
     pub mu: f32,
     pub band: f32,
+    /// Penalty of a forward jump longer than `max_step` (a cut in the fg); infinite or 0 for
+    /// none.
+    pub jump: f32,
 }
 
 /// A monotonic path: the bg frame of every fg frame and its cost.
@@ -137,7 +140,11 @@ pub fn dtw(cost: &Array2<f32>, p: &DtwParams, cancel: &Cancel) -> Result<Path, C
     }
     let k = p.max_step.max(1);
     let pen: Vec<f32> = (0..=k).map(|s| step_penalty(p, s)).collect();
-    let mut back = vec![0u8; n * m];
+    let jump = (p.jump > 0.0 && p.jump.is_finite()).then_some(f64::from(p.jump));
+    // The bg frame each cell came from.
+    let mut back = vec![0u32; n * m];
+    // Running minimum of the previous row, for jumps: (value, column).
+    let mut lead = vec![(f64::INFINITY, 0u32); m];
     let mut prev: Vec<f64> = cost
         .row(0)
         .iter()
@@ -151,13 +158,31 @@ pub fn dtw(cost: &Array2<f32>, p: &DtwParams, cancel: &Cancel) -> Result<Path, C
         }
         let row = cost.row(i);
         let b = &mut back[i * m..(i + 1) * m];
+        if jump.is_some() {
+            let mut run = (f64::INFINITY, 0u32);
+            for (j, l) in lead.iter_mut().enumerate() {
+                if prev[j] < run.0 {
+                    run = (prev[j], j as u32);
+                }
+                *l = run;
+            }
+        }
         for j in 0..m {
-            let (mut best, mut arg) = (f64::INFINITY, 0u8);
+            let (mut best, mut arg) = (f64::INFINITY, j as u32);
             for s in 0..=k.min(j) {
                 let v = prev[j - s] + f64::from(pen[s]);
                 if v < best {
                     best = v;
-                    arg = s as u8;
+                    arg = (j - s) as u32;
+                }
+            }
+            if let Some(jp) = jump
+                && j > k
+            {
+                let (v, from) = lead[j - k - 1];
+                if v + jp < best {
+                    best = v + jp;
+                    arg = from;
                 }
             }
             cur[j] = best + f64::from(row[j]) + line_penalty(p, i, j);
@@ -171,7 +196,7 @@ pub fn dtw(cost: &Array2<f32>, p: &DtwParams, cancel: &Cancel) -> Result<Path, C
     let mut bg = vec![0usize; n];
     for i in (0..n).rev() {
         bg[i] = j;
-        j -= usize::from(back[i * m + j]);
+        j = back[i * m + j] as usize;
     }
     let cost = bg.iter().enumerate().map(|(i, &j)| cost[(i, j)]).collect();
     Ok(Path { bg, cost })
@@ -239,6 +264,8 @@ pub const CONFIDENT: f32 = 0.3;
 /// Weights of the second pass's priors, in cost units (1 - NCC per frame).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Priors {
+    /// For a forward jump (a cut in the fg), in both passes.
+    pub jump: f32,
     /// Per whole step outside the speed found, squared.
     pub lambda: f32,
     /// For straying from the line, at most.
@@ -250,6 +277,7 @@ pub struct Priors {
 impl Default for Priors {
     fn default() -> Self {
         Priors {
+            jump: 0.5,
             lambda: 0.05,
             mu: 0.02,
             band: 4.0,
@@ -321,6 +349,7 @@ pub fn align(
         cost,
         &DtwParams {
             max_step,
+            jump: priors.jump,
             ..Default::default()
         },
         cancel,
@@ -338,6 +367,7 @@ pub fn align(
                 lambda: priors.lambda,
                 mu: priors.mu,
                 band: priors.band,
+                jump: priors.jump,
             },
             cancel,
         )
@@ -351,19 +381,24 @@ pub fn align(
         l = l2;
         path = guided(l)?;
     }
-    clamp_outside(&mut path, cost, &l);
+    let distinct = distinctiveness(cost, &path);
+    clamp_outside(&mut path, cost, &l, &distinct);
     Ok((path, Some(l)))
 }
 
-/// fg frames that the line places before the bg's first frame or after its last show no bg
-/// frame at all: they take the first or the last bg frame (content cannot say which frame they
-/// are, and without this the path would spend them on arbitrary early or late frames).
-pub fn clamp_outside(path: &mut Path, cost: &Array2<f32>, line: &Line) {
+/// fg frames that the line places before the bg's first frame or after its last, and whose
+/// match is not distinctive, show no bg frame at all: they take the first or the last bg frame
+/// (content cannot say which frame they are, and without this the path would spend them on
+/// arbitrary early or late frames). A distinctive match stays: the fg may have a cut.
+pub fn clamp_outside(path: &mut Path, cost: &Array2<f32>, line: &Line, distinct: &[f32]) {
     let m = cost.ncols();
     if m == 0 {
         return;
     }
     for (i, j) in path.bg.iter_mut().enumerate() {
+        if distinct.get(i).is_some_and(|&d| d >= CONFIDENT) {
+            continue;
+        }
         let at = line.offset + line.rate * i as f64;
         let clamped = if at < -0.5 {
             0
@@ -449,6 +484,17 @@ mod tests {
         let same: Vec<usize> = (0..50).map(|i| 7 + i).collect();
         let l = path_line(&same, &[1.0; 50], CONFIDENT).unwrap();
         assert_eq!((l.rate, l.offset), (1.0, 7.0));
+    }
+
+    #[test]
+    fn a_cut_in_the_fg_is_a_jump() {
+        let cancel = Cancel::new();
+        // fg frames 0..30 show bg 10..40, frames 30..60 show bg 80..110.
+        let truth = |i: usize| if i < 30 { 10 + i } else { 50 + i };
+        let c = synthetic(60, 130, truth);
+        let (p, _) = align(&c, 4, Priors::default(), &cancel).unwrap();
+        let wrong: Vec<usize> = (0..60).filter(|&i| p.bg[i] != truth(i)).collect();
+        assert!(wrong.is_empty(), "{wrong:?} {:?}", p.bg);
     }
 
     #[test]

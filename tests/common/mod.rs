@@ -8,6 +8,8 @@
 use gst::prelude::*;
 use std::path::{Path, PathBuf};
 
+pub mod truth;
+
 /// A sample clip of Debian's opencv-doc package (e.g. `vtest.avi`), as unpacked by
 /// `.ci/install-deps` into `target/footage` or installed system-wide.
 pub fn opencv_clip(name: &str) -> Option<PathBuf> {

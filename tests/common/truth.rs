@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: MIT
+
+//! Ground-truth pairs derived from a real clip, run through the real element in a real
+//! pipeline, and scored. Truth is the source frame every fg and bg frame shows; which bg frame
+//! the element chose for each output frame is read back from the output itself: outside the
+//! footprint the output is an exact copy of that bg frame.
+
+use gst::glib;
+use gst::prelude::*;
+use gst_video::prelude::*;
+use std::collections::HashMap;
+
+pub struct Source {
+    pub frames: Vec<gst::Buffer>,
+    pub info: gst_video::VideoInfo,
+}
+
+/// The first `n` frames of a real clip, at `size` or its own. `None` when `path` is; a clip
+/// that does not decode or is too short panics (tests must not pass vacuously).
+pub fn load(
+    path: Option<std::path::PathBuf>,
+    size: Option<(u32, u32)>,
+    n: usize,
+) -> Option<Source> {
+    let path = path?;
+    let (frames, info) = super::decode_frames(&path, 0, n, size)
+        .unwrap_or_else(|e| panic!("cannot decode {}: {e}", path.display()));
+    assert_eq!(frames.len(), n, "{} is too short", path.display());
+    Some(Source { frames, info })
+}
+
+/// Crops `rect` (source px) out of a source frame and scales it to `out`, with GStreamer's
+/// converter; fades it towards black by `fade` (1 = untouched, 0 = black), optionally flips it
+/// upside down and re-grades luma.
+pub fn derive(
+    src: &Source,
+    index: usize,
+    rect: (u32, u32, u32, u32),
+    out: (u32, u32),
+    fade: f32,
+    grade: (f32, f32),
+    flip: bool,
+) -> gst::Buffer {
+    let out_info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, out.0, out.1)
+        .fps(src.info.fps())
+        .build()
+        .unwrap();
+    let mut config = gst_video::VideoConverterConfig::new();
+    config.set_src_x(rect.0 as i32);
+    config.set_src_y(rect.1 as i32);
+    config.set_src_width(Some(rect.2 as i32));
+    config.set_src_height(Some(rect.3 as i32));
+    let conv = gst_video::VideoConverter::new(&src.info, &out_info, Some(config)).unwrap();
+    let inf =
+        gst_video::VideoFrame::from_buffer_readable(src.frames[index].clone(), &src.info).unwrap();
+    let buf = gst::Buffer::with_size(out_info.size()).unwrap();
+    let mut of = gst_video::VideoFrame::from_buffer_writable(buf, &out_info).unwrap();
+    conv.frame(&inf, &mut of);
+    if grade != (1.0, 0.0) || flip || fade < 1.0 {
+        for p in 0..3 {
+            let stride = of.plane_stride()[p as usize] as usize;
+            let h = of.comp_height(p) as usize;
+            let data = of.plane_data_mut(p).unwrap();
+            if fade < 1.0 {
+                let black = if p == 0 { 16.0 } else { 128.0 };
+                for v in data.iter_mut() {
+                    *v = (black + (f32::from(*v) - black) * fade).round() as u8;
+                }
+            }
+            if p == 0 && grade != (1.0, 0.0) {
+                for v in data.iter_mut() {
+                    *v = (f32::from(*v) * grade.0 + grade.1)
+                        .round()
+                        .clamp(0.0, 255.0) as u8;
+                }
+            }
+            if flip {
+                for y in 0..h / 2 {
+                    let (a, b) = data.split_at_mut((h - 1 - y) * stride);
+                    a[y * stride..y * stride + stride].swap_with_slice(&mut b[..stride]);
+                }
+            }
+        }
+    }
+    of.into_buffer()
+}
+
+/// `dst` with everything but an outer margin of `margin` px (even) taken from `src`.
+pub fn paste_interior(
+    dst: gst::Buffer,
+    src: &gst::Buffer,
+    size: (u32, u32),
+    margin: u32,
+) -> gst::Buffer {
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size.0, size.1)
+        .build()
+        .unwrap();
+    let sf = gst_video::VideoFrame::from_buffer_readable(src.clone(), &info).unwrap();
+    let mut df = gst_video::VideoFrame::from_buffer_writable(dst, &info).unwrap();
+    for p in 0..3u32 {
+        let sub = if p == 0 { 0 } else { 1 };
+        let (w, h) = (df.comp_width(p) as usize, df.comp_height(p) as usize);
+        let m = (margin >> sub) as usize;
+        let stride = df.plane_stride()[p as usize] as usize;
+        let s_data = sf.plane_data(p).unwrap().to_vec();
+        let d = df.plane_data_mut(p).unwrap();
+        for y in m..h - m {
+            d[y * stride + m..y * stride + w - m]
+                .copy_from_slice(&s_data[y * stride + m..y * stride + w - m]);
+        }
+    }
+    df.into_buffer()
+}
+
+pub struct Case {
+    pub bg_size: (u32, u32),
+    /// Source frame shown by each bg frame, at `bg_fps`.
+    pub bg_src: Vec<usize>,
+    pub bg_fps: gst::Fraction,
+    /// Footprint in bg px.
+    pub footprint: (u32, u32, u32, u32),
+    /// fg px per footprint px.
+    pub fg_scale: f64,
+    /// Source frame shown by each fg frame, at `fg_fps`.
+    pub fg_src: Vec<usize>,
+    pub fg_fps: gst::Fraction,
+    /// The rate the fg's caps and timestamps claim, when they lie (the frames are `fg_fps`
+    /// apart in content).
+    pub fg_declared_fps: Option<gst::Fraction>,
+    /// Encode the bg with x264 at this bitrate (kbit/s) and decode it again: compression.
+    pub bg_kbps: Option<u32>,
+    pub grade: (f32, f32),
+    pub flip: bool,
+    /// The first `.0` source frames are black, the next `.1` fade in from black.
+    pub black_fade: (usize, usize),
+    /// The fg's interior, all but an outer margin of `.1` fg px, shows the source frame `.0`
+    /// frames later (a fg whose interior differs from the bg).
+    pub interior: Option<(usize, u32)>,
+    /// Element properties set by hand.
+    pub props: Vec<(&'static str, glib::Value)>,
+}
+
+impl Case {
+    pub fn new(bg_src: Vec<usize>, fg_src: Vec<usize>) -> Case {
+        Case {
+            bg_size: (640, 360),
+            bg_src,
+            bg_fps: gst::Fraction::new(24, 1),
+            // Source-px crop offsets even: GStreamer's converter crops I420 at even lines and
+            // columns, so an odd crop offset would shift the fg by one source line.
+            footprint: (200, 88, 320, 180),
+            fg_scale: 1.5,
+            fg_src,
+            fg_fps: gst::Fraction::new(24, 1),
+            fg_declared_fps: None,
+            bg_kbps: None,
+            grade: (0.8, 30.0),
+            flip: false,
+            black_fade: (0, 0),
+            interior: None,
+            props: Vec::new(),
+        }
+    }
+
+    /// How far source frame `k` is faded in.
+    pub fn fade(&self, k: usize) -> f32 {
+        let (black, fade) = self.black_fade;
+        if k < black {
+            0.0
+        } else if k < black + fade {
+            (k - black + 1) as f32 / (fade + 1) as f32
+        } else {
+            1.0
+        }
+    }
+
+    pub fn fg_size(&self) -> (u32, u32) {
+        (
+            (self.footprint.2 as f64 * self.fg_scale).round() as u32,
+            (self.footprint.3 as f64 * self.fg_scale).round() as u32,
+        )
+    }
+}
+
+pub struct Outcome {
+    pub outputs: Vec<gst::Buffer>,
+    pub out_info: Option<gst_video::VideoInfo>,
+    pub alignment: Option<gst::Structure>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+    pub bg: Vec<gst::Buffer>,
+}
+
+pub fn caps_for(w: u32, h: u32, fps: gst::Fraction) -> gst::Caps {
+    gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
+        .fps(fps)
+        .build()
+        .unwrap()
+        .to_caps()
+        .unwrap()
+}
+
+pub fn timed(mut frames: Vec<gst::Buffer>, fps: gst::Fraction) -> Vec<gst::Buffer> {
+    let at = |i: u64| {
+        gst::ClockTime::SECOND
+            .mul_div_floor(i * fps.denom() as u64, fps.numer() as u64)
+            .unwrap()
+    };
+    for (i, b) in frames.iter_mut().enumerate() {
+        let b = b.make_mut();
+        b.set_pts(at(i as u64));
+        b.set_duration(at(i as u64 + 1) - at(i as u64));
+    }
+    frames
+}
+
+/// `frames` through x264 at `kbps` and back: what a heavily compressed bg looks like.
+pub fn compress(
+    frames: &[gst::Buffer],
+    size: (u32, u32),
+    fps: gst::Fraction,
+    kbps: u32,
+) -> Vec<gst::Buffer> {
+    let p = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! x264enc bitrate={kbps} speed-preset=ultrafast \
+         tune=zerolatency ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! \
+         appsink name=s sync=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = p
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    src.set_caps(Some(&caps_for(size.0, size.1, fps)));
+    let sink = p
+        .by_name("s")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let got = super::collect(&sink);
+    let frames_len = frames.len();
+    let frames = timed(frames.to_vec(), fps);
+    let feeder = std::thread::spawn(move || {
+        for f in frames {
+            if src.push_buffer(f).is_err() {
+                break;
+            }
+        }
+        let _ = src.end_of_stream();
+    });
+    super::run_to_eos(p.upcast_ref(), 120).unwrap();
+    let _ = feeder.join();
+    let out = std::mem::take(&mut got.lock().unwrap().0);
+    assert_eq!(out.len(), frames_len, "the encoder kept or dropped frames");
+    // Decoded copies, detached from the decoder's pool.
+    out.iter().map(|b| b.copy_deep().unwrap()).collect()
+}
+
+pub fn run(src: &Source, case: &Case) -> Outcome {
+    let (sw, sh) = (src.info.width(), src.info.height());
+    let bgs = case.bg_size;
+    let sx = sw as f64 / bgs.0 as f64;
+    let sy = sh as f64 / bgs.1 as f64;
+    let bg: Vec<gst::Buffer> = case
+        .bg_src
+        .iter()
+        .map(|&k| derive(src, k, (0, 0, sw, sh), bgs, case.fade(k), (1.0, 0.0), false))
+        .collect();
+    let (fx, fy, fw, fh) = case.footprint;
+    let region = (
+        (fx as f64 * sx).round() as u32,
+        (fy as f64 * sy).round() as u32,
+        (fw as f64 * sx).round() as u32,
+        (fh as f64 * sy).round() as u32,
+    );
+    let fg: Vec<gst::Buffer> = case
+        .fg_src
+        .iter()
+        .map(|&k| {
+            let fg = |k: usize| {
+                let f = case.fade(k);
+                derive(src, k, region, case.fg_size(), f, case.grade, case.flip)
+            };
+            match case.interior {
+                None => fg(k),
+                Some((later, margin)) => {
+                    let other = fg((k + later).min(src.frames.len() - 1));
+                    paste_interior(fg(k), &other, case.fg_size(), margin)
+                }
+            }
+        })
+        .collect();
+    let bg = match case.bg_kbps {
+        Some(kbps) => compress(&bg, bgs, case.bg_fps, kbps),
+        None => bg,
+    };
+    let bg = timed(bg, case.bg_fps);
+    let fg_fps = case.fg_declared_fps.unwrap_or(case.fg_fps);
+    let fg = timed(fg, fg_fps);
+
+    let pipeline = gst::parse::launch(
+        "vidkompyalign name=a ! appsink name=out sync=false \
+         appsrc name=bg format=time block=true max-bytes=4000000 ! a.bg \
+         appsrc name=fg format=time block=true max-bytes=4000000 ! a.fg",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let get = |n: &str| pipeline.by_name(n).unwrap();
+    for (k, v) in &case.props {
+        // Strings name enum values by nick.
+        match v.get::<&str>() {
+            Ok(nick) => get("a").set_property_from_str(k, nick),
+            Err(_) => get("a").set_property_from_value(k, v),
+        }
+    }
+    let appsrc = |n: &str| get(n).downcast::<gst_app::AppSrc>().unwrap();
+    let (abg, afg) = (appsrc("bg"), appsrc("fg"));
+    abg.set_caps(Some(&caps_for(bgs.0, bgs.1, case.bg_fps)));
+    let (gw, gh) = case.fg_size();
+    afg.set_caps(Some(&caps_for(gw, gh, fg_fps)));
+    let sink = get("out").downcast::<gst_app::AppSink>().unwrap();
+    let collected = super::collect(&sink);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let feed = |src: gst_app::AppSrc, frames: Vec<gst::Buffer>| {
+        std::thread::spawn(move || {
+            for b in frames {
+                if src.push_buffer(b).is_err() {
+                    break;
+                }
+            }
+            let _ = src.end_of_stream();
+        })
+    };
+    let t1 = feed(abg, bg.clone());
+    let t2 = feed(afg, fg);
+    let bus = pipeline.bus().unwrap();
+    let (mut alignment, mut warnings, mut errors) = (None, Vec::new(), Vec::new());
+    loop {
+        let Some(m) = bus.timed_pop(gst::ClockTime::from_seconds(120)) else {
+            errors.push("timeout".to_string());
+            break;
+        };
+        match m.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                errors.push(format!("{} {:?}", e.error(), e.debug()));
+                break;
+            }
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure().filter(|s| s.name() == "vidkompy-alignment") {
+                    alignment = Some(s.to_owned());
+                }
+            }
+            _ => (),
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let _ = (t1.join(), t2.join());
+    let mut g = collected.lock().unwrap();
+    Outcome {
+        outputs: std::mem::take(&mut g.0),
+        out_info: g
+            .1
+            .take()
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok()),
+        alignment,
+        warnings,
+        errors,
+        bg,
+    }
+}
+
+/// Luma rows of a frame outside the footprint (above it, else below it).
+pub fn outside_rows(
+    buf: &gst::Buffer,
+    info: &gst_video::VideoInfo,
+    fp: (u32, u32, u32, u32),
+) -> Vec<u8> {
+    let f = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), info).unwrap();
+    let stride = f.plane_stride()[0] as usize;
+    let data = f.plane_data(0).unwrap();
+    let w = info.width() as usize;
+    let rows: Vec<usize> = if fp.1 >= 8 {
+        (0..fp.1 as usize - 4).collect()
+    } else {
+        ((fp.1 + fp.3) as usize + 4..info.height() as usize).collect()
+    };
+    rows.iter()
+        .flat_map(|&y| data[y * stride..y * stride + w].iter().copied())
+        .collect()
+}
+
+pub struct Score {
+    pub corner_error: f64,
+    /// The element's analysis time, s.
+    pub analysis_s: f64,
+    pub inside: usize,
+    pub outside: usize,
+    /// fg frames outside the bg that show its first (before) or last (after) frame.
+    pub outside_ok: usize,
+    pub exact: usize,
+    pub within_one: usize,
+    pub max_dev: usize,
+    /// fg frames whose source frame the bg has, and how many of them got it exactly.
+    pub present: usize,
+    pub present_exact: usize,
+}
+
+pub fn score(case: &Case, o: &Outcome) -> Score {
+    let a = o.alignment.as_ref().expect("a vidkompy-alignment message");
+    let (x, y, s) = (
+        a.get::<f64>("x").unwrap(),
+        a.get::<f64>("y").unwrap(),
+        a.get::<f64>("scale").unwrap(),
+    );
+    let (fx, fy, fw, fh) = case.footprint;
+    let (gw, gh) = case.fg_size();
+    let corner_error = [
+        (x - fx as f64).abs(),
+        (y - fy as f64).abs(),
+        (x + gw as f64 * s - (fx + fw) as f64).abs(),
+        (y + gh as f64 * s - (fy + fh) as f64).abs(),
+    ]
+    .into_iter()
+    .fold(0.0, f64::max);
+
+    let info = o.out_info.as_ref().expect("output caps");
+    let bs = case.bg_size;
+    let bg_info = gst_video::VideoInfo::from_caps(&caps_for(bs.0, bs.1, case.bg_fps)).unwrap();
+    let mut by_rows: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+    for (j, b) in o.bg.iter().enumerate() {
+        by_rows
+            .entry(outside_rows(b, &bg_info, case.footprint))
+            .or_default()
+            .push(j);
+    }
+    let (first, last) = (case.bg_src[0], case.bg_src[case.bg_src.len() - 1]);
+    let mut sc = Score {
+        corner_error,
+        analysis_s: a
+            .get::<gst::ClockTime>("analysis-time")
+            .map_or(f64::NAN, |t| t.seconds_f64()),
+        inside: 0,
+        outside: 0,
+        outside_ok: 0,
+        exact: 0,
+        within_one: 0,
+        max_dev: 0,
+        present: 0,
+        present_exact: 0,
+    };
+    for (i, out) in o.outputs.iter().enumerate() {
+        let t = case.fg_src[i];
+        // An output that shows no bg frame outside the true footprint counts as wrong.
+        let none = Vec::new();
+        let chosen = by_rows
+            .get(&outside_rows(out, info, case.footprint))
+            .unwrap_or(&none);
+        if t < first || t > last {
+            sc.outside += 1;
+            let end = if t < first { 0 } else { o.bg.len() - 1 };
+            sc.outside_ok += usize::from(chosen.contains(&end));
+            continue;
+        }
+        sc.inside += 1;
+        // The bg frame showing at the fg frame's moment, and identical duplicates of it.
+        let showing = case.bg_src.partition_point(|&k| k <= t) - 1;
+        let truth_rows = outside_rows(&o.bg[showing], &bg_info, case.footprint);
+        let exact = by_rows[&truth_rows].iter().any(|j| chosen.contains(j));
+        let dev = chosen
+            .iter()
+            .map(|&j| j.abs_diff(showing))
+            .min()
+            .unwrap_or(usize::MAX);
+        if !exact {
+            eprintln!("  fg {i} shows source {t}: bg {chosen:?}, truth bg {showing}");
+        }
+        sc.exact += usize::from(exact);
+        sc.within_one += usize::from(exact || dev <= 1);
+        sc.max_dev = sc.max_dev.max(if exact { 0 } else { dev });
+        if case.bg_src.contains(&t) {
+            sc.present += 1;
+            sc.present_exact += usize::from(exact);
+        }
+    }
+    eprintln!(
+        "x={x:.2} y={y:.2} scale={s:.4} corner error {corner_error:.2} px; {} in ({} exact, {} \
+         within ±1, max dev {}), {} out; present {}/{} exact; {:?}",
+        sc.inside, sc.exact, sc.within_one, sc.max_dev, sc.outside, sc.present_exact, sc.present, a
+    );
+    sc
+}

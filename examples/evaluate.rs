@@ -59,6 +59,26 @@ fn cases(fps: f64) -> Vec<(&'static str, Case)> {
     );
     c.fg_fps = f(fps * 2.5);
     add("fg at 2.5x the rate (24 -> 60)", c);
+    // Both streams re-timed from the source's rate (repeating or skipping its frames).
+    for (name, bg_fps, fg_fps) in [
+        ("bg 10 fps, fg 15 fps", 10.0, 15.0),
+        ("bg 30 fps, fg 25 fps", 30.0, 25.0),
+        ("bg 60 fps, fg 24 fps", 60.0, 24.0),
+        ("bg 23.976 fps, fg 30 fps", 24000.0 / 1001.0, 30.0),
+    ] {
+        let nb = (130.0 * bg_fps / fps) as usize;
+        let mut c = Case::new(
+            truth::frames_at(0, nb, fps, bg_fps),
+            truth::frames_at(20, (90.0 * fg_fps / fps) as usize, fps, fg_fps),
+        );
+        c.bg_fps = truth::rate(bg_fps);
+        c.fg_fps = truth::rate(fg_fps);
+        add(name, c);
+    }
+    add(
+        "fg ends with the bg",
+        Case::new((0..120).collect(), (40..120).collect()),
+    );
     let mut c = Case::new((0..140).collect(), (20..100).collect());
     c.fg_declared_fps = Some(f(fps * 25.0 / 24.0));
     add("fg timestamps lie (claim 25/24 of the rate)", c);

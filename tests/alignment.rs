@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::truth::{self, Case, Outcome, Score, Source, run, score};
+use common::truth::{self, Case, Outcome, Score, Source, run, run_pair, score};
 use gst::prelude::*;
 use std::sync::{Once, OnceLock};
 
@@ -72,6 +72,10 @@ fn assert_aligned(case: &Case, o: &Outcome) -> Score {
         "one output per fg frame"
     );
     let a = o.alignment.as_ref().expect("alignment message");
+    // Confidences that mean something: above the element's thresholds on every passing case.
+    let conf = |k: &str| a.get::<f64>(k).unwrap();
+    assert!(conf("spatial-confidence") >= 0.5, "{a:?}");
+    assert!(conf("temporal-confidence") >= 0.1, "{a:?}");
     assert_eq!(
         a.get::<&str>("mapping").unwrap(),
         "content",
@@ -165,6 +169,28 @@ fn unrelated_content_warns_and_falls_back_to_running_time() {
     assert_eq!(o.outputs.len(), 40);
     let a = o.alignment.expect("alignment message");
     eprintln!("{a:?}");
+    assert_eq!(a.get::<&str>("mapping").unwrap(), "running-time");
+    assert!(
+        o.warnings.iter().any(|w| w.contains("not found in the bg")),
+        "{:?}",
+        o.warnings
+    );
+}
+
+#[test]
+fn unrelated_clips_fall_under_the_thresholds_and_warn() {
+    let (Some(bg), Some(fg)) = (source(), vtest()) else {
+        eprintln!("SKIPPED: needs both starlight and opencv-doc's vtest.avi");
+        return;
+    };
+    let case = Case::new((0..80).collect(), (0..60).collect());
+    let o = run_pair(bg, fg, &case);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.outputs.len(), 60);
+    let a = o.alignment.expect("alignment message");
+    let conf = |k: &str| a.get::<f64>(k).unwrap();
+    eprintln!("{a:?}");
+    assert!(conf("spatial-confidence") < 0.5, "{a:?}");
     assert_eq!(a.get::<&str>("mapping").unwrap(), "running-time");
     assert!(
         o.warnings.iter().any(|w| w.contains("not found in the bg")),
@@ -329,5 +355,33 @@ fn a_scene_cut_in_the_fg() {
     let src = footage_or_skip!();
     // The fg skips 30 source frames after its 40th frame.
     let case = Case::new((0..140).collect(), (10..50).chain(80..120).collect());
+    assert_aligned(&case, &run(src, &case));
+}
+
+#[test]
+fn both_streams_retimed_to_other_rates() {
+    let src = footage_or_skip!();
+    for (bg_fps, fg_fps) in [
+        (10.0, 15.0),
+        (30.0, 25.0),
+        (60.0, 24.0),
+        (24000.0 / 1001.0, 30.0),
+    ] {
+        let nb = (130.0 * bg_fps / 24.0) as usize;
+        let mut case = Case::new(
+            truth::frames_at(0, nb, 24.0, bg_fps),
+            truth::frames_at(20, (90.0 * fg_fps / 24.0) as usize, 24.0, fg_fps),
+        );
+        case.bg_fps = truth::rate(bg_fps);
+        case.fg_fps = truth::rate(fg_fps);
+        eprintln!("bg {bg_fps} fps, fg {fg_fps} fps");
+        assert_aligned(&case, &run(src, &case));
+    }
+}
+
+#[test]
+fn fg_ending_with_the_bg() {
+    let src = footage_or_skip!();
+    let case = Case::new((0..120).collect(), (40..120).collect());
     assert_aligned(&case, &run(src, &case));
 }

@@ -214,6 +214,24 @@ pub fn timed(mut frames: Vec<gst::Buffer>, fps: gst::Fraction) -> Vec<gst::Buffe
     frames
 }
 
+/// Source frames shown by `n` frames at `fps` from a source at `src_fps`, starting at source
+/// frame `start`: a stream re-timed to another frame rate (repeats or skips source frames).
+pub fn frames_at(start: usize, n: usize, src_fps: f64, fps: f64) -> Vec<usize> {
+    (0..n)
+        .map(|i| start + (i as f64 * src_fps / fps + 1e-9).floor() as usize)
+        .collect()
+}
+
+/// A frame rate as a fraction (NTSC rates exact).
+pub fn rate(fps: f64) -> gst::Fraction {
+    let ntsc = (fps * 1.001).round();
+    if (fps - ntsc / 1.001).abs() < 1e-3 && (fps - fps.round()).abs() > 1e-3 {
+        gst::Fraction::new(ntsc as i32 * 1000, 1001)
+    } else {
+        gst::Fraction::approximate_f64(fps).unwrap_or(gst::Fraction::new(24, 1))
+    }
+}
+
 /// `frames` through x264 at `kbps` and back: what a heavily compressed bg looks like.
 pub fn compress(
     frames: &[gst::Buffer],
@@ -259,11 +277,18 @@ pub fn compress(
     out.iter().map(|b| b.copy_deep().unwrap()).collect()
 }
 
+/// Runs a case whose bg and fg both come from `src`.
 pub fn run(src: &Source, case: &Case) -> Outcome {
+    run_pair(src, src, case)
+}
+
+/// Runs a case whose bg comes from `src` and fg from `fg_src` (the same clip for ground truth,
+/// another for unrelated content).
+pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     let (sw, sh) = (src.info.width(), src.info.height());
     let bgs = case.bg_size;
-    let sx = sw as f64 / bgs.0 as f64;
-    let sy = sh as f64 / bgs.1 as f64;
+    let sx = fg_src.info.width() as f64 / bgs.0 as f64;
+    let sy = fg_src.info.height() as f64 / bgs.1 as f64;
     let bg: Vec<gst::Buffer> = case
         .bg_src
         .iter()
@@ -282,12 +307,12 @@ pub fn run(src: &Source, case: &Case) -> Outcome {
         .map(|&k| {
             let fg = |k: usize| {
                 let f = case.fade(k);
-                derive(src, k, region, case.fg_size(), f, case.grade, case.flip)
+                derive(fg_src, k, region, case.fg_size(), f, case.grade, case.flip)
             };
             match case.interior {
                 None => fg(k),
                 Some((later, margin)) => {
-                    let other = fg((k + later).min(src.frames.len() - 1));
+                    let other = fg((k + later).min(fg_src.frames.len() - 1));
                     paste_interior(fg(k), &other, case.fg_size(), margin)
                 }
             }

@@ -46,6 +46,17 @@ fn vtest() -> Option<&'static Source> {
         .as_ref()
 }
 
+/// opencv-doc's vtest.avi at 640x480, 30 s of it (300 frames), for long offsets.
+fn vtest_long() -> Option<&'static Source> {
+    static SOURCE: OnceLock<Option<Source>> = OnceLock::new();
+    SOURCE
+        .get_or_init(|| {
+            init();
+            truth::load(common::opencv_clip("vtest.avi"), Some((640, 480)), 300)
+        })
+        .as_ref()
+}
+
 macro_rules! footage_or_skip {
     () => {
         footage_or_skip!(source())
@@ -383,5 +394,18 @@ fn both_streams_retimed_to_other_rates() {
 fn fg_ending_with_the_bg() {
     let src = footage_or_skip!();
     let case = Case::new((0..120).collect(), (40..120).collect());
+    assert_aligned(&case, &run(src, &case));
+}
+
+#[test]
+fn fg_starting_twenty_seconds_into_a_static_camera_bg() {
+    let src = footage_or_skip!(vtest_long());
+    // bg: 30 s at 10 fps, 480x360; fg: 9 s from 20 s on, a 240x180 footprint at 320x240.
+    let mut case = Case::new((0..300).collect(), (200..290).collect());
+    case.bg_size = (480, 360);
+    case.footprint = (120, 90, 240, 180);
+    case.fg_scale = 4.0 / 3.0;
+    case.bg_fps = gst::Fraction::new(10, 1);
+    case.fg_fps = gst::Fraction::new(10, 1);
     assert_aligned(&case, &run(src, &case));
 }

@@ -409,3 +409,54 @@ fn fg_starting_twenty_seconds_into_a_static_camera_bg() {
     case.fg_fps = gst::Fraction::new(10, 1);
     assert_aligned(&case, &run(src, &case));
 }
+
+#[test]
+fn a_report_is_written_and_reused_without_analysis() {
+    let src = footage_or_skip!();
+    let dir = std::env::temp_dir().join(format!("vidkompy-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("alignment.json");
+    let path_str = path.to_str().unwrap().to_string();
+
+    let mut case = Case::new((0..100).collect(), (30..90).collect());
+    case.props = vec![("report", path_str.to_value())];
+    let first = run(src, &case);
+    assert_aligned(&case, &first);
+    let text = std::fs::read_to_string(&path).expect("report written");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["mapping"], "content");
+    assert_eq!(report["device"], "cpu");
+    let frames = report["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 60);
+    assert_eq!(frames[0]["bg"], 30);
+    assert_eq!(frames[59]["fg"], 59);
+    assert!(frames[10]["cost"].as_f64().is_some() && frames[10]["bg_pts"].as_u64().is_some());
+
+    // Reused: the same output, no analysis.
+    case.props = vec![("alignment", path_str.to_value())];
+    let second = run(src, &case);
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    let a = second.alignment.as_ref().unwrap();
+    assert_eq!(a.get::<&str>("mapping").unwrap(), "loaded");
+    assert_eq!(second.outputs.len(), first.outputs.len());
+    for (x, y) in first.outputs.iter().zip(&second.outputs) {
+        assert_eq!(
+            x.map_readable().unwrap().as_slice(),
+            y.map_readable().unwrap().as_slice()
+        );
+    }
+
+    // Streams that do not fit the report: an error naming the mismatch.
+    let mut other = Case::new((0..100).collect(), (30..80).collect());
+    other.props = vec![("alignment", path_str.to_value())];
+    let third = run(src, &other);
+    assert!(
+        third
+            .errors
+            .iter()
+            .any(|e| e.contains("fg has 50 frames but the report is for 60")),
+        "{:?}",
+        third.errors
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -801,3 +801,61 @@ fn a_caps_change_mid_stream_is_a_clear_error() {
         "{e:?}"
     );
 }
+
+#[test]
+fn an_alignment_file_that_cannot_be_read_fails_at_start_naming_it() {
+    init();
+    let dir = std::env::temp_dir().join(format!("vidkompy-el-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("malformed.json");
+    std::fs::write(&bad, "{ not json").unwrap();
+    for (path, needle) in [
+        (dir.join("missing.json"), "cannot read"),
+        (bad.clone(), "not a valid alignment report"),
+    ] {
+        let e = gst::ElementFactory::make("vidkompyalign")
+            .property("alignment", path.to_str().unwrap())
+            .build()
+            .unwrap();
+        let bus = gst::Bus::new();
+        e.set_bus(Some(&bus));
+        assert!(e.set_state(gst::State::Paused).is_err());
+        let msg = bus
+            .iter()
+            .find(|m| m.type_() == gst::MessageType::Error)
+            .expect("an error message");
+        let gst::MessageView::Error(err) = msg.view() else {
+            unreachable!()
+        };
+        let text = err.error().to_string();
+        assert!(
+            text.contains(needle) && text.contains(path.to_str().unwrap()),
+            "{text}"
+        );
+        let _ = e.set_state(gst::State::Null);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_report_path_that_cannot_be_written_is_an_error_naming_it() {
+    // Under a regular file: unwritable even as root.
+    let file = std::env::temp_dir().join(format!("vidkompy-plain-{}", std::process::id()));
+    std::fs::write(&file, "x").unwrap();
+    let report = file.join("report.json");
+    let (bg, fg) = standard_inputs(3, 3, 0);
+    let run = Pair::new(&[
+        ("x", &0i32),
+        ("y", &0i32),
+        ("report", &report.to_str().unwrap()),
+    ])
+    .run(caps(BG_CAPS), bg, caps(FG_CAPS), fg);
+    let e = run.errors();
+    assert!(
+        e.iter()
+            .any(|e| e.contains("cannot write") && e.contains("report.json")),
+        "{e:?}"
+    );
+    assert!(run.buffers.is_empty());
+    let _ = std::fs::remove_file(&file);
+}

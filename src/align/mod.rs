@@ -5,6 +5,7 @@
 //!
 //! - [`analysis`]: the whole offline analysis, from thumbnails to footprint and mapping;
 //! - [`features`]: per-frame thumbnails and normalised feature vectors;
+//! - [`mapping`]: the result as a JSON document (report and reuse);
 //! - [`ncc`]: normalised cross-correlation, through FFTs or directly;
 //! - [`spatial`]: the search for the fg's footprint (offset and scale);
 //! - [`temporal`]: costs between footprint features and dynamic time warping;
@@ -14,6 +15,7 @@
 
 pub mod analysis;
 pub mod features;
+pub mod mapping;
 pub mod ncc;
 pub mod placement;
 pub mod spatial;

@@ -15,6 +15,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use crate::align::analysis::{self, Alignment, Side};
 use crate::align::features::{self, FrameView, LumaLayout, Thumb};
+use crate::align::mapping::{self, Report};
 use crate::align::placement::{self, Request};
 use crate::align::spatial::{self, Constraints, Geometry};
 use crate::align::{Cancel, timing};
@@ -92,6 +93,8 @@ struct Settings {
     blend_width: u32,
     match_region: MatchRegion,
     edge_width: u32,
+    report: Option<String>,
+    alignment: Option<String>,
 }
 
 impl Default for Settings {
@@ -103,6 +106,8 @@ impl Default for Settings {
             blend_width: DEFAULT_BLEND_WIDTH,
             match_region: DEFAULT_MATCH_REGION,
             edge_width: DEFAULT_EDGE_WIDTH,
+            report: None,
+            alignment: None,
         }
     }
 }
@@ -167,6 +172,8 @@ struct State {
     /// The footprint was checked against the first caps of both pads (fail fast, before
     /// reading whole files).
     placement_checked: bool,
+    /// The `alignment` file, read at start.
+    loaded: Option<(std::path::PathBuf, Report)>,
     output: Option<Output>,
 }
 
@@ -531,6 +538,27 @@ impl VidkompyAlign {
             _ => None,
         };
         let started = std::time::Instant::now();
+        if let Some((path, report)) = state.loaded.take() {
+            let (place, alignment) = self.use_report(&path, &report, state, geo)?;
+            let mapping = alignment.mapping.clone();
+            let elapsed = started.elapsed();
+            self.post_alignment(&place, Some(&alignment), &mapping, "loaded", elapsed);
+            let costs = Some(alignment.costs.as_slice());
+            self.write_report(
+                &settings,
+                state,
+                geo,
+                &place,
+                Some(&alignment),
+                &mapping,
+                costs,
+                "loaded",
+                elapsed,
+            )?;
+            return self.finish_prepare(
+                state, info, caps, place, mapping, &settings, &fg_info, &bg_info,
+            );
+        }
         let alignment = self.analyse(state, &settings, geo, nominal_rate)?;
         let elapsed = started.elapsed();
 
@@ -586,10 +614,47 @@ impl VidkompyAlign {
                 timing::map_by_time(&fg_times, &bg_times)
             }
         };
-        self.post_alignment(&place, alignment.as_ref(), &mapping, temporal_ok, elapsed);
+        let kind = if temporal_ok {
+            "content"
+        } else {
+            "running-time"
+        };
+        self.post_alignment(&place, alignment.as_ref(), &mapping, kind, elapsed);
+        let costs = alignment
+            .as_ref()
+            .filter(|_| temporal_ok)
+            .map(|a| a.costs.as_slice());
+        self.write_report(
+            &settings,
+            state,
+            geo,
+            &place,
+            alignment.as_ref(),
+            &mapping,
+            costs,
+            kind,
+            elapsed,
+        )?;
+        self.finish_prepare(
+            state, info, caps, place, mapping, &settings, &fg_info, &bg_info,
+        )
+    }
 
-        let layouts = plane_layouts(&bg_info).ok_or(gst::FlowError::NotNegotiated)?;
-        let converter = self.make_converter(&fg_info, &bg_info, &place)?;
+    /// The output plan once footprint and mapping are decided.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_prepare(
+        &self,
+        state: &State,
+        info: gst_video::VideoInfo,
+        caps: gst::Caps,
+        place: placement::Placement,
+        mapping: Vec<usize>,
+        settings: &Settings,
+        fg_info: &gst_video::VideoInfo,
+        bg_info: &gst_video::VideoInfo,
+    ) -> Result<(Output, gst::Caps, gst::Segment), gst::FlowError> {
+        let layouts = plane_layouts(bg_info).ok_or(gst::FlowError::NotNegotiated)?;
+        let converter = self.make_converter(fg_info, bg_info, &place)?;
         let overlay = Overlay::new(
             place.x,
             place.y,
@@ -663,7 +728,7 @@ impl VidkompyAlign {
         place: &placement::Placement,
         a: Option<&Alignment>,
         mapping: &[usize],
-        by_content: bool,
+        kind: &str,
         elapsed: std::time::Duration,
     ) {
         let nan = f64::NAN;
@@ -691,14 +756,7 @@ impl VidkompyAlign {
             .field("last-bg-frame", mapping.last().copied().unwrap_or(0) as u64)
             .field("fg-frames", mapping.len() as u64)
             .field("rate", a.and_then(|a| a.rate).unwrap_or(nan))
-            .field(
-                "mapping",
-                if by_content {
-                    "content"
-                } else {
-                    "running-time"
-                },
-            )
+            .field("mapping", kind)
             .field(
                 "analysis-time",
                 gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64),
@@ -708,6 +766,123 @@ impl VidkompyAlign {
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// Frame counts and sizes of both streams, as a report describes them.
+    fn streams(state: &State, geo: Geometry) -> (mapping::Stream, mapping::Stream) {
+        let s = |(width, height): (u32, u32), frames| mapping::Stream {
+            width,
+            height,
+            frames,
+        };
+        (
+            s(geo.fg, state.fg.store.len()),
+            s(geo.bg, state.bg.store.len()),
+        )
+    }
+
+    /// Footprint and mapping from a loaded report, checked against the streams.
+    fn use_report(
+        &self,
+        path: &std::path::Path,
+        report: &Report,
+        state: &State,
+        geo: Geometry,
+    ) -> Result<(placement::Placement, Alignment), gst::FlowError> {
+        let (fg, bg) = Self::streams(state, geo);
+        report.check_fits(path, fg, bg).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
+            gst::FlowError::Error
+        })?;
+        let f = report.footprint;
+        let place = placement::Placement {
+            x: f.x,
+            y: f.y,
+            width: f.width,
+            height: f.height,
+            scale: report.scale,
+        };
+        let nan = f64::NAN;
+        let alignment = Alignment {
+            x: report.x,
+            y: report.y,
+            scale: report.scale,
+            spatial_confidence: report.spatial_confidence.unwrap_or(nan),
+            mapping: report.frames.iter().map(|e| e.bg).collect(),
+            costs: report
+                .frames
+                .iter()
+                .map(|e| e.cost.unwrap_or(f32::NAN))
+                .collect(),
+            mean_cost: report.mean_cost.unwrap_or(nan),
+            temporal_confidence: report.temporal_confidence.unwrap_or(nan),
+            rate: None,
+        };
+        gst::info!(CAT, imp = self, "alignment loaded from {}", path.display());
+        Ok((place, alignment))
+    }
+
+    /// Writes the `report` file, when one is asked for.
+    #[allow(clippy::too_many_arguments)]
+    fn write_report(
+        &self,
+        settings: &Settings,
+        state: &State,
+        geo: Geometry,
+        place: &placement::Placement,
+        a: Option<&Alignment>,
+        mapping: &[usize],
+        costs: Option<&[f32]>,
+        kind: &str,
+        elapsed: std::time::Duration,
+    ) -> Result<(), gst::FlowError> {
+        let Some(path) = settings.report.as_deref() else {
+            return Ok(());
+        };
+        let (fg, bg) = Self::streams(state, geo);
+        let pts =
+            |ps: &PadState, i: usize| ps.store.times(i).and_then(|t| t.pts).map(|t| t.nseconds());
+        let finite = |v: f64| v.is_finite().then_some(v);
+        let report = Report {
+            version: mapping::VERSION,
+            fg,
+            bg,
+            x: a.map_or(f64::from(place.x), |a| a.x),
+            y: a.map_or(f64::from(place.y), |a| a.y),
+            scale: a.map_or(place.scale, |a| a.scale),
+            footprint: mapping::Footprint {
+                x: place.x,
+                y: place.y,
+                width: place.width,
+                height: place.height,
+            },
+            spatial_confidence: a.and_then(|a| finite(a.spatial_confidence)),
+            temporal_confidence: a.and_then(|a| finite(a.temporal_confidence)),
+            mean_cost: a.and_then(|a| finite(a.mean_cost)),
+            mapping: kind.to_string(),
+            device: self.compute.name().to_string(),
+            analysis_seconds: elapsed.as_secs_f64(),
+            frames: mapping
+                .iter()
+                .enumerate()
+                .map(|(i, &j)| mapping::Entry {
+                    fg: i,
+                    fg_pts: pts(&state.fg, i),
+                    bg: j,
+                    bg_pts: pts(&state.bg, j),
+                    cost: costs
+                        .and_then(|c| c.get(i).copied())
+                        .filter(|c| c.is_finite()),
+                })
+                .collect(),
+        };
+        let path = std::path::Path::new(path);
+        report.write(path).map_err(|e| {
+            gst::element_imp_error!(self, gst::ResourceError::OpenWrite, ("{e}"));
+            gst::FlowError::Error
+        })?;
+        gst::info!(CAT, imp = self, "report written to {}", path.display());
+        Ok(())
     }
 
     fn resolve_placement(
@@ -892,7 +1067,11 @@ impl VidkompyAlign {
 
     fn reset(&self) {
         if let Some(state) = self.state().as_mut() {
-            *state = State::default();
+            // A report to reuse stays: it was read at start.
+            *state = State {
+                loaded: state.loaded.take(),
+                ..State::default()
+            };
         }
     }
 }
@@ -988,6 +1167,23 @@ impl ObjectImpl for VidkompyAlign {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("report")
+                    .nick("Report")
+                    .blurb(
+                        "Path of a JSON report written (atomically) when the alignment is \
+                         decided: offset, scale, confidences, device, timings and the full \
+                         frame mapping",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("alignment")
+                    .nick("Alignment")
+                    .blurb(
+                        "Path of a report to reuse: its footprint and mapping are applied \
+                         without analysis (sizes and frame counts must fit the streams)",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("edge-width")
                     .nick("Edge width")
                     .blurb("Width in bg pixels of the band matched with match-region=edges")
@@ -1010,6 +1206,8 @@ impl ObjectImpl for VidkompyAlign {
             "blend-width" => s.blend_width = value.get().unwrap_or(DEFAULT_BLEND_WIDTH),
             "match-region" => s.match_region = value.get().unwrap_or(DEFAULT_MATCH_REGION),
             "edge-width" => s.edge_width = value.get().unwrap_or(DEFAULT_EDGE_WIDTH),
+            "report" => s.report = value.get::<Option<String>>().ok().flatten(),
+            "alignment" => s.alignment = value.get::<Option<String>>().ok().flatten(),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "settings now {s:?}");
@@ -1024,6 +1222,8 @@ impl ObjectImpl for VidkompyAlign {
             "blend-width" => s.blend_width.to_value(),
             "match-region" => s.match_region.to_value(),
             "edge-width" => s.edge_width.to_value(),
+            "report" => s.report.to_value(),
+            "alignment" => s.alignment.to_value(),
             // GObject only asks for the properties registered above.
             _ => pspec.default_value().clone(),
         }
@@ -1089,7 +1289,21 @@ impl ElementImpl for VidkompyAlign {
 impl AggregatorImpl for VidkompyAlign {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         self.cancel.reset();
-        *self.state() = Some(State::default());
+        // A report to reuse is read now, so that a missing or malformed file fails at once.
+        let path = lock(&self.settings).alignment.clone();
+        let loaded = match path {
+            Some(p) => {
+                let p = std::path::PathBuf::from(p);
+                let report = Report::read(&p)
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?;
+                Some((p, report))
+            }
+            None => None,
+        };
+        *self.state() = Some(State {
+            loaded,
+            ..State::default()
+        });
         gst::debug!(CAT, imp = self, "started, compute: {}", self.compute.name());
         self.parent_start()
     }

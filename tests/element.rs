@@ -859,3 +859,45 @@ fn a_report_path_that_cannot_be_written_is_an_error_naming_it() {
     assert!(run.buffers.is_empty());
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn progress_is_reported_for_every_stage() {
+    let (bg, fg) = standard_inputs(10, 23, 0);
+    let run = Pair::new(&[]).run(caps(BG_CAPS), bg, caps(FG_CAPS), fg);
+    assert!(run.errors().is_empty(), "{:?}", run.errors());
+    let progress: Vec<gst::Structure> = run
+        .messages
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == "vidkompy-progress")
+                .map(|s| s.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let stage = |name: &str| -> Vec<&gst::Structure> {
+        progress
+            .iter()
+            .filter(|s| s.get::<&str>("stage").unwrap() == name)
+            .collect()
+    };
+    let reading = stage("reading");
+    assert!(reading.len() >= 2, "{progress:?}");
+    let last = reading.last().unwrap();
+    assert_eq!(last.get::<u64>("done").unwrap(), 23);
+    assert_eq!(last.get::<u64>("bg-frames").unwrap(), 10);
+    let done: Vec<u64> = reading.iter().map(|s| s.get("done").unwrap()).collect();
+    assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
+    assert!(stage("analysis").len() >= 2, "{progress:?}");
+    let output = stage("output");
+    assert!(output.len() >= 2, "{progress:?}");
+    let last = output.last().unwrap();
+    assert_eq!(
+        (
+            last.get::<u64>("done").unwrap(),
+            last.get::<u64>("total").unwrap()
+        ),
+        (23, 23)
+    );
+}

@@ -70,6 +70,9 @@ const MIN_SPATIAL_CONFIDENCE: f64 = 0.5;
 /// Below this temporal confidence (mean distinctiveness of the matches) the content mapping is
 /// not trusted and frames are mapped by running time.
 const MIN_TEMPORAL_CONFIDENCE: f64 = 0.1;
+/// `vidkompy-progress` messages are posted this often at most (and at each stage's start and
+/// end).
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What frames are matched on.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
@@ -174,6 +177,8 @@ struct State {
     placement_checked: bool,
     /// The `alignment` file, read at start.
     loaded: Option<(std::path::PathBuf, Report)>,
+    /// When the last `vidkompy-progress` message was posted.
+    last_progress: Option<std::time::Instant>,
     output: Option<Output>,
 }
 
@@ -559,7 +564,30 @@ impl VidkompyAlign {
                 state, info, caps, place, mapping, &settings, &fg_info, &bg_info,
             );
         }
-        let alignment = self.analyse(state, &settings, geo, nominal_rate)?;
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let analysis_progress = |elapsed: std::time::Duration| {
+            let elapsed = gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64);
+            self.post_progress("analysis", &[("elapsed", elapsed.to_send_value())]);
+        };
+        analysis_progress(std::time::Duration::ZERO);
+        let alignment = std::thread::scope(|scope| {
+            // The analysis runs on this thread; another reports that it is running.
+            scope.spawn(|| {
+                let tick = std::time::Duration::from_millis(50);
+                let mut last = Some(std::time::Instant::now());
+                while !finished.load(std::sync::atomic::Ordering::Acquire) {
+                    if last.is_none_or(|t| t.elapsed() >= PROGRESS_INTERVAL) {
+                        last = Some(std::time::Instant::now());
+                        analysis_progress(started.elapsed());
+                    }
+                    std::thread::sleep(tick);
+                }
+            });
+            let r = self.analyse(state, &settings, geo, nominal_rate);
+            finished.store(true, std::sync::atomic::Ordering::Release);
+            r
+        })?;
+        analysis_progress(started.elapsed());
         let elapsed = started.elapsed();
 
         let spatial_ok = alignment
@@ -720,6 +748,60 @@ impl VidkompyAlign {
         })?;
         gst::info!(CAT, imp = self, "analysis: {result:?}");
         Ok(result)
+    }
+
+    /// Posts a `vidkompy-progress` element message: `stage` (`reading`, `analysis`, `output`),
+    /// `done` and, when known, `total` (frames; for `reading`, fg frames, the total from
+    /// upstream's duration), and `elapsed` for the analysis.
+    fn post_progress(&self, stage: &str, fields: &[(&str, glib::SendValue)]) {
+        let mut b = gst::Structure::builder("vidkompy-progress").field("stage", stage);
+        for (k, v) in fields {
+            b = b.field(*k, v.clone());
+        }
+        let s = b.build();
+        gst::debug!(CAT, imp = self, "{s}");
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// Whether a progress message is due (and marks it posted).
+    fn progress_due(state: &mut State, force: bool) -> bool {
+        let due = force
+            || state
+                .last_progress
+                .is_none_or(|t| t.elapsed() >= PROGRESS_INTERVAL);
+        if due {
+            state.last_progress = Some(std::time::Instant::now());
+        }
+        due
+    }
+
+    /// Progress of the reading stage.
+    fn reading_progress(&self, state: &mut State, force: bool) {
+        if !Self::progress_due(state, force) {
+            return;
+        }
+        let (fg, bg) = (state.fg.store.len() as u64, state.bg.store.len() as u64);
+        let mut fields = vec![
+            ("done", fg.to_send_value()),
+            ("bg-frames", bg.to_send_value()),
+        ];
+        // Upstream's duration over the fg's frame duration, when both are known.
+        let total = self
+            .fg_pad
+            .peer_query_duration::<gst::ClockTime>()
+            .zip(state.fg.info.as_ref().map(|i| i.fps()))
+            .filter(|(_, fps)| fps.numer() > 0)
+            .and_then(|(d, fps)| {
+                d.nseconds()
+                    .checked_mul(fps.numer() as u64)
+                    .map(|n| n / (fps.denom() as u64 * 1_000_000_000))
+            });
+        if let Some(t) = total {
+            fields.push(("total", t.to_send_value()));
+        }
+        self.post_progress("reading", &fields);
     }
 
     /// Posts the `vidkompy-alignment` element message.
@@ -1386,6 +1468,7 @@ impl AggregatorImpl for VidkompyAlign {
         if state.output.is_none() {
             self.take_buffer(&self.bg_pad, &mut state.bg)?;
             self.take_buffer(&self.fg_pad, &mut state.fg)?;
+            self.reading_progress(state, false);
             if !state.placement_checked
                 && let (Some(fg), Some(bg)) = (&state.fg.info, &state.bg.info)
             {
@@ -1403,6 +1486,7 @@ impl AggregatorImpl for VidkompyAlign {
             if !done {
                 return Ok(gst::FlowSuccess::Ok);
             }
+            self.reading_progress(state, true);
             let (output, caps, segment) = self.prepare_output(state)?;
             state.output = Some(output);
             drop(guard);
@@ -1432,6 +1516,17 @@ impl AggregatorImpl for VidkompyAlign {
             return Err(gst::FlowError::Eos);
         }
         out.next += 1;
+        let total = out.mapping.len() as u64;
+        if Self::progress_due(state, i == 0 || i + 1 == total as usize) {
+            let done = (i + 1) as u64;
+            self.post_progress(
+                "output",
+                &[
+                    ("done", done.to_send_value()),
+                    ("total", total.to_send_value()),
+                ],
+            );
+        }
         let buffer = self.render(state, i)?;
         drop(guard);
         gst::trace!(CAT, imp = self, "output frame {i}: {buffer:?}");

@@ -901,3 +901,113 @@ fn progress_is_reported_for_every_stage() {
         (23, 23)
     );
 }
+
+#[test]
+fn bad_input_matrix_ends_cleanly() {
+    // Each: no panic, no hang; either output for every fg frame or a clear error.
+    let c = |s: &str| caps(s);
+    // 1-pixel frames
+    {
+        let (bgc, fgc) = (
+            c("video/x-raw,format=I420,width=1,height=1,framerate=10/1"),
+            c("video/x-raw,format=RGBA,width=1,height=1,framerate=10/1"),
+        );
+        let bg = (0..3)
+            .map(|i| i420(&bgc, i * 100 * MS, 100 * MS, 50))
+            .collect();
+        let fg = (0..4)
+            .map(|i| frame(&fgc, Some(i * 100 * MS), Some(100 * MS), |_, _, _| 200))
+            .collect();
+        let run = Pair::new(&[]).run(bgc, bg, fgc, fg);
+        assert!(run.errors().is_empty(), "{:?}", run.errors());
+        assert_eq!(run.buffers.len(), 4);
+    }
+    // buffers without timestamps, and timestamps going backwards
+    for pts in [
+        vec![None, None, None, None],
+        vec![Some(300 * MS), Some(100 * MS), Some(200 * MS), Some(0)],
+    ] {
+        let (bgc, fgc) = (c(BG_CAPS), c(FG_CAPS));
+        let bg = (0..5)
+            .map(|i| i420(&bgc, i * 100 * MS, 100 * MS, 10))
+            .collect();
+        let fg = pts
+            .iter()
+            .map(|&p| frame(&fgc, p, None, |p, _, _| if p == 0 { 250 } else { 128 }))
+            .collect();
+        let run = Pair::new(&[]).run(bgc, bg, fgc, fg);
+        assert!(run.errors().is_empty(), "{pts:?}: {:?}", run.errors());
+        let got: Vec<_> = run
+            .buffers
+            .iter()
+            .map(|b| b.pts().map(|t| t.nseconds()))
+            .collect();
+        assert_eq!(got, pts, "the fg's own timestamps, in order");
+    }
+    // a single fg frame
+    {
+        let (bgc, fgc) = (c(BG_CAPS), c(FG_CAPS));
+        let bg = (0..5)
+            .map(|i| i420(&bgc, i * 100 * MS, 100 * MS, 10))
+            .collect();
+        let fg = vec![i420(&fgc, 0, 40 * MS, 250)];
+        let run = Pair::new(&[]).run(bgc, bg, fgc, fg);
+        assert!(run.errors().is_empty(), "{:?}", run.errors());
+        assert_eq!(run.buffers.len(), 1);
+    }
+    // an interlaced bg under a progressive fg: the output keeps the bg's interlace mode
+    {
+        let bgc = c("video/x-raw,format=I420,width=64,height=48,framerate=10/1,\
+                     interlace-mode=interleaved");
+        let fgc = c(FG_CAPS);
+        let bg = (0..3)
+            .map(|i| i420(&bgc, i * 100 * MS, 100 * MS, 10))
+            .collect();
+        let fg = (0..3)
+            .map(|i| i420(&fgc, i * 40 * MS, 40 * MS, 250))
+            .collect();
+        let run = Pair::new(&[]).run(bgc, bg, fgc, fg);
+        assert!(run.errors().is_empty(), "{:?}", run.errors());
+        assert_eq!(run.buffers.len(), 3);
+        let s = run.caps.unwrap();
+        assert_eq!(
+            s.structure(0)
+                .unwrap()
+                .get::<&str>("interlace-mode")
+                .unwrap(),
+            "interleaved"
+        );
+    }
+}
+
+#[test]
+fn frames_over_16384_pixels_are_not_negotiated_with_a_message() {
+    init();
+    let Pair {
+        element,
+        mut bg,
+        bus,
+        ..
+    } = Pair::new(&[]);
+    within(20, move || {
+        bg.set_src_caps(caps(
+            "video/x-raw,format=GRAY8,width=20000,height=8,framerate=10/1",
+        ));
+        let b = gst::Buffer::with_size(20000 * 8).unwrap();
+        assert_eq!(bg.push(b), Err(gst::FlowError::NotNegotiated));
+        let texts: Vec<String> = bus
+            .iter()
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Warning(w) => Some(w.error().to_string()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains("20000x8") && t.contains("16384")),
+            "{texts:?}"
+        );
+        let _ = element.set_state(gst::State::Null);
+    });
+}

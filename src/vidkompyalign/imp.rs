@@ -53,6 +53,9 @@ const FORMATS: &[VideoFormat] = &[
     VideoFormat::Gray8,
 ];
 
+/// Largest frame side accepted, px (as GStreamer's own converters and most encoders).
+const MAX_SIDE: i32 = 16384;
+
 const DEFAULT_X: i32 = -1;
 const DEFAULT_Y: i32 = -1;
 const DEFAULT_SCALE: f64 = 0.0;
@@ -331,6 +334,13 @@ impl VidkompyAlign {
                     list.join(", ")
                 );
             }
+        }
+        if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height"))
+            && (w > MAX_SIDE || h > MAX_SIDE)
+        {
+            return format!(
+                "{w}x{h} is larger than {MAX_SIDE} px on a side, the largest supported"
+            );
         }
         if *pad == self.bg_pad {
             "downstream does not accept these caps".into()
@@ -1332,6 +1342,8 @@ impl ElementImpl for VidkompyAlign {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst_video::VideoCapsBuilder::new()
                 .format_list(FORMATS.iter().copied())
+                .width_range(1..=MAX_SIDE)
+                .height_range(1..=MAX_SIDE)
                 .build();
             let templ = |name: &str, dir| {
                 gst::PadTemplate::with_gtype(

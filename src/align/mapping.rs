@@ -268,10 +268,8 @@ mod tests {
 
     /// A path in a directory of its own per test (tests run in parallel).
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "vidkompy-mapping-{}-{name}",
-            std::process::id()
-        ));
+        let d =
+            std::env::temp_dir().join(format!("vidkompy-mapping-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d.join(name)
     }

@@ -77,6 +77,15 @@ pub fn q(p: &Path) -> String {
     format!("\"{}\"", p.display())
 }
 
+/// The element `name` of a launched pipeline, as `T`.
+pub fn element<T: IsA<gst::Element>>(pipeline: &gst::Element, name: &str) -> Result<T, String> {
+    pipeline
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name(name))
+        .and_then(|e| e.downcast::<T>().ok())
+        .ok_or_else(|| format!("no {} named {name}", T::static_type().name()))
+}
+
 /// Decodes frames `skip..skip + n` of `src` (fewer if it is shorter), in I420 at full size or
 /// scaled to `size`.
 pub fn decode_frames(
@@ -96,11 +105,7 @@ pub fn decode_frames(
         q(src)
     ))
     .map_err(|e| e.to_string())?;
-    let bin = p.downcast_ref::<gst::Bin>().ok_or("not a bin")?;
-    let sink = bin
-        .by_name("s")
-        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
+    let sink: gst_app::AppSink = element(&p, "s")?;
     p.set_state(gst::State::Playing)
         .map_err(|e| format!("cannot decode {}: {e}", src.display()))?;
     let mut frames = Vec::with_capacity(n);
@@ -141,11 +146,7 @@ pub fn encode(
         q(out)
     ))
     .map_err(|e| e.to_string())?;
-    let bin = p.downcast_ref::<gst::Bin>().ok_or("not a bin")?;
-    let src = bin
-        .by_name("src")
-        .and_then(|s| s.downcast::<gst_app::AppSrc>().ok())
-        .ok_or("no appsrc")?;
+    let src: gst_app::AppSrc = element(&p, "src")?;
     let caps = gst_video::VideoInfo::builder(info.format(), info.width(), info.height())
         .fps(fps)
         .build()
@@ -268,11 +269,7 @@ pub fn collect_frames(
     timeout_s: u64,
 ) -> Result<(Vec<gst::Buffer>, Option<gst::Caps>), String> {
     let p = gst::parse::launch(desc).map_err(|e| format!("{desc}: {e}"))?;
-    let bin = p.downcast_ref::<gst::Bin>().ok_or("not a bin")?;
-    let sink = bin
-        .by_name("s")
-        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink named s")?;
+    let sink: gst_app::AppSink = element(&p, "s")?;
     let frames = collect(&sink);
     run_to_eos(&p, timeout_s)?;
     let mut g = frames.lock().unwrap();

@@ -244,20 +244,10 @@ pub fn compress(
          tune=zerolatency ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! \
          appsink name=s sync=false"
     ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
     .unwrap();
-    let src = p
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
+    let src: gst_app::AppSrc = super::element(&p, "src").unwrap();
     src.set_caps(Some(&caps_for(size.0, size.1, fps)));
-    let sink = p
-        .by_name("s")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let sink: gst_app::AppSink = super::element(&p, "s").unwrap();
     let got = super::collect(&sink);
     let frames_len = frames.len();
     let frames = timed(frames.to_vec(), fps);
@@ -269,7 +259,7 @@ pub fn compress(
         }
         let _ = src.end_of_stream();
     });
-    super::run_to_eos(p.upcast_ref(), 120).unwrap();
+    super::run_to_eos(&p, 120).unwrap();
     let _ = feeder.join();
     let out = std::mem::take(&mut got.lock().unwrap().0);
     assert_eq!(out.len(), frames_len, "the encoder kept or dropped frames");

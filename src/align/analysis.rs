@@ -126,6 +126,7 @@ fn fg_features(thumbs: &[Thumb], geo: Geometry, g: (usize, usize)) -> Vec<Featur
         .collect()
 }
 
+#[derive(Debug, Clone)]
 struct Temporal {
     path: temporal::Path,
     distinct: Vec<f32>,
@@ -163,14 +164,16 @@ fn temporal_of(
     bg: &Features,
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
-    let cost = temporal::cost_matrix(fg, bg);
-    cancel.check()?;
     let max_step = match input.nominal_rate {
         Some(r) if r > 0.0 => ((r * 1.25).ceil() as usize + 1).min(9),
         _ => 5,
     };
-    let (path, line) = temporal::align(&cost, max_step, temporal::Priors::default(), cancel)?;
-    let distinct = temporal::distinctiveness(&cost, &path);
+    let temporal::Aligned {
+        path,
+        line,
+        distinct,
+        ..
+    } = temporal::align_features(fg, bg, max_step, temporal::Priors::default(), cancel)?;
     Ok(Temporal {
         path,
         distinct,
@@ -245,23 +248,62 @@ fn edge_features(
     Ok((fg, bg))
 }
 
-/// Full-resolution frame pairs for refinement: in each of [`REFINE_PAIRS`] stretches of the
-/// fg, its best-matched frame (lowest cost: the bg frame most likely shows the same moment).
-fn frame_pairs(
-    t: &Temporal,
-    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
-) -> Vec<FramePair> {
-    let n = t.path.bg.len();
+/// fg frames among which the refinement pairs are chosen: the first ones only, so that a
+/// second pass over a long, seekable input reads no further than this (and the bg frames they
+/// match) to fetch them.
+pub const REFINE_PREFIX: usize = 720;
+
+/// The frames whose full-resolution luma the refinement needs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Wanted {
+    /// fg frames, ascending.
+    pub fg: Vec<usize>,
+    /// bg frames, ascending.
+    pub bg: Vec<usize>,
+}
+
+impl Wanted {
+    pub fn has(&self, side: Side, i: usize) -> bool {
+        match side {
+            Side::Fg => self.fg.binary_search(&i).is_ok(),
+            Side::Bg => self.bg.binary_search(&i).is_ok(),
+        }
+    }
+}
+
+/// An analysis after its coarse stages, waiting for full-resolution frames.
+#[derive(Debug, Clone)]
+pub struct Begun {
+    est: Estimate,
+    from: f64,
+    fg_feats: Option<((usize, usize), Features)>,
+    last: Temporal,
+    /// The fg frames refinement uses, with the bg frame each was matched to.
+    pairs: Vec<(usize, usize)>,
+    pub wanted: Wanted,
+}
+
+/// In each of [`REFINE_PAIRS`] stretches of the fg's first [`REFINE_PREFIX`] frames, its
+/// best-matched frame (lowest cost: the bg frame most likely shows the same moment).
+fn choose_pairs(t: &Temporal) -> Vec<(usize, usize)> {
+    let n = t.path.bg.len().min(REFINE_PREFIX);
     let k = REFINE_PAIRS.min(n);
-    let idx: Vec<(usize, usize)> = (0..k)
+    (0..k)
         .filter_map(|s| {
             (s * n / k..(s + 1) * n / k)
                 .filter(|&i| t.distinct[i] > 0.0)
                 .min_by(|&a, &b| t.path.cost[a].total_cmp(&t.path.cost[b]))
                 .map(|i| (i, t.path.bg[i]))
         })
-        .collect();
-    idx.par_iter()
+        .collect()
+}
+
+fn frame_pairs(
+    pairs: &[(usize, usize)],
+    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
+) -> Vec<FramePair> {
+    pairs
+        .par_iter()
         .filter_map(|&(i, j)| {
             Some(FramePair {
                 fg: luma(Side::Fg, i)?,
@@ -271,14 +313,10 @@ fn frame_pairs(
         .collect()
 }
 
-/// Runs the analysis. `luma` returns a frame's full-resolution luma (the pairs used for
-/// refinement). `None` when there is nothing to align (no textured frames, no candidate
-/// footprint).
-pub fn analyse(
-    input: &Input<'_>,
-    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
-    cancel: &Cancel,
-) -> Result<Option<Alignment>, Cancelled> {
+/// The coarse stages: spatial search on thumbnails and a temporal alignment at that
+/// footprint, which chooses the frames the refinement needs. `None` when there is nothing to
+/// align (no textured frames, no candidate footprint).
+pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancelled> {
     let geo = input.geometry;
     let (Some(bg0), Some(fg0)) = (input.bg.first(), input.fg.first()) else {
         return Ok(None);
@@ -286,6 +324,7 @@ pub fn analyse(
     let bg_factor = bg0.factor as f64;
     let fg_factor = fg0.factor as f64;
     let c = input.constraints;
+    let fixed = c.x.is_some() && c.y.is_some() && c.scale.is_some();
 
     // 1. Coarse spatial search on textured samples.
     let fg_idx: Vec<usize> = {
@@ -298,7 +337,7 @@ pub fn analyse(
             .collect()
     };
     let bg_idx = spread(input.bg.len(), BG_SAMPLES);
-    let coarse_est = if c.x.is_some() && c.y.is_some() && c.scale.is_some() {
+    let est = if fixed {
         Estimate {
             x: c.x.unwrap_or(0.0),
             y: c.y.unwrap_or(0.0),
@@ -317,42 +356,97 @@ pub fn analyse(
         }
     };
 
-    // 2. Frame pairs that show the same moment, from a temporal alignment at the current
-    //    footprint; 3. refinement on them at full resolution. Twice: pairs from the coarse
-    //    footprint can be a frame apart, and motion between them biases the refinement.
+    // 2. Frame pairs that show the same moment, from a temporal alignment at this footprint.
     let mut fg_feats = None;
-    let mut est = coarse_est;
-    let mut from = if c.x.is_some() && c.y.is_some() && c.scale.is_some() {
-        1.0
-    } else {
-        bg_factor
+    let last = temporal_at(input, &est, &mut fg_feats, cancel)?;
+    let pairs = choose_pairs(&last);
+    let mut wanted = Wanted {
+        fg: pairs.iter().map(|p| p.0).collect(),
+        bg: pairs
+            .iter()
+            .flat_map(|p| p.1.saturating_sub(1)..=(p.1 + 1).min(input.bg.len() - 1))
+            .collect(),
     };
-    let mut last = temporal_at(input, &est, &mut fg_feats, cancel)?;
-    for _ in 0..2 {
-        let pairs = frame_pairs(&last, luma);
+    wanted.fg.sort_unstable();
+    wanted.fg.dedup();
+    wanted.bg.sort_unstable();
+    wanted.bg.dedup();
+    Ok(Some(Begun {
+        est,
+        from: if fixed { 1.0 } else { bg_factor },
+        fg_feats,
+        last,
+        pairs,
+        wanted,
+    }))
+}
+
+/// The fine stages. `luma` returns the full-resolution luma of the frames in
+/// [`Begun::wanted`] (and, for [`Region::Edges`], of every frame).
+pub fn finish(
+    input: &Input<'_>,
+    begun: Begun,
+    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
+    cancel: &Cancel,
+) -> Result<Alignment, Cancelled> {
+    let geo = input.geometry;
+    let Begun {
+        mut est,
+        mut from,
+        mut fg_feats,
+        mut last,
+        mut pairs,
+        ..
+    } = begun;
+    // 3. Refinement on the pairs at full resolution, then 4. temporal alignment at the refined
+    //    footprint. Twice: pairs from the coarse footprint can be a frame apart, and motion
+    //    between them biases the refinement; the second round takes the bg frame the refined
+    //    alignment matches (within one frame of the first).
+    for round in 0..2 {
+        if round == 1 {
+            pairs = pairs
+                .iter()
+                .filter_map(|&(i, j)| {
+                    let k = last.path.bg[i];
+                    (k.abs_diff(j) <= 1).then_some((i, k))
+                })
+                .collect();
+        }
+        let frames = frame_pairs(&pairs, luma);
         cancel.check()?;
-        est = spatial::refine(geo, &pairs, est, from, c, cancel)?;
+        est = spatial::refine(geo, &frames, est, from, input.constraints, cancel)?;
         from = 4.0;
-        // 4. Temporal alignment at the refined footprint.
         last = temporal_at(input, &est, &mut fg_feats, cancel)?;
     }
-    let fine = est;
     if let Region::Edges(width) = input.region {
-        let (fg, bg) = edge_features(input, &fine, width, luma, cancel)?;
+        let (fg, bg) = edge_features(input, &est, width, luma, cancel)?;
         last = temporal_of(input, &fg, &bg, cancel)?;
     }
     let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
-    Ok(Some(Alignment {
-        x: fine.x,
-        y: fine.y,
-        scale: fine.scale,
-        spatial_confidence: fine.score,
+    Ok(Alignment {
+        x: est.x,
+        y: est.y,
+        scale: est.scale,
+        spatial_confidence: est.score,
         mean_cost: mean(&last.path.cost),
         temporal_confidence: mean(&last.distinct),
         costs: last.path.cost,
         mapping: last.path.bg,
         rate: last.rate,
-    }))
+    })
+}
+
+/// The whole analysis when every frame's luma is at hand. `None` when there is nothing to
+/// align.
+pub fn analyse(
+    input: &Input<'_>,
+    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
+    cancel: &Cancel,
+) -> Result<Option<Alignment>, Cancelled> {
+    match begin(input, cancel)? {
+        Some(b) => finish(input, b, luma, cancel).map(Some),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

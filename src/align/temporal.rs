@@ -48,11 +48,37 @@ impl Features {
     pub fn is_empty(&self) -> bool {
         self.flat.is_empty()
     }
+
+    /// Every `f`-th frame.
+    pub fn decimate(&self, f: usize) -> Features {
+        let idx: Vec<usize> = (0..self.len()).step_by(f.max(1)).collect();
+        Features {
+            v: self.v.select(Axis(0), &idx),
+            flat: idx.iter().map(|&i| self.flat[i]).collect(),
+            mean: idx.iter().map(|&i| self.mean[i]).collect(),
+        }
+    }
 }
 
-/// Cost of showing bg frame `j` for fg frame `i`: `1 - NCC` for textured frames (0 = same
-/// image up to gain and offset, 1 = unrelated, 2 = inverted). Two flat frames (black, fades)
-/// cost by how far their brightness differs; a flat frame against a textured one costs 1.
+/// Cost of showing bg frame `j` for fg frame `i`, from the dot product of their normalised
+/// features: `1 - NCC` for textured frames (0 = same image up to gain and offset, 1 = unrelated,
+/// 2 = inverted). Two flat frames (black, fades) cost by how far their brightness differs; a
+/// flat frame against a textured one costs 1.
+#[inline]
+fn cell_cost(dot: f32, fg: &Features, i: usize, bg: &Features, j: usize) -> f32 {
+    match (fg.flat[i], bg.flat[j]) {
+        (false, false) => (1.0 - dot).clamp(0.0, 2.0),
+        (true, true) => ((fg.mean[i] - bg.mean[j]).abs() / 64.0).min(1.0),
+        _ => 1.0,
+    }
+}
+
+/// The cost of one cell.
+pub fn cost_at(fg: &Features, i: usize, bg: &Features, j: usize) -> f32 {
+    cell_cost(fg.v.row(i).dot(&bg.v.row(j)), fg, i, bg, j)
+}
+
+/// The full cost matrix (fg x bg), as a matrix product.
 pub fn cost_matrix(fg: &Features, bg: &Features) -> Array2<f32> {
     let mut c = fg.v.dot(&bg.v.t());
     c.axis_iter_mut(Axis(0))
@@ -60,14 +86,196 @@ pub fn cost_matrix(fg: &Features, bg: &Features) -> Array2<f32> {
         .enumerate()
         .for_each(|(i, mut row)| {
             for (j, x) in row.iter_mut().enumerate() {
-                *x = match (fg.flat[i], bg.flat[j]) {
-                    (false, false) => (1.0 - *x).clamp(0.0, 2.0),
-                    (true, true) => ((fg.mean[i] - bg.mean[j]).abs() / 64.0).min(1.0),
-                    _ => 1.0,
-                };
+                *x = cell_cost(*x, fg, i, bg, j);
             }
         });
     c
+}
+
+/// bg frames sampled per fg frame for the median cost of its row, at most.
+pub const MEDIAN_SAMPLES: usize = 1024;
+
+/// Cells above which the cost matrix is not computed whole: the alignment runs on every
+/// `f`-th frame of both streams first and then in a band around that path (memory and time
+/// linear in the length instead of quadratic).
+pub const FULL_CELLS: usize = 1 << 22;
+
+/// The costs DTW looks at: for every fg frame `i`, the bg frames `lo(i)..hi(i)` (a band that
+/// moves forward; the whole row for short inputs), plus what distinctiveness and clamping need
+/// outside the band.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Costs {
+    m: usize,
+    lo: Vec<usize>,
+    /// Offset of each row in `data`; `n + 1` entries.
+    start: Vec<usize>,
+    data: Vec<f32>,
+    /// Median cost of each row over all bg frames (or [`MEDIAN_SAMPLES`] spread over them).
+    median: Vec<f32>,
+    /// Cost of bg frame 0 and of the last bg frame, per row.
+    ends: Vec<(f32, f32)>,
+}
+
+fn median_of(mut v: Vec<f32>) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mid = v.len() / 2;
+    let (_, med, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    *med
+}
+
+impl Costs {
+    /// A whole matrix.
+    pub fn from_matrix(c: &Array2<f32>) -> Costs {
+        let (n, m) = c.dim();
+        let median = c
+            .axis_iter(Axis(0))
+            .into_par_iter()
+            .map(|row| median_of(sampled(m).map(|j| row[j]).collect()))
+            .collect();
+        Costs {
+            m,
+            lo: vec![0; n],
+            start: (0..=n).map(|i| i * m).collect(),
+            data: c.iter().copied().collect(),
+            median,
+            ends: (0..n)
+                .map(|i| {
+                    if m == 0 {
+                        (1.0, 1.0)
+                    } else {
+                        (c[(i, 0)], c[(i, m - 1)])
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The costs of a band: row `i` covers bg frames `band[i].0..band[i].1`.
+    pub fn banded(fg: &Features, bg: &Features, band: &[(usize, usize)]) -> Costs {
+        let (n, m) = (fg.len(), bg.len());
+        // Every row holds at least one cell, inside the matrix.
+        let band: Vec<(usize, usize)> = band
+            .iter()
+            .map(|&(lo, hi)| {
+                if m == 0 {
+                    return (0, 0);
+                }
+                let lo = lo.min(m.saturating_sub(1));
+                (lo, hi.clamp(lo + 1, m.max(lo + 1)))
+            })
+            .collect();
+        let band = band.as_slice();
+        let mut start = Vec::with_capacity(n + 1);
+        let mut at = 0;
+        for &(lo, hi) in band {
+            start.push(at);
+            at += hi.saturating_sub(lo);
+        }
+        start.push(at);
+        let rows: Vec<(Vec<f32>, (f32, f32))> = band
+            .par_iter()
+            .enumerate()
+            .map(|(i, &(lo, hi))| {
+                let dots = bg.v.slice(ndarray::s![lo..hi, ..]).dot(&fg.v.row(i));
+                let row: Vec<f32> = dots
+                    .iter()
+                    .zip(lo..)
+                    .map(|(&d, j)| cell_cost(d, fg, i, bg, j))
+                    .collect();
+                let ends = if m == 0 {
+                    (1.0, 1.0)
+                } else {
+                    (cost_at(fg, i, bg, 0), cost_at(fg, i, bg, m - 1))
+                };
+                (row, ends)
+            })
+            .collect();
+        let median = sampled_medians(fg, bg);
+        let mut data = Vec::with_capacity(at);
+        let mut ends = Vec::with_capacity(n);
+        for (row, e) in rows {
+            data.extend_from_slice(&row);
+            ends.push(e);
+        }
+        Costs {
+            m,
+            lo: band.iter().map(|b| b.0).collect(),
+            start,
+            data,
+            median,
+            ends,
+        }
+    }
+
+    /// fg frames.
+    pub fn n(&self) -> usize {
+        self.lo.len()
+    }
+
+    /// bg frames.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Cells held.
+    pub fn cells(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The first bg frame of row `i` and the row's costs from there.
+    pub fn row(&self, i: usize) -> (usize, &[f32]) {
+        (self.lo[i], &self.data[self.start[i]..self.start[i + 1]])
+    }
+
+    /// The cost of a cell: in the band, or bg frame 0 or the last; `None` elsewhere.
+    pub fn get(&self, i: usize, j: usize) -> Option<f32> {
+        let (lo, row) = self.row(i);
+        if let Some(&c) = j.checked_sub(lo).and_then(|k| row.get(k)) {
+            return Some(c);
+        }
+        match j {
+            0 => Some(self.ends[i].0),
+            j if j + 1 == self.m => Some(self.ends[i].1),
+            _ => None,
+        }
+    }
+}
+
+/// Every row's median cost over the sampled bg frames, as matrix products over blocks of rows
+/// (memory bounded whatever the length).
+fn sampled_medians(fg: &Features, bg: &Features) -> Vec<f32> {
+    let cols: Vec<usize> = sampled(bg.len()).collect();
+    if cols.is_empty() {
+        return vec![0.0; fg.len()];
+    }
+    let bs = bg.v.select(Axis(0), &cols);
+    const BLOCK: usize = 256;
+    let blocks: Vec<Vec<f32>> = (0..fg.len().div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let rows = b * BLOCK..((b + 1) * BLOCK).min(fg.len());
+            let dots = fg.v.slice(ndarray::s![rows.clone(), ..]).dot(&bs.t());
+            rows.zip(dots.axis_iter(Axis(0)))
+                .map(|(i, d)| {
+                    median_of(
+                        d.iter()
+                            .zip(&cols)
+                            .map(|(&x, &j)| cell_cost(x, fg, i, bg, j))
+                            .collect(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    blocks.concat()
+}
+
+/// The bg frames sampled for a row's median: all when there are few.
+fn sampled(m: usize) -> impl Iterator<Item = usize> {
+    let k = m.min(MEDIAN_SAMPLES);
+    (0..k).map(move |s| (s * m + m / 2) / k.max(1))
 }
 
 /// A line `j = offset + rate · i` in (fg frame, bg frame) space.
@@ -129,76 +337,97 @@ fn line_penalty(p: &DtwParams, i: usize, j: usize) -> f64 {
     }
 }
 
-/// The cheapest monotonic path through `cost` (fg x bg) with an open begin and end.
-pub fn dtw(cost: &Array2<f32>, p: &DtwParams, cancel: &Cancel) -> Result<Path, Cancelled> {
-    let (n, m) = cost.dim();
-    if n == 0 || m == 0 {
+/// The cheapest monotonic path through `cost` with an open begin and end, within its band.
+pub fn dtw(cost: &Costs, p: &DtwParams, cancel: &Cancel) -> Result<Path, Cancelled> {
+    let (n, m) = (cost.n(), cost.m());
+    if n == 0 || m == 0 || cost.cells() == 0 {
         return Ok(Path {
             bg: Vec::new(),
             cost: Vec::new(),
         });
     }
     let k = p.max_step.max(1);
-    let pen: Vec<f32> = (0..=k).map(|s| step_penalty(p, s)).collect();
+    let pen: Vec<f64> = (0..=k).map(|s| f64::from(step_penalty(p, s))).collect();
     let jump = (p.jump > 0.0 && p.jump.is_finite()).then_some(f64::from(p.jump));
-    // The bg frame each cell came from.
-    let mut back = vec![0u32; n * m];
+    // The bg frame each cell came from, per row of the band.
+    let mut back = vec![0u32; cost.cells()];
     // Running minimum of the previous row, for jumps: (value, column).
-    let mut lead = vec![(f64::INFINITY, 0u32); m];
-    let mut prev: Vec<f64> = cost
-        .row(0)
+    let mut lead: Vec<(f64, u32)> = Vec::new();
+    let (lo0, row0) = cost.row(0);
+    let mut prev: Vec<f64> = row0
         .iter()
-        .enumerate()
-        .map(|(j, &c)| f64::from(c) + line_penalty(p, 0, j))
+        .zip(lo0..)
+        .map(|(&c, j)| f64::from(c) + line_penalty(p, 0, j))
         .collect();
-    let mut cur = vec![0f64; m];
+    let mut prev_lo = lo0;
+    let mut cur: Vec<f64> = Vec::new();
     for i in 1..n {
         if i % 256 == 0 {
             cancel.check()?;
         }
-        let row = cost.row(i);
-        let b = &mut back[i * m..(i + 1) * m];
+        let (lo, row) = cost.row(i);
+        let b = &mut back[cost.start[i]..cost.start[i + 1]];
         if jump.is_some() {
+            lead.clear();
             let mut run = (f64::INFINITY, 0u32);
-            for (j, l) in lead.iter_mut().enumerate() {
-                if prev[j] < run.0 {
-                    run = (prev[j], j as u32);
+            for (q, &v) in prev.iter().enumerate() {
+                if v < run.0 {
+                    run = (v, (prev_lo + q) as u32);
                 }
-                *l = run;
+                lead.push(run);
             }
         }
-        for j in 0..m {
+        let prev_hi = prev_lo + prev.len();
+        cur.clear();
+        for (q, (&c, bq)) in row.iter().zip(b.iter_mut()).enumerate() {
+            let j = lo + q;
             let (mut best, mut arg) = (f64::INFINITY, j as u32);
-            for s in 0..=k.min(j) {
-                let v = prev[j - s] + f64::from(pen[s]);
-                if v < best {
-                    best = v;
-                    arg = (j - s) as u32;
+            // Predecessors j - s in the previous row's band.
+            let s_min = j.saturating_sub(prev_hi - 1);
+            let s_max = k.min(j.saturating_sub(prev_lo));
+            if j >= prev_lo {
+                for s in s_min..=s_max {
+                    let v = prev[j - s - prev_lo] + pen[s];
+                    if v < best {
+                        best = v;
+                        arg = (j - s) as u32;
+                    }
                 }
             }
             if let Some(jp) = jump
                 && j > k
+                && j - k - 1 >= prev_lo
             {
-                let (v, from) = lead[j - k - 1];
+                let at = (j - k - 1 - prev_lo).min(lead.len() - 1);
+                let (v, from) = lead[at];
                 if v + jp < best {
                     best = v + jp;
                     arg = from;
                 }
             }
-            cur[j] = best + f64::from(row[j]) + line_penalty(p, i, j);
-            b[j] = arg;
+            cur.push(best + f64::from(c) + line_penalty(p, i, j));
+            *bq = arg;
         }
         std::mem::swap(&mut prev, &mut cur);
+        prev_lo = lo;
     }
-    let mut j = (0..m)
-        .min_by(|&a, &b| prev[a].total_cmp(&prev[b]))
-        .unwrap_or(0);
+    let mut j = prev_lo
+        + (0..prev.len())
+            .min_by(|&a, &b| prev[a].total_cmp(&prev[b]))
+            .unwrap_or(0);
     let mut bg = vec![0usize; n];
     for i in (0..n).rev() {
-        bg[i] = j;
-        j = back[i * m + j] as usize;
+        // An unreachable cell (a band that leaps ahead) points at itself: stay in the band.
+        let (lo, row) = cost.row(i);
+        let q = j.saturating_sub(lo).min(row.len().saturating_sub(1));
+        bg[i] = lo + q;
+        j = back.get(cost.start[i] + q).map_or(lo + q, |&b| b as usize);
     }
-    let cost = bg.iter().enumerate().map(|(i, &j)| cost[(i, j)]).collect();
+    let cost = bg
+        .iter()
+        .enumerate()
+        .map(|(i, &j)| cost.get(i, j).unwrap_or(1.0))
+        .collect();
     Ok(Path { bg, cost })
 }
 
@@ -240,15 +469,11 @@ pub fn path_rate(path: &[usize], weight: &[f32], min_weight: f32) -> Option<f64>
 
 /// Per-frame distinctiveness of the chosen bg frame: how far below the row's median cost it
 /// lies, relative to that median, in [0, 1]. Unrelated content scores near 0.
-pub fn distinctiveness(cost: &Array2<f32>, path: &Path) -> Vec<f32> {
-    cost.axis_iter(Axis(0))
-        .into_par_iter()
-        .zip(path.cost.par_iter())
-        .map(|(row, &c)| {
-            let mut r: Vec<f32> = row.to_vec();
-            let mid = r.len() / 2;
-            let (_, med, _) = r.select_nth_unstable_by(mid, f32::total_cmp);
-            let med = *med;
+pub fn distinctiveness(cost: &Costs, path: &Path) -> Vec<f32> {
+    cost.median
+        .iter()
+        .zip(&path.cost)
+        .map(|(&med, &c)| {
             if med <= 1e-6 {
                 0.0
             } else {
@@ -340,7 +565,7 @@ pub fn path_line(path: &[usize], weight: &[f32], min_weight: f32) -> Option<Line
 /// Two-pass alignment: content alone, then guided by the line the first pass's confident
 /// matches lie on. Returns the path and the line (playback speed and offset) found.
 pub fn align(
-    cost: &Array2<f32>,
+    cost: &Costs,
     max_step: usize,
     priors: Priors,
     cancel: &Cancel,
@@ -386,12 +611,92 @@ pub fn align(
     Ok((path, Some(l)))
 }
 
+/// The result of [`align_features`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aligned {
+    pub path: Path,
+    /// Playback speed and offset found.
+    pub line: Option<Line>,
+    /// Distinctiveness of every fg frame's match.
+    pub distinct: Vec<f32>,
+    /// Cost cells held by the finest alignment (memory: 8 bytes each).
+    pub cells: usize,
+    /// Frames taken per step by the coarse alignment (1: the whole matrix at once).
+    pub decimation: usize,
+}
+
+/// Aligns two feature sequences. Up to [`FULL_CELLS`] cells, on the whole cost matrix;
+/// beyond, on every `f`-th frame of both first (recursively), and then in a band of
+/// `3f + 16` bg frames either side of that path, so that memory and time grow linearly.
+pub fn align_features(
+    fg: &Features,
+    bg: &Features,
+    max_step: usize,
+    priors: Priors,
+    cancel: &Cancel,
+) -> Result<Aligned, Cancelled> {
+    let (n, m) = (fg.len(), bg.len());
+    let (costs, decimation) = if n.saturating_mul(m) <= FULL_CELLS {
+        (Costs::from_matrix(&cost_matrix(fg, bg)), 1)
+    } else {
+        let f = ((n as f64 * m as f64 / FULL_CELLS as f64).sqrt().ceil() as usize).max(2);
+        let coarse = align_features(&fg.decimate(f), &bg.decimate(f), max_step, priors, cancel)?;
+        cancel.check()?;
+        let band = band_around(&coarse.path.bg, coarse.line, f, n, m, 3 * f + 16);
+        (Costs::banded(fg, bg, &band), f)
+    };
+    cancel.check()?;
+    let (path, line) = align(&costs, max_step, priors, cancel)?;
+    let distinct = distinctiveness(&costs, &path);
+    Ok(Aligned {
+        path,
+        line,
+        distinct,
+        cells: costs.cells(),
+        decimation,
+    })
+}
+
+/// A band `radius` bg frames either side of a path found on every `f`-th frame, for `n` fg
+/// frames over `m` bg frames; moving forward only.
+pub fn band_around(
+    coarse: &[usize],
+    line: Option<Line>,
+    f: usize,
+    n: usize,
+    m: usize,
+    radius: usize,
+) -> Vec<(usize, usize)> {
+    let last = coarse.len().saturating_sub(1);
+    let rate = line.map_or(1.0, |l| l.rate);
+    let mut band: Vec<(usize, usize)> = (0..n)
+        .map(|i| {
+            let a = i / f.max(1);
+            let t = (i % f.max(1)) as f64 / f.max(1) as f64;
+            let centre = match (coarse.get(a), coarse.get(a + 1)) {
+                (Some(&p), Some(&q)) => f as f64 * (p as f64 + t * (q as f64 - p as f64)),
+                _ => {
+                    let p = coarse.get(last).copied().unwrap_or(0);
+                    f as f64 * p as f64 + rate * (i as f64 - (f * last) as f64)
+                }
+            };
+            let c = (centre.round().max(0.0) as usize).min(m.saturating_sub(1));
+            (c.saturating_sub(radius), (c + radius + 1).min(m))
+        })
+        .collect();
+    for i in 1..band.len() {
+        band[i].0 = band[i].0.max(band[i - 1].0);
+        band[i].1 = band[i].1.max(band[i - 1].1);
+    }
+    band
+}
+
 /// fg frames that the line places before the bg's first frame or after its last, and whose
 /// match is not distinctive, show no bg frame at all: they take the first or the last bg frame
 /// (content cannot say which frame they are, and without this the path would spend them on
 /// arbitrary early or late frames). A distinctive match stays: the fg may have a cut.
-pub fn clamp_outside(path: &mut Path, cost: &Array2<f32>, line: &Line, distinct: &[f32]) {
-    let m = cost.ncols();
+pub fn clamp_outside(path: &mut Path, cost: &Costs, line: &Line, distinct: &[f32]) {
+    let m = cost.m();
     if m == 0 {
         return;
     }
@@ -408,7 +713,7 @@ pub fn clamp_outside(path: &mut Path, cost: &Array2<f32>, line: &Line, distinct:
             continue;
         };
         *j = clamped;
-        path.cost[i] = cost[(i, clamped)];
+        path.cost[i] = cost.get(i, clamped).unwrap_or(1.0);
     }
 }
 
@@ -433,7 +738,7 @@ mod tests {
         // bg 2.5x the fg's rate, fg starting at bg frame 40
         let truth = |i: usize| 40 + (i as f64 * 2.5).round() as usize;
         let c = synthetic(60, 250, truth);
-        let (p, line) = align(&c, 5, Priors::default(), &cancel).unwrap();
+        let (p, line) = align(&Costs::from_matrix(&c), 5, Priors::default(), &cancel).unwrap();
         assert!((line.unwrap().rate - 2.5).abs() < 0.1, "{line:?}");
         for (i, &j) in p.bg.iter().enumerate() {
             assert!(
@@ -460,7 +765,7 @@ mod tests {
                 ((j as f32 - truth(i) as f32).abs() * 0.15).min(0.8) + noise * 0.1
             }
         });
-        let (p, _) = align(&c, 4, Priors::default(), &cancel).unwrap();
+        let (p, _) = align(&Costs::from_matrix(&c), 4, Priors::default(), &cancel).unwrap();
         for (i, &j) in p.bg.iter().enumerate() {
             let want = truth(i).max(0) as usize;
             assert!(
@@ -492,7 +797,7 @@ mod tests {
         // fg frames 0..30 show bg 10..40, frames 30..60 show bg 80..110.
         let truth = |i: usize| if i < 30 { 10 + i } else { 50 + i };
         let c = synthetic(60, 130, truth);
-        let (p, _) = align(&c, 4, Priors::default(), &cancel).unwrap();
+        let (p, _) = align(&Costs::from_matrix(&c), 4, Priors::default(), &cancel).unwrap();
         let wrong: Vec<usize> = (0..60).filter(|&i| p.bg[i] != truth(i)).collect();
         assert!(wrong.is_empty(), "{wrong:?} {:?}", p.bg);
     }
@@ -506,7 +811,7 @@ mod tests {
         for i in [0, 1, 2, n - 3, n - 2, n - 1] {
             c[(i, 10 + i)] = 0.0;
         }
-        let (p, _) = align(&c, 4, Priors::default(), &cancel).unwrap();
+        let (p, _) = align(&Costs::from_matrix(&c), 4, Priors::default(), &cancel).unwrap();
         for (i, &j) in p.bg.iter().enumerate() {
             assert_eq!(j, 10 + i, "{:?}", p.bg);
         }
@@ -534,13 +839,119 @@ mod tests {
         let c = Array2::from_shape_fn((30, 30), |(i, j)| {
             0.9 + 0.01 * ((i * 7 + j * 13) % 5) as f32
         });
-        let (p, _) = align(&c, 4, Priors::default(), &cancel).unwrap();
-        let d = distinctiveness(&c, &p);
+        let (p, _) = align(&Costs::from_matrix(&c), 4, Priors::default(), &cancel).unwrap();
+        let d = distinctiveness(&Costs::from_matrix(&c), &p);
         let mean = d.iter().sum::<f32>() / d.len() as f32;
         assert!(mean < 0.05, "{mean}");
         let good = synthetic(30, 60, |i| i + 5);
-        let (p, _) = align(&good, 4, Priors::default(), &cancel).unwrap();
-        let d = distinctiveness(&good, &p);
+        let (p, _) = align(&Costs::from_matrix(&good), 4, Priors::default(), &cancel).unwrap();
+        let d = distinctiveness(&Costs::from_matrix(&good), &p);
         assert!(d.iter().sum::<f32>() / 30.0 > 0.5);
+    }
+
+    /// Features of a long non-repeating "video": a random walk in feature space, so that
+    /// neighbouring frames look alike and distant ones do not.
+    fn walk(len: usize, d: usize, seed: u32) -> Vec<Vec<f32>> {
+        let mut s = seed;
+        let mut rnd = move || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let mut w = vec![0f32; d];
+        (0..len)
+            .map(|_| {
+                for x in w.iter_mut() {
+                    *x = 0.9 * *x + rnd();
+                }
+                w.clone()
+            })
+            .collect()
+    }
+
+    fn feats(rows: &[Vec<f32>], noise: f32, seed: u32) -> Features {
+        let mut s = seed;
+        let list: Vec<Feature> = rows
+            .iter()
+            .map(|r| {
+                let mut v: Vec<f32> = r
+                    .iter()
+                    .map(|&x| {
+                        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        x + noise * ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5)
+                    })
+                    .collect();
+                let mean = v.iter().sum::<f32>() / v.len() as f32;
+                v.iter_mut().for_each(|x| *x -= mean);
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= norm);
+                Feature {
+                    v,
+                    mean: 100.0,
+                    std: 20.0,
+                }
+            })
+            .collect();
+        Features::new(&list)
+    }
+
+    #[test]
+    fn long_inputs_align_in_a_band_like_the_whole_matrix() {
+        let cancel = Cancel::new();
+        // 3000 fg frames over 3400 bg frames, starting at bg frame 250: 10.2 M cells.
+        let scene = walk(3400, 48, 7);
+        let bg = feats(&scene, 0.3, 1);
+        let truth = |i: usize| 250 + i;
+        let fg_rows: Vec<Vec<f32>> = (0..3000).map(|i| scene[truth(i)].clone()).collect();
+        let fg = feats(&fg_rows, 0.3, 2);
+        let banded = align_features(&fg, &bg, 5, Priors::default(), &cancel).unwrap();
+        assert!(banded.decimation >= 2, "{}", banded.decimation);
+        assert!(banded.cells * 10 < 3000 * 3400, "{} cells", banded.cells);
+        let full = Costs::from_matrix(&cost_matrix(&fg, &bg));
+        let (whole, _) = align(&full, 5, Priors::default(), &cancel).unwrap();
+        let wrong: Vec<usize> = (0..3000).filter(|&i| banded.path.bg[i] != truth(i)).collect();
+        assert!(wrong.is_empty(), "{} wrong: {:?}", wrong.len(), &wrong[..wrong.len().min(20)]);
+        assert!(banded.path.bg == whole.bg, "the band's path differs from the whole matrix's");
+        // The same medians, up to float summation order.
+        let d = distinctiveness(&full, &whole);
+        let worst = d
+            .iter()
+            .zip(&banded.distinct)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{worst}");
+    }
+
+    #[test]
+    fn long_inputs_at_another_rate_with_a_cut() {
+        let cancel = Cancel::new();
+        // bg at 2.5x the fg's rate; the fg skips 300 bg frames at fg frame 1500.
+        let scene = walk(9000, 48, 11);
+        let bg = feats(&scene, 0.3, 3);
+        let truth = |i: usize| {
+            let j = 100 + (i as f64 * 2.5).round() as usize;
+            if i < 1500 { j } else { j + 300 }
+        };
+        let fg_rows: Vec<Vec<f32>> = (0..3200).map(|i| scene[truth(i)].clone()).collect();
+        let fg = feats(&fg_rows, 0.3, 4);
+        let a = align_features(&fg, &bg, 5, Priors::default(), &cancel).unwrap();
+        assert!(a.decimation >= 3, "{}", a.decimation);
+        assert!(a.cells * 50 < 3200 * 9000, "{} cells", a.cells);
+        let wrong: Vec<usize> = (0..3200)
+            .filter(|&i| a.path.bg[i].abs_diff(truth(i)) > 0)
+            .collect();
+        assert!(wrong.len() <= 3, "{} wrong: {:?}", wrong.len(), &wrong[..wrong.len().min(20)]);
+        assert!(a.path.bg.windows(2).all(|w| w[1] >= w[0]));
+    }
+
+    #[test]
+    fn a_band_moves_forward_and_stays_in_the_matrix() {
+        let b = band_around(&[0, 3, 2, 9], None, 4, 20, 30, 3);
+        assert_eq!(b.len(), 20);
+        assert!(b.windows(2).all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1));
+        assert!(b.iter().all(|&(lo, hi)| lo < hi && hi <= 30));
+        // fg 0 at bg 0, fg 4 at bg 12, fg 6 halfway between bg 12 and 8 (kept monotonic).
+        assert_eq!(b[0], (0, 4));
+        assert_eq!(b[4], (9, 16));
+        assert_eq!(b[6], (9, 16));
     }
 }

@@ -148,8 +148,17 @@ pub struct Thumb {
 }
 
 impl Thumb {
+    /// A thumbnail at most [`THUMB_MAX`] px on its longer side.
     pub fn new(view: &FrameView<'_>) -> Option<Thumb> {
-        let factor = thumb_factor(view.width, view.height);
+        Self::at(view, thumb_factor(view.width, view.height))
+    }
+
+    /// The full-resolution luma (8 bits per sample, as the frame has it).
+    pub fn full(view: &FrameView<'_>) -> Option<Thumb> {
+        Self::at(view, 1)
+    }
+
+    fn at(view: &FrameView<'_>, factor: usize) -> Option<Thumb> {
         let img = downscale(view, factor)?;
         let (h, w) = img.dim();
         Some(Thumb {

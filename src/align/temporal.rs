@@ -396,7 +396,7 @@ pub fn dtw(cost: &Costs, p: &DtwParams, cancel: &Cancel) -> Result<Path, Cancell
             }
             if let Some(jp) = jump
                 && j > k
-                && j - k - 1 >= prev_lo
+                && j - k > prev_lo
             {
                 let at = (j - k - 1 - prev_lo).min(lead.len() - 1);
                 let (v, from) = lead[at];
@@ -908,9 +908,19 @@ mod tests {
         assert!(banded.cells * 10 < 3000 * 3400, "{} cells", banded.cells);
         let full = Costs::from_matrix(&cost_matrix(&fg, &bg));
         let (whole, _) = align(&full, 5, Priors::default(), &cancel).unwrap();
-        let wrong: Vec<usize> = (0..3000).filter(|&i| banded.path.bg[i] != truth(i)).collect();
-        assert!(wrong.is_empty(), "{} wrong: {:?}", wrong.len(), &wrong[..wrong.len().min(20)]);
-        assert!(banded.path.bg == whole.bg, "the band's path differs from the whole matrix's");
+        let wrong: Vec<usize> = (0..3000)
+            .filter(|&i| banded.path.bg[i] != truth(i))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{} wrong: {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(20)]
+        );
+        assert!(
+            banded.path.bg == whole.bg,
+            "the band's path differs from the whole matrix's"
+        );
         // The same medians, up to float summation order.
         let d = distinctiveness(&full, &whole);
         let worst = d
@@ -939,7 +949,12 @@ mod tests {
         let wrong: Vec<usize> = (0..3200)
             .filter(|&i| a.path.bg[i].abs_diff(truth(i)) > 0)
             .collect();
-        assert!(wrong.len() <= 3, "{} wrong: {:?}", wrong.len(), &wrong[..wrong.len().min(20)]);
+        assert!(
+            wrong.len() <= 3,
+            "{} wrong: {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(20)]
+        );
         assert!(a.path.bg.windows(2).all(|w| w[1] >= w[0]));
     }
 

@@ -14,7 +14,7 @@ use gst_video::prelude::*;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use crate::align::analysis::{self, Alignment, Side};
-use crate::align::features::{self, FrameView, LumaLayout, Thumb};
+use crate::align::features::{FrameView, LumaLayout, Thumb};
 use crate::align::mapping::{self, Report};
 use crate::align::placement::{self, Request};
 use crate::align::spatial::{self, Constraints, Geometry};
@@ -76,6 +76,9 @@ const MIN_TEMPORAL_CONFIDENCE: f64 = 0.1;
 /// `vidkompy-progress` messages are posted this often at most (and at each stage's start and
 /// end).
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+const DEFAULT_TWO_PASS: bool = true;
+/// How long a rewind may take before upstream's flush is given up on.
+const REWIND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What frames are matched on.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
@@ -101,6 +104,7 @@ struct Settings {
     edge_width: u32,
     report: Option<String>,
     alignment: Option<String>,
+    two_pass: bool,
 }
 
 impl Default for Settings {
@@ -114,6 +118,7 @@ impl Default for Settings {
             edge_width: DEFAULT_EDGE_WIDTH,
             report: None,
             alignment: None,
+            two_pass: DEFAULT_TWO_PASS,
         }
     }
 }
@@ -148,9 +153,69 @@ impl Settings {
 struct PadState {
     caps: Option<gst::Caps>,
     info: Option<gst_video::VideoInfo>,
+    /// The frames themselves, when they are stored (inputs that cannot seek).
     store: PadStore,
     /// A thumbnail of every frame, for the analysis.
     thumbs: Vec<Thumb>,
+    /// Times of every frame of the first pass.
+    times: Vec<FrameTimes>,
+    /// The segment of the first pass (where a rewind seeks back to).
+    first_segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    /// Frames seen in the current pass after a rewind.
+    pass_frames: usize,
+    /// Full-resolution luma of the frames refinement needs, fetched in a second pass.
+    fetched: std::collections::BTreeMap<usize, Thumb>,
+}
+
+/// How frames reach the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Mode {
+    /// Not decided before the first buffers.
+    #[default]
+    Undecided,
+    /// Every frame is stored while reading (inputs that cannot seek).
+    Store,
+    /// The first pass keeps only features; the inputs are read again from the start.
+    TwoPass,
+}
+
+/// A seek of both inputs back to the start, under way.
+struct Rewind {
+    /// One per pad: had both seeks the same, the aggregator would take the flushes for a
+    /// seek of its own, stop its task and flush everything.
+    seqnums: [gst::Seqnum; 2],
+    /// FLUSH_STOP of this seek seen on bg and fg.
+    flushed: [bool; 2],
+    since: std::time::Instant,
+}
+
+/// Everything the output and the analysis need, decided once the first pass is read.
+struct Prep {
+    caps: gst::Caps,
+    info: gst_video::VideoInfo,
+    settings: Settings,
+    geo: Geometry,
+    fg_info: gst_video::VideoInfo,
+    bg_info: gst_video::VideoInfo,
+    fg_times: Vec<u64>,
+    bg_times: Vec<u64>,
+    nominal_rate: Option<f64>,
+}
+
+/// The second pass of two-pass mode: reading again until the frames refinement needs are in.
+struct Fetch {
+    begun: analysis::Begun,
+    prep: Prep,
+    started: std::time::Instant,
+    /// Analysis time so far (the first pass's part).
+    spent: std::time::Duration,
+}
+
+/// Frames read again in the output pass of two-pass mode.
+#[derive(Default)]
+struct Streaming {
+    /// The bg frame last read, with its index.
+    current: Option<(usize, gst::Buffer)>,
 }
 
 /// What the output phase needs, decided once both pads reached EOS.
@@ -163,6 +228,10 @@ struct Output {
     next: usize,
     /// Converts fg frames to the bg's format at the footprint's size, when they differ.
     converter: Option<Converter>,
+    /// Two-pass mode: frames come from the pads again rather than from the store.
+    streaming: Option<Streaming>,
+    /// Output caps and segment, until they are set.
+    pending: Option<(gst::Caps, Option<gst::FormattedSegment<gst::ClockTime>>)>,
 }
 
 struct Converter {
@@ -182,6 +251,9 @@ struct State {
     loaded: Option<(std::path::PathBuf, Report)>,
     /// When the last `vidkompy-progress` message was posted.
     last_progress: Option<std::time::Instant>,
+    mode: Mode,
+    rewind: Option<Rewind>,
+    fetch: Option<Box<Fetch>>,
     output: Option<Output>,
 }
 
@@ -380,7 +452,7 @@ impl VidkompyAlign {
             &mut state.fg
         };
         if let Some(old) = &ps.info
-            && !ps.store.is_empty()
+            && !ps.times.is_empty()
             && (old.format() != info.format()
                 || old.width() != info.width()
                 || old.height() != info.height()
@@ -409,6 +481,7 @@ impl VidkompyAlign {
         &self,
         pad: &gst_base::AggregatorPad,
         ps: &mut PadState,
+        store: bool,
     ) -> Result<(), gst::FlowError> {
         let Some(buffer) = pad.pop_buffer() else {
             return Ok(());
@@ -424,9 +497,13 @@ impl VidkompyAlign {
         }
         let segment = pad.segment();
         let pts = buffer.pts();
+        let segment = segment.downcast::<gst::ClockTime>().ok();
         let running_time = segment
-            .downcast_ref::<gst::ClockTime>()
+            .as_ref()
             .and_then(|s| pts.and_then(|p| s.to_running_time(p)));
+        if ps.first_segment.is_none() {
+            ps.first_segment = segment;
+        }
         let times = FrameTimes {
             pts,
             duration: buffer.duration(),
@@ -439,7 +516,7 @@ impl VidkompyAlign {
                 gst::StreamError::Decode,
                 (
                     "Frame {} on pad {name} does not match its caps",
-                    ps.store.len()
+                    ps.times.len()
                 )
             );
             return Err(gst::FlowError::Error);
@@ -449,8 +526,12 @@ impl VidkompyAlign {
             CAT,
             imp = self,
             "{name} frame {} at {pts:?}",
-            ps.store.len()
+            ps.times.len()
         );
+        ps.times.push(times);
+        if !store {
+            return Ok(());
+        }
         ps.store.push(buffer, times).map_err(|e| {
             gst::element_imp_error!(self, gst::ResourceError::Failed, ("Pad {name}: {e}"));
             gst::FlowError::Error
@@ -460,8 +541,8 @@ impl VidkompyAlign {
     /// Running times of a pad's frames, gaps filled; also the frame duration used.
     fn frame_times(ps: &PadState) -> (Vec<u64>, Option<u64>) {
         let rts: Vec<Option<u64>> = ps
-            .store
-            .all_times()
+            .times
+            .iter()
             .map(|t| t.running_time.map(|t| t.nseconds()))
             .collect();
         let known: Vec<u64> = rts.iter().flatten().copied().collect();
@@ -474,8 +555,8 @@ impl VidkompyAlign {
             })?
         });
         let from_buffers = ps
-            .store
-            .all_times()
+            .times
+            .iter()
             .find_map(|t| t.duration.map(|d| d.nseconds()).filter(|&d| d > 0));
         let step = nominal
             .or_else(|| timing::estimate_frame_duration(&known))
@@ -483,13 +564,10 @@ impl VidkompyAlign {
         (timing::fill_times(&rts, step.unwrap_or(0)), step)
     }
 
-    /// Both pads are at EOS: decide the output caps, the footprint and the mapping.
-    fn prepare_output(
-        &self,
-        state: &mut State,
-    ) -> Result<(Output, gst::Caps, gst::Segment), gst::FlowError> {
+    /// Both pads are at EOS after the first pass: output caps, sizes and frame times.
+    fn prep(&self, state: &State) -> Result<Prep, gst::FlowError> {
         for (name, ps) in [("bg", &state.bg), ("fg", &state.fg)] {
-            if ps.store.is_empty() {
+            if ps.times.is_empty() {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Failed,
@@ -518,7 +596,7 @@ impl VidkompyAlign {
                     (
                         "The fg's framerate is 0/1 and cannot be derived from its timestamps \
                          ({} frame(s) without usable timestamps or durations)",
-                        state.fg.store.len()
+                        state.fg.times.len()
                     )
                 );
                 return Err(gst::FlowError::Error);
@@ -542,8 +620,6 @@ impl VidkompyAlign {
             );
             gst::FlowError::Error
         })?;
-
-        let settings = lock(&self.settings).clone();
         let geo = Geometry {
             fg: (fg_info.width(), fg_info.height()),
             bg: (bg_info.width(), bg_info.height()),
@@ -552,54 +628,102 @@ impl VidkompyAlign {
             (Some(f), Some(b)) if b > 0 => Some(f as f64 / b as f64),
             _ => None,
         };
-        let started = std::time::Instant::now();
-        if let Some((path, report)) = state.loaded.take() {
-            let (place, alignment) = self.use_report(&path, &report, state, geo)?;
-            let mapping = alignment.mapping.clone();
-            let elapsed = started.elapsed();
-            self.post_alignment(&place, Some(&alignment), &mapping, "loaded", elapsed);
-            let costs = Some(alignment.costs.as_slice());
-            self.write_report(
-                &settings,
-                state,
-                geo,
-                &place,
-                Some(&alignment),
-                &mapping,
-                costs,
-                "loaded",
-                elapsed,
-            )?;
-            return self.finish_prepare(
-                state, info, caps, place, mapping, &settings, &fg_info, &bg_info,
-            );
+        Ok(Prep {
+            caps,
+            info,
+            settings: lock(&self.settings).clone(),
+            geo,
+            fg_info,
+            bg_info,
+            fg_times,
+            bg_times,
+            nominal_rate,
+        })
+    }
+
+    /// The analysis's input from the first pass.
+    fn input<'a>(state: &'a State, prep: &Prep) -> analysis::Input<'a> {
+        analysis::Input {
+            fg: &state.fg.thumbs,
+            bg: &state.bg.thumbs,
+            geometry: prep.geo,
+            constraints: prep.settings.constraints(),
+            nominal_rate: prep.nominal_rate,
+            region: prep.settings.region(),
         }
+    }
+
+    /// Runs `f` (part of the analysis) while another thread posts `analysis` progress.
+    fn with_ticker<T>(
+        &self,
+        started: std::time::Instant,
+        spent: std::time::Duration,
+        f: impl FnOnce() -> T,
+    ) -> T {
         let finished = std::sync::atomic::AtomicBool::new(false);
-        let analysis_progress = |elapsed: std::time::Duration| {
+        let analysis_progress = || {
+            let elapsed = spent + started.elapsed();
             let elapsed = gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64);
             self.post_progress("analysis", &[("elapsed", elapsed.to_send_value())]);
         };
-        analysis_progress(std::time::Duration::ZERO);
-        let alignment = std::thread::scope(|scope| {
-            // The analysis runs on this thread; another reports that it is running.
+        analysis_progress();
+        let r = std::thread::scope(|scope| {
             scope.spawn(|| {
                 let tick = std::time::Duration::from_millis(50);
-                let mut last = Some(std::time::Instant::now());
+                let mut last = std::time::Instant::now();
                 while !finished.load(std::sync::atomic::Ordering::Acquire) {
-                    if last.is_none_or(|t| t.elapsed() >= PROGRESS_INTERVAL) {
-                        last = Some(std::time::Instant::now());
-                        analysis_progress(started.elapsed());
+                    if last.elapsed() >= PROGRESS_INTERVAL {
+                        last = std::time::Instant::now();
+                        analysis_progress();
                     }
                     std::thread::sleep(tick);
                 }
             });
-            let r = self.analyse(state, &settings, geo, nominal_rate);
+            let r = f();
             finished.store(true, std::sync::atomic::Ordering::Release);
             r
-        })?;
-        analysis_progress(started.elapsed());
-        let elapsed = started.elapsed();
+        });
+        analysis_progress();
+        r
+    }
 
+    /// Footprint and mapping from a loaded report: the output plan.
+    fn conclude_loaded(
+        &self,
+        state: &mut State,
+        prep: Prep,
+        path: &std::path::Path,
+        report: &Report,
+        started: std::time::Instant,
+    ) -> Result<Output, gst::FlowError> {
+        let (place, alignment) = self.use_report(path, report, state, prep.geo)?;
+        let mapping = alignment.mapping.clone();
+        let elapsed = started.elapsed();
+        self.post_alignment(state, &place, Some(&alignment), &mapping, "loaded", elapsed);
+        let costs = Some(alignment.costs.as_slice());
+        self.write_report(
+            &prep.settings,
+            state,
+            prep.geo,
+            &place,
+            Some(&alignment),
+            &mapping,
+            costs,
+            "loaded",
+            elapsed,
+        )?;
+        self.finish_prepare(state, prep, place, mapping)
+    }
+
+    /// The analysis's result (or its absence) decides footprint and mapping: the output plan.
+    fn conclude(
+        &self,
+        state: &mut State,
+        prep: Prep,
+        alignment: Option<Alignment>,
+        elapsed: std::time::Duration,
+    ) -> Result<Output, gst::FlowError> {
+        let (fg_info, bg_info, geo) = (&prep.fg_info, &prep.bg_info, prep.geo);
         let spatial_ok = alignment
             .as_ref()
             .is_some_and(|a| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE);
@@ -610,7 +734,7 @@ impl VidkompyAlign {
         let place = match alignment.as_ref().filter(|_| spatial_ok) {
             Some(a) => placement::from_estimate(geo.fg, geo.bg, a.x, a.y, a.scale),
             None => {
-                let (place, _) = self.resolve_placement(&settings, &fg_info, &bg_info)?;
+                let (place, _) = self.resolve_placement(&prep.settings, fg_info, bg_info)?;
                 gst::element_imp_warning!(
                     self,
                     gst::StreamError::Failed,
@@ -649,7 +773,7 @@ impl VidkompyAlign {
                         )
                     );
                 }
-                timing::map_by_time(&fg_times, &bg_times)
+                timing::map_by_time(&prep.fg_times, &prep.bg_times)
             }
         };
         let kind = if temporal_ok {
@@ -657,13 +781,13 @@ impl VidkompyAlign {
         } else {
             "running-time"
         };
-        self.post_alignment(&place, alignment.as_ref(), &mapping, kind, elapsed);
+        self.post_alignment(state, &place, alignment.as_ref(), &mapping, kind, elapsed);
         let costs = alignment
             .as_ref()
             .filter(|_| temporal_ok)
             .map(|a| a.costs.as_slice());
         self.write_report(
-            &settings,
+            &prep.settings,
             state,
             geo,
             &place,
@@ -673,24 +797,136 @@ impl VidkompyAlign {
             kind,
             elapsed,
         )?;
-        self.finish_prepare(
-            state, info, caps, place, mapping, &settings, &fg_info, &bg_info,
-        )
+        self.finish_prepare(state, prep, place, mapping)
+    }
+
+    /// Both pads are at EOS after the first pass. Store mode: the whole analysis and the
+    /// output plan. Two-pass mode: the coarse analysis, then a rewind (to fetch the frames the
+    /// refinement needs, or straight to output).
+    fn end_of_first_pass(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        let prep = self.prep(state)?;
+        let started = std::time::Instant::now();
+        let two_pass = state.mode == Mode::TwoPass;
+        if let Some((path, report)) = state.loaded.take() {
+            let out = self.conclude_loaded(state, prep, &path, &report, started)?;
+            state.output = Some(out);
+            return Ok(());
+        }
+        if !two_pass {
+            let result = self.with_ticker(started, std::time::Duration::ZERO, || {
+                let input = Self::input(state, &prep);
+                let luma = |side: Side, i: usize| {
+                    let ps = match side {
+                        Side::Bg => &state.bg,
+                        Side::Fg => &state.fg,
+                    };
+                    // As two-pass mode fetches it, so that both give the same result.
+                    with_luma(ps.store.buffer(i)?, ps.info.as_ref()?, Thumb::full)
+                        .map(|t| t.image())
+                };
+                analysis::analyse(&input, &luma, &self.cancel)
+            });
+            let alignment = self.analysed(result)?;
+            let out = self.conclude(state, prep, alignment, started.elapsed())?;
+            state.output = Some(out);
+            return Ok(());
+        }
+        let begun = self.with_ticker(started, std::time::Duration::ZERO, || {
+            analysis::begin(&Self::input(state, &prep), &self.cancel)
+        });
+        let begun = match begun {
+            Ok(b) => b,
+            Err(_) => {
+                gst::debug!(CAT, imp = self, "analysis cancelled");
+                return Err(gst::FlowError::Flushing);
+            }
+        };
+        match begun {
+            Some(b) if !b.wanted.fg.is_empty() => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "fetching fg frames {:?} and bg frames {:?} in a second pass",
+                    b.wanted.fg,
+                    b.wanted.bg
+                );
+                state.fetch = Some(Box::new(Fetch {
+                    begun: b,
+                    prep,
+                    started: std::time::Instant::now(),
+                    spent: started.elapsed(),
+                }));
+            }
+            Some(b) => {
+                let input = Self::input(state, &prep);
+                let none = |_: Side, _: usize| None;
+                let result = self.with_ticker(started, std::time::Duration::ZERO, || {
+                    analysis::finish(&input, b, &none, &self.cancel).map(Some)
+                });
+                let alignment = self.analysed(result)?;
+                let out = self.conclude(state, prep, alignment, started.elapsed())?;
+                state.output = Some(out);
+            }
+            None => {
+                let out = self.conclude(state, prep, None, started.elapsed())?;
+                state.output = Some(out);
+            }
+        }
+        Ok(())
+    }
+
+    /// The second pass of two-pass mode has all the frames refinement needs: the fine
+    /// analysis and the output plan.
+    fn end_of_fetch(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        let Some(fetch) = state.fetch.take() else {
+            return Err(gst::FlowError::Error);
+        };
+        let Fetch {
+            begun,
+            prep,
+            started,
+            spent,
+        } = *fetch;
+        let result = self.with_ticker(started, spent, || {
+            let input = Self::input(state, &prep);
+            let luma = |side: Side, i: usize| {
+                let ps = match side {
+                    Side::Bg => &state.bg,
+                    Side::Fg => &state.fg,
+                };
+                ps.fetched.get(&i).map(Thumb::image)
+            };
+            analysis::finish(&input, begun, &luma, &self.cancel).map(Some)
+        });
+        let alignment = self.analysed(result)?;
+        state.bg.fetched.clear();
+        state.fg.fetched.clear();
+        let out = self.conclude(state, prep, alignment, spent + started.elapsed())?;
+        state.output = Some(out);
+        Ok(())
+    }
+
+    fn analysed(
+        &self,
+        result: Result<Option<Alignment>, crate::align::Cancelled>,
+    ) -> Result<Option<Alignment>, gst::FlowError> {
+        let result = result.map_err(|_| {
+            gst::debug!(CAT, imp = self, "analysis cancelled");
+            gst::FlowError::Flushing
+        })?;
+        gst::info!(CAT, imp = self, "analysis: {result:?}");
+        Ok(result)
     }
 
     /// The output plan once footprint and mapping are decided.
-    #[allow(clippy::too_many_arguments)]
     fn finish_prepare(
         &self,
         state: &State,
-        info: gst_video::VideoInfo,
-        caps: gst::Caps,
+        prep: Prep,
         place: placement::Placement,
         mapping: Vec<usize>,
-        settings: &Settings,
-        fg_info: &gst_video::VideoInfo,
-        bg_info: &gst_video::VideoInfo,
-    ) -> Result<(Output, gst::Caps, gst::Segment), gst::FlowError> {
+    ) -> Result<Output, gst::FlowError> {
+        let (fg_info, bg_info) = (&prep.fg_info, &prep.bg_info);
         let layouts = plane_layouts(bg_info).ok_or(gst::FlowError::NotNegotiated)?;
         let converter = self.make_converter(fg_info, bg_info, &place)?;
         let overlay = Overlay::new(
@@ -699,65 +935,28 @@ impl VidkompyAlign {
             place.width,
             place.height,
             (bg_info.width(), bg_info.height()),
-            settings.blend_width,
+            prep.settings.blend_width,
         );
         gst::info!(
             CAT,
             imp = self,
             "{} fg frames over {} bg frames (bg {}..={}), footprint {place:?}, converter: {}",
             mapping.len(),
-            state.bg.store.len(),
+            state.bg.times.len(),
             mapping.first().copied().unwrap_or(0),
             mapping.last().copied().unwrap_or(0),
             converter.is_some()
         );
-        let segment = self.fg_pad.segment();
-        Ok((
-            Output {
-                info,
-                layouts,
-                overlay,
-                mapping,
-                next: 0,
-                converter,
-            },
-            caps,
-            segment,
-        ))
-    }
-
-    /// Runs the content analysis on the stored frames; `Ok(None)` when there is nothing to
-    /// align (no textured frames). Cancelled by a state change or a flush.
-    fn analyse(
-        &self,
-        state: &State,
-        settings: &Settings,
-        geometry: Geometry,
-        nominal_rate: Option<f64>,
-    ) -> Result<Option<Alignment>, gst::FlowError> {
-        let input = analysis::Input {
-            fg: &state.fg.thumbs,
-            bg: &state.bg.thumbs,
-            geometry,
-            constraints: settings.constraints(),
-            nominal_rate,
-            region: settings.region(),
-        };
-        let luma = |side: Side, i: usize| {
-            let ps = match side {
-                Side::Bg => &state.bg,
-                Side::Fg => &state.fg,
-            };
-            with_luma(ps.store.buffer(i)?, ps.info.as_ref()?, |v| {
-                features::downscale(v, 1)
-            })
-        };
-        let result = analysis::analyse(&input, &luma, &self.cancel).map_err(|_| {
-            gst::debug!(CAT, imp = self, "analysis cancelled");
-            gst::FlowError::Flushing
-        })?;
-        gst::info!(CAT, imp = self, "analysis: {result:?}");
-        Ok(result)
+        Ok(Output {
+            info: prep.info,
+            layouts,
+            overlay,
+            mapping,
+            next: 0,
+            converter,
+            streaming: (state.mode == Mode::TwoPass).then(Streaming::default),
+            pending: Some((prep.caps, state.fg.first_segment.clone())),
+        })
     }
 
     /// Posts a `vidkompy-progress` element message: `stage` (`reading`, `analysis`, `output`),
@@ -792,7 +991,7 @@ impl VidkompyAlign {
         if !Self::progress_due(state, force) {
             return;
         }
-        let (fg, bg) = (state.fg.store.len() as u64, state.bg.store.len() as u64);
+        let (fg, bg) = (state.fg.times.len() as u64, state.bg.times.len() as u64);
         let mut fields = vec![
             ("done", fg.to_send_value()),
             ("bg-frames", bg.to_send_value()),
@@ -817,6 +1016,7 @@ impl VidkompyAlign {
     /// Posts the `vidkompy-alignment` element message.
     fn post_alignment(
         &self,
+        state: &State,
         place: &placement::Placement,
         a: Option<&Alignment>,
         mapping: &[usize],
@@ -850,6 +1050,18 @@ impl VidkompyAlign {
             .field("rate", a.and_then(|a| a.rate).unwrap_or(nan))
             .field("mapping", kind)
             .field(
+                "frames",
+                if state.mode == Mode::TwoPass {
+                    "read-again"
+                } else {
+                    "stored"
+                },
+            )
+            .field(
+                "stored-bytes",
+                (state.bg.store.owned_bytes() + state.fg.store.owned_bytes()) as u64,
+            )
+            .field(
                 "analysis-time",
                 gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64),
             )
@@ -868,8 +1080,8 @@ impl VidkompyAlign {
             frames,
         };
         (
-            s(geo.fg, state.fg.store.len()),
-            s(geo.bg, state.bg.store.len()),
+            s(geo.fg, state.fg.times.len()),
+            s(geo.bg, state.bg.times.len()),
         )
     }
 
@@ -933,7 +1145,7 @@ impl VidkompyAlign {
         };
         let (fg, bg) = Self::streams(state, geo);
         let pts =
-            |ps: &PadState, i: usize| ps.store.times(i).and_then(|t| t.pts).map(|t| t.nseconds());
+            |ps: &PadState, i: usize| ps.times.get(i).and_then(|t| t.pts).map(|t| t.nseconds());
         let finite = |v: f64| v.is_finite().then_some(v);
         let report = Report {
             version: mapping::VERSION,
@@ -1051,7 +1263,14 @@ impl VidkompyAlign {
     }
 
     /// Renders output frame `i`: the mapped bg frame with fg frame `i` composited on it.
-    fn render(&self, state: &mut State, i: usize) -> Result<gst::Buffer, gst::FlowError> {
+    fn render(
+        &self,
+        state: &mut State,
+        i: usize,
+        bg_buf: gst::Buffer,
+        fg_buf: gst::Buffer,
+        fg_times: (Option<gst::ClockTime>, Option<gst::ClockTime>),
+    ) -> Result<gst::Buffer, gst::FlowError> {
         let fail = |what: &str| {
             gst::element_imp_error!(
                 self,
@@ -1065,14 +1284,6 @@ impl VidkompyAlign {
         };
         let Some(out) = state.output.as_mut() else {
             return Err(gst::FlowError::Error);
-        };
-        let bg_index = out.mapping[i];
-        let (Some(bg_buf), Some(fg_buf), Some(fg_times)) = (
-            state.bg.store.buffer(bg_index).cloned(),
-            state.fg.store.buffer(i).cloned(),
-            state.fg.store.times(i),
-        ) else {
-            return Err(fail("frame missing from the store"));
         };
 
         let bg_frame = gst_video::VideoFrame::from_buffer_readable(bg_buf, &bg_info)
@@ -1148,13 +1359,342 @@ impl VidkompyAlign {
         let mut buffer = out_frame.into_buffer();
         {
             let b = buffer.make_mut();
-            b.set_pts(fg_times.pts);
-            b.set_duration(fg_times.duration);
+            b.set_pts(fg_times.0);
+            b.set_duration(fg_times.1);
             if i == 0 {
                 b.set_flags(gst::BufferFlags::DISCONT);
             }
         }
         Ok(buffer)
+    }
+
+    /// Two passes when both inputs can seek (and the analysis needs no frame beyond those a
+    /// second pass fetches); otherwise frames are stored.
+    fn decide_mode(&self) -> Mode {
+        let settings = lock(&self.settings).clone();
+        let seekable = |pad: &gst_base::AggregatorPad| {
+            let mut q = gst::query::Seeking::new(gst::Format::Time);
+            pad.peer_query(&mut q) && q.result().0
+        };
+        let (bg, fg) = (seekable(&self.bg_pad), seekable(&self.fg_pad));
+        let mode =
+            if settings.two_pass && settings.match_region == MatchRegion::Footprint && bg && fg {
+                Mode::TwoPass
+            } else {
+                Mode::Store
+            };
+        gst::info!(
+            CAT,
+            imp = self,
+            "{mode:?} (two-pass {}, match-region {:?}, seekable: bg {bg}, fg {fg})",
+            settings.two_pass,
+            settings.match_region
+        );
+        mode
+    }
+
+    /// Sets the output caps and segment before the first output frame.
+    fn start_output(
+        &self,
+        caps: gst::Caps,
+        segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if let Some(seg) = segment {
+            self.obj().update_segment(&seg);
+        }
+        let src = self.obj().src_pad().clone();
+        if src.peer().is_some() && !src.peer_query_accept_caps(&caps) {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Downstream does not accept the output caps {caps}")
+            );
+            return Err(gst::FlowError::Error);
+        }
+        gst::info!(CAT, imp = self, "output caps {caps}");
+        self.obj().set_src_caps(&caps);
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Posts output progress for fg frame `i` when due.
+    fn output_progress(&self, state: &mut State, i: usize, total: usize) {
+        if Self::progress_due(state, i == 0 || i + 1 == total) {
+            self.post_progress(
+                "output",
+                &[
+                    ("done", ((i + 1) as u64).to_send_value()),
+                    ("total", (total as u64).to_send_value()),
+                ],
+            );
+        }
+    }
+
+    /// The next output frame from the store.
+    fn next_stored(&self, state: &mut State) -> Result<gst::Buffer, gst::FlowError> {
+        let Some(out) = state.output.as_mut() else {
+            return Err(gst::FlowError::Error);
+        };
+        let i = out.next;
+        let total = out.mapping.len();
+        if i >= total {
+            gst::debug!(CAT, imp = self, "all {i} fg frames output");
+            return Err(gst::FlowError::Eos);
+        }
+        out.next += 1;
+        let j = out.mapping[i];
+        self.output_progress(state, i, total);
+        let (Some(bg), Some(fg), Some(t)) = (
+            state.bg.store.buffer(j).cloned(),
+            state.fg.store.buffer(i).cloned(),
+            state.fg.times.get(i).copied(),
+        ) else {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("Cannot render frame {i}: frame missing from the store")
+            );
+            return Err(gst::FlowError::Error);
+        };
+        self.render(state, i, bg, fg, (t.pts, t.duration))
+    }
+
+    /// The next output frame of two-pass mode, from the frames read again; `None` while a
+    /// pad has to deliver more.
+    fn next_streamed(&self, state: &mut State) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        let Some(out) = state.output.as_mut() else {
+            return Err(gst::FlowError::Error);
+        };
+        let (i, total) = (out.next, out.mapping.len());
+        if !self.fg_pad.has_buffer() {
+            if !self.fg_pad.is_eos() {
+                return Ok(None);
+            }
+            if i < total {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("The fg ended after {i} frames when read again; the first pass read \
+                         {total}")
+                );
+                return Err(gst::FlowError::Error);
+            }
+            gst::debug!(CAT, imp = self, "all {i} fg frames output");
+            return Err(gst::FlowError::Eos);
+        }
+        if i >= total {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("The fg has more than the {total} frames of the first pass when read again")
+            );
+            return Err(gst::FlowError::Error);
+        }
+        let j = out.mapping[i];
+        // Read the bg up to frame j; the frame before it stays the current one.
+        loop {
+            let Some(streaming) = state.output.as_mut().and_then(|o| o.streaming.as_mut()) else {
+                return Err(gst::FlowError::Error);
+            };
+            if streaming.current.as_ref().is_some_and(|(k, _)| *k >= j) {
+                break;
+            }
+            match self.bg_pad.pop_buffer() {
+                Some(b) => {
+                    let k = self.pass_index(&mut state.bg, &b, "bg")?;
+                    if let Some(s) = state.output.as_mut().and_then(|o| o.streaming.as_mut()) {
+                        s.current = Some((k, b));
+                    }
+                }
+                None if self.bg_pad.is_eos() => {
+                    if streaming.current.is_none() {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Failed,
+                            ("The bg delivered no frame when read again")
+                        );
+                        return Err(gst::FlowError::Error);
+                    }
+                    gst::warning!(CAT, imp = self, "bg ended before frame {j}: its last frame");
+                    break;
+                }
+                None => return Ok(None),
+            }
+        }
+        let Some(fg) = self.fg_pad.pop_buffer() else {
+            return Ok(None);
+        };
+        let k = self.pass_index(&mut state.fg, &fg, "fg")?;
+        if k != i {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("Read again, the fg's frame {i} is the first pass's frame {k}")
+            );
+            return Err(gst::FlowError::Error);
+        }
+        let Some(bg) = state
+            .output
+            .as_ref()
+            .and_then(|o| o.streaming.as_ref())
+            .and_then(|s| s.current.as_ref())
+            .map(|(_, b)| b.clone())
+        else {
+            return Err(gst::FlowError::Error);
+        };
+        if let Some(out) = state.output.as_mut() {
+            out.next += 1;
+        }
+        self.output_progress(state, i, total);
+        let t = state.fg.times.get(i).copied().unwrap_or_default();
+        self.render(state, i, bg, fg, (t.pts, t.duration)).map(Some)
+    }
+
+    /// The first pass's index of a frame read again: by its PTS where there is one (a seek
+    /// need not land on the very first frame), else by counting.
+    fn pass_index(
+        &self,
+        ps: &mut PadState,
+        buffer: &gst::Buffer,
+        name: &str,
+    ) -> Result<usize, gst::FlowError> {
+        let k = ps.pass_frames;
+        let first = |i: usize| ps.times.get(i).and_then(|t| t.pts);
+        let index = match buffer.pts() {
+            Some(pts) if first(k).is_some() && first(k) != Some(pts) => {
+                match ps.times.iter().position(|t| t.pts == Some(pts)) {
+                    Some(i) => i,
+                    None => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Failed,
+                            ("Pad {name}: read again from the start, upstream delivered a \
+                                 frame at {pts} that the first pass did not have")
+                        );
+                        return Err(gst::FlowError::Error);
+                    }
+                }
+            }
+            _ => k,
+        };
+        ps.pass_frames = index + 1;
+        Ok(index)
+    }
+
+    /// One step of the fetch pass: the frames refinement needs are kept at full resolution.
+    /// `true` once all are in (or both pads ended).
+    fn fetch_step(&self, state: &mut State) -> Result<bool, gst::FlowError> {
+        let Some(fetch) = state.fetch.as_ref() else {
+            return Err(gst::FlowError::Error);
+        };
+        let wanted = fetch.begun.wanted.clone();
+        for (pad, side, name) in [
+            (&self.bg_pad, Side::Bg, "bg"),
+            (&self.fg_pad, Side::Fg, "fg"),
+        ] {
+            let ps = match side {
+                Side::Bg => &mut state.bg,
+                Side::Fg => &mut state.fg,
+            };
+            let Some(buffer) = pad.pop_buffer() else {
+                continue;
+            };
+            let i = self.pass_index(ps, &buffer, name)?;
+            if !wanted.has(side, i) || ps.fetched.contains_key(&i) {
+                continue;
+            }
+            let Some(luma) = ps
+                .info
+                .as_ref()
+                .and_then(|info| with_luma(&buffer, info, Thumb::full))
+            else {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Decode,
+                    ("Frame {i} on pad {name} does not match its caps")
+                );
+                return Err(gst::FlowError::Error);
+            };
+            ps.fetched.insert(i, luma);
+        }
+        let complete = |ps: &PadState, w: &[usize]| w.iter().all(|i| ps.fetched.contains_key(i));
+        let ended = [&self.bg_pad, &self.fg_pad]
+            .iter()
+            .all(|p| p.is_eos() && !p.has_buffer());
+        Ok(ended || (complete(&state.bg, &wanted.bg) && complete(&state.fg, &wanted.fg)))
+    }
+
+    /// Seeks both inputs back to the start of their first segment (flushing).
+    fn rewind(&self) -> Result<(), gst::FlowError> {
+        let seqnums = [gst::Seqnum::next(), gst::Seqnum::next()];
+        let segments = {
+            let mut guard = self.state();
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            state.rewind = Some(Rewind {
+                seqnums,
+                flushed: [false, false],
+                since: std::time::Instant::now(),
+            });
+            state.bg.pass_frames = 0;
+            state.fg.pass_frames = 0;
+            [
+                state.bg.first_segment.clone(),
+                state.fg.first_segment.clone(),
+            ]
+        };
+        for (((pad, name), seg), seqnum) in [(&self.bg_pad, "bg"), (&self.fg_pad, "fg")]
+            .into_iter()
+            .zip(segments)
+            .zip(seqnums)
+        {
+            let start = seg
+                .as_ref()
+                .and_then(|s| s.start())
+                .or(Some(gst::ClockTime::ZERO));
+            let stop = seg.as_ref().and_then(|s| s.stop());
+            let event = gst::event::Seek::builder(
+                1.0,
+                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                gst::SeekType::Set,
+                start,
+                if stop.is_some() {
+                    gst::SeekType::Set
+                } else {
+                    gst::SeekType::None
+                },
+                stop,
+            )
+            .seqnum(seqnum)
+            .build();
+            gst::debug!(CAT, imp = self, "seeking {name} back to {start:?}");
+            if !pad.push_event(event) {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Upstream of pad {name} refused to seek back to the start, although it \
+                         said it could seek; set two-pass=false to store frames instead")
+                );
+                return Err(gst::FlowError::Error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a flush event is our own rewind's; a FLUSH_STOP of it is recorded.
+    fn own_flush(&self, pad: &gst_base::AggregatorPad, seqnum: gst::Seqnum, stop: bool) -> bool {
+        let mut guard = self.state();
+        let Some(r) = guard.as_mut().and_then(|s| s.rewind.as_mut()) else {
+            return false;
+        };
+        let k = usize::from(self.pad_name(pad) == "fg");
+        if r.seqnums[k] != seqnum {
+            return false;
+        }
+        if stop {
+            r.flushed[k] = true;
+        }
+        true
     }
 
     fn reset(&self) {
@@ -1276,6 +1816,18 @@ impl ObjectImpl for VidkompyAlign {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("two-pass")
+                    .nick("Two passes")
+                    .blurb(
+                        "When both inputs can seek, read them twice instead of storing frames: \
+                         a first pass keeps only per-frame features for the analysis, then both \
+                         are sought back to the start and composited (a short pass in between \
+                         fetches the few frames the sub-pixel refinement needs). Not with \
+                         match-region=edges",
+                    )
+                    .default_value(DEFAULT_TWO_PASS)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("edge-width")
                     .nick("Edge width")
                     .blurb("Width in bg pixels of the band matched with match-region=edges")
@@ -1300,6 +1852,7 @@ impl ObjectImpl for VidkompyAlign {
             "edge-width" => s.edge_width = value.get().unwrap_or(DEFAULT_EDGE_WIDTH),
             "report" => s.report = value.get::<Option<String>>().ok().flatten(),
             "alignment" => s.alignment = value.get::<Option<String>>().ok().flatten(),
+            "two-pass" => s.two_pass = value.get().unwrap_or(DEFAULT_TWO_PASS),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "settings now {s:?}");
@@ -1316,6 +1869,7 @@ impl ObjectImpl for VidkompyAlign {
             "edge-width" => s.edge_width.to_value(),
             "report" => s.report.to_value(),
             "alignment" => s.alignment.to_value(),
+            "two-pass" => s.two_pass.to_value(),
             // GObject only asks for the properties registered above.
             _ => pspec.default_value().clone(),
         }
@@ -1425,7 +1979,12 @@ impl AggregatorImpl for VidkompyAlign {
     fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::Caps(c) if !self.handle_caps(pad, c.caps_owned()) => return false,
-            gst::EventView::FlushStart(_) => self.cancel.cancel(),
+            gst::EventView::FlushStart(e) if !self.own_flush(pad, e.seqnum(), false) => {
+                self.cancel.cancel()
+            }
+            gst::EventView::FlushStop(e) => {
+                self.own_flush(pad, e.seqnum(), true);
+            }
             _ => (),
         }
         self.parent_sink_event(pad, event)
@@ -1477,71 +2036,89 @@ impl AggregatorImpl for VidkompyAlign {
             return Err(gst::FlowError::Flushing);
         };
 
-        if state.output.is_none() {
-            self.take_buffer(&self.bg_pad, &mut state.bg)?;
-            self.take_buffer(&self.fg_pad, &mut state.fg)?;
-            self.reading_progress(state, false);
-            if !state.placement_checked
-                && let (Some(fg), Some(bg)) = (&state.fg.info, &state.bg.info)
-            {
-                // The footprint must fit at least at the smallest scale searched.
-                let mut settings = lock(&self.settings).clone();
-                if settings.scale <= 0.0 {
-                    settings.scale = spatial::DEFAULT_SCALES.0;
+        // A rewind under way: upstream's flush must reach both pads first.
+        if let Some(r) = &state.rewind {
+            if r.flushed != [true, true] {
+                if r.since.elapsed() > REWIND_TIMEOUT {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        (
+                            "Upstream did not flush within {} s of the seek back to the start \
+                             (flushed: bg {}, fg {})",
+                            REWIND_TIMEOUT.as_secs(),
+                            r.flushed[0],
+                            r.flushed[1]
+                        )
+                    );
+                    return Err(gst::FlowError::Error);
                 }
-                self.resolve_placement(&settings, fg, bg)?;
-                state.placement_checked = true;
-            }
-            let done = [&self.bg_pad, &self.fg_pad]
-                .iter()
-                .all(|p| p.is_eos() && !p.has_buffer());
-            if !done {
+                drop(guard);
+                std::thread::sleep(std::time::Duration::from_millis(2));
                 return Ok(gst::FlowSuccess::Ok);
             }
-            self.reading_progress(state, true);
-            let (output, caps, segment) = self.prepare_output(state)?;
-            state.output = Some(output);
+            state.rewind = None;
+        }
+
+        if state.mode == Mode::Undecided {
+            state.mode = self.decide_mode();
+        }
+
+        if let Some(out) = state.output.as_mut() {
+            if let Some((caps, segment)) = out.pending.take() {
+                drop(guard);
+                return self.start_output(caps, segment);
+            }
+            let buffer = if out.streaming.is_some() {
+                match self.next_streamed(state)? {
+                    Some(b) => b,
+                    None => return Ok(gst::FlowSuccess::Ok),
+                }
+            } else {
+                self.next_stored(state)?
+            };
             drop(guard);
-            if let Some(seg) = segment.downcast_ref::<gst::ClockTime>() {
-                self.obj().update_segment(seg);
+            gst::trace!(CAT, imp = self, "output {buffer:?}");
+            return self.obj().finish_buffer(buffer);
+        }
+
+        if state.fetch.is_some() {
+            if !self.fetch_step(state)? {
+                return Ok(gst::FlowSuccess::Ok);
             }
-            let src = self.obj().src_pad().clone();
-            if src.peer().is_some() && !src.peer_query_accept_caps(&caps) {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("Downstream does not accept the output caps {caps}")
-                );
-                return Err(gst::FlowError::Error);
-            }
-            gst::info!(CAT, imp = self, "output caps {caps}");
-            self.obj().set_src_caps(&caps);
+            self.end_of_fetch(state)?;
+            drop(guard);
+            self.rewind()?;
             return Ok(gst::FlowSuccess::Ok);
         }
 
-        let Some(out) = state.output.as_mut() else {
-            return Err(gst::FlowError::Error);
-        };
-        let i = out.next;
-        if i >= out.mapping.len() {
-            gst::debug!(CAT, imp = self, "all {i} fg frames output");
-            return Err(gst::FlowError::Eos);
+        let store = state.mode == Mode::Store;
+        self.take_buffer(&self.bg_pad, &mut state.bg, store)?;
+        self.take_buffer(&self.fg_pad, &mut state.fg, store)?;
+        self.reading_progress(state, false);
+        if !state.placement_checked
+            && let (Some(fg), Some(bg)) = (&state.fg.info, &state.bg.info)
+        {
+            // The footprint must fit at least at the smallest scale searched.
+            let mut settings = lock(&self.settings).clone();
+            if settings.scale <= 0.0 {
+                settings.scale = spatial::DEFAULT_SCALES.0;
+            }
+            self.resolve_placement(&settings, fg, bg)?;
+            state.placement_checked = true;
         }
-        out.next += 1;
-        let total = out.mapping.len() as u64;
-        if Self::progress_due(state, i == 0 || i + 1 == total as usize) {
-            let done = (i + 1) as u64;
-            self.post_progress(
-                "output",
-                &[
-                    ("done", done.to_send_value()),
-                    ("total", total.to_send_value()),
-                ],
-            );
+        let done = [&self.bg_pad, &self.fg_pad]
+            .iter()
+            .all(|p| p.is_eos() && !p.has_buffer());
+        if !done {
+            return Ok(gst::FlowSuccess::Ok);
         }
-        let buffer = self.render(state, i)?;
-        drop(guard);
-        gst::trace!(CAT, imp = self, "output frame {i}: {buffer:?}");
-        self.obj().finish_buffer(buffer)
+        self.reading_progress(state, true);
+        self.end_of_first_pass(state)?;
+        if state.mode == Mode::TwoPass {
+            drop(guard);
+            self.rewind()?;
+        }
+        Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -275,3 +275,62 @@ pub fn collect_frames(
     let mut g = frames.lock().unwrap();
     Ok((std::mem::take(&mut g.0), g.1.take()))
 }
+
+/// What a pipeline ending in `appsink name=s` produced: frames, caps, and the element messages
+/// (structures) posted on the bus, in order.
+pub struct Run {
+    pub frames: Vec<gst::Buffer>,
+    pub caps: Option<gst::Caps>,
+    pub messages: Vec<gst::Structure>,
+}
+
+impl Run {
+    /// The last element message named `name`.
+    pub fn message(&self, name: &str) -> Option<&gst::Structure> {
+        self.messages.iter().rev().find(|s| s.name() == name)
+    }
+}
+
+/// Runs a launch line ending in `appsink name=s` to EOS, collecting frames and element
+/// messages; the first error's text otherwise.
+pub fn run_collect(desc: &str, timeout_s: u64) -> Result<Run, String> {
+    let p = gst::parse::launch(desc).map_err(|e| format!("{desc}: {e}"))?;
+    let sink: gst_app::AppSink = element(&p, "s")?;
+    let frames = collect(&sink);
+    p.set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot start the pipeline: {e}"))?;
+    let bus = p.bus().ok_or("pipeline without a bus")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
+    let mut messages = Vec::new();
+    let res = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Some(m) = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+            &[
+                gst::MessageType::Eos,
+                gst::MessageType::Error,
+                gst::MessageType::Element,
+            ],
+        ) else {
+            break Err(format!("no EOS within {timeout_s} s"));
+        };
+        match m.view() {
+            gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    messages.push(s.to_owned());
+                }
+            }
+            _ => (),
+        }
+    };
+    let _ = p.set_state(gst::State::Null);
+    res?;
+    let mut g = frames.lock().map_err(|_| "poisoned")?;
+    Ok(Run {
+        frames: std::mem::take(&mut g.0),
+        caps: g.1.take(),
+        messages,
+    })
+}

@@ -4,11 +4,18 @@
 //!
 //! Upstream buffers often come from fixed pools (hardware decoders, capture sources) that starve
 //! when a downstream element holds many of them. The store therefore keeps at most `max_refs`
-//! upstream buffers by reference (the newest ones) and replaces older ones by deep copies into
-//! memory it owns. Later work extends this behind the same interface (a memory budget and a
-//! temp-file spill).
+//! upstream buffers by reference (the newest ones) and replaces older ones by copies it owns:
+//! in memory while the [`Budget`] shared by both pads allows, past it in a spill file in the
+//! temp directory. The spill file is unlinked as soon as it is created, so it disappears when
+//! the store is dropped (state change to NULL, error, or a crash) and never outlives the process.
 
 use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Times of one stored frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,21 +29,96 @@ pub struct FrameTimes {
 }
 
 #[derive(Debug)]
+enum Slot {
+    /// Upstream's buffer, or a copy in memory.
+    Buffer(gst::Buffer),
+    /// A copy in the spill file, in the default layout of the pad's video info.
+    Spilled { offset: u64, len: usize },
+}
+
+#[derive(Debug)]
 struct Stored {
-    buffer: gst::Buffer,
+    slot: Slot,
     times: FrameTimes,
 }
 
 #[derive(Debug)]
-pub struct StoreError(String);
+pub struct StoreError {
+    msg: String,
+    /// The disk (or the file size limit) is full.
+    pub full: bool,
+}
+
+impl StoreError {
+    fn new(msg: String) -> Self {
+        StoreError { msg, full: false }
+    }
+}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
 impl std::error::Error for StoreError {}
+
+/// Memory for frame copies, shared by the stores of both pads.
+#[derive(Debug, Default)]
+pub struct Budget {
+    /// Bytes; 0 = unlimited.
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl Budget {
+    pub fn new(limit: u64) -> Arc<Budget> {
+        Arc::new(Budget {
+            limit,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes `bytes` if they fit.
+    fn take(&self, bytes: u64) -> bool {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            if self.limit > 0 && used.saturating_add(bytes) > self.limit {
+                return false;
+            }
+            match self.used.compare_exchange_weak(
+                used,
+                used + bytes,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    fn give(&self, bytes: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(bytes))
+            });
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+/// An unlinked temp file frames are appended to.
+#[derive(Debug)]
+struct Spill {
+    file: File,
+    len: u64,
+}
+
+static SPILL_SERIAL: AtomicUsize = AtomicUsize::new(0);
 
 /// The frames of one pad.
 #[derive(Debug)]
@@ -46,6 +128,10 @@ pub struct PadStore {
     first_ref: usize,
     max_refs: usize,
     owned_bytes: usize,
+    budget: Arc<Budget>,
+    temp_dir: Option<PathBuf>,
+    spill: Option<Spill>,
+    spilled_bytes: u64,
 }
 
 /// Upstream buffers held by reference per pad, at most.
@@ -53,35 +139,147 @@ pub const DEFAULT_MAX_REFS: usize = 2;
 
 impl Default for PadStore {
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_REFS)
+        Self::new(DEFAULT_MAX_REFS, Budget::new(0), None)
+    }
+}
+
+impl Drop for PadStore {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
 impl PadStore {
-    pub fn new(max_refs: usize) -> Self {
+    /// A store keeping `max_refs` upstream buffers, copies in memory under `budget`, the rest
+    /// in a spill file in `temp_dir` (the system's temp directory when `None`).
+    pub fn new(max_refs: usize, budget: Arc<Budget>, temp_dir: Option<PathBuf>) -> Self {
         PadStore {
             frames: Vec::new(),
             first_ref: 0,
             max_refs,
             owned_bytes: 0,
+            budget,
+            temp_dir,
+            spill: None,
+            spilled_bytes: 0,
         }
     }
 
-    /// Appends a frame. Older references beyond `max_refs` are copied into owned memory, so
+    fn temp_dir(&self) -> PathBuf {
+        self.temp_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// Appends a frame (of `info`). Older references beyond `max_refs` are copied, so
     /// upstream gets its buffers back.
-    pub fn push(&mut self, buffer: gst::Buffer, times: FrameTimes) -> Result<(), StoreError> {
-        self.frames.push(Stored { buffer, times });
+    pub fn push(
+        &mut self,
+        buffer: gst::Buffer,
+        times: FrameTimes,
+        info: &gst_video::VideoInfo,
+    ) -> Result<(), StoreError> {
+        self.frames.push(Stored {
+            slot: Slot::Buffer(buffer),
+            times,
+        });
         while self.frames.len() - self.first_ref > self.max_refs {
-            let f = &mut self.frames[self.first_ref];
-            let copy = f
-                .buffer
-                .copy_deep()
-                .map_err(|e| StoreError(format!("could not copy a frame: {e}")))?;
-            self.owned_bytes += copy.size();
-            f.buffer = copy;
+            let i = self.first_ref;
+            let Slot::Buffer(buffer) = &self.frames[i].slot else {
+                return Err(StoreError::new("a held frame was already copied".into()));
+            };
+            let size = buffer.size();
+            let slot = if self.budget.take(size as u64) {
+                let copy = buffer
+                    .copy_deep()
+                    .map_err(|e| StoreError::new(format!("could not copy a frame: {e}")))?;
+                self.owned_bytes += size;
+                Slot::Buffer(copy)
+            } else {
+                let buffer = buffer.clone();
+                self.spill(&buffer, info)?
+            };
+            self.frames[i].slot = slot;
             self.first_ref += 1;
         }
         Ok(())
+    }
+
+    /// Appends a frame to the spill file, in the default layout of `info`.
+    fn spill(
+        &mut self,
+        buffer: &gst::Buffer,
+        info: &gst_video::VideoInfo,
+    ) -> Result<Slot, StoreError> {
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
+            .map_err(|_| StoreError::new("a frame does not match its caps".into()))?;
+        let mut flat = gst::Buffer::with_size(info.size())
+            .map_err(|e| StoreError::new(format!("cannot allocate a frame: {e}")))?;
+        {
+            let flat = flat
+                .get_mut()
+                .ok_or_else(|| StoreError::new("a new buffer is not writable".into()))?;
+            let mut dst = gst_video::VideoFrameRef::from_buffer_ref_writable(flat, info)
+                .map_err(|_| StoreError::new("cannot map a frame".into()))?;
+            frame
+                .copy(&mut dst)
+                .map_err(|e| StoreError::new(format!("cannot copy a frame: {e}")))?;
+        }
+        let dir = self.temp_dir();
+        if self.spill.is_none() {
+            let name = format!(
+                "vidkompy-{}-{}.spill",
+                std::process::id(),
+                SPILL_SERIAL.fetch_add(1, Ordering::Relaxed)
+            );
+            let path = dir.join(name);
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| {
+                    StoreError::new(format!(
+                        "cannot create a spill file in temp-dir {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+            // Unlinked at once: the space is freed when the file is closed, whatever happens.
+            std::fs::remove_file(&path).map_err(|e| {
+                StoreError::new(format!(
+                    "cannot unlink the spill file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            self.spill = Some(Spill { file, len: 0 });
+        }
+        let Some(spill) = self.spill.as_mut() else {
+            return Err(StoreError::new("no spill file".into()));
+        };
+        let map = flat
+            .map_readable()
+            .map_err(|_| StoreError::new("cannot map a frame".into()))?;
+        let offset = spill.len;
+        let mut w = &spill.file;
+        w.write_all_at(map.as_slice(), offset)
+            .and_then(|_| w.flush())
+            .map_err(|e| {
+                let full = matches!(e.raw_os_error(), Some(27) | Some(28));
+                StoreError {
+                    msg: format!(
+                        "cannot write {} bytes to the spill file in temp-dir {} ({} bytes \
+                         spilled so far): {e}",
+                        map.size(),
+                        dir.display(),
+                        spill.len
+                    ),
+                    full,
+                }
+            })?;
+        spill.len += map.size() as u64;
+        self.spilled_bytes += map.size() as u64;
+        Ok(Slot::Spilled {
+            offset,
+            len: map.size(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -92,17 +290,44 @@ impl PadStore {
         self.frames.is_empty()
     }
 
-    /// The buffer of frame `i` (a cheap reference).
-    pub fn buffer(&self, i: usize) -> Option<&gst::Buffer> {
-        self.frames.get(i).map(|f| &f.buffer)
+    /// The buffer of frame `i`: a cheap reference, or read back from the spill file.
+    pub fn buffer(&self, i: usize) -> Result<gst::Buffer, StoreError> {
+        let f = self
+            .frames
+            .get(i)
+            .ok_or_else(|| StoreError::new(format!("frame {i} is not in the store")))?;
+        match &f.slot {
+            Slot::Buffer(b) => Ok(b.clone()),
+            Slot::Spilled { offset, len } => {
+                let spill = self
+                    .spill
+                    .as_ref()
+                    .ok_or_else(|| StoreError::new("no spill file".into()))?;
+                let mut b = gst::Buffer::with_size(*len)
+                    .map_err(|e| StoreError::new(format!("cannot allocate a frame: {e}")))?;
+                {
+                    let bm = b
+                        .get_mut()
+                        .ok_or_else(|| StoreError::new("a new buffer is not writable".into()))?;
+                    let mut m = bm
+                        .map_writable()
+                        .map_err(|_| StoreError::new("cannot map a frame".into()))?;
+                    spill
+                        .file
+                        .read_exact_at(m.as_mut_slice(), *offset)
+                        .map_err(|e| {
+                            StoreError::new(format!(
+                                "cannot read frame {i} back from the spill file: {e}"
+                            ))
+                        })?;
+                }
+                Ok(b)
+            }
+        }
     }
 
     pub fn times(&self, i: usize) -> Option<FrameTimes> {
         self.frames.get(i).map(|f| f.times)
-    }
-
-    pub fn all_times(&self) -> impl Iterator<Item = FrameTimes> + '_ {
-        self.frames.iter().map(|f| f.times)
     }
 
     /// How many frames are still upstream's buffers, held by reference.
@@ -115,26 +340,42 @@ impl PadStore {
         self.owned_bytes
     }
 
+    /// Bytes written to the spill file.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes
+    }
+
     pub fn clear(&mut self) {
         self.frames.clear();
         self.first_ref = 0;
+        self.budget.give(self.owned_bytes as u64);
         self.owned_bytes = 0;
+        self.spill = None;
+        self.spilled_bytes = 0;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gst_video::prelude::*;
+
+    fn gray(w: u32, h: u32) -> gst_video::VideoInfo {
+        gst_video::VideoInfo::builder(gst_video::VideoFormat::Gray8, w, h)
+            .build()
+            .unwrap()
+    }
 
     #[test]
     fn keeps_only_a_few_upstream_buffers() {
         gst::init().unwrap();
-        let mut s = PadStore::new(2);
+        let info = gray(4, 4);
+        let mut s = PadStore::new(2, Budget::new(0), None);
         let mut upstream = Vec::new();
         for i in 0..5u8 {
             let b = gst::Buffer::from_mut_slice(vec![i; 16]);
             upstream.push(b.clone());
-            s.push(b, FrameTimes::default()).unwrap();
+            s.push(b, FrameTimes::default(), &info).unwrap();
         }
         assert_eq!(s.len(), 5);
         assert_eq!(s.refs_held(), 2);
@@ -143,8 +384,99 @@ mod tests {
         for (i, b) in upstream.iter().enumerate() {
             let held = !b.is_writable();
             assert_eq!(held, i >= 3, "frame {i}");
-            let m = s.buffer(i).unwrap().map_readable().unwrap();
+            let m = s.buffer(i).unwrap().into_mapped_buffer_readable().unwrap();
             assert!(m.iter().all(|&v| v == i as u8));
         }
+    }
+
+    #[test]
+    fn past_the_budget_frames_spill_to_an_unlinked_file() {
+        gst::init().unwrap();
+        let info = gray(4, 4);
+        let dir = std::env::temp_dir().join(format!("vidkompy-spill-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Room for two copies, shared by two pads.
+        let budget = Budget::new(40);
+        let mut a = PadStore::new(1, budget.clone(), Some(dir.clone()));
+        let mut b = PadStore::new(1, budget.clone(), Some(dir.clone()));
+        for i in 0..4u8 {
+            let buf = |v: u8| gst::Buffer::from_mut_slice(vec![v; 16]);
+            a.push(buf(i), FrameTimes::default(), &info).unwrap();
+            b.push(buf(100 + i), FrameTimes::default(), &info).unwrap();
+        }
+        // Copies alternate between the pads: frame 0 of each fits in memory, frames 1 and 2
+        // spill, frame 3 is still held by reference.
+        assert_eq!(budget.used(), 32);
+        assert_eq!((a.owned_bytes(), a.spilled_bytes()), (16, 32));
+        assert_eq!((b.owned_bytes(), b.spilled_bytes()), (16, 32));
+        for i in 0..4u8 {
+            let m = a
+                .buffer(i as usize)
+                .unwrap()
+                .into_mapped_buffer_readable()
+                .unwrap();
+            assert!(m.iter().all(|&v| v == i), "a {i}");
+            let m = b
+                .buffer(i as usize)
+                .unwrap()
+                .into_mapped_buffer_readable()
+                .unwrap();
+            assert!(m.iter().all(|&v| v == 100 + i), "b {i}");
+        }
+        // Nothing is left in the directory, even while the store lives.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        drop(a);
+        assert_eq!(budget.used(), 16);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn spilled_frames_come_back_in_the_default_layout() {
+        gst::init().unwrap();
+        let info = gray(3, 2);
+        // Rows padded to 8 bytes, described by a video meta.
+        let mut buf =
+            gst::Buffer::from_mut_slice(vec![1, 2, 3, 0, 0, 0, 0, 0, 4, 5, 6, 0, 0, 0, 0, 0]);
+        gst_video::VideoMeta::add_full(
+            buf.get_mut().unwrap(),
+            gst_video::VideoFrameFlags::empty(),
+            gst_video::VideoFormat::Gray8,
+            3,
+            2,
+            &[0],
+            &[8],
+        )
+        .unwrap();
+        let mut s = PadStore::new(0, Budget::new(1), None);
+        s.push(buf, FrameTimes::default(), &info).unwrap();
+        assert_eq!(s.spilled_bytes(), info.size() as u64);
+        let back = s.buffer(0).unwrap();
+        let f = gst_video::VideoFrame::from_buffer_readable(back, &info).unwrap();
+        let stride = f.plane_stride()[0] as usize;
+        let d = f.plane_data(0).unwrap();
+        assert_eq!(&d[..3], &[1, 2, 3]);
+        assert_eq!(&d[stride..stride + 3], &[4, 5, 6]);
+    }
+
+    #[test]
+    fn an_unusable_temp_dir_is_an_error_that_names_it() {
+        gst::init().unwrap();
+        let info = gray(4, 4);
+        let file = std::env::temp_dir().join(format!("vidkompy-notadir-{}", std::process::id()));
+        std::fs::write(&file, b"x").unwrap();
+        let dir = file.join("sub");
+        let mut s = PadStore::new(0, Budget::new(1), Some(dir.clone()));
+        let e = s
+            .push(
+                gst::Buffer::from_mut_slice(vec![0; 16]),
+                FrameTimes::default(),
+                &info,
+            )
+            .unwrap_err();
+        let _ = std::fs::remove_file(&file);
+        assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
+        assert!(e.to_string().contains("cannot create a spill file"), "{e}");
     }
 }

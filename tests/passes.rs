@@ -98,3 +98,152 @@ fn a_loaded_alignment_is_applied_in_two_passes() {
     assert_eq!(a.get::<&str>("frames").unwrap(), "read-again");
     same_frames(&first.frames, &again.frames);
 }
+
+/// A fresh, empty directory for one test.
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("vidkompy-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
+    init();
+    let Some((dir, bg, fg)) = pair("spill") else {
+        eprintln!("skipped: no footage");
+        return;
+    };
+    let tmp = scratch("spill-tmp");
+    let two = run(&bg, &fg, "").unwrap();
+    // max-memory below one frame: every copy goes to disk.
+    let spilled = run(
+        &bg,
+        &fg,
+        &format!("two-pass=false max-memory=1 temp-dir={}", common::q(&tmp)),
+    )
+    .unwrap();
+    // Half the frames fit.
+    let half = run(
+        &bg,
+        &fg,
+        &format!(
+            "two-pass=false max-memory=3000000 temp-dir={}",
+            common::q(&tmp)
+        ),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(left.is_empty(), "left in temp-dir: {left:?}");
+
+    let frame = 320 * 180 * 3 / 2;
+    let a = spilled.message("vidkompy-alignment").unwrap();
+    assert_eq!(a.get::<&str>("frames").unwrap(), "stored");
+    assert_eq!(a.get::<u64>("stored-bytes").unwrap(), 0);
+    // All but the two frames per pad still held by reference.
+    assert_eq!(
+        a.get::<u64>("spilled-bytes").unwrap(),
+        ((48 - 2) + (36 - 2)) * frame
+    );
+    let h = half.message("vidkompy-alignment").unwrap();
+    let (mem, disk) = (
+        h.get::<u64>("stored-bytes").unwrap(),
+        h.get::<u64>("spilled-bytes").unwrap(),
+    );
+    assert!(mem <= 3_000_000 && mem > 3_000_000 - frame, "{mem}");
+    assert_eq!(mem + disk, ((48 - 2) + (36 - 2)) * frame);
+    same_frames(&two.frames, &spilled.frames);
+    same_frames(&two.frames, &half.frames);
+}
+
+#[test]
+fn an_unwritable_temp_dir_is_an_element_error_naming_it() {
+    init();
+    let Some((dir, bg, fg)) = pair("unwritable") else {
+        eprintln!("skipped: no footage");
+        return;
+    };
+    // A directory under a regular file cannot be created or written, even by root.
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let bad = file.join("tmp");
+    let e = run(
+        &bg,
+        &fg,
+        &format!("two-pass=false max-memory=1 temp-dir={}", common::q(&bad)),
+    )
+    .err()
+    .expect("an error");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(e.contains("cannot create a spill file"), "{e}");
+    assert!(e.contains(&bad.display().to_string()), "{e}");
+}
+
+/// The plugin file cargo built for this test run, alone in a directory (for gst-launch).
+fn plugin_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let name = format!(
+        "{}gstvidkompy{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(exe.parent().unwrap().join(&name), plugins.join(&name)).unwrap();
+    plugins
+}
+
+#[test]
+fn a_full_disk_is_an_element_error_not_a_crash() {
+    init();
+    let Some((dir, bg, fg)) = pair("full") else {
+        eprintln!("skipped: no footage");
+        return;
+    };
+    let plugins = plugin_copy(&dir);
+    let registry = dir.join("registry.bin");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let launch = format!(
+        "gst-launch-1.0 -q vidkompyalign name=a two-pass=false max-memory=1 temp-dir={} ! \
+         fakesink filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
+         a.bg filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+        common::q(&tmp),
+        common::q(&bg),
+        common::q(&fg)
+    );
+    let env = |c: &mut std::process::Command| {
+        c.env("GST_PLUGIN_PATH", &plugins)
+            .env("GST_REGISTRY", &registry);
+    };
+    // The registry is written before the limit applies.
+    let mut inspect = std::process::Command::new("gst-inspect-1.0");
+    inspect.arg("vidkompyalign");
+    env(&mut inspect);
+    assert!(inspect.output().unwrap().status.success());
+    // A 1 MiB file size limit in a child (SIGXFSZ ignored, so writes fail with EFBIG): the
+    // spill file fills it after about a dozen frames.
+    let mut child = std::process::Command::new("bash");
+    child
+        .arg("-c")
+        .arg(format!("trap '' XFSZ; ulimit -f 1024; exec {launch}"));
+    env(&mut child);
+    let out = child.output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "killed rather than failed: {text}"
+    );
+    assert!(text.contains("cannot write"), "{text}");
+    assert!(text.contains("spill file"), "{text}");
+    assert!(text.contains("File too large"), "{text}");
+}

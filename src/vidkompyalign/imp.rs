@@ -21,7 +21,7 @@ use crate::align::spatial::{self, Constraints, Geometry};
 use crate::align::{Cancel, timing};
 use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use crate::compute::{self, Compute};
-use crate::store::{FrameTimes, PadStore};
+use crate::store::{self, Budget, FrameTimes, PadStore};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -77,6 +77,7 @@ const MIN_TEMPORAL_CONFIDENCE: f64 = 0.1;
 /// end).
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 const DEFAULT_TWO_PASS: bool = true;
+const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
 /// How long a rewind may take before upstream's flush is given up on.
 const REWIND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -105,6 +106,8 @@ struct Settings {
     report: Option<String>,
     alignment: Option<String>,
     two_pass: bool,
+    max_memory: u64,
+    temp_dir: Option<String>,
 }
 
 impl Default for Settings {
@@ -119,6 +122,8 @@ impl Default for Settings {
             report: None,
             alignment: None,
             two_pass: DEFAULT_TWO_PASS,
+            max_memory: DEFAULT_MAX_MEMORY,
+            temp_dir: None,
         }
     }
 }
@@ -532,8 +537,12 @@ impl VidkompyAlign {
         if !store {
             return Ok(());
         }
-        ps.store.push(buffer, times).map_err(|e| {
-            gst::element_imp_error!(self, gst::ResourceError::Failed, ("Pad {name}: {e}"));
+        ps.store.push(buffer, times, info).map_err(|e| {
+            if e.full {
+                gst::element_imp_error!(self, gst::ResourceError::NoSpaceLeft, ("Pad {name}: {e}"));
+            } else {
+                gst::element_imp_error!(self, gst::ResourceError::Write, ("Pad {name}: {e}"));
+            }
             gst::FlowError::Error
         })
     }
@@ -821,8 +830,8 @@ impl VidkompyAlign {
                         Side::Fg => &state.fg,
                     };
                     // As two-pass mode fetches it, so that both give the same result.
-                    with_luma(ps.store.buffer(i)?, ps.info.as_ref()?, Thumb::full)
-                        .map(|t| t.image())
+                    let buffer = ps.store.buffer(i).ok()?;
+                    with_luma(&buffer, ps.info.as_ref()?, Thumb::full).map(|t| t.image())
                 };
                 analysis::analyse(&input, &luma, &self.cancel)
             });
@@ -1060,6 +1069,10 @@ impl VidkompyAlign {
             .field(
                 "stored-bytes",
                 (state.bg.store.owned_bytes() + state.fg.store.owned_bytes()) as u64,
+            )
+            .field(
+                "spilled-bytes",
+                state.bg.store.spilled_bytes() + state.fg.store.spilled_bytes(),
             )
             .field(
                 "analysis-time",
@@ -1443,16 +1456,22 @@ impl VidkompyAlign {
         out.next += 1;
         let j = out.mapping[i];
         self.output_progress(state, i, total);
-        let (Some(bg), Some(fg), Some(t)) = (
-            state.bg.store.buffer(j).cloned(),
-            state.fg.store.buffer(i).cloned(),
+        let frames = state
+            .bg
+            .store
+            .buffer(j)
+            .and_then(|bg| Ok((bg, state.fg.store.buffer(i)?)));
+        let ((bg, fg), Some(t)) = (
+            frames.map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Read,
+                    ("Cannot render frame {i}: {e}")
+                );
+                gst::FlowError::Error
+            })?,
             state.fg.times.get(i).copied(),
         ) else {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Failed,
-                ("Cannot render frame {i}: frame missing from the store")
-            );
             return Err(gst::FlowError::Error);
         };
         self.render(state, i, bg, fg, (t.pts, t.duration))
@@ -1698,12 +1717,28 @@ impl VidkompyAlign {
     }
 
     fn reset(&self) {
-        if let Some(state) = self.state().as_mut() {
+        let mut guard = self.state();
+        if let Some(state) = guard.as_mut() {
             // A report to reuse stays: it was read at start.
-            *state = State {
-                loaded: state.loaded.take(),
-                ..State::default()
-            };
+            let loaded = state.loaded.take();
+            *state = self.new_state(loaded);
+        }
+    }
+
+    /// A fresh state, its stores under the memory budget and temp directory of the settings.
+    fn new_state(&self, loaded: Option<(std::path::PathBuf, Report)>) -> State {
+        let settings = lock(&self.settings).clone();
+        let budget = Budget::new(settings.max_memory);
+        let dir = settings.temp_dir.map(std::path::PathBuf::from);
+        let pad = || PadState {
+            store: PadStore::new(store::DEFAULT_MAX_REFS, budget.clone(), dir.clone()),
+            ..PadState::default()
+        };
+        State {
+            bg: pad(),
+            fg: pad(),
+            loaded,
+            ..State::default()
         }
     }
 }
@@ -1828,6 +1863,24 @@ impl ObjectImpl for VidkompyAlign {
                     .default_value(DEFAULT_TWO_PASS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("max-memory")
+                    .nick("Maximum memory")
+                    .blurb(
+                        "Bytes of frame copies held in memory when frames are stored (inputs \
+                         that cannot seek, or two-pass=false); past it they go to a temp file \
+                         in temp-dir (0 = unlimited; below one frame, every copy goes to disk)",
+                    )
+                    .default_value(DEFAULT_MAX_MEMORY)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("temp-dir")
+                    .nick("Temp directory")
+                    .blurb(
+                        "Directory of the spill file past max-memory (unset = the system's, \
+                         $TMPDIR or /tmp); the file is unlinked as soon as it is created",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("edge-width")
                     .nick("Edge width")
                     .blurb("Width in bg pixels of the band matched with match-region=edges")
@@ -1853,6 +1906,8 @@ impl ObjectImpl for VidkompyAlign {
             "report" => s.report = value.get::<Option<String>>().ok().flatten(),
             "alignment" => s.alignment = value.get::<Option<String>>().ok().flatten(),
             "two-pass" => s.two_pass = value.get().unwrap_or(DEFAULT_TWO_PASS),
+            "max-memory" => s.max_memory = value.get().unwrap_or(DEFAULT_MAX_MEMORY),
+            "temp-dir" => s.temp_dir = value.get::<Option<String>>().ok().flatten(),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "settings now {s:?}");
@@ -1870,6 +1925,8 @@ impl ObjectImpl for VidkompyAlign {
             "report" => s.report.to_value(),
             "alignment" => s.alignment.to_value(),
             "two-pass" => s.two_pass.to_value(),
+            "max-memory" => s.max_memory.to_value(),
+            "temp-dir" => s.temp_dir.to_value(),
             // GObject only asks for the properties registered above.
             _ => pspec.default_value().clone(),
         }
@@ -1948,10 +2005,7 @@ impl AggregatorImpl for VidkompyAlign {
             }
             None => None,
         };
-        *self.state() = Some(State {
-            loaded,
-            ..State::default()
-        });
+        *self.state() = Some(self.new_state(loaded));
         gst::debug!(CAT, imp = self, "started, compute: {}", self.compute.name());
         self.parent_start()
     }

@@ -67,6 +67,26 @@ pub struct Alignment {
     pub temporal_confidence: f64,
     /// Playback speed found (bg frames per fg frame).
     pub rate: Option<f64>,
+    /// Seconds spent per stage.
+    pub timings: Timings,
+}
+
+/// Seconds spent per stage of the analysis, accumulated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Timings(pub Vec<(&'static str, f64)>);
+
+impl Timings {
+    /// Runs `f`, adding its time to `stage`.
+    pub fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = std::time::Instant::now();
+        let r = f();
+        let s = t.elapsed().as_secs_f64();
+        match self.0.iter_mut().find(|(n, _)| *n == stage) {
+            Some((_, v)) => *v += s,
+            None => self.0.push((stage, s)),
+        }
+        r
+    }
 }
 
 /// `n` indices spread evenly over `0..len`.
@@ -137,6 +157,8 @@ fn temporal_at(
     input: &Input<'_>,
     e: &Estimate,
     fg_feats: &mut Option<((usize, usize), Features)>,
+    timings: &mut Timings,
+    previous: Option<&[usize]>,
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
     let geo = input.geometry;
@@ -147,21 +169,29 @@ fn temporal_at(
         bg_factor,
     );
     if fg_feats.as_ref().is_none_or(|(gg, _)| *gg != g) {
-        *fg_feats = Some((g, Features::new(&fg_features(input.fg, geo, g))));
+        let f = timings.time("features", || Features::new(&fg_features(input.fg, geo, g)));
+        *fg_feats = Some((g, f));
     }
     let Some((_, fg)) = fg_feats.as_ref() else {
         unreachable!("set above")
     };
     cancel.check()?;
-    let bg = Features::new(&bg_features(input.bg, e, geo, g));
-    temporal_of(input, fg, &bg, cancel)
+    let bg = timings.time("features", || {
+        Features::new(&bg_features(input.bg, e, geo, g))
+    });
+    timings.time("temporal", || temporal_of(input, fg, &bg, previous, cancel))
 }
 
-/// Temporal alignment on features of both streams.
+/// bg frames either side of the previous path that a later temporal alignment (at a refined
+/// footprint) considers.
+const NEAR_RADIUS: usize = 24;
+
+/// Temporal alignment on features of both streams; near `previous` when given.
 fn temporal_of(
     input: &Input<'_>,
     fg: &Features,
     bg: &Features,
+    previous: Option<&[usize]>,
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
     let max_step = match input.nominal_rate {
@@ -173,7 +203,18 @@ fn temporal_of(
         line,
         distinct,
         ..
-    } = temporal::align_features(fg, bg, max_step, temporal::Priors::default(), cancel)?;
+    } = match previous {
+        Some(p) => temporal::align_near(
+            fg,
+            bg,
+            p,
+            NEAR_RADIUS,
+            max_step,
+            temporal::Priors::default(),
+            cancel,
+        )?,
+        None => temporal::align_features(fg, bg, max_step, temporal::Priors::default(), cancel)?,
+    };
     Ok(Temporal {
         path,
         distinct,
@@ -281,6 +322,7 @@ pub struct Begun {
     /// The fg frames refinement uses, with the bg frame each was matched to.
     pairs: Vec<(usize, usize)>,
     pub wanted: Wanted,
+    timings: Timings,
 }
 
 /// In each of [`REFINE_PAIRS`] stretches of the fg's first [`REFINE_PREFIX`] frames, its
@@ -337,6 +379,7 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
             .collect()
     };
     let bg_idx = spread(input.bg.len(), BG_SAMPLES);
+    let mut timings = Timings::default();
     let est = if fixed {
         Estimate {
             x: c.x.unwrap_or(0.0),
@@ -350,7 +393,9 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
         }
         let bgs: Vec<Image> = bg_idx.iter().map(|&j| input.bg[j].image()).collect();
         let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg[i].image()).collect();
-        match spatial::coarse(geo, &bgs, bg_factor, &fgs, fg_factor, c, cancel)? {
+        match timings.time("coarse-spatial", || {
+            spatial::coarse(geo, &bgs, bg_factor, &fgs, fg_factor, c, cancel)
+        })? {
             Some(r) => r.estimate,
             None => return Ok(None),
         }
@@ -358,7 +403,7 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
 
     // 2. Frame pairs that show the same moment, from a temporal alignment at this footprint.
     let mut fg_feats = None;
-    let last = temporal_at(input, &est, &mut fg_feats, cancel)?;
+    let last = temporal_at(input, &est, &mut fg_feats, &mut timings, None, cancel)?;
     let pairs = choose_pairs(&last);
     let mut wanted = Wanted {
         fg: pairs.iter().map(|p| p.0).collect(),
@@ -378,6 +423,7 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
         last,
         pairs,
         wanted,
+        timings,
     }))
 }
 
@@ -396,6 +442,7 @@ pub fn finish(
         mut fg_feats,
         mut last,
         mut pairs,
+        mut timings,
         ..
     } = begun;
     // 3. Refinement on the pairs at full resolution, then 4. temporal alignment at the refined
@@ -414,13 +461,24 @@ pub fn finish(
         }
         let frames = frame_pairs(&pairs, luma);
         cancel.check()?;
-        est = spatial::refine(geo, &frames, est, from, input.constraints, cancel)?;
+        est = timings.time("refine", || {
+            spatial::refine(geo, &frames, est, from, input.constraints, cancel)
+        })?;
         from = 4.0;
-        last = temporal_at(input, &est, &mut fg_feats, cancel)?;
+        last = temporal_at(
+            input,
+            &est,
+            &mut fg_feats,
+            &mut timings,
+            Some(&last.path.bg),
+            cancel,
+        )?;
     }
     if let Region::Edges(width) = input.region {
-        let (fg, bg) = edge_features(input, &est, width, luma, cancel)?;
-        last = temporal_of(input, &fg, &bg, cancel)?;
+        let (fg, bg) = timings.time("features", || {
+            edge_features(input, &est, width, luma, cancel)
+        })?;
+        last = timings.time("temporal", || temporal_of(input, &fg, &bg, None, cancel))?;
     }
     let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
     Ok(Alignment {
@@ -433,6 +491,7 @@ pub fn finish(
         costs: last.path.cost,
         mapping: last.path.bg,
         rate: last.rate,
+        timings,
     })
 }
 

@@ -60,6 +60,9 @@ pub struct Report {
     /// Compute backend that ran the analysis.
     pub device: String,
     pub analysis_seconds: f64,
+    /// Seconds per analysis stage (`coarse-spatial`, `features`, `temporal`, `refine`).
+    #[serde(default)]
+    pub timings: std::collections::BTreeMap<String, f64>,
     pub frames: Vec<Entry>,
 }
 
@@ -247,6 +250,7 @@ mod tests {
             mapping: "content".into(),
             device: "cpu".into(),
             analysis_seconds: 1.5,
+            timings: [("temporal".to_string(), 0.5)].into_iter().collect(),
             frames: vec![
                 Entry {
                     fg: 0,

@@ -636,18 +636,47 @@ pub fn align_features(
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
     let (n, m) = (fg.len(), bg.len());
-    let (costs, decimation) = if n.saturating_mul(m) <= FULL_CELLS {
-        (Costs::from_matrix(&cost_matrix(fg, bg)), 1)
-    } else {
-        let f = ((n as f64 * m as f64 / FULL_CELLS as f64).sqrt().ceil() as usize).max(2);
-        let coarse = align_features(&fg.decimate(f), &bg.decimate(f), max_step, priors, cancel)?;
-        cancel.check()?;
-        let band = band_around(&coarse.path.bg, coarse.line, f, n, m, 3 * f + 16);
-        (Costs::banded(fg, bg, &band), f)
-    };
+    if n.saturating_mul(m) <= FULL_CELLS {
+        return align_costs(
+            &Costs::from_matrix(&cost_matrix(fg, bg)),
+            1,
+            max_step,
+            priors,
+            cancel,
+        );
+    }
+    let f = ((n as f64 * m as f64 / FULL_CELLS as f64).sqrt().ceil() as usize).max(2);
+    let coarse = align_features(&fg.decimate(f), &bg.decimate(f), max_step, priors, cancel)?;
     cancel.check()?;
-    let (path, line) = align(&costs, max_step, priors, cancel)?;
-    let distinct = distinctiveness(&costs, &path);
+    let band = band_around(&coarse.path.bg, coarse.line, f, n, m, 3 * f + 16);
+    align_costs(&Costs::banded(fg, bg, &band), f, max_step, priors, cancel)
+}
+
+/// Aligns two feature sequences within `radius` bg frames of a path found before (for the
+/// same streams at a slightly different footprint): time and memory linear in length.
+pub fn align_near(
+    fg: &Features,
+    bg: &Features,
+    previous: &[usize],
+    radius: usize,
+    max_step: usize,
+    priors: Priors,
+    cancel: &Cancel,
+) -> Result<Aligned, Cancelled> {
+    let band = band_around(previous, None, 1, fg.len(), bg.len(), radius);
+    align_costs(&Costs::banded(fg, bg, &band), 1, max_step, priors, cancel)
+}
+
+fn align_costs(
+    costs: &Costs,
+    decimation: usize,
+    max_step: usize,
+    priors: Priors,
+    cancel: &Cancel,
+) -> Result<Aligned, Cancelled> {
+    cancel.check()?;
+    let (path, line) = align(costs, max_step, priors, cancel)?;
+    let distinct = distinctiveness(costs, &path);
     Ok(Aligned {
         path,
         line,

@@ -896,6 +896,9 @@ impl VidkompyAlign {
             started,
             spent,
         } = *fetch;
+        gst::debug!(CAT, imp = self, "fetch pass took {:?}", started.elapsed());
+        // Analysis time: the first pass's part and this one, not the reading in between.
+        let started = std::time::Instant::now();
         let result = self.with_ticker(started, spent, || {
             let input = Self::input(state, &prep);
             let luma = |side: Side, i: usize| {
@@ -1134,6 +1137,7 @@ impl VidkompyAlign {
             mean_cost: report.mean_cost.unwrap_or(nan),
             temporal_confidence: report.temporal_confidence.unwrap_or(nan),
             rate: None,
+            timings: Default::default(),
         };
         gst::info!(CAT, imp = self, "alignment loaded from {}", path.display());
         Ok((place, alignment))
@@ -1179,6 +1183,15 @@ impl VidkompyAlign {
             mapping: kind.to_string(),
             device: self.compute.name().to_string(),
             analysis_seconds: elapsed.as_secs_f64(),
+            timings: a
+                .map(|a| {
+                    a.timings
+                        .0
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), *v))
+                        .collect()
+                })
+                .unwrap_or_default(),
             frames: mapping
                 .iter()
                 .enumerate()

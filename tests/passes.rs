@@ -247,3 +247,70 @@ fn a_full_disk_is_an_element_error_not_a_crash() {
     assert!(text.contains("spill file"), "{text}");
     assert!(text.contains("File too large"), "{text}");
 }
+
+/// opencv-doc's Megamind clip against its damaged copy (`Megamind_bugy.avi`: the same 270
+/// frames, a few of them corrupt after decoding). Documented behaviour: the whole-frame
+/// footprint is found, every fg frame keeps its place (the corrupt ones follow their
+/// neighbours), and the report's costs single the corrupt frames out.
+#[test]
+fn corrupt_decoder_output_keeps_its_place_and_shows_in_the_costs() {
+    init();
+    let (Some(bg), Some(fg)) = (
+        common::opencv_clip("Megamind.avi"),
+        common::opencv_clip("Megamind_bugy.avi"),
+    ) else {
+        eprintln!("skipped: opencv-doc clips missing (.ci/install-deps unpacks them)");
+        return;
+    };
+    let dir = scratch("bugy");
+    let report = dir.join("r.json");
+    let run = run(&bg, &fg, &format!("report={}", common::q(&report))).unwrap();
+    let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.frames.len(), 270);
+    assert_eq!((r.fg.frames, r.bg.frames), (270, 270));
+    // Same framing: the footprint is the whole 720x528 bg.
+    assert!(r.x.abs() < 0.5 && r.y.abs() < 0.5, "{} {}", r.x, r.y);
+    assert!((r.scale - 1.0).abs() < 1e-3, "{}", r.scale);
+    assert_eq!(r.mapping, "content");
+    let moved: Vec<(usize, usize)> = r
+        .frames
+        .iter()
+        .filter(|e| e.bg != e.fg)
+        .map(|e| (e.fg, e.bg))
+        .collect();
+    assert!(moved.is_empty(), "{moved:?}");
+    let bad: Vec<usize> = r
+        .frames
+        .iter()
+        .filter(|e| e.cost.is_some_and(|c| c > 0.2))
+        .map(|e| e.fg)
+        .collect();
+    assert!(!bad.is_empty() && bad.len() <= 10, "{bad:?}");
+}
+
+/// The same clip on both pads: the footprint is exactly the whole frame (it touches every
+/// border, where fewer candidate offsets fit).
+#[test]
+fn the_same_clip_on_both_pads_covers_the_whole_frame() {
+    init();
+    let Some(clip) = common::opencv_clip("Megamind.avi") else {
+        eprintln!("skipped: opencv-doc clips missing (.ci/install-deps unpacks them)");
+        return;
+    };
+    let run = run(&clip, &clip, "").unwrap();
+    let a = run.message("vidkompy-alignment").unwrap();
+    let (x, y, s) = (
+        a.get::<f64>("x").unwrap(),
+        a.get::<f64>("y").unwrap(),
+        a.get::<f64>("scale").unwrap(),
+    );
+    assert!(
+        x.abs() < 0.5 && y.abs() < 0.5 && (s - 1.0).abs() < 1e-3,
+        "{x} {y} {s}"
+    );
+    assert_eq!(a.get::<u32>("footprint-width").unwrap(), 720);
+    assert_eq!(a.get::<u32>("footprint-height").unwrap(), 528);
+    assert_eq!(a.get::<u64>("first-bg-frame").unwrap(), 0);
+    assert_eq!(a.get::<u64>("last-bg-frame").unwrap(), 269);
+}

@@ -98,6 +98,92 @@ fn spread(len: usize, n: usize) -> Vec<usize> {
     (0..n).map(|k| (k * len + len / 2) / n).collect()
 }
 
+/// Score of the coarse search (mean NCC of the fg samples) above which its bg samples, spread
+/// over the whole bg, are taken to have shown the fg samples' moments.
+const GOOD_COARSE: f64 = 0.8;
+/// bg frames the dense coarse search looks at, at most.
+const DENSE_SAMPLES: usize = 1024;
+/// Relative step between the dense search's candidate scales.
+const DENSE_SCALE_STEP: f64 = 1.08;
+
+/// The coarse search for long inputs whose content keeps changing, where bg samples spread
+/// over the whole bg may show none of the fg samples' moments: first two fg samples against up
+/// to [`DENSE_SAMPLES`] bg frames on half-size thumbnails with coarser scale steps, which gives
+/// the bg frames they show and so the playback offset and speed; then every fg sample against
+/// the bg frames around where that line puts it, as [`spatial::coarse`] does.
+fn dense_coarse(
+    input: &Input<'_>,
+    fg_idx: &[usize],
+    cancel: &Cancel,
+) -> Result<Option<spatial::Coarse>, Cancelled> {
+    let m = input.bg.len();
+    let (Some(bg0), Some(fg0)) = (input.bg.first(), input.fg.first()) else {
+        return Ok(None);
+    };
+    if fg_idx.is_empty() || m == 0 {
+        return Ok(None);
+    }
+    let (bg_factor, fg_factor) = (bg0.factor as f64, fg0.factor as f64);
+    let k = m.div_ceil(DENSE_SAMPLES).max(1);
+    let dense: Vec<usize> = (0..m).step_by(k).collect();
+    let mut pick = vec![fg_idx[fg_idx.len() / 4], fg_idx[(3 * fg_idx.len()) / 4]];
+    pick.dedup();
+    let half = |t: &Thumb| features::downscale_image(&t.image(), 2);
+    let bgs: Vec<Image> = dense.par_iter().map(|&j| half(&input.bg[j])).collect();
+    let fgs: Vec<Image> = pick.iter().map(|&i| half(&input.fg[i])).collect();
+    cancel.check()?;
+    let Some(a) = spatial::coarse_with(
+        input.geometry,
+        &bgs,
+        bg_factor * 2.0,
+        &fgs,
+        fg_factor * 2.0,
+        input.constraints,
+        DENSE_SCALE_STEP,
+        cancel,
+    )?
+    else {
+        return Ok(None);
+    };
+    let js: Vec<Option<usize>> = a.best_bg.iter().map(|b| b.map(|x| dense[x])).collect();
+    let nominal = input.nominal_rate.filter(|r| *r > 0.0).unwrap_or(1.0);
+    let (i0, j0, rate) = match (js.first().copied().flatten(), js.get(1).copied().flatten()) {
+        (Some(ja), Some(jb)) if pick.len() == 2 && jb >= ja => {
+            let r = (jb - ja) as f64 / (pick[1] - pick[0]) as f64;
+            (
+                pick[0],
+                ja,
+                if (0.2..=5.0).contains(&r) { r } else { nominal },
+            )
+        }
+        (Some(ja), _) => (pick[0], ja, nominal),
+        (_, Some(jb)) => (pick[pick.len() - 1], jb, nominal),
+        _ => return Ok(None),
+    };
+    let mut around: Vec<usize> = fg_idx
+        .iter()
+        .flat_map(|&i| {
+            let j = j0 as f64 + rate * (i as f64 - i0 as f64);
+            let step = (k as f64 / 2.0).max(1.0);
+            (-2..=2).map(move |d| (j + d as f64 * step).round().clamp(0.0, (m - 1) as f64) as usize)
+        })
+        .collect();
+    around.sort_unstable();
+    around.dedup();
+    let bgs: Vec<Image> = around.iter().map(|&j| input.bg[j].image()).collect();
+    let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg[i].image()).collect();
+    cancel.check()?;
+    spatial::coarse(
+        input.geometry,
+        &bgs,
+        bg_factor,
+        &fgs,
+        fg_factor,
+        input.constraints,
+        cancel,
+    )
+}
+
 /// Thumbnails whose content has texture.
 fn textured(t: &Thumb) -> bool {
     !features::normalize(&t.image()).is_flat()
@@ -393,9 +479,28 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
         }
         let bgs: Vec<Image> = bg_idx.iter().map(|&j| input.bg[j].image()).collect();
         let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg[i].image()).collect();
-        match timings.time("coarse-spatial", || {
+        let first = timings.time("coarse-spatial", || {
             spatial::coarse(geo, &bgs, bg_factor, &fgs, fg_factor, c, cancel)
-        })? {
+        })?;
+        let sparse = input.bg.len() > BG_SAMPLES * 4;
+        let result = if sparse
+            && first
+                .as_ref()
+                .is_none_or(|r| r.estimate.score < GOOD_COARSE)
+        {
+            let dense = timings.time("coarse-spatial", || dense_coarse(input, &fg_idx, cancel))?;
+            match (first, dense) {
+                (Some(a), Some(b)) => Some(if b.estimate.score > a.estimate.score {
+                    b
+                } else {
+                    a
+                }),
+                (a, b) => a.or(b),
+            }
+        } else {
+            first
+        };
+        match result {
             Some(r) => r.estimate,
             None => return Ok(None),
         }

@@ -60,8 +60,8 @@ pub struct Coarse {
 /// twice its footprint's resolution.
 pub const DEFAULT_SCALES: (f64, f64) = (0.5, 1.0);
 
-/// The scales to try: the range, limited so that the footprint fits in the bg.
-fn scale_grid(geo: Geometry, range: (f64, f64), fixed: Option<f64>) -> Vec<f64> {
+/// The scales to try: the range, limited so that the footprint fits in the bg, `step` apart.
+fn scale_grid(geo: Geometry, range: (f64, f64), fixed: Option<f64>, step: f64) -> Vec<f64> {
     if let Some(s) = fixed {
         return vec![s];
     }
@@ -70,8 +70,8 @@ fn scale_grid(geo: Geometry, range: (f64, f64), fixed: Option<f64>) -> Vec<f64> 
     let lo = range.0.min(hi);
     let mut v = vec![hi];
     let mut s = hi;
-    while s / COARSE_SCALE_STEP > lo {
-        s /= COARSE_SCALE_STEP;
+    while s / step > lo {
+        s /= step;
         v.push(s);
     }
     if lo < hi {
@@ -91,6 +91,30 @@ pub fn coarse(
     constraints: Constraints,
     cancel: &Cancel,
 ) -> Result<Option<Coarse>, Cancelled> {
+    coarse_with(
+        geo,
+        bg,
+        bg_factor,
+        fg,
+        fg_factor,
+        constraints,
+        COARSE_SCALE_STEP,
+        cancel,
+    )
+}
+
+/// [`coarse`] with candidate scales `step` apart (relative).
+#[allow(clippy::too_many_arguments)]
+pub fn coarse_with(
+    geo: Geometry,
+    bg: &[Image],
+    bg_factor: f64,
+    fg: &[Image],
+    fg_factor: f64,
+    constraints: Constraints,
+    step: f64,
+    cancel: &Cancel,
+) -> Result<Option<Coarse>, Cancelled> {
     let Some(first) = bg.first() else {
         return Ok(None);
     };
@@ -98,7 +122,7 @@ pub fn coarse(
     let fft = Fft2::new(bh, bw);
     let prepared: Vec<Prepared> = bg.par_iter().map(|img| Prepared::new(&fft, img)).collect();
     cancel.check()?;
-    let scales = scale_grid(geo, DEFAULT_SCALES, constraints.scale);
+    let scales = scale_grid(geo, DEFAULT_SCALES, constraints.scale, step);
     let fg_rect = |img: &Image| {
         let (h, w) = img.dim();
         Rect {
@@ -279,6 +303,9 @@ fn window_scores(
     out
 }
 
+/// Searches per refinement level, at most (the first and re-centred ones).
+const MAX_CLIMBS: usize = 6;
+
 /// Vertex offset of the parabola through (-1, a), (0, b), (1, c), clamped to ±0.5.
 fn parabola(a: f64, b: f64, c: f64) -> f64 {
     let d = a - 2.0 * b + c;
@@ -345,21 +372,46 @@ pub fn refine(
         } else {
             (prev_f / f as f64).ceil() as i64
         };
-        let center = (
+        let mut center = (
             (est.x / f as f64).round() as i64,
             (est.y / f as f64).round() as i64,
         );
-        let scales: Vec<(i64, f64)> = (-n_steps..=n_steps)
-            .map(|k| (k, est.scale * (1.0 + k as f64 * step)))
-            .collect();
-        let per_scale: Vec<ScaleScores> = scales
-            .par_iter()
-            .map(|&(k, s)| (k, s, window_scores(&level, geo, s, center, radius, fixed)))
-            .collect();
-        let best = per_scale
-            .iter()
-            .flat_map(|(k, s, v)| v.iter().map(move |&(sc, u, vv)| (sc, *k, *s, u, vv)))
-            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let mut base = est.scale;
+        // Hill climbing: while the best candidate lies on the window's edge (the estimate was
+        // further off than expected, e.g. a footprint that touches the bg's border, where
+        // fewer offsets fit), search again around it.
+        let (ru, rv) = (
+            if fixed.0 { 0 } else { radius },
+            if fixed.1 { 0 } else { radius },
+        );
+        let mut climbs = 0;
+        let (per_scale, best) = loop {
+            let scales: Vec<(i64, f64)> = (-n_steps..=n_steps)
+                .map(|k| (k, base * (1.0 + k as f64 * step)))
+                .collect();
+            let per_scale: Vec<ScaleScores> = scales
+                .par_iter()
+                .map(|&(k, s)| (k, s, window_scores(&level, geo, s, center, radius, fixed)))
+                .collect();
+            let best = per_scale
+                .iter()
+                .flat_map(|(k, s, v)| v.iter().map(move |&(sc, u, vv)| (sc, *k, *s, u, vv)))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let on_edge = best.is_some_and(|(_, k, _, u, v)| {
+                (ru > 0 && (u - center.0).abs() == ru)
+                    || (rv > 0 && (v - center.1).abs() == rv)
+                    || (n_steps > 0 && k.abs() == n_steps)
+            });
+            climbs += 1;
+            match best {
+                Some((_, _, s, u, v)) if on_edge && climbs < MAX_CLIMBS => {
+                    cancel.check()?;
+                    center = (u, v);
+                    base = s;
+                }
+                _ => break (per_scale, best),
+            }
+        };
         let Some((score, k, s, u, v)) = best else {
             break;
         };
@@ -473,5 +525,41 @@ mod tests {
         ];
         assert!(corners.iter().all(|&d| d <= 1.0), "{e:?} {corners:?}");
         assert!(e.score > 0.95, "{e:?}");
+    }
+
+    #[test]
+    fn a_fg_with_the_bg_s_framing_covers_it_whole() {
+        let cancel = Cancel::new();
+        // The same view recorded at 1.5x: the footprint is the whole bg, touching every border.
+        let bg = scene(240, 320, 5);
+        let full = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: 320.0,
+            h: 240.0,
+        };
+        let fg = resample(&bg, full, 480, 360).mapv(|v| 0.8 * v + 25.0);
+        let geo = Geometry {
+            fg: (480, 360),
+            bg: (320, 240),
+        };
+        let bf = 2.0;
+        let bg_t = vec![downscale_image(&bg, 2)];
+        let fg_t = vec![downscale_image(&fg, 3)];
+        let c = coarse(geo, &bg_t, bf, &fg_t, 3.0, Constraints::default(), &cancel)
+            .unwrap()
+            .unwrap();
+        let pairs = vec![FramePair { fg, bg }];
+        let e = refine(geo, &pairs, c.estimate, bf, Constraints::default(), &cancel).unwrap();
+        let far = (
+            (e.x + 480.0 * e.scale - 320.0).abs(),
+            (e.y + 360.0 * e.scale - 240.0).abs(),
+        );
+        assert!(
+            e.x.abs() <= 0.25 && e.y.abs() <= 0.25,
+            "{e:?} from {:?}",
+            c.estimate
+        );
+        assert!(far.0 <= 0.5 && far.1 <= 0.5, "{e:?} {far:?}");
     }
 }

@@ -106,17 +106,22 @@ const DENSE_SAMPLES: usize = 1024;
 /// Relative step between the dense search's candidate scales.
 const DENSE_SCALE_STEP: f64 = 1.08;
 
+/// fg samples of the dense search, all at one moment each, a common offset apart.
+const DENSE_FG: usize = 4;
+
 /// The coarse search for long inputs whose content keeps changing, where bg samples spread
-/// over the whole bg may show none of the fg samples' moments: first two fg samples against up
-/// to [`DENSE_SAMPLES`] bg frames on half-size thumbnails with coarser scale steps, which gives
-/// the bg frames they show and so the playback offset and speed; then every fg sample against
-/// the bg frames around where that line puts it, as [`spatial::coarse`] does.
+/// over the whole bg may show none of the fg samples' moments: [`DENSE_FG`] fg frames about
+/// two seconds apart from the middle of the fg are searched against up to [`DENSE_SAMPLES`]
+/// bg frames on half-size thumbnails, in offset, scale and time at once (every sample at the
+/// same moment, at the nominal speed), which gives the bg frame the middle of the fg shows;
+/// then every fg sample is searched against the bg frames around where that puts it, as
+/// [`spatial::coarse`] does.
 fn dense_coarse(
     input: &Input<'_>,
     fg_idx: &[usize],
     cancel: &Cancel,
 ) -> Result<Option<spatial::Coarse>, Cancelled> {
-    let m = input.bg.len();
+    let (n, m) = (input.fg.len(), input.bg.len());
     let (Some(bg0), Some(fg0)) = (input.bg.first(), input.fg.first()) else {
         return Ok(None);
     };
@@ -124,20 +129,28 @@ fn dense_coarse(
         return Ok(None);
     }
     let (bg_factor, fg_factor) = (bg0.factor as f64, fg0.factor as f64);
+    let rate = input.nominal_rate.filter(|r| *r > 0.0).unwrap_or(1.0);
     let k = m.div_ceil(DENSE_SAMPLES).max(1);
     let dense: Vec<usize> = (0..m).step_by(k).collect();
-    let mut pick = vec![fg_idx[fg_idx.len() / 4], fg_idx[(3 * fg_idx.len()) / 4]];
-    pick.dedup();
+    // About 48 bg frames (two seconds at 24 fps) between fg samples.
+    let stride = 48usize.div_ceil(k).max(1);
+    let d = ((stride * k) as f64 / rate).round().max(1.0) as usize;
+    let span = (DENSE_FG - 1) * d;
+    if span >= n {
+        return Ok(None);
+    }
+    let i0 = (n - span) / 2;
     let half = |t: &Thumb| features::downscale_image(&t.image(), 2);
     let bgs: Vec<Image> = dense.par_iter().map(|&j| half(&input.bg[j])).collect();
-    let fgs: Vec<Image> = pick.iter().map(|&i| half(&input.fg[i])).collect();
+    let fgs: Vec<Image> = (0..DENSE_FG).map(|r| half(&input.fg[i0 + r * d])).collect();
     cancel.check()?;
-    let Some(a) = spatial::coarse_with(
+    let Some(found) = spatial::coarse_in_time(
         input.geometry,
         &bgs,
         bg_factor * 2.0,
         &fgs,
         fg_factor * 2.0,
+        stride,
         input.constraints,
         DENSE_SCALE_STEP,
         cancel,
@@ -145,27 +158,13 @@ fn dense_coarse(
     else {
         return Ok(None);
     };
-    let js: Vec<Option<usize>> = a.best_bg.iter().map(|b| b.map(|x| dense[x])).collect();
-    let nominal = input.nominal_rate.filter(|r| *r > 0.0).unwrap_or(1.0);
-    let (i0, j0, rate) = match (js.first().copied().flatten(), js.get(1).copied().flatten()) {
-        (Some(ja), Some(jb)) if pick.len() == 2 && jb >= ja => {
-            let r = (jb - ja) as f64 / (pick[1] - pick[0]) as f64;
-            (
-                pick[0],
-                ja,
-                if (0.2..=5.0).contains(&r) { r } else { nominal },
-            )
-        }
-        (Some(ja), _) => (pick[0], ja, nominal),
-        (_, Some(jb)) => (pick[pick.len() - 1], jb, nominal),
-        _ => return Ok(None),
-    };
+    let j0 = dense[found.t];
+    let step = (k as f64 / 2.0).max(1.0);
     let mut around: Vec<usize> = fg_idx
         .iter()
         .flat_map(|&i| {
             let j = j0 as f64 + rate * (i as f64 - i0 as f64);
-            let step = (k as f64 / 2.0).max(1.0);
-            (-2..=2).map(move |d| (j + d as f64 * step).round().clamp(0.0, (m - 1) as f64) as usize)
+            (-2..=2).map(move |s| (j + s as f64 * step).round().clamp(0.0, (m - 1) as f64) as usize)
         })
         .collect();
     around.sort_unstable();

@@ -225,6 +225,118 @@ pub fn coarse_with(
     }))
 }
 
+/// Score, scale, offset (u, v) and moment of the best candidate of one scale.
+type TimedBest = (f64, f64, usize, usize, usize);
+
+/// A footprint and the moment it was found at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InTime {
+    pub estimate: Estimate,
+    /// The bg sample that fg sample 0 shows.
+    pub t: usize,
+}
+
+/// Coarse search over offset, scale and time at once: fg sample `r` is taken to show bg
+/// sample `t + r * stride` for a common `t`, so a match must hold for every sample at the same
+/// moment (matches of single frames to any of many bg frames are often chance). `bg` are
+/// thumbnails of bg frames evenly spaced in time, `fg` of fg frames spaced by `stride` bg
+/// samples.
+#[allow(clippy::too_many_arguments)]
+pub fn coarse_in_time(
+    geo: Geometry,
+    bg: &[Image],
+    bg_factor: f64,
+    fg: &[Image],
+    fg_factor: f64,
+    stride: usize,
+    constraints: Constraints,
+    step: f64,
+    cancel: &Cancel,
+) -> Result<Option<InTime>, Cancelled> {
+    let (Some(first), false) = (bg.first(), fg.is_empty()) else {
+        return Ok(None);
+    };
+    let span = (fg.len() - 1) * stride;
+    if span >= bg.len() {
+        return Ok(None);
+    }
+    let (bh, bw) = first.dim();
+    let fft = Fft2::new(bh, bw);
+    let prepared: Vec<Prepared> = bg.par_iter().map(|img| Prepared::new(&fft, img)).collect();
+    cancel.check()?;
+    let scales = scale_grid(geo, DEFAULT_SCALES, constraints.scale, step);
+    let results: Vec<Option<TimedBest>> = scales
+        .par_iter()
+        .map(|&s| {
+            if cancel.is_cancelled() {
+                return None;
+            }
+            let tw = (geo.fg.0 as f64 * s / bg_factor).round() as usize;
+            let th = (geo.fg.1 as f64 * s / bg_factor).round() as usize;
+            if tw < MIN_TEMPLATE || th < MIN_TEMPLATE || tw > bw || th > bh {
+                return None;
+            }
+            let spectra: Vec<TemplateSpectrum> = fg
+                .iter()
+                .filter_map(|f| {
+                    let (h, w) = f.dim();
+                    let r = Rect {
+                        x: 0.0,
+                        y: 0.0,
+                        w: (geo.fg.0 as f64 / fg_factor).min(w as f64),
+                        h: (geo.fg.1 as f64 / fg_factor).min(h as f64),
+                    };
+                    Template::new(&resample(f, r, tw, th)).map(|t| TemplateSpectrum::new(&fft, &t))
+                })
+                .collect();
+            if spectra.len() != fg.len() {
+                return None;
+            }
+            let u_fixed = constraints.x.map(|x| (x / bg_factor).round() as usize);
+            let v_fixed = constraints.y.map(|y| (y / bg_factor).round() as usize);
+            let mut scratch = Scratch::default();
+            let mut best: Option<TimedBest> = None;
+            for t in 0..bg.len() - span {
+                let mut total: Option<Image> = None;
+                for (r, ts) in spectra.iter().enumerate() {
+                    let m = ncc::ncc_map_fft(&fft, &prepared[t + r * stride], ts, &mut scratch);
+                    match total.as_mut() {
+                        Some(acc) => *acc += &m,
+                        None => total = Some(m),
+                    }
+                }
+                let Some(total) = total else {
+                    continue;
+                };
+                for ((v, u), &sc) in total.indexed_iter() {
+                    if u_fixed.is_some_and(|f| f != u) || v_fixed.is_some_and(|f| f != v) {
+                        continue;
+                    }
+                    let sc = f64::from(sc) / spectra.len() as f64;
+                    if best.is_none_or(|b| sc > b.0) {
+                        best = Some((sc, tw as f64 * bg_factor / geo.fg.0 as f64, u, v, t));
+                    }
+                }
+            }
+            best
+        })
+        .collect();
+    cancel.check()?;
+    let best = results
+        .into_iter()
+        .flatten()
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(best.map(|(score, scale, u, v, t)| InTime {
+        estimate: Estimate {
+            x: constraints.x.unwrap_or(u as f64 * bg_factor),
+            y: constraints.y.unwrap_or(v as f64 * bg_factor),
+            scale: constraints.scale.unwrap_or(scale),
+            score,
+        },
+        t,
+    }))
+}
+
 /// A fg frame and the bg frame that shows the same moment, as full-resolution luma.
 #[derive(Debug, Clone)]
 pub struct FramePair {
@@ -561,5 +673,47 @@ mod tests {
             c.estimate
         );
         assert!(far.0 <= 0.5 && far.1 <= 0.5, "{e:?} {far:?}");
+    }
+
+    #[test]
+    fn a_search_in_time_finds_the_moment_every_sample_shows() {
+        let cancel = Cancel::new();
+        // 40 bg frames, each a different scene; fg samples show bg frames 17, 20, 23 (stride
+        // 3) through a footprint of 64x36 at (40, 20), recorded at 1.5x.
+        let bg: Vec<Image> = (0..40).map(|j| scene(90, 160, 100 + j)).collect();
+        let r = Rect {
+            x: 40.0,
+            y: 20.0,
+            w: 64.0,
+            h: 36.0,
+        };
+        let fg: Vec<Image> = [17, 20, 23]
+            .iter()
+            .map(|&j| resample(&bg[j], r, 96, 54).mapv(|v| 0.9 * v + 10.0))
+            .collect();
+        let geo = Geometry {
+            fg: (96, 54),
+            bg: (160, 90),
+        };
+        let found = coarse_in_time(
+            geo,
+            &bg,
+            1.0,
+            &fg,
+            1.0,
+            3,
+            Constraints::default(),
+            1.025,
+            &cancel,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(found.t, 17, "{found:?}");
+        let e = found.estimate;
+        assert!(
+            (e.x - 40.0).abs() <= 1.0 && (e.y - 20.0).abs() <= 1.0,
+            "{e:?}"
+        );
+        assert!((e.scale * 96.0 - 64.0).abs() <= 2.0, "{e:?}");
     }
 }

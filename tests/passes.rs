@@ -174,8 +174,7 @@ fn an_unwritable_temp_dir_is_an_element_error_naming_it() {
         &fg,
         &format!("two-pass=false max-memory=1 temp-dir={}", common::q(&bad)),
     )
-    .err()
-    .expect("an error");
+    .expect_err("an error");
     let _ = std::fs::remove_dir_all(&dir);
     assert!(e.contains("cannot create a spill file"), "{e}");
     assert!(e.contains(&bad.display().to_string()), "{e}");

@@ -1398,9 +1398,15 @@ impl VidkompyAlign {
     /// second pass fetches); otherwise frames are stored.
     fn decide_mode(&self) -> Mode {
         let settings = lock(&self.settings).clone();
+        // Seekable over a known range: a source that can seek but does not know where it
+        // ends (videotestsrc, some live-like chains) may deliver nothing when read again.
         let seekable = |pad: &gst_base::AggregatorPad| {
             let mut q = gst::query::Seeking::new(gst::Format::Time);
-            pad.peer_query(&mut q) && q.result().0
+            if !pad.peer_query(&mut q) {
+                return false;
+            }
+            let (seekable, _, end) = q.result();
+            seekable && end.value() > 0
         };
         let (bg, fg) = (seekable(&self.bg_pad), seekable(&self.fg_pad));
         let mode =
@@ -2087,6 +2093,12 @@ impl AggregatorImpl for VidkompyAlign {
     fn aggregate(&self, _timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
         if self.cancel.is_cancelled() {
             return Err(gst::FlowError::Flushing);
+        }
+        // Debug builds only: lets tests/panic.rs check that a panic becomes an element error.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("VIDKOMPY_TEST_PANIC").is_some_and(|v| v == self.obj().name().as_str())
+        {
+            panic!("panic requested through VIDKOMPY_TEST_PANIC");
         }
         if let Some(latency) = self.obj().latency() {
             gst::element_imp_error!(

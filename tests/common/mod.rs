@@ -278,6 +278,7 @@ pub fn collect_frames(
 
 /// What a pipeline ending in `appsink name=s` produced: frames, caps, and the element messages
 /// (structures) posted on the bus, in order.
+#[derive(Debug)]
 pub struct Run {
     pub frames: Vec<gst::Buffer>,
     pub caps: Option<gst::Caps>,

@@ -35,14 +35,6 @@ fn main() {
     }
 }
 
-fn vm_hwm_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// Runs one pipeline; prints `wall_s analysis_s vmhwm_kib frames`.
 fn child(args: &[String]) -> Result<(), String> {
     let [mode, bg, fg] = args else {
@@ -116,7 +108,7 @@ fn child(args: &[String]) -> Result<(), String> {
     res?;
     println!(
         "{wall:.3} {analysis:.3} {} {}",
-        vm_hwm_kib().unwrap_or(0),
+        common::vm_hwm_kib().unwrap_or(0),
         frames.load(std::sync::atomic::Ordering::Relaxed)
     );
     Ok(())

@@ -46,14 +46,6 @@ fn main() {
     }
 }
 
-fn vm_hwm_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// Runs one pipeline; prints `wall_s analysis_s vmhwm_kib frames spilled_bytes`.
 fn child(args: &[String]) -> Result<(), String> {
     let [mode, bg, fg, report] = args else {
@@ -116,7 +108,7 @@ fn child(args: &[String]) -> Result<(), String> {
     let _ = p.set_state(gst::State::Null);
     println!(
         "{wall:.3} {analysis:.3} {} {} {spilled}",
-        vm_hwm_kib().unwrap_or(0),
+        common::vm_hwm_kib().unwrap_or(0),
         frames.load(std::sync::atomic::Ordering::Relaxed)
     );
     Ok(())

@@ -103,6 +103,80 @@ pub fn coarse(
     )
 }
 
+/// What both coarse searches share: the bg samples' spectra, the template size at a scale, a
+/// fg sample's template and the offsets the constraints allow.
+struct Search {
+    geo: Geometry,
+    bg_factor: f64,
+    fg_factor: f64,
+    constraints: Constraints,
+    fft: Fft2,
+    prepared: Vec<Prepared>,
+    size: (usize, usize),
+}
+
+impl Search {
+    fn new(
+        geo: Geometry,
+        bg: &[Image],
+        bg_factor: f64,
+        fg_factor: f64,
+        constraints: Constraints,
+    ) -> Option<Self> {
+        let (bh, bw) = bg.first()?.dim();
+        let fft = Fft2::new(bh, bw);
+        let prepared = bg.par_iter().map(|img| Prepared::new(&fft, img)).collect();
+        Some(Search {
+            geo,
+            bg_factor,
+            fg_factor,
+            constraints,
+            fft,
+            prepared,
+            size: (bh, bw),
+        })
+    }
+
+    /// Template width and height in thumbnail px at scale `s`, if it is worth correlating and
+    /// fits.
+    fn template_size(&self, s: f64) -> Option<(usize, usize)> {
+        let tw = (self.geo.fg.0 as f64 * s / self.bg_factor).round() as usize;
+        let th = (self.geo.fg.1 as f64 * s / self.bg_factor).round() as usize;
+        let (bh, bw) = self.size;
+        (tw >= MIN_TEMPLATE && th >= MIN_TEMPLATE && tw <= bw && th <= bh).then_some((tw, th))
+    }
+
+    /// The whole fg sample resampled to `tw` x `th`; `None` when it is flat.
+    fn template(&self, f: &Image, (tw, th): (usize, usize)) -> Option<Template> {
+        let (h, w) = f.dim();
+        let r = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: (self.geo.fg.0 as f64 / self.fg_factor).min(w as f64),
+            h: (self.geo.fg.1 as f64 / self.fg_factor).min(h as f64),
+        };
+        Template::new(&resample(f, r, tw, th))
+    }
+
+    /// Whether the constraints allow offset (u, v) in thumbnail px.
+    fn allowed(&self, u: usize, v: usize) -> bool {
+        let at = |c: Option<f64>| c.map(|x| (x / self.bg_factor).round() as usize);
+        at(self.constraints.x).is_none_or(|f| f == u)
+            && at(self.constraints.y).is_none_or(|f| f == v)
+    }
+
+    /// The estimate for offset (u, v) in thumbnail px at `scale`.
+    fn estimate(&self, u: usize, v: usize, scale: f64, score: f64) -> Estimate {
+        let c = self.constraints;
+        Estimate {
+            x: c.x.unwrap_or(u as f64 * self.bg_factor),
+            y: c.y.unwrap_or(v as f64 * self.bg_factor),
+            scale: c.scale.unwrap_or(scale),
+            score,
+        }
+    }
+}
+
 /// [`coarse`] with candidate scales `step` apart (relative).
 #[allow(clippy::too_many_arguments)]
 pub fn coarse_with(
@@ -115,23 +189,13 @@ pub fn coarse_with(
     step: f64,
     cancel: &Cancel,
 ) -> Result<Option<Coarse>, Cancelled> {
-    let Some(first) = bg.first() else {
+    let Some(search) = Search::new(geo, bg, bg_factor, fg_factor, constraints) else {
         return Ok(None);
     };
-    let (bh, bw) = first.dim();
-    let fft = Fft2::new(bh, bw);
-    let prepared: Vec<Prepared> = bg.par_iter().map(|img| Prepared::new(&fft, img)).collect();
     cancel.check()?;
+    let (bh, bw) = search.size;
+    let (fft, prepared) = (&search.fft, &search.prepared);
     let scales = scale_grid(geo, DEFAULT_SCALES, constraints.scale, step);
-    let fg_rect = |img: &Image| {
-        let (h, w) = img.dim();
-        Rect {
-            x: 0.0,
-            y: 0.0,
-            w: (geo.fg.0 as f64 / fg_factor).min(w as f64),
-            h: (geo.fg.1 as f64 / fg_factor).min(h as f64),
-        }
-    };
 
     struct Best {
         score: f64,
@@ -147,26 +211,22 @@ pub fn coarse_with(
             if cancel.is_cancelled() {
                 return None;
             }
-            let tw = (geo.fg.0 as f64 * s / bg_factor).round() as usize;
-            let th = (geo.fg.1 as f64 * s / bg_factor).round() as usize;
-            if tw < MIN_TEMPLATE || th < MIN_TEMPLATE || tw > bw || th > bh {
-                return None;
-            }
+            let (tw, th) = search.template_size(s)?;
             let (mh, mw) = (bh + 1 - th, bw + 1 - tw);
             let mut total = Image::zeros((mh, mw));
             let mut arg: Vec<ndarray::Array2<u32>> = Vec::new();
             let mut used = 0usize;
             let mut scratch = Scratch::default();
             for f in fg {
-                let Some(t) = Template::new(&resample(f, fg_rect(f), tw, th)) else {
+                let Some(t) = search.template(f, (tw, th)) else {
                     arg.push(ndarray::Array2::from_elem((mh, mw), u32::MAX));
                     continue;
                 };
-                let ts = TemplateSpectrum::new(&fft, &t);
+                let ts = TemplateSpectrum::new(fft, &t);
                 let mut best = Image::from_elem((mh, mw), -1.0);
                 let mut best_j = ndarray::Array2::from_elem((mh, mw), u32::MAX);
                 for (j, p) in prepared.iter().enumerate() {
-                    let m = ncc::ncc_map_fft(&fft, p, &ts, &mut scratch);
+                    let m = ncc::ncc_map_fft(fft, p, &ts, &mut scratch);
                     for ((b, bj), &v) in best.iter_mut().zip(best_j.iter_mut()).zip(m.iter()) {
                         if v > *b {
                             *b = v;
@@ -182,11 +242,9 @@ pub fn coarse_with(
                 return None;
             }
             // Constrained offsets restrict where the maximum is taken.
-            let u_fixed = constraints.x.map(|x| (x / bg_factor).round() as usize);
-            let v_fixed = constraints.y.map(|y| (y / bg_factor).round() as usize);
             let mut best: Option<(f32, usize, usize)> = None;
             for ((v, u), &sc) in total.indexed_iter() {
-                if u_fixed.is_some_and(|f| f != u) || v_fixed.is_some_and(|f| f != v) {
+                if !search.allowed(u, v) {
                     continue;
                 }
                 if best.is_none_or(|b| sc > b.0) {
@@ -215,12 +273,7 @@ pub fn coarse_with(
         .flatten()
         .max_by(|a, b| a.score.total_cmp(&b.score));
     Ok(best.map(|b| Coarse {
-        estimate: Estimate {
-            x: constraints.x.unwrap_or(b.u as f64 * bg_factor),
-            y: constraints.y.unwrap_or(b.v as f64 * bg_factor),
-            scale: constraints.scale.unwrap_or(b.scale),
-            score: b.score,
-        },
+        estimate: search.estimate(b.u, b.v, b.scale, b.score),
         best_bg: b.best_bg,
     }))
 }
@@ -253,17 +306,18 @@ pub fn coarse_in_time(
     step: f64,
     cancel: &Cancel,
 ) -> Result<Option<InTime>, Cancelled> {
-    let (Some(first), false) = (bg.first(), fg.is_empty()) else {
+    if fg.is_empty() {
         return Ok(None);
-    };
+    }
     let span = (fg.len() - 1) * stride;
     if span >= bg.len() {
         return Ok(None);
     }
-    let (bh, bw) = first.dim();
-    let fft = Fft2::new(bh, bw);
-    let prepared: Vec<Prepared> = bg.par_iter().map(|img| Prepared::new(&fft, img)).collect();
+    let Some(search) = Search::new(geo, bg, bg_factor, fg_factor, constraints) else {
+        return Ok(None);
+    };
     cancel.check()?;
+    let (fft, prepared) = (&search.fft, &search.prepared);
     let scales = scale_grid(geo, DEFAULT_SCALES, constraints.scale, step);
     let results: Vec<Option<TimedBest>> = scales
         .par_iter()
@@ -271,35 +325,24 @@ pub fn coarse_in_time(
             if cancel.is_cancelled() {
                 return None;
             }
-            let tw = (geo.fg.0 as f64 * s / bg_factor).round() as usize;
-            let th = (geo.fg.1 as f64 * s / bg_factor).round() as usize;
-            if tw < MIN_TEMPLATE || th < MIN_TEMPLATE || tw > bw || th > bh {
-                return None;
-            }
+            let size = search.template_size(s)?;
             let spectra: Vec<TemplateSpectrum> = fg
                 .iter()
                 .filter_map(|f| {
-                    let (h, w) = f.dim();
-                    let r = Rect {
-                        x: 0.0,
-                        y: 0.0,
-                        w: (geo.fg.0 as f64 / fg_factor).min(w as f64),
-                        h: (geo.fg.1 as f64 / fg_factor).min(h as f64),
-                    };
-                    Template::new(&resample(f, r, tw, th)).map(|t| TemplateSpectrum::new(&fft, &t))
+                    search
+                        .template(f, size)
+                        .map(|t| TemplateSpectrum::new(fft, &t))
                 })
                 .collect();
             if spectra.len() != fg.len() {
                 return None;
             }
-            let u_fixed = constraints.x.map(|x| (x / bg_factor).round() as usize);
-            let v_fixed = constraints.y.map(|y| (y / bg_factor).round() as usize);
             let mut scratch = Scratch::default();
             let mut best: Option<TimedBest> = None;
             for t in 0..bg.len() - span {
                 let mut total: Option<Image> = None;
                 for (r, ts) in spectra.iter().enumerate() {
-                    let m = ncc::ncc_map_fft(&fft, &prepared[t + r * stride], ts, &mut scratch);
+                    let m = ncc::ncc_map_fft(fft, &prepared[t + r * stride], ts, &mut scratch);
                     match total.as_mut() {
                         Some(acc) => *acc += &m,
                         None => total = Some(m),
@@ -309,12 +352,12 @@ pub fn coarse_in_time(
                     continue;
                 };
                 for ((v, u), &sc) in total.indexed_iter() {
-                    if u_fixed.is_some_and(|f| f != u) || v_fixed.is_some_and(|f| f != v) {
+                    if !search.allowed(u, v) {
                         continue;
                     }
                     let sc = f64::from(sc) / spectra.len() as f64;
                     if best.is_none_or(|b| sc > b.0) {
-                        best = Some((sc, tw as f64 * bg_factor / geo.fg.0 as f64, u, v, t));
+                        best = Some((sc, size.0 as f64 * bg_factor / geo.fg.0 as f64, u, v, t));
                     }
                 }
             }
@@ -327,12 +370,7 @@ pub fn coarse_in_time(
         .flatten()
         .max_by(|a, b| a.0.total_cmp(&b.0));
     Ok(best.map(|(score, scale, u, v, t)| InTime {
-        estimate: Estimate {
-            x: constraints.x.unwrap_or(u as f64 * bg_factor),
-            y: constraints.y.unwrap_or(v as f64 * bg_factor),
-            scale: constraints.scale.unwrap_or(scale),
-            score,
-        },
+        estimate: search.estimate(u, v, scale, score),
         t,
     }))
 }

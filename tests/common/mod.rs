@@ -335,3 +335,12 @@ pub fn run_collect(desc: &str, timeout_s: u64) -> Result<Run, String> {
         messages,
     })
 }
+
+/// This process's peak resident memory (VmHWM) in KiB, on Linux.
+pub fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

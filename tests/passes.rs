@@ -80,6 +80,18 @@ fn seekable_inputs_are_read_again_not_stored_with_the_same_result() {
     assert_eq!(a.get::<u64>("last-bg-frame").unwrap(), 47);
     assert_eq!(two.frames.len(), 36);
     same_frames(&two.frames, &stored.frames);
+    // The fetch pass reports its progress, ending with every wanted frame fetched.
+    let fetch: Vec<&gst::Structure> = two
+        .messages
+        .iter()
+        .filter(|s| s.name() == "vidkompy-progress" && s.get::<&str>("stage").ok() == Some("fetch"))
+        .collect();
+    let last = fetch.last().expect("fetch progress");
+    assert_eq!(
+        last.get::<u64>("frames-fetched").unwrap(),
+        last.get::<u64>("frames-wanted").unwrap()
+    );
+    assert!(last.get::<u64>("done").unwrap() >= last.get::<u64>("total").unwrap());
 }
 
 #[test]

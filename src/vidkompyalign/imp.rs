@@ -1658,7 +1658,23 @@ impl VidkompyAlign {
         let ended = [&self.bg_pad, &self.fg_pad]
             .iter()
             .all(|p| p.is_eos() && !p.has_buffer());
-        Ok(ended || (complete(&state.bg, &wanted.bg) && complete(&state.fg, &wanted.fg)))
+        let done = ended || (complete(&state.bg, &wanted.bg) && complete(&state.fg, &wanted.fg));
+        if Self::progress_due(state, done || state.fg.pass_frames <= 1) {
+            // fg frames read again, of those the fetch pass reads at most.
+            let total = wanted.fg.last().map_or(0, |&i| i as u64 + 1);
+            let fetched = (state.fg.fetched.len() + state.bg.fetched.len()) as u64;
+            let wanted_n = (wanted.fg.len() + wanted.bg.len()) as u64;
+            self.post_progress(
+                "fetch",
+                &[
+                    ("done", (state.fg.pass_frames as u64).to_send_value()),
+                    ("total", total.to_send_value()),
+                    ("frames-fetched", fetched.to_send_value()),
+                    ("frames-wanted", wanted_n.to_send_value()),
+                ],
+            );
+        }
+        Ok(done)
     }
 
     /// Seeks both inputs back to the start of their first segment (flushing).

@@ -15,7 +15,6 @@ mod common;
 
 use gst::prelude::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 /// Footprint of the fg in the 1920x1080 bg, and how the fg was recorded.
@@ -132,25 +131,10 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
             (24, 120),
         )?;
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let run = |mode: &str| -> Result<(f64, f64, u64, u64), String> {
-        let out = Command::new(&exe)
-            .args(["--run", mode])
-            .arg(&bg)
-            .arg(&fg)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!("{mode}: {}", String::from_utf8_lossy(&out.stderr)));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let v: Vec<&str> = text.split_whitespace().collect();
-        let p = |i: usize| {
-            v.get(i)
-                .and_then(|s| s.parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
-        };
-        Ok((p(0), p(1), p(2) as u64, p(3) as u64))
+        let v = common::run_child(&[mode.as_ref(), bg.as_ref(), fg.as_ref()])?;
+        let at = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+        Ok((at(0), at(1), at(2) as u64, at(3) as u64))
     };
     println!(
         "{:<12} {:>8} {:>10} {:>12} {:>7}",

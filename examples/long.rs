@@ -23,7 +23,6 @@ mod common;
 
 use gst::prelude::*;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 const FPS: i32 = 24;
@@ -114,32 +113,48 @@ fn child(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// One pass of the child: (wall s, analysis s, peak KiB, frames, spilled bytes).
-fn measure(
-    mode: &str,
-    bg: &Path,
-    fg: &Path,
+/// One run of the child.
+struct Measured {
+    wall: f64,
+    analysis: f64,
+    peak_kib: u64,
+    frames: u64,
+    spilled: u64,
+}
+
+fn measure(mode: &str, bg: &Path, fg: &Path, report: &Path) -> Result<Measured, String> {
+    let v = common::run_child(&[mode.as_ref(), bg.as_ref(), fg.as_ref(), report.as_ref()])?;
+    let at = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+    Ok(Measured {
+        wall: at(0),
+        analysis: at(1),
+        peak_kib: at(2) as u64,
+        frames: at(3) as u64,
+        spilled: at(4) as u64,
+    })
+}
+
+/// One table row: a run against the decode-only run of the same files.
+fn row(
+    label: &str,
+    frames: &str,
+    dec: &Measured,
+    run: &Measured,
     report: &Path,
-) -> Result<(f64, f64, u64, u64, u64), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .args(["--run", mode])
-        .arg(bg)
-        .arg(fg)
-        .arg(report)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("{mode}: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<&str> = text.split_whitespace().collect();
-    let num = |i: usize| {
-        v.get(i)
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    Ok((num(0), num(1), num(2) as u64, num(3) as u64, num(4) as u64))
+) -> Result<(), String> {
+    let (exact, err) = score(report)?;
+    println!(
+        "| {label} | {frames} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} % | {} | {} | {} B | {exact} | {err:.2} |",
+        dec.wall,
+        run.wall,
+        run.wall / dec.wall,
+        run.analysis,
+        100.0 * run.analysis / dec.wall,
+        dec.peak_kib / 1024,
+        run.peak_kib / 1024,
+        run.spilled,
+    );
+    Ok(())
 }
 
 fn parent(args: &[String]) -> Result<(), String> {
@@ -174,34 +189,17 @@ fn parent(args: &[String]) -> Result<(), String> {
         let report = dir.join(format!("report-{m}min.json"));
         let dec = measure("decode", &bg, &fg, &report)?;
         let two = measure("two-pass", &bg, &fg, &report)?;
-        let (exact, err) = score(&report)?;
         let n_bg = (m as usize) * 60 * FPS as usize;
-        println!(
-            "| {m} min | {n_bg} / {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} % | {} | {} | {} B | {exact} | {err:.2} |",
-            two.3,
-            dec.0,
-            two.0,
-            two.0 / dec.0,
-            two.1,
-            100.0 * two.1 / dec.0,
-            dec.2 / 1024,
-            two.2 / 1024,
-            two.4,
-        );
+        row(
+            &format!("{m} min"),
+            &format!("{n_bg} / {}", two.frames),
+            &dec,
+            &two,
+            &report,
+        )?;
         if store {
             let st = measure("store", &bg, &fg, &report)?;
-            let (exact, err) = score(&report)?;
-            println!(
-                "| {m} min, two-pass=false | | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} % | {} | {} | {} B | {exact} | {err:.2} |",
-                dec.0,
-                st.0,
-                st.0 / dec.0,
-                st.1,
-                100.0 * st.1 / dec.0,
-                dec.2 / 1024,
-                st.2 / 1024,
-                st.4,
-            );
+            row(&format!("{m} min, two-pass=false"), "", &dec, &st, &report)?;
         }
     }
     Ok(())

@@ -1528,20 +1528,24 @@ impl VidkompyAlign {
             return Err(gst::FlowError::Error);
         }
         let j = out.mapping[i];
+        let State {
+            output,
+            bg: bg_state,
+            fg: fg_state,
+            ..
+        } = &mut *state;
+        let Some(out) = output.as_mut() else {
+            return Err(gst::FlowError::Error);
+        };
+        let Some(streaming) = out.streaming.as_mut() else {
+            return Err(gst::FlowError::Error);
+        };
         // Read the bg up to frame j; the frame before it stays the current one.
-        loop {
-            let Some(streaming) = state.output.as_mut().and_then(|o| o.streaming.as_mut()) else {
-                return Err(gst::FlowError::Error);
-            };
-            if streaming.current.as_ref().is_some_and(|(k, _)| *k >= j) {
-                break;
-            }
+        while streaming.current.as_ref().is_none_or(|(k, _)| *k < j) {
             match self.bg_pad.pop_buffer() {
                 Some(b) => {
-                    let k = self.pass_index(&mut state.bg, &b, "bg")?;
-                    if let Some(s) = state.output.as_mut().and_then(|o| o.streaming.as_mut()) {
-                        s.current = Some((k, b));
-                    }
+                    let k = self.pass_index(bg_state, &b, "bg")?;
+                    streaming.current = Some((k, b));
                 }
                 None if self.bg_pad.is_eos() => {
                     if streaming.current.is_none() {
@@ -1561,7 +1565,7 @@ impl VidkompyAlign {
         let Some(fg) = self.fg_pad.pop_buffer() else {
             return Ok(None);
         };
-        let k = self.pass_index(&mut state.fg, &fg, "fg")?;
+        let k = self.pass_index(fg_state, &fg, "fg")?;
         if k != i {
             gst::element_imp_error!(
                 self,
@@ -1570,18 +1574,10 @@ impl VidkompyAlign {
             );
             return Err(gst::FlowError::Error);
         }
-        let Some(bg) = state
-            .output
-            .as_ref()
-            .and_then(|o| o.streaming.as_ref())
-            .and_then(|s| s.current.as_ref())
-            .map(|(_, b)| b.clone())
-        else {
+        let Some(bg) = streaming.current.as_ref().map(|(_, b)| b.clone()) else {
             return Err(gst::FlowError::Error);
         };
-        if let Some(out) = state.output.as_mut() {
-            out.next += 1;
-        }
+        out.next += 1;
         self.output_progress(state, i, total);
         let t = state.fg.times.get(i).copied().unwrap_or_default();
         self.render(state, i, bg, fg, (t.pts, t.duration)).map(Some)
@@ -1621,17 +1617,18 @@ impl VidkompyAlign {
     /// One step of the fetch pass: the frames refinement needs are kept at full resolution.
     /// `true` once all are in (or both pads ended).
     fn fetch_step(&self, state: &mut State) -> Result<bool, gst::FlowError> {
-        let Some(fetch) = state.fetch.as_ref() else {
+        let State { fetch, bg, fg, .. } = &mut *state;
+        let Some(fetch) = fetch.as_ref() else {
             return Err(gst::FlowError::Error);
         };
-        let wanted = fetch.begun.wanted.clone();
+        let wanted = &fetch.begun.wanted;
         for (pad, side, name) in [
             (&self.bg_pad, Side::Bg, "bg"),
             (&self.fg_pad, Side::Fg, "fg"),
         ] {
             let ps = match side {
-                Side::Bg => &mut state.bg,
-                Side::Fg => &mut state.fg,
+                Side::Bg => &mut *bg,
+                Side::Fg => &mut *fg,
             };
             let Some(buffer) = pad.pop_buffer() else {
                 continue;
@@ -1658,12 +1655,12 @@ impl VidkompyAlign {
         let ended = [&self.bg_pad, &self.fg_pad]
             .iter()
             .all(|p| p.is_eos() && !p.has_buffer());
-        let done = ended || (complete(&state.bg, &wanted.bg) && complete(&state.fg, &wanted.fg));
+        let done = ended || (complete(bg, &wanted.bg) && complete(fg, &wanted.fg));
+        // fg frames read again, of those the fetch pass reads at most.
+        let total = wanted.fg.last().map_or(0, |&i| i as u64 + 1);
+        let fetched = (fg.fetched.len() + bg.fetched.len()) as u64;
+        let wanted_n = (wanted.fg.len() + wanted.bg.len()) as u64;
         if Self::progress_due(state, done || state.fg.pass_frames <= 1) {
-            // fg frames read again, of those the fetch pass reads at most.
-            let total = wanted.fg.last().map_or(0, |&i| i as u64 + 1);
-            let fetched = (state.fg.fetched.len() + state.bg.fetched.len()) as u64;
-            let wanted_n = (wanted.fg.len() + wanted.bg.len()) as u64;
             self.post_progress(
                 "fetch",
                 &[

@@ -344,3 +344,26 @@ pub fn vm_hwm_kib() -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// Runs this executable again as `EXE --run ARGS...` (a benchmark's child, so that each
+/// pipeline's peak memory is its own) and parses the numbers it prints on stdout (NaN where a
+/// field is not a number).
+pub fn run_child(args: &[&std::ffi::OsStr]) -> Result<Vec<f64>, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(exe)
+        .arg("--run")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "{:?}: {}",
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|s| s.parse::<f64>().unwrap_or(f64::NAN))
+        .collect())
+}

@@ -9,6 +9,8 @@
 //! temp directory. The spill file is unlinked as soon as it is created, so it disappears when
 //! the store is dropped (state change to NULL, error, or a crash) and never outlives the process.
 
+use crate::align::features::{Thumb, Thumbs};
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
@@ -111,11 +113,79 @@ impl Budget {
     }
 }
 
-/// An unlinked temp file frames are appended to.
+/// An unlinked temp file that bytes are appended to and read back from at their offsets.
 #[derive(Debug)]
-struct Spill {
+pub struct SpillFile {
     file: File,
     len: u64,
+    dir: PathBuf,
+}
+
+impl SpillFile {
+    /// Creates the file in `dir` and unlinks it at once: its space is freed when it is closed,
+    /// whatever happens.
+    pub fn create(dir: PathBuf) -> Result<SpillFile, StoreError> {
+        let name = format!(
+            "vidkompy-{}-{}.spill",
+            std::process::id(),
+            SPILL_SERIAL.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| {
+                StoreError::new(format!(
+                    "cannot create a spill file in temp-dir {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        std::fs::remove_file(&path).map_err(|e| {
+            StoreError::new(format!(
+                "cannot unlink the spill file {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(SpillFile { file, len: 0, dir })
+    }
+
+    /// Appends `bytes`; returns their offset.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<u64, StoreError> {
+        let offset = self.len;
+        let mut w = &self.file;
+        w.write_all_at(bytes, offset)
+            .and_then(|_| w.flush())
+            .map_err(|e| {
+                let full = matches!(e.raw_os_error(), Some(27) | Some(28));
+                StoreError {
+                    msg: format!(
+                        "cannot write {} bytes to the spill file in temp-dir {} ({} bytes \
+                         spilled so far): {e}",
+                        bytes.len(),
+                        self.dir.display(),
+                        self.len
+                    ),
+                    full,
+                }
+            })?;
+        self.len += bytes.len() as u64;
+        Ok(offset)
+    }
+
+    /// Reads `buf.len()` bytes at `offset` (any thread; the file has no shared cursor).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 static SPILL_SERIAL: AtomicUsize = AtomicUsize::new(0);
@@ -130,7 +200,7 @@ pub struct PadStore {
     owned_bytes: usize,
     budget: Arc<Budget>,
     temp_dir: Option<PathBuf>,
-    spill: Option<Spill>,
+    spill: Option<SpillFile>,
     spilled_bytes: u64,
 }
 
@@ -223,33 +293,8 @@ impl PadStore {
                 .copy(&mut dst)
                 .map_err(|e| StoreError::new(format!("cannot copy a frame: {e}")))?;
         }
-        let dir = self.temp_dir();
         if self.spill.is_none() {
-            let name = format!(
-                "vidkompy-{}-{}.spill",
-                std::process::id(),
-                SPILL_SERIAL.fetch_add(1, Ordering::Relaxed)
-            );
-            let path = dir.join(name);
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| {
-                    StoreError::new(format!(
-                        "cannot create a spill file in temp-dir {}: {e}",
-                        dir.display()
-                    ))
-                })?;
-            // Unlinked at once: the space is freed when the file is closed, whatever happens.
-            std::fs::remove_file(&path).map_err(|e| {
-                StoreError::new(format!(
-                    "cannot unlink the spill file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            self.spill = Some(Spill { file, len: 0 });
+            self.spill = Some(SpillFile::create(self.temp_dir())?);
         }
         let Some(spill) = self.spill.as_mut() else {
             return Err(StoreError::new("no spill file".into()));
@@ -257,24 +302,7 @@ impl PadStore {
         let map = flat
             .map_readable()
             .map_err(|_| StoreError::new("cannot map a frame".into()))?;
-        let offset = spill.len;
-        let mut w = &spill.file;
-        w.write_all_at(map.as_slice(), offset)
-            .and_then(|_| w.flush())
-            .map_err(|e| {
-                let full = matches!(e.raw_os_error(), Some(27) | Some(28));
-                StoreError {
-                    msg: format!(
-                        "cannot write {} bytes to the spill file in temp-dir {} ({} bytes \
-                         spilled so far): {e}",
-                        map.size(),
-                        dir.display(),
-                        spill.len
-                    ),
-                    full,
-                }
-            })?;
-        spill.len += map.size() as u64;
+        let offset = spill.append(map.as_slice())?;
         self.spilled_bytes += map.size() as u64;
         Ok(Slot::Spilled {
             offset,
@@ -313,8 +341,7 @@ impl PadStore {
                         .map_writable()
                         .map_err(|_| StoreError::new("cannot map a frame".into()))?;
                     spill
-                        .file
-                        .read_exact_at(m.as_mut_slice(), *offset)
+                        .read_at(m.as_mut_slice(), *offset)
                         .map_err(|e| {
                             StoreError::new(format!(
                                 "cannot read frame {i} back from the spill file: {e}"
@@ -352,6 +379,162 @@ impl PadStore {
         self.owned_bytes = 0;
         self.spill = None;
         self.spilled_bytes = 0;
+    }
+}
+
+/// Thumbnail bytes a [`ThumbStore`] keeps in memory by default; later thumbnails go to its
+/// spill file. 32 MiB is about 2300 thumbnails of 160x90: over a minute and a half of one
+/// 24 fps stream, so short inputs never touch the disk, and a long one costs the same memory
+/// as a short one.
+pub const THUMBS_IN_MEMORY: usize = 32 << 20;
+
+/// Where one thumbnail is.
+#[derive(Debug)]
+enum ThumbSlot {
+    Memory(Thumb),
+    Spilled {
+        offset: u64,
+        factor: u16,
+        width: u32,
+        height: u32,
+    },
+}
+
+/// The thumbnails of one pad: the first ones in memory (up to a byte limit), the rest in an
+/// unlinked spill file in the temp directory. If the file cannot be created or written, the
+/// rest stay in memory and [`ThumbStore::spill_failure`] says why (analysis still works; it
+/// only costs memory).
+#[derive(Debug)]
+pub struct ThumbStore {
+    thumbs: Vec<ThumbSlot>,
+    memory_bytes: usize,
+    limit: usize,
+    temp_dir: Option<PathBuf>,
+    spill: Option<SpillFile>,
+    spill_failure: Option<String>,
+    read_failure: std::sync::Mutex<Option<String>>,
+}
+
+impl Default for ThumbStore {
+    fn default() -> Self {
+        Self::new(THUMBS_IN_MEMORY, None)
+    }
+}
+
+impl ThumbStore {
+    /// A store keeping `limit` bytes of thumbnails in memory and the rest in a spill file in
+    /// `temp_dir` (the system's temp directory when `None`).
+    pub fn new(limit: usize, temp_dir: Option<PathBuf>) -> Self {
+        ThumbStore {
+            thumbs: Vec::new(),
+            memory_bytes: 0,
+            limit,
+            temp_dir,
+            spill: None,
+            spill_failure: None,
+            read_failure: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn push(&mut self, t: Thumb) {
+        let bytes = t.data.len();
+        if self.memory_bytes + bytes <= self.limit || self.spill_failure.is_some() {
+            self.memory_bytes += bytes;
+            self.thumbs.push(ThumbSlot::Memory(t));
+            return;
+        }
+        let spilled = (|| {
+            if self.spill.is_none() {
+                let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+                self.spill = Some(SpillFile::create(dir)?);
+            }
+            let Some(spill) = self.spill.as_mut() else {
+                return Err(StoreError::new("no spill file".into()));
+            };
+            spill.append(&t.data)
+        })();
+        match (spilled, u16::try_from(t.factor), u32::try_from(t.width), u32::try_from(t.height)) {
+            (Ok(offset), Ok(factor), Ok(width), Ok(height)) => {
+                self.thumbs.push(ThumbSlot::Spilled {
+                    offset,
+                    factor,
+                    width,
+                    height,
+                })
+            }
+            (res, ..) => {
+                self.spill_failure = Some(match res {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "a thumbnail too large to spill".into(),
+                });
+                self.memory_bytes += bytes;
+                self.thumbs.push(ThumbSlot::Memory(t));
+            }
+        }
+    }
+
+    /// Why thumbnails past the memory limit stayed in memory, if they did.
+    pub fn spill_failure(&self) -> Option<&str> {
+        self.spill_failure.as_deref()
+    }
+
+    /// The first failure to read a thumbnail back (it was analysed as flat), if any.
+    pub fn read_failure(&self) -> Option<String> {
+        self.read_failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Bytes of thumbnails held in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+
+    /// Bytes of thumbnails in the spill file.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spill.as_ref().map_or(0, SpillFile::len)
+    }
+
+    pub fn clear(&mut self) {
+        *self = Self::new(self.limit, self.temp_dir.take());
+    }
+}
+
+impl Thumbs for ThumbStore {
+    fn len(&self) -> usize {
+        self.thumbs.len()
+    }
+
+    fn get(&self, i: usize) -> Cow<'_, Thumb> {
+        match &self.thumbs[i] {
+            ThumbSlot::Memory(t) => Cow::Borrowed(t),
+            &ThumbSlot::Spilled {
+                offset,
+                factor,
+                width,
+                height,
+            } => {
+                let (width, height) = (width as usize, height as usize);
+                let mut data = vec![0u8; width * height];
+                let read = self
+                    .spill
+                    .as_ref()
+                    .ok_or_else(|| std::io::Error::other("no spill file"))
+                    .and_then(|s| s.read_at(&mut data, offset));
+                if let Err(e) = read {
+                    data.fill(0);
+                    if let Ok(mut f) = self.read_failure.lock() {
+                        f.get_or_insert_with(|| {
+                            format!("cannot read thumbnail {i} back from the spill file: {e}")
+                        });
+                    }
+                }
+                Cow::Owned(Thumb {
+                    factor: factor as usize,
+                    width,
+                    height,
+                    data,
+                })
+            }
+        }
     }
 }
 
@@ -478,5 +661,46 @@ mod tests {
         let _ = std::fs::remove_file(&file);
         assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
         assert!(e.to_string().contains("cannot create a spill file"), "{e}");
+    }
+
+    fn thumb(v: u8) -> Thumb {
+        Thumb {
+            factor: 12,
+            width: 16,
+            height: 9,
+            data: (0..144).map(|i| v.wrapping_add(i as u8)).collect(),
+        }
+    }
+
+    #[test]
+    fn thumbnails_past_the_limit_go_to_the_spill_file_and_come_back() {
+        let mut s = ThumbStore::new(144 * 3, None);
+        for v in 0..10u8 {
+            s.push(thumb(v * 20));
+        }
+        assert_eq!(s.memory_bytes(), 144 * 3);
+        assert_eq!(s.spilled_bytes(), 144 * 7);
+        assert!(s.spill_failure().is_none());
+        for v in 0..10u8 {
+            let t = s.get(v as usize);
+            assert_eq!(*t, thumb(v * 20), "thumbnail {v}");
+            assert_eq!(matches!(t, Cow::Borrowed(_)), v < 3);
+        }
+        assert!(s.read_failure().is_none());
+    }
+
+    #[test]
+    fn thumbnails_stay_in_memory_when_the_spill_file_cannot_be_made() {
+        let file = std::env::temp_dir().join(format!("vidkompy-thumbs-{}", std::process::id()));
+        std::fs::write(&file, b"not a directory").unwrap();
+        let mut s = ThumbStore::new(144, Some(file.join("sub")));
+        for v in 0..4u8 {
+            s.push(thumb(v));
+        }
+        let _ = std::fs::remove_file(&file);
+        let why = s.spill_failure().unwrap_or_default().to_string();
+        assert!(why.contains("cannot create a spill file"), "{why}");
+        assert_eq!(s.memory_bytes(), 144 * 4);
+        assert_eq!(*s.get(3), thumb(3));
     }
 }

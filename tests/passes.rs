@@ -171,6 +171,44 @@ fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
 }
 
 #[test]
+fn thumbnails_past_max_memory_spill_to_disk_in_two_passes_with_the_same_result() {
+    init();
+    let Some((dir, bg, fg)) = pair("thumbs") else {
+        eprintln!("skipped: no footage");
+        return;
+    };
+    let tmp = scratch("thumbs-tmp");
+    let two = run(&bg, &fg, "").unwrap();
+    let spilled = run(
+        &bg,
+        &fg,
+        &format!("max-memory=1 temp-dir={}", common::q(&tmp)),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(left.is_empty(), "left in temp-dir: {left:?}");
+
+    let (a, b) = (
+        two.message("vidkompy-alignment").unwrap(),
+        spilled.message("vidkompy-alignment").unwrap(),
+    );
+    assert_eq!(a.get::<u64>("spilled-thumbnail-bytes").unwrap(), 0);
+    // Both streams are 320x180: thumbnails of 160x90, every one of them on disk.
+    assert_eq!(
+        b.get::<u64>("spilled-thumbnail-bytes").unwrap(),
+        (48 + 36) * 160 * 90
+    );
+    assert_eq!(b.get::<&str>("frames").unwrap(), "read-again");
+    assert_eq!(b.get::<u64>("stored-bytes").unwrap(), 0);
+    for f in ["x", "y", "scale", "temporal-confidence"] {
+        assert_eq!(a.get::<f64>(f).unwrap(), b.get::<f64>(f).unwrap(), "{f}");
+    }
+    same_frames(&two.frames, &spilled.frames);
+}
+
+#[test]
 fn an_unwritable_temp_dir_is_an_element_error_naming_it() {
     init();
     let Some((dir, bg, fg)) = pair("unwritable") else {

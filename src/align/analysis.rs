@@ -4,7 +4,7 @@
 //! coarse footprint to find frame pairs that show the same moment, spatial refinement on those
 //! pairs at full resolution, and the final temporal alignment at the refined footprint.
 
-use super::features::{self, Feature, Image, Rect, Sides, Thumb};
+use super::features::{self, Feature, Image, Rect, Sides, Thumb, Thumbs};
 use super::spatial::{self, Constraints, Estimate, FramePair, Geometry};
 use super::temporal::{self, Features};
 use super::{Cancel, Cancelled};
@@ -41,8 +41,8 @@ pub enum Region {
 /// playback speed (bg frames per fg frame) when the frame rates say one, and what to match.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
-    pub fg: &'a [Thumb],
-    pub bg: &'a [Thumb],
+    pub fg: &'a dyn Thumbs,
+    pub bg: &'a dyn Thumbs,
     pub geometry: Geometry,
     pub constraints: Constraints,
     pub nominal_rate: Option<f64>,
@@ -141,8 +141,8 @@ fn dense_coarse(
     }
     let i0 = (n - span) / 2;
     let half = |t: &Thumb| features::downscale_image(&t.image(), 2);
-    let bgs: Vec<Image> = dense.par_iter().map(|&j| half(&input.bg[j])).collect();
-    let fgs: Vec<Image> = (0..DENSE_FG).map(|r| half(&input.fg[i0 + r * d])).collect();
+    let bgs: Vec<Image> = dense.par_iter().map(|&j| half(&input.bg.get(j))).collect();
+    let fgs: Vec<Image> = (0..DENSE_FG).map(|r| half(&input.fg.get(i0 + r * d))).collect();
     cancel.check()?;
     let Some(found) = spatial::coarse_in_time(
         input.geometry,
@@ -169,8 +169,8 @@ fn dense_coarse(
         .collect();
     around.sort_unstable();
     around.dedup();
-    let bgs: Vec<Image> = around.iter().map(|&j| input.bg[j].image()).collect();
-    let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg[i].image()).collect();
+    let bgs: Vec<Image> = around.iter().map(|&j| input.bg.get(j).image()).collect();
+    let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg.get(i).image()).collect();
     cancel.check()?;
     spatial::coarse(
         input.geometry,
@@ -195,19 +195,24 @@ fn grid(fw: f64, fh: f64, bg_factor: f64) -> (usize, usize) {
     (gw, gh)
 }
 
-fn bg_features(thumbs: &[Thumb], e: &Estimate, geo: Geometry, g: (usize, usize)) -> Vec<Feature> {
+fn bg_features(
+    thumbs: &dyn Thumbs,
+    e: &Estimate,
+    geo: Geometry,
+    g: (usize, usize),
+) -> Vec<Feature> {
     let r = Rect {
         x: e.x,
         y: e.y,
         w: geo.fg.0 as f64 * e.scale,
         h: geo.fg.1 as f64 * e.scale,
     };
-    thumbs
-        .par_iter()
-        .map(|t| {
-            let img = t.image();
-            features::normalize(&features::resample(
-                &img,
+    (0..thumbs.len())
+        .into_par_iter()
+        .map(|i| {
+            let t = thumbs.get(i);
+            features::normalize(&features::resample_thumb(
+                &t,
                 r.scaled(1.0 / t.factor as f64),
                 g.0,
                 g.1,
@@ -216,17 +221,18 @@ fn bg_features(thumbs: &[Thumb], e: &Estimate, geo: Geometry, g: (usize, usize))
         .collect()
 }
 
-fn fg_features(thumbs: &[Thumb], geo: Geometry, g: (usize, usize)) -> Vec<Feature> {
-    thumbs
-        .par_iter()
-        .map(|t| {
+fn fg_features(thumbs: &dyn Thumbs, geo: Geometry, g: (usize, usize)) -> Vec<Feature> {
+    (0..thumbs.len())
+        .into_par_iter()
+        .map(|i| {
+            let t = thumbs.get(i);
             let r = Rect {
                 x: 0.0,
                 y: 0.0,
                 w: geo.fg.0 as f64 / t.factor as f64,
                 h: geo.fg.1 as f64 / t.factor as f64,
             };
-            features::normalize(&features::resample(&t.image(), r, g.0, g.1))
+            features::normalize(&features::resample_thumb(&t, r, g.0, g.1))
         })
         .collect()
 }
@@ -456,7 +462,7 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
     // 1. Coarse spatial search on textured samples.
     let fg_idx: Vec<usize> = {
         let tex: Vec<usize> = (0..input.fg.len())
-            .filter(|&i| textured(&input.fg[i]))
+            .filter(|&i| textured(&input.fg.get(i)))
             .collect();
         spread(tex.len(), FG_SAMPLES)
             .into_iter()
@@ -476,8 +482,8 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
         if fg_idx.is_empty() {
             return Ok(None);
         }
-        let bgs: Vec<Image> = bg_idx.iter().map(|&j| input.bg[j].image()).collect();
-        let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg[i].image()).collect();
+        let bgs: Vec<Image> = bg_idx.iter().map(|&j| input.bg.get(j).image()).collect();
+        let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg.get(i).image()).collect();
         let first = timings.time("coarse-spatial", || {
             spatial::coarse(geo, &bgs, bg_factor, &fgs, fg_factor, c, cancel)
         })?;

@@ -7,6 +7,7 @@
 //! known after the spatial search, so footprint features are cut from thumbnails later.
 
 use ndarray::Array2;
+use std::borrow::Cow;
 
 /// A grey image, `(height, width)`, values on the 0–255 scale.
 pub type Image = Array2<f32>;
@@ -58,16 +59,31 @@ impl FrameView<'_> {
             && self.data.len() >= (self.height - 1) * self.stride + self.width * ps
     }
 
+    /// Adds the luma of row `y`, summed over blocks of `bw` pixels (one sum per output
+    /// column, in units of 1/[`LUMA_ONE`]), to `acc`.
     #[inline]
-    fn row_luma(&self, y: usize, out: &mut [f32]) {
+    fn add_row_blocks(&self, y: usize, bw: usize, acc: &mut [u64]) {
         let row = &self.data[y * self.stride..];
         match self.layout {
+            LumaLayout::Luma {
+                pixel_stride: 1,
+                offset,
+            } => {
+                let row = &row[offset..];
+                for (ox, a) in acc.iter_mut().enumerate() {
+                    let s: u32 = row[ox * bw..ox * bw + bw].iter().map(|&v| u32::from(v)).sum();
+                    *a += u64::from(s) * LUMA_ONE;
+                }
+            }
             LumaLayout::Luma {
                 pixel_stride,
                 offset,
             } => {
-                for (x, o) in out.iter_mut().enumerate() {
-                    *o = f32::from(row[x * pixel_stride + offset]);
+                for (ox, a) in acc.iter_mut().enumerate() {
+                    let s: u32 = (ox * bw..ox * bw + bw)
+                        .map(|x| u32::from(row[x * pixel_stride + offset]))
+                        .sum();
+                    *a += u64::from(s) * LUMA_ONE;
                 }
             }
             LumaLayout::Rgb {
@@ -76,48 +92,70 @@ impl FrameView<'_> {
                 g,
                 b,
             } => {
-                for (x, o) in out.iter_mut().enumerate() {
-                    let p = &row[x * pixel_stride..];
-                    *o =
-                        0.299 * f32::from(p[r]) + 0.587 * f32::from(p[g]) + 0.114 * f32::from(p[b]);
+                for (ox, a) in acc.iter_mut().enumerate() {
+                    let s: u64 = (ox * bw..ox * bw + bw)
+                        .map(|x| {
+                            let p = &row[x * pixel_stride..];
+                            WR * u64::from(p[r]) + WG * u64::from(p[g]) + WB * u64::from(p[b])
+                        })
+                        .sum();
+                    *a += s;
                 }
             }
         }
     }
 }
 
+/// Fixed-point unit of luma sums: BT.601 weights in 1/65536 (they add up to exactly one).
+const LUMA_ONE: u64 = 65536;
+const WR: u64 = 19595;
+const WG: u64 = 38470;
+const WB: u64 = 7471;
+
 /// The box-downscaling factor that brings `width` x `height` under [`THUMB_MAX`].
 pub fn thumb_factor(width: usize, height: usize) -> usize {
     width.max(height).div_ceil(THUMB_MAX).max(1)
 }
 
-/// Luma of `view` averaged over `factor` x `factor` blocks: pixel `(x, y)` of the result covers
-/// source pixels `[x·f, (x+1)·f) x [y·f, (y+1)·f)`; a partial last block is dropped (at least
-/// one output pixel is kept). Returns `None` when the view is inconsistent.
-pub fn downscale(view: &FrameView<'_>, factor: usize) -> Option<Image> {
+/// Luma of `view` averaged over `factor` x `factor` blocks and rounded to bytes: pixel
+/// `(x, y)` of the result covers source pixels `[x·f, (x+1)·f) x [y·f, (y+1)·f)`; a partial
+/// last block is dropped (at least one output pixel is kept). Integer sums throughout, so it
+/// costs about one addition per source pixel. Returns `(width, height, bytes)`, or `None` when
+/// the view is inconsistent.
+pub fn downscale(view: &FrameView<'_>, factor: usize) -> Option<(usize, usize, Vec<u8>)> {
     if !view.is_valid() || factor == 0 {
         return None;
+    }
+    if let (
+        1,
+        LumaLayout::Luma {
+            pixel_stride: 1,
+            offset,
+        },
+    ) = (factor, view.layout)
+    {
+        let (w, h) = (view.width, view.height);
+        let mut out = Vec::with_capacity(w * h);
+        for y in 0..h {
+            out.extend_from_slice(&view.data[y * view.stride + offset..][..w]);
+        }
+        return Some((w, h, out));
     }
     let f = factor;
     let ow = (view.width / f).max(1);
     let oh = (view.height / f).max(1);
     let (bw, bh) = (f.min(view.width), f.min(view.height));
-    let mut out = Image::zeros((oh, ow));
-    let mut line = vec![0f32; ow * bw];
-    let norm = 1.0 / (bw * bh) as f32;
+    let n = (bw * bh) as u64 * LUMA_ONE;
+    let mut out = Vec::with_capacity(ow * oh);
+    let mut acc = vec![0u64; ow];
     for oy in 0..oh {
-        let mut acc = vec![0f32; ow];
+        acc.fill(0);
         for y in oy * f..oy * f + bh {
-            view.row_luma(y, &mut line);
-            for (ox, a) in acc.iter_mut().enumerate() {
-                *a += line[ox * bw..ox * bw + bw].iter().sum::<f32>();
-            }
+            view.add_row_blocks(y, bw, &mut acc);
         }
-        for (ox, a) in acc.into_iter().enumerate() {
-            out[(oy, ox)] = a * norm;
-        }
+        out.extend(acc.iter().map(|&a| ((a + n / 2) / n).min(255) as u8));
     }
-    Some(out)
+    Some((ow, oh, out))
 }
 
 /// An image averaged over `factor` x `factor` blocks (partial last blocks dropped, at least one
@@ -159,16 +197,12 @@ impl Thumb {
     }
 
     fn at(view: &FrameView<'_>, factor: usize) -> Option<Thumb> {
-        let img = downscale(view, factor)?;
-        let (h, w) = img.dim();
+        let (width, height, data) = downscale(view, factor)?;
         Some(Thumb {
             factor,
-            width: w,
-            height: h,
-            data: img
-                .iter()
-                .map(|&v| v.round().clamp(0.0, 255.0) as u8)
-                .collect(),
+            width,
+            height,
+            data,
         })
     }
 
@@ -176,6 +210,33 @@ impl Thumb {
         Image::from_shape_fn((self.height, self.width), |(y, x)| {
             f32::from(self.data[y * self.width + x])
         })
+    }
+}
+
+/// Every frame's thumbnail of one stream, wherever they are kept (in memory, or partly in a
+/// file for long inputs).
+pub trait Thumbs: Sync + std::fmt::Debug {
+    fn len(&self) -> usize;
+
+    /// Thumbnail `i`, for `i < len()`.
+    fn get(&self, i: usize) -> Cow<'_, Thumb>;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn first(&self) -> Option<Cow<'_, Thumb>> {
+        (!self.is_empty()).then(|| self.get(0))
+    }
+}
+
+impl Thumbs for Vec<Thumb> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn get(&self, i: usize) -> Cow<'_, Thumb> {
+        Cow::Borrowed(&self[i])
     }
 }
 
@@ -199,38 +260,105 @@ impl Rect {
     }
 }
 
-#[inline]
-fn bilinear(img: &Image, x: f64, y: f64) -> f32 {
-    let (h, w) = img.dim();
-    let x = (x - 0.5).clamp(0.0, (w - 1) as f64);
-    let y = (y - 0.5).clamp(0.0, (h - 1) as f64);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
-    let top = img[(y0, x0)] * (1.0 - fx) + img[(y0, x1)] * fx;
-    let bot = img[(y1, x0)] * (1.0 - fx) + img[(y1, x1)] * fx;
-    top * (1.0 - fy) + bot * fy
+/// One bilinear tap along an axis: the two neighbouring samples and the weight of the second.
+#[derive(Debug, Clone, Copy)]
+struct Tap {
+    i0: usize,
+    i1: usize,
+    f: f32,
+}
+
+/// The taps of `out` output pixels along an axis of `len` samples, `n` sub-samples per output
+/// pixel, covering `[start, start + out · step)`: `n` taps per output pixel, in order.
+fn taps(start: f64, step: f64, out: usize, n: usize, len: usize) -> Vec<Tap> {
+    let last = (len - 1) as f64;
+    (0..out)
+        .flat_map(|o| {
+            (0..n).map(move |j| {
+                let c = start + step * (o as f64 + (j as f64 + 0.5) / n as f64);
+                let c = (c - 0.5).clamp(0.0, last);
+                let i0 = c.floor() as usize;
+                Tap {
+                    i0,
+                    i1: (i0 + 1).min(len - 1),
+                    f: (c - i0 as f64) as f32,
+                }
+            })
+        })
+        .collect()
+}
+
+/// Sub-samples per output pixel along an axis where one output pixel spans `step` samples.
+fn subsamples(step: f64) -> usize {
+    (step.ceil() as usize).clamp(1, 4)
+}
+
+/// [`resample`] on any row-major grid of samples (`width` x `height`, row stride `width`).
+/// Separable: each needed source row is interpolated horizontally, then rows are blended.
+fn resample_grid<T: Copy + Into<f32>>(
+    data: &[T],
+    width: usize,
+    height: usize,
+    r: Rect,
+    out_w: usize,
+    out_h: usize,
+) -> Image {
+    if width == 0 || height == 0 || data.len() < width * height {
+        return Image::zeros((out_h, out_w));
+    }
+    let (sx, sy) = (r.w / out_w as f64, r.h / out_h as f64);
+    let (nx, ny) = (subsamples(sx), subsamples(sy));
+    let xt = taps(r.x, sx, out_w, nx, width);
+    let yt = taps(r.y, sy, out_h, ny, height);
+    let norm = 1.0 / (nx * ny) as f32;
+    let across = |y: usize, out: &mut [f32]| {
+        let row = &data[y * width..(y + 1) * width];
+        for (o, t) in out.iter_mut().zip(xt.chunks_exact(nx)) {
+            *o = t
+                .iter()
+                .map(|t| {
+                    let (a, b): (f32, f32) = (row[t.i0].into(), row[t.i1].into());
+                    a + (b - a) * t.f
+                })
+                .sum();
+        }
+    };
+    let mut out = Image::zeros((out_h, out_w));
+    let (mut top, mut bot) = (vec![0f32; out_w], vec![0f32; out_w]);
+    for (oy, ts) in yt.chunks_exact(ny).enumerate() {
+        let mut row = out.row_mut(oy);
+        for t in ts {
+            across(t.i0, &mut top);
+            if t.i1 != t.i0 && t.f != 0.0 {
+                across(t.i1, &mut bot);
+            } else {
+                bot.copy_from_slice(&top);
+            }
+            for ((o, &a), &b) in row.iter_mut().zip(&top).zip(&bot) {
+                *o += a + (b - a) * t.f;
+            }
+        }
+        row.mapv_inplace(|v| v * norm);
+    }
+    out
 }
 
 /// Resamples the region `r` of `img` to `out_w` x `out_h` pixels: bilinear samples, several
 /// per output pixel when shrinking (a box prefilter), so that detail does not alias.
 pub fn resample(img: &Image, r: Rect, out_w: usize, out_h: usize) -> Image {
-    let sx = r.w / out_w as f64;
-    let sy = r.h / out_h as f64;
-    let nx = (sx.ceil() as usize).clamp(1, 4);
-    let ny = (sy.ceil() as usize).clamp(1, 4);
-    let norm = 1.0 / (nx * ny) as f32;
-    Image::from_shape_fn((out_h, out_w), |(oy, ox)| {
-        let mut acc = 0.0;
-        for j in 0..ny {
-            let y = r.y + sy * (oy as f64 + (j as f64 + 0.5) / ny as f64);
-            for i in 0..nx {
-                let x = r.x + sx * (ox as f64 + (i as f64 + 0.5) / nx as f64);
-                acc += bilinear(img, x, y);
-            }
+    let (h, w) = img.dim();
+    match img.as_slice() {
+        Some(data) => resample_grid(data, w, h, r, out_w, out_h),
+        None => {
+            let data: Vec<f32> = img.iter().copied().collect();
+            resample_grid(&data, w, h, r, out_w, out_h)
         }
-        acc * norm
-    })
+    }
+}
+
+/// [`resample`] straight from a thumbnail's bytes; `r` in thumbnail pixels.
+pub fn resample_thumb(t: &Thumb, r: Rect, out_w: usize, out_h: usize) -> Image {
+    resample_grid(&t.data, t.width, t.height, r, out_w, out_h)
 }
 
 /// Which sides of a rectangle (a band along the inside of each is sampled by [`band`]).
@@ -343,10 +471,20 @@ mod tests {
     #[test]
     fn downscale_averages_blocks() {
         let data: Vec<u8> = (0..16).map(|i| i as u8).collect();
-        let img = downscale(&ramp_view(&data, 4, 4), 2).unwrap();
-        assert_eq!(img.dim(), (2, 2));
-        assert_eq!(img[(0, 0)], (1 + 4 + 5) as f32 / 4.0);
-        assert_eq!(img[(1, 1)], (10 + 11 + 14 + 15) as f32 / 4.0);
+        let (w, h, img) = downscale(&ramp_view(&data, 4, 4), 2).unwrap();
+        assert_eq!((w, h), (2, 2));
+        // (0 + 1 + 4 + 5) / 4 = 2.5 rounds up; (10 + 11 + 14 + 15) / 4 = 12.5 too.
+        assert_eq!(img, vec![3, 5, 11, 13]);
+        let stride2: Vec<u8> = data.iter().flat_map(|&v| [v, 0]).collect();
+        let v = FrameView {
+            stride: 8,
+            layout: LumaLayout::Luma {
+                pixel_stride: 2,
+                offset: 0,
+            },
+            ..ramp_view(&stride2, 4, 4)
+        };
+        assert_eq!(downscale(&v, 2).unwrap().2, img);
     }
 
     #[test]
@@ -364,9 +502,9 @@ mod tests {
                 b: 2,
             },
         };
-        let img = downscale(&v, 1).unwrap();
-        assert!((img[(0, 0)] - 76.245).abs() < 0.01);
-        assert!((img[(0, 1)] - 149.685).abs() < 0.01);
+        let (_, _, img) = downscale(&v, 1).unwrap();
+        // 0.299 · 255 = 76.2; 0.587 · 255 = 149.7
+        assert_eq!(img, vec![76, 150]);
         let bad = FrameView { stride: 4, ..v };
         assert!(downscale(&bad, 1).is_none());
     }
@@ -379,6 +517,68 @@ mod tests {
         let t = Thumb::new(&ramp_view(&data, 1920, 1080)).unwrap();
         assert_eq!((t.width, t.height), (160, 90));
         assert!(t.data.iter().all(|&v| v == 7));
+    }
+
+    /// The definition [`resample`] implements separably: the mean of bilinear samples.
+    fn resample_pointwise(img: &Image, r: Rect, out_w: usize, out_h: usize) -> Image {
+        let (h, w) = img.dim();
+        let at = |x: f64, y: f64| {
+            let x = (x - 0.5).clamp(0.0, (w - 1) as f64);
+            let y = (y - 0.5).clamp(0.0, (h - 1) as f64);
+            let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+            let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+            let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+            let top = img[(y0, x0)] * (1.0 - fx) + img[(y0, x1)] * fx;
+            let bot = img[(y1, x0)] * (1.0 - fx) + img[(y1, x1)] * fx;
+            top * (1.0 - fy) + bot * fy
+        };
+        let (sx, sy) = (r.w / out_w as f64, r.h / out_h as f64);
+        let (nx, ny) = (subsamples(sx), subsamples(sy));
+        Image::from_shape_fn((out_h, out_w), |(oy, ox)| {
+            let mut acc = 0.0;
+            for j in 0..ny {
+                let y = r.y + sy * (oy as f64 + (j as f64 + 0.5) / ny as f64);
+                for i in 0..nx {
+                    acc += at(r.x + sx * (ox as f64 + (i as f64 + 0.5) / nx as f64), y);
+                }
+            }
+            acc / (nx * ny) as f32
+        })
+    }
+
+    #[test]
+    fn separable_resampling_matches_pointwise_bilinear() {
+        let mut s = 7u32;
+        let img = Image::from_shape_fn((37, 53), |_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 24) as f32
+        });
+        let bytes = Thumb {
+            factor: 1,
+            width: 53,
+            height: 37,
+            data: img.iter().map(|&v| v as u8).collect(),
+        };
+        let rects = [
+            (0.0, 0.0, 53.0, 37.0, 53, 37),
+            (3.3, 2.7, 40.1, 22.9, 16, 9),
+            (-2.0, 30.0, 20.0, 12.0, 31, 7),
+            (10.5, 4.25, 7.0, 5.0, 32, 20),
+            (0.0, 0.0, 53.0, 37.0, 4, 4),
+        ];
+        for &(x, y, w, h, ow, oh) in &rects {
+            let r = Rect { x, y, w, h };
+            let want = resample_pointwise(&img, r, ow, oh);
+            for got in [resample(&img, r, ow, oh), resample_thumb(&bytes, r, ow, oh)] {
+                assert_eq!(got.dim(), want.dim());
+                let err = got
+                    .iter()
+                    .zip(want.iter())
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(err < 1e-3, "{r:?} -> {ow}x{oh}: {err}");
+            }
+        }
     }
 
     #[test]

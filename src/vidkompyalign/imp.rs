@@ -21,7 +21,7 @@ use crate::align::spatial::{self, Constraints, Geometry};
 use crate::align::{Cancel, timing};
 use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use crate::compute::{self, Compute};
-use crate::store::{self, Budget, FrameTimes, PadStore};
+use crate::store::{self, Budget, FrameTimes, PadStore, ThumbStore};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -160,8 +160,9 @@ struct PadState {
     info: Option<gst_video::VideoInfo>,
     /// The frames themselves, when they are stored (inputs that cannot seek).
     store: PadStore,
-    /// A thumbnail of every frame, for the analysis.
-    thumbs: Vec<Thumb>,
+    /// A thumbnail of every frame, for the analysis (in memory up to a bound, then in a
+    /// spill file).
+    thumbs: ThumbStore,
     /// Times of every frame of the first pass.
     times: Vec<FrameTimes>,
     /// The segment of the first pass (where a rewind seeks back to).
@@ -526,7 +527,15 @@ impl VidkompyAlign {
             );
             return Err(gst::FlowError::Error);
         };
+        let spilling = ps.thumbs.spill_failure().is_none();
         ps.thumbs.push(thumb);
+        if spilling && let Some(why) = ps.thumbs.spill_failure() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Thumbnails of pad {name} stay in memory: {why}")
+            );
+        }
         gst::trace!(
             CAT,
             imp = self,
@@ -806,6 +815,9 @@ impl VidkompyAlign {
             kind,
             elapsed,
         )?;
+        // The analysis is over: its thumbnails (and their spill files) can go.
+        state.bg.thumbs.clear();
+        state.fg.thumbs.clear();
         self.finish_prepare(state, prep, place, mapping)
     }
 
@@ -835,7 +847,7 @@ impl VidkompyAlign {
                 };
                 analysis::analyse(&input, &luma, &self.cancel)
             });
-            let alignment = self.analysed(result)?;
+            let alignment = self.analysed(state, result)?;
             let out = self.conclude(state, prep, alignment, started.elapsed())?;
             state.output = Some(out);
             return Ok(());
@@ -843,6 +855,7 @@ impl VidkompyAlign {
         let begun = self.with_ticker(started, std::time::Duration::ZERO, || {
             analysis::begin(&Self::input(state, &prep), &self.cancel)
         });
+        self.thumbs_read(state)?;
         let begun = match begun {
             Ok(b) => b,
             Err(_) => {
@@ -872,7 +885,7 @@ impl VidkompyAlign {
                 let result = self.with_ticker(started, std::time::Duration::ZERO, || {
                     analysis::finish(&input, b, &none, &self.cancel).map(Some)
                 });
-                let alignment = self.analysed(result)?;
+                let alignment = self.analysed(state, result)?;
                 let out = self.conclude(state, prep, alignment, started.elapsed())?;
                 state.output = Some(out);
             }
@@ -910,7 +923,7 @@ impl VidkompyAlign {
             };
             analysis::finish(&input, begun, &luma, &self.cancel).map(Some)
         });
-        let alignment = self.analysed(result)?;
+        let alignment = self.analysed(state, result)?;
         state.bg.fetched.clear();
         state.fg.fetched.clear();
         let out = self.conclude(state, prep, alignment, spent + started.elapsed())?;
@@ -920,14 +933,32 @@ impl VidkompyAlign {
 
     fn analysed(
         &self,
+        state: &State,
         result: Result<Option<Alignment>, crate::align::Cancelled>,
     ) -> Result<Option<Alignment>, gst::FlowError> {
         let result = result.map_err(|_| {
             gst::debug!(CAT, imp = self, "analysis cancelled");
             gst::FlowError::Flushing
         })?;
+        self.thumbs_read(state)?;
         gst::info!(CAT, imp = self, "analysis: {result:?}");
         Ok(result)
+    }
+
+    /// An element error if a thumbnail could not be read back from its spill file during the
+    /// analysis (it was analysed as a flat frame, so the result cannot be trusted).
+    fn thumbs_read(&self, state: &State) -> Result<(), gst::FlowError> {
+        for (name, ps) in [("bg", &state.bg), ("fg", &state.fg)] {
+            if let Some(why) = ps.thumbs.read_failure() {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Read,
+                    ("Analysis of pad {name} failed: {why}")
+                );
+                return Err(gst::FlowError::Error);
+            }
+        }
+        Ok(())
     }
 
     /// The output plan once footprint and mapping are decided.
@@ -1076,6 +1107,10 @@ impl VidkompyAlign {
             .field(
                 "spilled-bytes",
                 state.bg.store.spilled_bytes() + state.fg.store.spilled_bytes(),
+            )
+            .field(
+                "spilled-thumbnail-bytes",
+                state.bg.thumbs.spilled_bytes() + state.fg.thumbs.spilled_bytes(),
             )
             .field(
                 "analysis-time",
@@ -1762,8 +1797,16 @@ impl VidkompyAlign {
         let settings = lock(&self.settings).clone();
         let budget = Budget::new(settings.max_memory);
         let dir = settings.temp_dir.map(std::path::PathBuf::from);
+        // Thumbnails: in memory up to a fixed bound (or max-memory, if lower), so that memory
+        // does not grow with the input's length; all in memory when max-memory is unlimited.
+        let thumb_limit = match usize::try_from(settings.max_memory) {
+            Ok(0) => usize::MAX,
+            Ok(m) => m.min(store::THUMBS_IN_MEMORY),
+            Err(_) => store::THUMBS_IN_MEMORY,
+        };
         let pad = || PadState {
             store: PadStore::new(store::DEFAULT_MAX_REFS, budget.clone(), dir.clone()),
+            thumbs: ThumbStore::new(thumb_limit, dir.clone()),
             ..PadState::default()
         };
         State {
@@ -1900,7 +1943,9 @@ impl ObjectImpl for VidkompyAlign {
                     .blurb(
                         "Bytes of frame copies held in memory when frames are stored (inputs \
                          that cannot seek, or two-pass=false); past it they go to a temp file \
-                         in temp-dir (0 = unlimited; below one frame, every copy goes to disk)",
+                         in temp-dir (0 = unlimited; below one frame, every copy goes to disk). \
+                         Thumbnails for the analysis are held up to 32 MiB per pad (or this, if \
+                         lower; unbounded when 0), the rest in a temp file too",
                     )
                     .default_value(DEFAULT_MAX_MEMORY)
                     .mutable_ready()

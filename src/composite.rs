@@ -102,6 +102,8 @@ pub enum CompositeError {
     },
     /// The footprint does not lie inside the bg.
     OutsideBg,
+    /// The compute device failed.
+    Device(String),
 }
 
 impl fmt::Display for CompositeError {
@@ -121,6 +123,7 @@ impl fmt::Display for CompositeError {
                 "{which} plane {plane} holds {got} bytes, {needed} needed"
             ),
             CompositeError::OutsideBg => f.write_str("footprint outside the bg"),
+            CompositeError::Device(e) => write!(f, "compute device: {e}"),
         }
     }
 }

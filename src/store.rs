@@ -340,13 +340,11 @@ impl PadStore {
                     let mut m = bm
                         .map_writable()
                         .map_err(|_| StoreError::new("cannot map a frame".into()))?;
-                    spill
-                        .read_at(m.as_mut_slice(), *offset)
-                        .map_err(|e| {
-                            StoreError::new(format!(
-                                "cannot read frame {i} back from the spill file: {e}"
-                            ))
-                        })?;
+                    spill.read_at(m.as_mut_slice(), *offset).map_err(|e| {
+                        StoreError::new(format!(
+                            "cannot read frame {i} back from the spill file: {e}"
+                        ))
+                    })?;
                 }
                 Ok(b)
             }
@@ -453,7 +451,12 @@ impl ThumbStore {
             };
             spill.append(&t.data)
         })();
-        match (spilled, u16::try_from(t.factor), u32::try_from(t.width), u32::try_from(t.height)) {
+        match (
+            spilled,
+            u16::try_from(t.factor),
+            u32::try_from(t.width),
+            u32::try_from(t.height),
+        ) {
             (Ok(offset), Ok(factor), Ok(width), Ok(height)) => {
                 self.thumbs.push(ThumbSlot::Spilled {
                     offset,

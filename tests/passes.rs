@@ -230,20 +230,6 @@ fn an_unwritable_temp_dir_is_an_element_error_naming_it() {
     assert!(e.contains(&bad.display().to_string()), "{e}");
 }
 
-/// The plugin file cargo built for this test run, alone in a directory (for gst-launch).
-fn plugin_copy(dir: &std::path::Path) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let name = format!(
-        "{}gstvidkompy{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(exe.parent().unwrap().join(&name), plugins.join(&name)).unwrap();
-    plugins
-}
-
 #[test]
 fn a_full_disk_is_an_element_error_not_a_crash() {
     init();
@@ -251,7 +237,7 @@ fn a_full_disk_is_an_element_error_not_a_crash() {
         eprintln!("skipped: no footage");
         return;
     };
-    let plugins = plugin_copy(&dir);
+    let plugins = common::plugin_copy(&dir);
     let registry = dir.join("registry.bin");
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();

@@ -142,7 +142,9 @@ fn dense_coarse(
     let i0 = (n - span) / 2;
     let half = |t: &Thumb| features::downscale_image(&t.image(), 2);
     let bgs: Vec<Image> = dense.par_iter().map(|&j| half(&input.bg.get(j))).collect();
-    let fgs: Vec<Image> = (0..DENSE_FG).map(|r| half(&input.fg.get(i0 + r * d))).collect();
+    let fgs: Vec<Image> = (0..DENSE_FG)
+        .map(|r| half(&input.fg.get(i0 + r * d)))
+        .collect();
     cancel.check()?;
     let Some(found) = spatial::coarse_in_time(
         input.geometry,

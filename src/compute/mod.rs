@@ -7,8 +7,10 @@ use crate::composite::{CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef}
 use std::sync::Arc;
 
 mod cpu;
+pub mod gpu;
 
 pub use cpu::Cpu;
+pub use gpu::Gpu;
 
 /// The kernels an implementation provides.
 pub trait Compute: Send + Sync + std::fmt::Debug {
@@ -30,4 +32,155 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
 /// The CPU implementation, shared.
 pub fn cpu() -> Arc<dyn Compute> {
     Arc::new(Cpu)
+}
+
+/// Which backend to compute on (the element's `device` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Choice {
+    /// A hardware GPU when there is one, else the CPU. A software Vulkan adapter (lavapipe)
+    /// is slower than the CPU path, so it is not taken.
+    #[default]
+    Auto,
+    /// The GPU, a software adapter included; an error when there is no adapter at all.
+    Gpu,
+    Cpu,
+}
+
+/// The backend for `choice`, and why it was taken. An error only for [`Choice::Gpu`] with no
+/// usable adapter.
+pub fn backend(choice: Choice) -> Result<(Arc<dyn Compute>, String), String> {
+    match choice {
+        Choice::Cpu => Ok((cpu(), "device=cpu".into())),
+        Choice::Gpu => {
+            let g = Gpu::new()?;
+            let why = format!("device=gpu: {} ({})", g.info().name, g.info().kind);
+            Ok((Arc::new(g), why))
+        }
+        Choice::Auto => match gpu::adapter() {
+            Ok(info) if info.hardware => match Gpu::new() {
+                Ok(g) => Ok((Arc::new(g), format!("auto: hardware GPU {}", info.name))),
+                Err(e) => Ok((
+                    cpu(),
+                    format!("auto: GPU {} unusable ({e}), CPU", info.name),
+                )),
+            },
+            Ok(info) => Ok((
+                cpu(),
+                format!(
+                    "auto: only a software adapter ({}), CPU (faster)",
+                    info.name
+                ),
+            )),
+            Err(e) => Ok((cpu(), format!("auto: {e}, CPU"))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random bytes.
+    fn noise(n: usize, seed: u32) -> Vec<u8> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn layout(x_sub: u32, y_sub: u32, bytes_per_pixel: usize) -> PlaneLayout {
+        PlaneLayout {
+            x_sub,
+            y_sub,
+            bytes_per_pixel,
+        }
+    }
+
+    /// Composites one random case on `backend`; returns the bg planes.
+    fn composite_case(
+        backend: &dyn Compute,
+        layouts: &[PlaneLayout],
+        bg: (u32, u32),
+        o: &Overlay,
+        seed: u32,
+    ) -> Vec<Vec<u8>> {
+        // Strides with padding (as video frames have), not multiples of 4.
+        let dst_strides: Vec<usize> = layouts
+            .iter()
+            .map(|l| l.plane_size(bg.0, bg.1).0 * l.bytes_per_pixel + 3)
+            .collect();
+        let src_strides: Vec<usize> = layouts
+            .iter()
+            .map(|l| l.plane_size(o.width, o.height).0 * l.bytes_per_pixel + 5)
+            .collect();
+        let mut dst: Vec<Vec<u8>> = layouts
+            .iter()
+            .zip(&dst_strides)
+            .enumerate()
+            .map(|(p, (l, s))| noise(s * l.plane_size(bg.0, bg.1).1, seed + p as u32))
+            .collect();
+        let src: Vec<Vec<u8>> = layouts
+            .iter()
+            .zip(&src_strides)
+            .enumerate()
+            .map(|(p, (l, s))| noise(s * l.plane_size(o.width, o.height).1, seed + 10 + p as u32))
+            .collect();
+        let mut d: Vec<PlaneMut> = dst
+            .iter_mut()
+            .zip(&dst_strides)
+            .map(|(data, &stride)| PlaneMut { data, stride })
+            .collect();
+        let s: Vec<PlaneRef> = src
+            .iter()
+            .zip(&src_strides)
+            .map(|(data, &stride)| PlaneRef { data, stride })
+            .collect();
+        backend.composite(layouts, bg, &mut d, &s, o).unwrap();
+        dst
+    }
+
+    #[test]
+    fn gpu_composites_exactly_like_the_cpu() {
+        let gpu = match Gpu::new() {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("skipped: no GPU adapter ({e})");
+                return;
+            }
+        };
+        eprintln!("GPU: {:?}", gpu.info());
+        let i420 = [layout(0, 0, 1), layout(1, 1, 1), layout(1, 1, 1)];
+        let nv12 = [layout(0, 0, 1), layout(1, 1, 2)];
+        let rgba = [layout(0, 0, 4)];
+        let rgb = [layout(0, 0, 3)];
+        let cases: [(&[PlaneLayout], (u32, u32), Overlay); 6] = [
+            (&i420, (97, 61), Overlay::new(13, 7, 41, 29, (97, 61), 0)),
+            (&i420, (97, 61), Overlay::new(13, 7, 41, 29, (97, 61), 6)),
+            (&i420, (64, 48), Overlay::new(0, 0, 64, 48, (64, 48), 4)),
+            (&nv12, (90, 50), Overlay::new(31, 5, 59, 45, (90, 50), 5)),
+            (&rgba, (40, 30), Overlay::new(3, 2, 17, 11, (40, 30), 3)),
+            (&rgb, (41, 33), Overlay::new(1, 9, 39, 23, (41, 33), 2)),
+        ];
+        for (k, (layouts, bg, o)) in cases.iter().enumerate() {
+            let want = composite_case(&Cpu, layouts, *bg, o, k as u32);
+            let got = composite_case(&gpu, layouts, *bg, o, k as u32);
+            assert!(want == got, "case {k}: GPU and CPU composites differ");
+        }
+    }
+
+    #[test]
+    fn the_cpu_backend_never_needs_an_adapter() {
+        let (b, why) = backend(Choice::Cpu).unwrap();
+        assert_eq!(b.name(), "cpu");
+        assert_eq!(why, "device=cpu");
+        // auto takes the CPU unless the adapter is a hardware GPU.
+        let (b, why) = backend(Choice::Auto).unwrap();
+        match gpu::adapter() {
+            Ok(info) if info.hardware => assert!(b.name().starts_with("gpu"), "{why}"),
+            _ => assert_eq!(b.name(), "cpu", "{why}"),
+        }
+    }
 }

@@ -95,6 +95,32 @@ pub enum MatchRegion {
     Edges = 1,
 }
 
+/// Where the heavy kernels run.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstVidkompyDevice")]
+pub enum Device {
+    #[enum_value(name = "A hardware GPU when there is one, else the CPU", nick = "auto")]
+    Auto = 0,
+    #[enum_value(
+        name = "The GPU (a software Vulkan adapter included); an error without one",
+        nick = "gpu"
+    )]
+    Gpu = 1,
+    #[enum_value(name = "The CPU", nick = "cpu")]
+    Cpu = 2,
+}
+
+impl From<Device> for compute::Choice {
+    fn from(d: Device) -> Self {
+        match d {
+            Device::Auto => compute::Choice::Auto,
+            Device::Gpu => compute::Choice::Gpu,
+            Device::Cpu => compute::Choice::Cpu,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Settings {
     x: i32,
@@ -107,6 +133,7 @@ struct Settings {
     alignment: Option<String>,
     two_pass: bool,
     max_memory: u64,
+    device: Device,
     temp_dir: Option<String>,
 }
 
@@ -123,6 +150,7 @@ impl Default for Settings {
             alignment: None,
             two_pass: DEFAULT_TWO_PASS,
             max_memory: DEFAULT_MAX_MEMORY,
+            device: Device::Auto,
             temp_dir: None,
         }
     }
@@ -269,7 +297,8 @@ pub struct VidkompyAlign {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     cancel: Cancel,
-    compute: Arc<dyn Compute>,
+    /// The backend chosen at start from the `device` property.
+    compute: Mutex<Arc<dyn Compute>>,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it (the element never
@@ -945,6 +974,11 @@ impl VidkompyAlign {
         Ok(result)
     }
 
+    /// The backend in use.
+    fn compute(&self) -> Arc<dyn Compute> {
+        lock(&self.compute).clone()
+    }
+
     /// An element error if a thumbnail could not be read back from its spill file during the
     /// analysis (it was analysed as a flat frame, so the result cannot be trusted).
     fn thumbs_read(&self, state: &State) -> Result<(), gst::FlowError> {
@@ -1108,6 +1142,7 @@ impl VidkompyAlign {
                 "spilled-bytes",
                 state.bg.store.spilled_bytes() + state.fg.store.spilled_bytes(),
             )
+            .field("device", self.compute().name())
             .field(
                 "spilled-thumbnail-bytes",
                 state.bg.thumbs.spilled_bytes() + state.fg.thumbs.spilled_bytes(),
@@ -1216,7 +1251,7 @@ impl VidkompyAlign {
             temporal_confidence: a.and_then(|a| finite(a.temporal_confidence)),
             mean_cost: a.and_then(|a| finite(a.mean_cost)),
             mapping: kind.to_string(),
-            device: self.compute.name().to_string(),
+            device: self.compute().name().to_string(),
             analysis_seconds: elapsed.as_secs_f64(),
             timings: a
                 .map(|a| {
@@ -1403,7 +1438,7 @@ impl VidkompyAlign {
                 .zip(strides)
                 .map(|(data, stride)| PlaneMut { data, stride })
                 .collect();
-            self.compute
+            self.compute()
                 .composite(
                     &out.layouts,
                     (bg_info.width(), bg_info.height()),
@@ -1837,7 +1872,7 @@ impl ObjectSubclass for VidkompyAlign {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(None),
             cancel: Cancel::new(),
-            compute: compute::cpu(),
+            compute: Mutex::new(compute::cpu()),
         }
     }
 }
@@ -1898,6 +1933,17 @@ impl ObjectImpl for VidkompyAlign {
                     )
                     .maximum(MAX_BLEND_WIDTH)
                     .default_value(DEFAULT_BLEND_WIDTH)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("device", Device::Auto)
+                    .nick("Device")
+                    .blurb(
+                        "Where compositing runs: auto takes a hardware GPU (Vulkan) when there \
+                         is one and otherwise the CPU (a software Vulkan adapter such as \
+                         lavapipe is slower than the CPU path); gpu insists on a GPU, software \
+                         adapters included, and fails at start without one; cpu never uses a \
+                         GPU. The choice is logged and reported",
+                    )
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("match-region", DEFAULT_MATCH_REGION)
@@ -1984,6 +2030,7 @@ impl ObjectImpl for VidkompyAlign {
             "alignment" => s.alignment = value.get::<Option<String>>().ok().flatten(),
             "two-pass" => s.two_pass = value.get().unwrap_or(DEFAULT_TWO_PASS),
             "max-memory" => s.max_memory = value.get().unwrap_or(DEFAULT_MAX_MEMORY),
+            "device" => s.device = value.get().unwrap_or(Device::Auto),
             "temp-dir" => s.temp_dir = value.get::<Option<String>>().ok().flatten(),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
@@ -2003,6 +2050,7 @@ impl ObjectImpl for VidkompyAlign {
             "alignment" => s.alignment.to_value(),
             "two-pass" => s.two_pass.to_value(),
             "max-memory" => s.max_memory.to_value(),
+            "device" => s.device.to_value(),
             "temp-dir" => s.temp_dir.to_value(),
             // GObject only asks for the properties registered above.
             _ => pspec.default_value().clone(),
@@ -2082,8 +2130,16 @@ impl AggregatorImpl for VidkompyAlign {
             }
             None => None,
         };
+        let device = lock(&self.settings).device;
+        let (backend, why) = compute::backend(device.into()).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("device=gpu, but there is no GPU: {e}")
+            )
+        })?;
+        gst::info!(CAT, imp = self, "computing on {} ({why})", backend.name());
+        *lock(&self.compute) = backend;
         *self.state() = Some(self.new_state(loaded));
-        gst::debug!(CAT, imp = self, "started, compute: {}", self.compute.name());
         self.parent_start()
     }
 

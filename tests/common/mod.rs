@@ -367,3 +367,17 @@ pub fn run_child(args: &[&std::ffi::OsStr]) -> Result<Vec<f64>, String> {
         .map(|s| s.parse::<f64>().unwrap_or(f64::NAN))
         .collect())
 }
+
+/// The plugin file cargo built for this test run, alone in a directory (for gst-launch).
+pub fn plugin_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let name = format!(
+        "{}gstvidkompy{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(exe.parent().unwrap().join(&name), plugins.join(&name)).unwrap();
+    plugins
+}

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MIT
+
+//! The GPU implementation of [`Compute`]: WGSL compute shaders through wgpu on a Vulkan adapter
+//! (a hardware GPU, or Mesa's lavapipe on the CPU when asked for explicitly).
+//!
+//! One device per process, created on first use and shared by every element instance. Every
+//! kernel is bit-exact with the CPU path: integer arithmetic only, so the two never disagree.
+
+use super::Compute;
+use crate::composite::{self, CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The adapter the process's device runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterInfo {
+    /// The adapter's name as the driver reports it (e.g. "NVIDIA H100", "llvmpipe (LLVM 15.0.6,
+    /// 256 bits)").
+    pub name: String,
+    /// "discrete", "integrated", "virtual", "cpu" or "other".
+    pub kind: &'static str,
+    /// A real GPU (discrete, integrated or virtual), not a software rasteriser.
+    pub hardware: bool,
+    pub driver: String,
+}
+
+/// A compiled kernel: its pipeline and the layout of its bindings.
+#[derive(Debug)]
+struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// The process's GPU device and its kernels.
+#[derive(Debug)]
+pub struct Context {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: AdapterInfo,
+    composite: Kernel,
+    /// The first uncaptured error the device reported (they are otherwise panics in wgpu).
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+static ADAPTER: OnceLock<Result<(wgpu::Adapter, AdapterInfo), String>> = OnceLock::new();
+static CONTEXT: OnceLock<Result<Arc<Context>, String>> = OnceLock::new();
+
+/// The best Vulkan adapter of this machine (discrete, then integrated, virtual, software),
+/// looked up once; no device is opened. An error says why there is none.
+pub fn adapter() -> Result<AdapterInfo, String> {
+    find_adapter().map(|(_, info)| info.clone())
+}
+
+fn find_adapter() -> Result<&'static (wgpu::Adapter, AdapterInfo), String> {
+    ADAPTER
+        .get_or_init(|| {
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+                backends: wgpu::Backends::VULKAN,
+                ..wgpu::InstanceDescriptor::new_without_display_handle()
+            });
+            let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
+            let adapter = adapters
+                .into_iter()
+                .min_by_key(|a| kind_of(a.get_info().device_type).1)
+                .ok_or_else(|| {
+                    "no Vulkan adapter found (a GPU driver, or mesa-vulkan-drivers for the \
+                     software one)"
+                        .to_string()
+                })?;
+            let raw = adapter.get_info();
+            let (kind, rank) = kind_of(raw.device_type);
+            let info = AdapterInfo {
+                name: raw.name.clone(),
+                kind,
+                hardware: rank <= 2,
+                driver: format!("{} {}", raw.driver, raw.driver_info)
+                    .trim()
+                    .to_string(),
+            };
+            Ok((adapter, info))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The process's GPU device on [`adapter`], opened on the first call and shared.
+pub fn context() -> Result<Arc<Context>, String> {
+    CONTEXT.get_or_init(|| init().map(Arc::new)).clone()
+}
+
+fn kind_of(t: wgpu::DeviceType) -> (&'static str, u8) {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => ("discrete", 0),
+        wgpu::DeviceType::IntegratedGpu => ("integrated", 1),
+        wgpu::DeviceType::VirtualGpu => ("virtual", 2),
+        wgpu::DeviceType::Cpu => ("cpu", 3),
+        wgpu::DeviceType::Other => ("other", 4),
+    }
+}
+
+/// Bytes a single binding may span at most, requested explicitly (the adapter's limit when
+/// lower): long sequences are processed in bands that stay below it.
+pub const MAX_BINDING: u64 = 1 << 30;
+
+fn init() -> Result<Context, String> {
+    let (adapter, info) = find_adapter()?;
+    let info = info.clone();
+    let have = adapter.limits();
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: have.max_storage_buffer_binding_size.min(MAX_BINDING),
+        max_buffer_size: have.max_buffer_size.min(MAX_BINDING),
+        max_storage_buffers_per_shader_stage: 8,
+        ..wgpu::Limits::downlevel_defaults()
+    };
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("vidkompy"),
+        required_features: wgpu::Features::empty(),
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .map_err(|e| format!("cannot open {}: {e}", info.name))?;
+    let uncaptured = Arc::new(Mutex::new(None));
+    let seen = uncaptured.clone();
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        if let Ok(mut s) = seen.lock() {
+            s.get_or_insert_with(|| e.to_string());
+        }
+    }));
+    let composite = kernel(&device, "composite", include_str!("shaders/composite.wgsl"))?;
+    Ok(Context {
+        device,
+        queue,
+        info,
+        composite,
+        uncaptured,
+    })
+}
+
+/// Compiles one WGSL kernel (entry point `main`), catching validation errors.
+fn kernel(device: &wgpu::Device, label: &str, source: &str) -> Result<Kernel, String> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(label),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(format!("kernel {label}: {e}"));
+    }
+    let layout = pipeline.get_bind_group_layout(0);
+    Ok(Kernel { pipeline, layout })
+}
+
+impl Context {
+    pub fn info(&self) -> &AdapterInfo {
+        &self.info
+    }
+
+    fn storage(&self, label: &str, bytes: &[u8], writable: bool) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+        if writable {
+            usage |= wgpu::BufferUsages::COPY_SRC;
+        }
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage,
+            })
+    }
+
+    fn uniform(&self, words: &[u32]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::cast_slice(words),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    /// Runs `kernel` over `groups` workgroups with `buffers` bound in order (binding 0, 1, …),
+    /// then reads back `out` (a STORAGE | COPY_SRC buffer). Errors name what failed.
+    fn run(
+        &self,
+        kernel: &Kernel,
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32, u32),
+        out: &wgpu::Buffer,
+    ) -> Result<Vec<u8>, String> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &kernel.layout,
+            entries: &entries,
+        });
+        let size = out.size();
+        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, &group, &[]);
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        }
+        enc.copy_buffer_to_buffer(out, 0, &readback, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        readback.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| format!("GPU wait failed: {e}"))?;
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(format!("GPU validation: {e}"));
+        }
+        if let Some(e) = self.uncaptured.lock().ok().and_then(|e| e.clone()) {
+            return Err(format!("GPU error: {e}"));
+        }
+        rx.recv()
+            .map_err(|_| "GPU readback was dropped".to_string())?
+            .map_err(|e| format!("GPU readback failed: {e}"))?;
+        let data = readback
+            .get_mapped_range(..)
+            .map_err(|e| format!("GPU readback failed: {e}"))?
+            .to_vec();
+        readback.unmap();
+        Ok(data)
+    }
+}
+
+/// The GPU backend.
+#[derive(Debug, Clone)]
+pub struct Gpu {
+    ctx: Arc<Context>,
+    name: String,
+}
+
+impl Gpu {
+    /// The process's GPU, if there is one.
+    pub fn new() -> Result<Gpu, String> {
+        let ctx = context()?;
+        let name = format!("gpu: {}", ctx.info.name);
+        Ok(Gpu { ctx, name })
+    }
+
+    pub fn info(&self) -> &AdapterInfo {
+        &self.ctx.info
+    }
+}
+
+/// Words of 4 bytes covering `bytes` bytes.
+fn words(bytes: usize) -> usize {
+    bytes.div_ceil(4)
+}
+
+impl Compute for Gpu {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn composite(
+        &self,
+        layouts: &[PlaneLayout],
+        bg_size: (u32, u32),
+        dst: &mut [PlaneMut<'_>],
+        src: &[PlaneRef<'_>],
+        overlay: &Overlay,
+    ) -> Result<(), CompositeError> {
+        let jobs = composite::plan(layouts, bg_size, dst, src, overlay)?;
+        let ctx = &self.ctx;
+        for ((job, d), s) in jobs.iter().zip(dst.iter_mut()).zip(src) {
+            if job.rows == 0 || job.cols == 0 {
+                continue;
+            }
+            let bpp = job.bytes_per_pixel;
+            let col0_bytes = job.col0 * bpp;
+            let width_bytes = job.cols * bpp;
+            let first_word = col0_bytes / 4;
+            let n_words = words(col0_bytes + width_bytes) - first_word;
+            let src_words = words(width_bytes);
+            // The bg's footprint rows, from `first_word` on, packed; the fg's rows packed.
+            let mut packed = vec![0u8; job.rows * n_words * 4];
+            for (r, out) in packed.chunks_exact_mut(n_words * 4).enumerate() {
+                let row = &d.data[(job.row0 + r) * d.stride..];
+                let row = &row[first_word * 4..row.len().min((first_word + n_words) * 4)];
+                out[..row.len()].copy_from_slice(row);
+            }
+            let mut fg = vec![0u8; job.rows * src_words * 4];
+            for (r, out) in fg.chunks_exact_mut(src_words * 4).enumerate() {
+                out[..width_bytes].copy_from_slice(&s.data[r * s.stride..][..width_bytes]);
+            }
+            let col_alpha: Vec<u32> = job.col_alpha.iter().map(|&a| u32::from(a)).collect();
+            let row_alpha: Vec<u32> = job.row_alpha.iter().map(|&a| u32::from(a)).collect();
+            let as_u32 = |v: usize| {
+                u32::try_from(v).map_err(|_| CompositeError::Device(format!("{v} too large")))
+            };
+            let params = [
+                as_u32(col0_bytes)?,
+                as_u32(width_bytes)?,
+                as_u32(job.rows)?,
+                as_u32(bpp)?,
+                as_u32(n_words)?,
+                as_u32(src_words)?,
+                as_u32(first_word)?,
+                0,
+            ];
+            let b_params = ctx.uniform(&params);
+            let b_dst = ctx.storage("bg rows", &packed, true);
+            let b_src = ctx.storage("fg rows", &fg, false);
+            let b_col = ctx.storage("column weights", bytemuck::cast_slice(&col_alpha), false);
+            let b_row = ctx.storage("row weights", bytemuck::cast_slice(&row_alpha), false);
+            let out = ctx
+                .run(
+                    &ctx.composite,
+                    &[&b_params, &b_dst, &b_src, &b_col, &b_row],
+                    (as_u32(n_words.div_ceil(64))?, as_u32(job.rows)?, 1),
+                    &b_dst,
+                )
+                .map_err(CompositeError::Device)?;
+            for (r, row) in out.chunks_exact(n_words * 4).enumerate() {
+                let drow = &mut d.data[(job.row0 + r) * d.stride..][col0_bytes..][..width_bytes];
+                let from = col0_bytes - first_word * 4;
+                drow.copy_from_slice(&row[from..from + width_bytes]);
+            }
+        }
+        Ok(())
+    }
+}

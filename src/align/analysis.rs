@@ -185,9 +185,17 @@ fn dense_coarse(
     )
 }
 
-/// Thumbnails whose content has texture.
+/// Thumbnails whose content has texture (standard deviation of at least
+/// [`features::FLAT_STD`], from integer sums of the bytes).
 fn textured(t: &Thumb) -> bool {
-    !features::normalize(&t.image()).is_flat()
+    let n = t.data.len().max(1) as f64;
+    let (s1, s2) = t.data.iter().fold((0u64, 0u64), |(a, b), &v| {
+        let v = u64::from(v);
+        (a + v, b + v * v)
+    });
+    let mean = s1 as f64 / n;
+    let var = (s2 as f64 / n - mean * mean).max(0.0);
+    var.sqrt() >= f64::from(features::FLAT_STD)
 }
 
 /// Footprint feature grid for a footprint of `fw` x `fh` bg px seen at `bg_factor`.
@@ -464,6 +472,7 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
     // 1. Coarse spatial search on textured samples.
     let fg_idx: Vec<usize> = {
         let tex: Vec<usize> = (0..input.fg.len())
+            .into_par_iter()
             .filter(|&i| textured(&input.fg.get(i)))
             .collect();
         spread(tex.len(), FG_SAMPLES)

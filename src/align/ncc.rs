@@ -242,6 +242,51 @@ pub fn ncc_map_fft(
     })
 }
 
+/// `1 / sqrt(variance)` of every `th` x `tw` window of a prepared image (0 where the window is
+/// flat): the part of the NCC that depends on the image and the template's size only, to be
+/// shared by every template of that size ([`ncc_add_fft`]).
+pub fn inv_std_map(img: &Prepared, th: usize, tw: usize) -> Array2<f32> {
+    let (mh, mw) = (img.h + 1 - th, img.w + 1 - tw);
+    Array2::from_shape_fn((mh, mw), |(v, u)| {
+        let var = img.integral.window_var(v, u, th, tw);
+        if var <= FLAT_VAR * (th * tw) as f64 {
+            0.0
+        } else {
+            (1.0 / var.sqrt()) as f32
+        }
+    })
+}
+
+/// Adds `weight` x the NCC map of `t` on `img` (as [`ncc_map_fft`] computes it) to `acc`,
+/// with the image's [`inv_std_map`] for the template's size.
+pub fn ncc_add_fft(
+    fft: &Fft2,
+    img: &Prepared,
+    t: &TemplateSpectrum,
+    inv_std: &Array2<f32>,
+    weight: f32,
+    scratch: &mut Scratch,
+    acc: &mut Array2<f32>,
+) {
+    let (_, q) = fft.size();
+    scratch.spec.clear();
+    scratch
+        .spec
+        .extend(img.spec.iter().zip(&t.spec).map(|(a, b)| a * b.conj()));
+    fft.inverse(&mut scratch.spec, &mut scratch.corr);
+    let k = (f64::from(weight) / t.norm) as f32;
+    for ((a, inv), corr) in acc
+        .rows_mut()
+        .into_iter()
+        .zip(inv_std.rows())
+        .zip(scratch.corr.chunks(q))
+    {
+        for ((a, &i), &c) in a.into_iter().zip(inv).zip(corr) {
+            *a += c * i * k;
+        }
+    }
+}
+
 /// Dot product in eight independent lanes, so that the compiler vectorises it.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

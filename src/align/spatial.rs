@@ -339,23 +339,26 @@ pub fn coarse_in_time(
             }
             let mut scratch = Scratch::default();
             let mut best: Option<TimedBest> = None;
+            // The window variances of each bg sample at this template size, computed once
+            // (every sample serves up to one moment per fg sample).
+            let (th, tw) = (size.1, size.0);
+            let inv: Vec<Image> = prepared
+                .iter()
+                .map(|p| ncc::inv_std_map(p, th, tw))
+                .collect();
+            let weight = 1.0 / spectra.len() as f32;
+            let mut total = Image::zeros(inv.first()?.dim());
             for t in 0..bg.len() - span {
-                let mut total: Option<Image> = None;
+                total.fill(0.0);
                 for (r, ts) in spectra.iter().enumerate() {
-                    let m = ncc::ncc_map_fft(fft, &prepared[t + r * stride], ts, &mut scratch);
-                    match total.as_mut() {
-                        Some(acc) => *acc += &m,
-                        None => total = Some(m),
-                    }
+                    let k = t + r * stride;
+                    ncc::ncc_add_fft(fft, &prepared[k], ts, &inv[k], weight, &mut scratch, &mut total);
                 }
-                let Some(total) = total else {
-                    continue;
-                };
                 for ((v, u), &sc) in total.indexed_iter() {
                     if !search.allowed(u, v) {
                         continue;
                     }
-                    let sc = f64::from(sc) / spectra.len() as f64;
+                    let sc = f64::from(sc);
                     if best.is_none_or(|b| sc > b.0) {
                         best = Some((sc, size.0 as f64 * bg_factor / geo.fg.0 as f64, u, v, t));
                     }

@@ -95,6 +95,9 @@ pub fn cost_matrix(fg: &Features, bg: &Features) -> Array2<f32> {
 /// bg frames sampled per fg frame for the median cost of its row, at most.
 pub const MEDIAN_SAMPLES: usize = 1024;
 
+/// bg frames sampled per fg frame for its median, at least (when there are as many).
+pub const MEDIAN_SAMPLES_MIN: usize = 256;
+
 /// Cells above which the cost matrix is not computed whole: the alignment runs on every
 /// `f`-th frame of both streams first and then in a band around that path (memory and time
 /// linear in the length instead of quadratic).
@@ -132,7 +135,7 @@ impl Costs {
         let median = c
             .axis_iter(Axis(0))
             .into_par_iter()
-            .map(|row| median_of(sampled(m).map(|j| row[j]).collect()))
+            .map(|row| median_of(sampled(n, m).map(|j| row[j]).collect()))
             .collect();
         Costs {
             m,
@@ -246,7 +249,7 @@ impl Costs {
 /// Every row's median cost over the sampled bg frames, as matrix products over blocks of rows
 /// (memory bounded whatever the length).
 fn sampled_medians(fg: &Features, bg: &Features) -> Vec<f32> {
-    let cols: Vec<usize> = sampled(bg.len()).collect();
+    let cols: Vec<usize> = sampled(fg.len(), bg.len()).collect();
     if cols.is_empty() {
         return vec![0.0; fg.len()];
     }
@@ -272,9 +275,12 @@ fn sampled_medians(fg: &Features, bg: &Features) -> Vec<f32> {
     blocks.concat()
 }
 
-/// The bg frames sampled for a row's median: all when there are few.
-fn sampled(m: usize) -> impl Iterator<Item = usize> {
-    let k = m.min(MEDIAN_SAMPLES);
+/// The bg frames sampled for a row's median among `m`, with `n` rows: all when there are few;
+/// at most [`MEDIAN_SAMPLES`]; fewer (down to [`MEDIAN_SAMPLES_MIN`]) when the samples of all
+/// rows would exceed [`FULL_CELLS`], so that the medians' cost grows linearly with length.
+fn sampled(n: usize, m: usize) -> impl Iterator<Item = usize> {
+    let budget = (FULL_CELLS / n.max(1)).clamp(MEDIAN_SAMPLES_MIN, MEDIAN_SAMPLES);
+    let k = m.min(budget);
     (0..k).map(move |s| (s * m + m / 2) / k.max(1))
 }
 

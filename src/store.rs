@@ -381,10 +381,9 @@ impl PadStore {
 }
 
 /// Thumbnail bytes a [`ThumbStore`] keeps in memory by default; later thumbnails go to its
-/// spill file. 32 MiB is about 2300 thumbnails of 160x90: over a minute and a half of one
-/// 24 fps stream, so short inputs never touch the disk, and a long one costs the same memory
-/// as a short one.
-pub const THUMBS_IN_MEMORY: usize = 32 << 20;
+/// spill file. 8 MiB is about 580 thumbnails of 160x90 (24 s of a 24 fps stream), so short
+/// inputs never touch the disk, and a long one costs the same memory as a short one.
+pub const THUMBS_IN_MEMORY: usize = 8 << 20;
 
 /// Where one thumbnail is.
 #[derive(Debug)]

@@ -108,6 +108,9 @@ const DENSE_SCALE_STEP: f64 = 1.08;
 
 /// fg samples of the dense search, all at one moment each, a common offset apart.
 const DENSE_FG: usize = 4;
+/// bg frames between the dense search's samples, at least (a third of a second at 24 fps:
+/// the search around its result looks between them).
+const DENSE_MIN_STEP: usize = 8;
 
 /// The coarse search for long inputs whose content keeps changing, where bg samples spread
 /// over the whole bg may show none of the fg samples' moments: [`DENSE_FG`] fg frames about
@@ -130,7 +133,7 @@ fn dense_coarse(
     }
     let (bg_factor, fg_factor) = (bg0.factor as f64, fg0.factor as f64);
     let rate = input.nominal_rate.filter(|r| *r > 0.0).unwrap_or(1.0);
-    let k = m.div_ceil(DENSE_SAMPLES).max(1);
+    let k = m.div_ceil(DENSE_SAMPLES).max(DENSE_MIN_STEP);
     let dense: Vec<usize> = (0..m).step_by(k).collect();
     // About 48 bg frames (two seconds at 24 fps) between fg samples.
     let stride = 48usize.div_ceil(k).max(1);
@@ -205,46 +208,31 @@ fn grid(fw: f64, fh: f64, bg_factor: f64) -> (usize, usize) {
     (gw, gh)
 }
 
-fn bg_features(
-    thumbs: &dyn Thumbs,
-    e: &Estimate,
-    geo: Geometry,
-    g: (usize, usize),
-) -> Vec<Feature> {
+fn bg_features(thumbs: &dyn Thumbs, e: &Estimate, geo: Geometry, g: (usize, usize)) -> Features {
     let r = Rect {
         x: e.x,
         y: e.y,
         w: geo.fg.0 as f64 * e.scale,
         h: geo.fg.1 as f64 * e.scale,
     };
-    (0..thumbs.len())
-        .into_par_iter()
-        .map(|i| {
-            let t = thumbs.get(i);
-            features::normalize(&features::resample_thumb(
-                &t,
-                r.scaled(1.0 / t.factor as f64),
-                g.0,
-                g.1,
-            ))
-        })
-        .collect()
+    Features::build(thumbs.len(), g.0 * g.1, |i, out| {
+        let t = thumbs.get(i);
+        let img = features::resample_thumb(&t, r.scaled(1.0 / t.factor as f64), g.0, g.1);
+        features::normalize_into(&img, out)
+    })
 }
 
-fn fg_features(thumbs: &dyn Thumbs, geo: Geometry, g: (usize, usize)) -> Vec<Feature> {
-    (0..thumbs.len())
-        .into_par_iter()
-        .map(|i| {
-            let t = thumbs.get(i);
-            let r = Rect {
-                x: 0.0,
-                y: 0.0,
-                w: geo.fg.0 as f64 / t.factor as f64,
-                h: geo.fg.1 as f64 / t.factor as f64,
-            };
-            features::normalize(&features::resample_thumb(&t, r, g.0, g.1))
-        })
-        .collect()
+fn fg_features(thumbs: &dyn Thumbs, geo: Geometry, g: (usize, usize)) -> Features {
+    Features::build(thumbs.len(), g.0 * g.1, |i, out| {
+        let t = thumbs.get(i);
+        let r = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: geo.fg.0 as f64 / t.factor as f64,
+            h: geo.fg.1 as f64 / t.factor as f64,
+        };
+        features::normalize_into(&features::resample_thumb(&t, r, g.0, g.1), out)
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -270,16 +258,14 @@ fn temporal_at(
         bg_factor,
     );
     if fg_feats.as_ref().is_none_or(|(gg, _)| *gg != g) {
-        let f = timings.time("features", || Features::new(&fg_features(input.fg, geo, g)));
+        let f = timings.time("features", || fg_features(input.fg, geo, g));
         *fg_feats = Some((g, f));
     }
     let Some((_, fg)) = fg_feats.as_ref() else {
         unreachable!("set above")
     };
     cancel.check()?;
-    let bg = timings.time("features", || {
-        Features::new(&bg_features(input.bg, e, geo, g))
-    });
+    let bg = timings.time("features", || bg_features(input.bg, e, geo, g));
     timings.time("temporal", || temporal_of(input, fg, &bg, previous, cancel))
 }
 

@@ -461,17 +461,27 @@ impl Feature {
 }
 
 pub fn normalize(img: &Image) -> Feature {
+    let mut v = vec![0.0; img.len()];
+    let (mean, std) = normalize_into(img, &mut v);
+    Feature { v, mean, std }
+}
+
+/// [`normalize`] into `out` (as long as the image); returns the image's mean and standard
+/// deviation.
+pub fn normalize_into(img: &Image, out: &mut [f32]) -> (f32, f32) {
     let n = img.len().max(1) as f32;
     let mean = img.sum() / n;
     let var = img.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
     let std = var.sqrt();
-    let v = if std < FLAT_STD {
-        vec![0.0; img.len()]
+    if std < FLAT_STD {
+        out.fill(0.0);
     } else {
         let k = 1.0 / (std * n.sqrt());
-        img.iter().map(|&v| (v - mean) * k).collect()
-    };
-    Feature { v, mean, std }
+        for (o, &v) in out.iter_mut().zip(img.iter()) {
+            *o = (v - mean) * k;
+        }
+    }
+    (mean, std)
 }
 
 #[cfg(test)]

@@ -217,6 +217,12 @@ pub fn coarse_with(
             let mut arg: Vec<ndarray::Array2<u32>> = Vec::new();
             let mut used = 0usize;
             let mut scratch = Scratch::default();
+            // Each bg sample's window variances at this size, shared by every fg sample.
+            let inv: Vec<Image> = prepared
+                .iter()
+                .map(|p| ncc::inv_std_map(p, th, tw))
+                .collect();
+            let mut m = Image::zeros((mh, mw));
             for f in fg {
                 let Some(t) = search.template(f, (tw, th)) else {
                     arg.push(ndarray::Array2::from_elem((mh, mw), u32::MAX));
@@ -225,8 +231,9 @@ pub fn coarse_with(
                 let ts = TemplateSpectrum::new(fft, &t);
                 let mut best = Image::from_elem((mh, mw), -1.0);
                 let mut best_j = ndarray::Array2::from_elem((mh, mw), u32::MAX);
-                for (j, p) in prepared.iter().enumerate() {
-                    let m = ncc::ncc_map_fft(fft, p, &ts, &mut scratch);
+                for (j, (p, inv)) in prepared.iter().zip(&inv).enumerate() {
+                    m.fill(0.0);
+                    ncc::ncc_add_fft(fft, p, &ts, inv, 1.0, &mut scratch, &mut m);
                     for ((b, bj), &v) in best.iter_mut().zip(best_j.iter_mut()).zip(m.iter()) {
                         if v > *b {
                             *b = v;
@@ -352,7 +359,15 @@ pub fn coarse_in_time(
                 total.fill(0.0);
                 for (r, ts) in spectra.iter().enumerate() {
                     let k = t + r * stride;
-                    ncc::ncc_add_fft(fft, &prepared[k], ts, &inv[k], weight, &mut scratch, &mut total);
+                    ncc::ncc_add_fft(
+                        fft,
+                        &prepared[k],
+                        ts,
+                        &inv[k],
+                        weight,
+                        &mut scratch,
+                        &mut total,
+                    );
                 }
                 for ((v, u), &sc) in total.indexed_iter() {
                     if !search.allowed(u, v) {

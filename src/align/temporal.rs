@@ -12,7 +12,7 @@
 //! on the line instead of wandering. Neither prior favours one of the two step sizes, so a
 //! fractional speed (drift, 24 vs 60 fps) is followed without bias.
 
-use super::features::Feature;
+use super::features::{self, Feature};
 use super::{Cancel, Cancelled};
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
@@ -38,6 +38,27 @@ impl Features {
             v,
             flat: list.iter().map(Feature::is_flat).collect(),
             mean: list.iter().map(|f| f.mean).collect(),
+        }
+    }
+
+    /// `n` features of `d` values each, row `i` written by `f`, which returns the frame's mean
+    /// and standard deviation (as [`features::normalize_into`] does); rows in parallel, with no
+    /// intermediate copy.
+    pub fn build(n: usize, d: usize, f: impl Fn(usize, &mut [f32]) -> (f32, f32) + Sync) -> Self {
+        let mut v = Array2::zeros((n, d));
+        let stats: Vec<(f32, f32)> = v
+            .axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, mut row)| match row.as_slice_mut() {
+                Some(r) => f(i, r),
+                None => (0.0, 0.0),
+            })
+            .collect();
+        Features {
+            v,
+            flat: stats.iter().map(|s| s.1 < features::FLAT_STD).collect(),
+            mean: stats.iter().map(|s| s.0).collect(),
         }
     }
 

@@ -1990,7 +1990,7 @@ impl ObjectImpl for VidkompyAlign {
                         "Bytes of frame copies held in memory when frames are stored (inputs \
                          that cannot seek, or two-pass=false); past it they go to a temp file \
                          in temp-dir (0 = unlimited; below one frame, every copy goes to disk). \
-                         Thumbnails for the analysis are held up to 32 MiB per pad (or this, if \
+                         Thumbnails for the analysis are held up to 8 MiB per pad (or this, if \
                          lower; unbounded when 0), the rest in a temp file too",
                     )
                     .default_value(DEFAULT_MAX_MEMORY)

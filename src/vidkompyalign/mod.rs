@@ -25,7 +25,7 @@
  *
  * The element works offline: it reads both pads to EOS before it outputs. When both upstreams
  * answer the SEEKING query as seekable (files), it keeps no frame: a first pass keeps per-frame
- * features (a thumbnail of a few KB; past 32 MiB per pad in a spill file in `temp-dir`) for
+ * features (a thumbnail of a few KB; past 8 MiB per pad in a spill file in `temp-dir`) for
  * the analysis, a short second pass fetches the dozen
  * frames the sub-pixel refinement needs (among the fg's first 720), and both inputs are then
  * sought back to the start once more and composited as they are read. Otherwise (or with

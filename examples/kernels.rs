@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+
+//! Kernel benchmark without GStreamer: each heavy kernel on the CPU path and on the GPU path
+//! (wgpu on the best Vulkan adapter, lavapipe included), on 1080p-sized data, with a check that
+//! both give the same bytes. Needs only a Vulkan driver for the GPU side, so it runs on a GPU
+//! machine without GStreamer's plugins.
+//!
+//! ```text
+//! cargo run --release --example kernels -- [ITERATIONS]
+//! ```
+
+use gstvidkompy::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
+use gstvidkompy::compute::{self, Compute};
+use std::time::Instant;
+
+fn noise(n: usize, seed: u32) -> Vec<u8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+/// I420 planes of a `w` x `h` image, tightly packed, random content.
+fn i420(w: u32, h: u32, seed: u32) -> (Vec<Vec<u8>>, Vec<usize>) {
+    let layouts = layouts();
+    let strides: Vec<usize> = layouts.iter().map(|l| l.plane_size(w, h).0).collect();
+    let planes = layouts
+        .iter()
+        .zip(&strides)
+        .enumerate()
+        .map(|(p, (l, s))| noise(s * l.plane_size(w, h).1, seed + p as u32))
+        .collect();
+    (planes, strides)
+}
+
+fn layouts() -> [PlaneLayout; 3] {
+    let y = PlaneLayout {
+        x_sub: 0,
+        y_sub: 0,
+        bytes_per_pixel: 1,
+    };
+    let c = PlaneLayout {
+        x_sub: 1,
+        y_sub: 1,
+        bytes_per_pixel: 1,
+    };
+    [y, c, c]
+}
+
+/// Composites a 960x540 footprint into a 1920x1080 bg `iters` times; returns seconds per
+/// frame and the last result.
+fn composite(
+    backend: &dyn Compute,
+    feather: u32,
+    iters: usize,
+) -> Result<(f64, Vec<Vec<u8>>), String> {
+    let bg_size = (1920, 1080);
+    let o = Overlay::new(480, 270, 960, 540, bg_size, feather);
+    let (bg, bg_strides) = i420(bg_size.0, bg_size.1, 1);
+    let (fg, fg_strides) = i420(o.width, o.height, 7);
+    let src: Vec<PlaneRef> = fg
+        .iter()
+        .zip(&fg_strides)
+        .map(|(d, &stride)| PlaneRef { data: d, stride })
+        .collect();
+    let mut out = bg.clone();
+    let mut best = f64::INFINITY;
+    for _ in 0..iters {
+        out.clone_from(&bg);
+        let mut dst: Vec<PlaneMut> = out
+            .iter_mut()
+            .zip(&bg_strides)
+            .map(|(d, &stride)| PlaneMut { data: d, stride })
+            .collect();
+        let t = Instant::now();
+        backend
+            .composite(&layouts(), bg_size, &mut dst, &src, &o)
+            .map_err(|e| e.to_string())?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok((best, out))
+}
+
+fn main() {
+    let iters: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20);
+    println!(
+        "{} cores; best of {iters} runs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let cpu = compute::cpu();
+    let gpu: Option<compute::Gpu> = match compute::Gpu::new() {
+        Ok(g) => {
+            let i = g.info();
+            println!("GPU: {} ({}, {})", i.name, i.kind, i.driver);
+            Some(g)
+        }
+        Err(e) => {
+            println!("GPU: none ({e})");
+            None
+        }
+    };
+    println!("| kernel | CPU ms | GPU ms | GPU / CPU | same bytes |");
+    println!("|---|---|---|---|---|");
+    for (label, feather) in [
+        ("composite I420 1080p, paste 960x540", 0),
+        ("composite I420 1080p, feather 16 px", 16),
+    ] {
+        let c = composite(cpu.as_ref(), feather, iters);
+        let g = gpu.as_ref().map(|g| composite(g, feather, iters));
+        match (c, g) {
+            (Ok((tc, oc)), Some(Ok((tg, og)))) => println!(
+                "| {label} | {:.2} | {:.2} | {:.2} | {} |",
+                tc * 1e3,
+                tg * 1e3,
+                tg / tc,
+                oc == og
+            ),
+            (Ok((tc, _)), None) => println!("| {label} | {:.2} | - | - | - |", tc * 1e3),
+            (c, g) => println!(
+                "| {label} | failed: {:?} {:?} |",
+                c.err(),
+                g.map(|g| g.err())
+            ),
+        }
+    }
+}

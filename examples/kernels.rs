@@ -9,6 +9,7 @@
 //! cargo run --release --example kernels -- [ITERATIONS]
 //! ```
 
+use gstvidkompy::align::temporal::{self, Features};
 use gstvidkompy::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use gstvidkompy::compute::{self, Compute};
 use std::time::Instant;
@@ -84,6 +85,34 @@ fn composite(
     Ok((best, out))
 }
 
+/// Random quantised features (values of a unit-norm 576-d feature: about ±700 / 16384).
+fn features(n: usize, d: usize, seed: u32) -> Features {
+    let q = noise(n * d, seed)
+        .into_iter()
+        .map(|b| (i16::from(b) - 128) * 5)
+        .collect();
+    Features {
+        q,
+        d,
+        flat: vec![false; n],
+        mean: vec![100.0; n],
+    }
+}
+
+/// Best time of `iters` runs of `f`, and its last result.
+fn best<T>(iters: usize, mut f: impl FnMut() -> Result<T, String>) -> Result<(f64, T), String> {
+    let mut t_best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..iters {
+        let t = Instant::now();
+        let r = f()?;
+        t_best = t_best.min(t.elapsed().as_secs_f64());
+        last = Some(r);
+    }
+    last.map(|r| (t_best, r))
+        .ok_or_else(|| "no run".to_string())
+}
+
 fn main() {
     let iters: usize = std::env::args()
         .nth(1)
@@ -113,20 +142,52 @@ fn main() {
     ] {
         let c = composite(cpu.as_ref(), feather, iters);
         let g = gpu.as_ref().map(|g| composite(g, feather, iters));
-        match (c, g) {
-            (Ok((tc, oc)), Some(Ok((tg, og)))) => println!(
-                "| {label} | {:.2} | {:.2} | {:.2} | {} |",
-                tc * 1e3,
-                tg * 1e3,
-                tg / tc,
-                oc == og
-            ),
-            (Ok((tc, _)), None) => println!("| {label} | {:.2} | - | - | - |", tc * 1e3),
-            (c, g) => println!(
-                "| {label} | failed: {:?} {:?} |",
-                c.err(),
-                g.map(|g| g.err())
-            ),
-        }
+        print_row(label, c, g);
+    }
+    // Cost-matrix dot products (576-d features, as a 1080p footprint gives): a whole matrix
+    // of a short pair, and the band DTW looks at on 10 minutes of 24 fps.
+    for (label, n, m, width) in [
+        ("cost dots, whole 1200 x 1440 matrix", 1200, 1440, 1440),
+        ("cost dots, 14160 rows x 64-frame band", 14160, 14400, 64),
+    ] {
+        let (fg, bg) = (features(n, 576, 3), features(m, 576, 4));
+        let lo: Vec<usize> = (0..n)
+            .map(|i| {
+                if width >= m {
+                    0
+                } else {
+                    (i + 120).min(m - width)
+                }
+            })
+            .collect();
+        let runs = iters.min(5);
+        let c = best(runs, || Ok(temporal::band_dots(&fg, &bg, &lo, width)));
+        let g = gpu
+            .as_ref()
+            .map(|g| best(runs, || g.band_dots(&fg, &bg, &lo, width)));
+        print_row(label, c, g);
+    }
+}
+
+/// One table row: CPU and GPU times and whether both gave the same result.
+fn print_row<T: PartialEq>(
+    label: &str,
+    c: Result<(f64, T), String>,
+    g: Option<Result<(f64, T), String>>,
+) {
+    match (c, g) {
+        (Ok((tc, oc)), Some(Ok((tg, og)))) => println!(
+            "| {label} | {:.2} | {:.2} | {:.2} | {} |",
+            tc * 1e3,
+            tg * 1e3,
+            tg / tc,
+            oc == og
+        ),
+        (Ok((tc, _)), None) => println!("| {label} | {:.2} | - | - | - |", tc * 1e3),
+        (c, g) => println!(
+            "| {label} | failed: {:?} {:?} |",
+            c.err(),
+            g.map(|g| g.err())
+        ),
     }
 }

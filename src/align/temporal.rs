@@ -17,10 +17,36 @@ use super::{Cancel, Cancelled};
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 
-/// Feature vectors of one stream, one row per frame.
+/// Fixed-point unit of feature values. A normalised feature's values lie in [-1, 1], so they
+/// fit an `i16` at 2^14, and the dot product of two such features (at most about 2^28 in
+/// magnitude, any partial sum included) fits an `i32`. Integer dot products are exact and do
+/// not depend on summation order, so the CPU and the GPU compute the very same costs.
+pub const FEATURE_ONE: f32 = 16384.0;
+
+/// A dot product of two quantised features, back on the unit scale (an exact power of two).
+const DOT_UNIT: f32 = 1.0 / (1u64 << 28) as f32;
+
+/// A feature value in fixed point.
+#[inline]
+pub fn quantise(x: f32) -> i16 {
+    (x * FEATURE_ONE).round().clamp(-32767.0, 32767.0) as i16
+}
+
+/// The dot product of two quantised features (wrapping, as the GPU's does, should malformed
+/// input ever exceed the bound).
+#[inline]
+pub fn dot_q(a: &[i16], b: &[i16]) -> i32 {
+    a.iter().zip(b).fold(0i32, |s, (&x, &y)| {
+        s.wrapping_add(i32::from(x) * i32::from(y))
+    })
+}
+
+/// Feature vectors of one stream, one row per frame, in fixed point ([`FEATURE_ONE`]).
 #[derive(Debug, Clone)]
 pub struct Features {
-    pub v: Array2<f32>,
+    /// Row-major, `d` values per frame.
+    pub q: Vec<i16>,
+    pub d: usize,
     pub flat: Vec<bool>,
     pub mean: Vec<f32>,
 }
@@ -28,38 +54,49 @@ pub struct Features {
 impl Features {
     pub fn new(list: &[Feature]) -> Features {
         let d = list.first().map(|f| f.v.len()).unwrap_or(0);
-        let mut v = Array2::zeros((list.len(), d));
-        for (mut row, f) in v.axis_iter_mut(Axis(0)).zip(list) {
+        let mut q = vec![0i16; list.len() * d];
+        for (row, f) in q.chunks_exact_mut(d.max(1)).zip(list) {
             for (a, &b) in row.iter_mut().zip(&f.v) {
-                *a = b;
+                *a = quantise(b);
             }
         }
         Features {
-            v,
+            q,
+            d,
             flat: list.iter().map(Feature::is_flat).collect(),
             mean: list.iter().map(|f| f.mean).collect(),
         }
     }
 
     /// `n` features of `d` values each, row `i` written by `f`, which returns the frame's mean
-    /// and standard deviation (as [`features::normalize_into`] does); rows in parallel, with no
-    /// intermediate copy.
+    /// and standard deviation (as [`features::normalize_into`] does); rows in parallel.
     pub fn build(n: usize, d: usize, f: impl Fn(usize, &mut [f32]) -> (f32, f32) + Sync) -> Self {
-        let mut v = Array2::zeros((n, d));
-        let stats: Vec<(f32, f32)> = v
-            .axis_iter_mut(Axis(0))
-            .into_par_iter()
+        let mut q = vec![0i16; n * d];
+        let stats: Vec<(f32, f32)> = q
+            .par_chunks_mut(d.max(1))
+            .take(n)
             .enumerate()
-            .map(|(i, mut row)| match row.as_slice_mut() {
-                Some(r) => f(i, r),
-                None => (0.0, 0.0),
+            .map(|(i, row)| {
+                let mut v = vec![0f32; d];
+                let st = f(i, &mut v);
+                for (a, &b) in row.iter_mut().zip(&v) {
+                    *a = quantise(b);
+                }
+                st
             })
             .collect();
         Features {
-            v,
+            q,
+            d,
             flat: stats.iter().map(|s| s.1 < features::FLAT_STD).collect(),
             mean: stats.iter().map(|s| s.0).collect(),
         }
+    }
+
+    /// The quantised feature of frame `i`.
+    #[inline]
+    pub fn row(&self, i: usize) -> &[i16] {
+        &self.q[i * self.d..(i + 1) * self.d]
     }
 
     pub fn len(&self) -> usize {
@@ -74,7 +111,8 @@ impl Features {
     pub fn decimate(&self, f: usize) -> Features {
         let idx: Vec<usize> = (0..self.len()).step_by(f.max(1)).collect();
         Features {
-            v: self.v.select(Axis(0), &idx),
+            q: idx.iter().flat_map(|&i| self.row(i)).copied().collect(),
+            d: self.d,
             flat: idx.iter().map(|&i| self.flat[i]).collect(),
             mean: idx.iter().map(|&i| self.mean[i]).collect(),
         }
@@ -86,9 +124,9 @@ impl Features {
 /// 2 = inverted). Two flat frames (black, fades) cost by how far their brightness differs; a
 /// flat frame against a textured one costs 1.
 #[inline]
-fn cell_cost(dot: f32, fg: &Features, i: usize, bg: &Features, j: usize) -> f32 {
+fn cell_cost(dot: i32, fg: &Features, i: usize, bg: &Features, j: usize) -> f32 {
     match (fg.flat[i], bg.flat[j]) {
-        (false, false) => (1.0 - dot).clamp(0.0, 2.0),
+        (false, false) => (1.0 - dot as f32 * DOT_UNIT).clamp(0.0, 2.0),
         (true, true) => ((fg.mean[i] - bg.mean[j]).abs() / 64.0).min(1.0),
         _ => 1.0,
     }
@@ -96,18 +134,53 @@ fn cell_cost(dot: f32, fg: &Features, i: usize, bg: &Features, j: usize) -> f32 
 
 /// The cost of one cell.
 pub fn cost_at(fg: &Features, i: usize, bg: &Features, j: usize) -> f32 {
-    cell_cost(fg.v.row(i).dot(&bg.v.row(j)), fg, i, bg, j)
+    cell_cost(dot_q(fg.row(i), bg.row(j)), fg, i, bg, j)
 }
 
-/// The full cost matrix (fg x bg), as a matrix product.
+/// The costs of row `i` from its dot products with bg frames `lo..`.
+pub fn costs_from_dots(
+    fg: &Features,
+    i: usize,
+    bg: &Features,
+    lo: usize,
+    dots: &[i32],
+) -> Vec<f32> {
+    dots.iter()
+        .zip(lo..)
+        .map(|(&d, j)| cell_cost(d, fg, i, bg, j))
+        .collect()
+}
+
+/// The dot products of fg row `i` with bg rows `lo[i] .. lo[i] + width` (0 past the last bg
+/// row), row-major: a band of the cost matrix before [`costs_from_dots`]. The GPU path computes
+/// the same numbers (`compute::Gpu::band_dots`).
+pub fn band_dots(fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Vec<i32> {
+    let mut out = vec![0i32; lo.len() * width];
+    if width == 0 {
+        return out;
+    }
+    out.par_chunks_mut(width)
+        .zip(lo)
+        .enumerate()
+        .for_each(|(i, (row, &l))| {
+            let a = fg.row(i);
+            for (o, j) in row.iter_mut().zip(l..bg.len()) {
+                *o = dot_q(a, bg.row(j));
+            }
+        });
+    out
+}
+
+/// The full cost matrix (fg x bg), rows in parallel.
 pub fn cost_matrix(fg: &Features, bg: &Features) -> Array2<f32> {
-    let mut c = fg.v.dot(&bg.v.t());
+    let mut c = Array2::zeros((fg.len(), bg.len()));
     c.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
         .for_each(|(i, mut row)| {
+            let a = fg.row(i);
             for (j, x) in row.iter_mut().enumerate() {
-                *x = cell_cost(*x, fg, i, bg, j);
+                *x = cell_cost(dot_q(a, bg.row(j)), fg, i, bg, j);
             }
         });
     c
@@ -202,11 +275,9 @@ impl Costs {
             .par_iter()
             .enumerate()
             .map(|(i, &(lo, hi))| {
-                let dots = bg.v.slice(ndarray::s![lo..hi, ..]).dot(&fg.v.row(i));
-                let row: Vec<f32> = dots
-                    .iter()
-                    .zip(lo..)
-                    .map(|(&d, j)| cell_cost(d, fg, i, bg, j))
+                let a = fg.row(i);
+                let row: Vec<f32> = (lo..hi)
+                    .map(|j| cell_cost(dot_q(a, bg.row(j)), fg, i, bg, j))
                     .collect();
                 let ends = if m == 0 {
                     (1.0, 1.0)
@@ -267,33 +338,23 @@ impl Costs {
     }
 }
 
-/// Every row's median cost over the sampled bg frames, as matrix products over blocks of rows
-/// (memory bounded whatever the length).
+/// Every row's median cost over the sampled bg frames (memory bounded whatever the length).
 fn sampled_medians(fg: &Features, bg: &Features) -> Vec<f32> {
     let cols: Vec<usize> = sampled(fg.len(), bg.len()).collect();
     if cols.is_empty() {
         return vec![0.0; fg.len()];
     }
-    let bs = bg.v.select(Axis(0), &cols);
-    const BLOCK: usize = 256;
-    let blocks: Vec<Vec<f32>> = (0..fg.len().div_ceil(BLOCK))
+    (0..fg.len())
         .into_par_iter()
-        .map(|b| {
-            let rows = b * BLOCK..((b + 1) * BLOCK).min(fg.len());
-            let dots = fg.v.slice(ndarray::s![rows.clone(), ..]).dot(&bs.t());
-            rows.zip(dots.axis_iter(Axis(0)))
-                .map(|(i, d)| {
-                    median_of(
-                        d.iter()
-                            .zip(&cols)
-                            .map(|(&x, &j)| cell_cost(x, fg, i, bg, j))
-                            .collect(),
-                    )
-                })
-                .collect()
+        .map(|i| {
+            let a = fg.row(i);
+            median_of(
+                cols.iter()
+                    .map(|&j| cell_cost(dot_q(a, bg.row(j)), fg, i, bg, j))
+                    .collect(),
+            )
         })
-        .collect();
-    blocks.concat()
+        .collect()
 }
 
 /// The bg frames sampled for a row's median among `m`, with `n` rows: all when there are few;
@@ -886,7 +947,10 @@ mod tests {
         assert_eq!(c[(0, 0)], 0.0);
         assert_eq!(c[(0, 1)], 1.0);
         assert_eq!(c[(0, 2)], 1.0);
-        assert!(c[(1, 2)].abs() < 1e-6);
+        // Equal textured features cost 0 up to the fixed point's resolution (values in steps
+        // of 2^-14: a 2-value feature's squared norm comes out 4.9e-5 short of one).
+        assert!(c[(1, 2)].abs() < 1e-4, "{}", c[(1, 2)]);
+        assert!(c[(1, 0)] == 1.0 && c[(0, 0)] == 0.0);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! kernel is bit-exact with the CPU path: integer arithmetic only, so the two never disagree.
 
 use super::Compute;
+use crate::align::temporal::Features;
 use crate::composite::{self, CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -37,6 +38,7 @@ pub struct Context {
     queue: wgpu::Queue,
     info: AdapterInfo,
     composite: Kernel,
+    dots: Kernel,
     /// The first uncaptured error the device reported (they are otherwise panics in wgpu).
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -126,11 +128,13 @@ fn init() -> Result<Context, String> {
         }
     }));
     let composite = kernel(&device, "composite", include_str!("shaders/composite.wgsl"))?;
+    let dots = kernel(&device, "dots", include_str!("shaders/dots.wgsl"))?;
     Ok(Context {
         device,
         queue,
         info,
         composite,
+        dots,
         uncaptured,
     })
 }
@@ -269,6 +273,89 @@ impl Gpu {
 
     pub fn info(&self) -> &AdapterInfo {
         &self.ctx.info
+    }
+}
+
+/// Rows of features packed two values per word, low half first, as `dots.wgsl` reads them.
+fn pack(f: &Features, rows: std::ops::Range<usize>) -> Vec<u32> {
+    let words = f.d.div_ceil(2);
+    let mut out = Vec::with_capacity(rows.len() * words);
+    for i in rows {
+        let row = f.row(i);
+        out.extend((0..words).map(|w| {
+            let lo = row[2 * w] as u16 as u32;
+            let hi = row.get(2 * w + 1).map_or(0, |&v| v as u16 as u32);
+            lo | (hi << 16)
+        }));
+    }
+    out
+}
+
+/// Bytes of dot products one dispatch writes, at most (well below any binding limit).
+const DOTS_PER_DISPATCH_BYTES: usize = 64 << 20;
+
+impl Gpu {
+    /// As [`crate::align::temporal::band_dots`]: the dot products of fg row `i` with bg rows
+    /// `lo[i] .. lo[i] + width` (0 past the last bg row), row-major; bit-exact with the CPU.
+    /// Long inputs go in bands of rows, each dispatch within the device's limits.
+    pub fn band_dots(
+        &self,
+        fg: &Features,
+        bg: &Features,
+        lo: &[usize],
+        width: usize,
+    ) -> Result<Vec<i32>, String> {
+        let (n, m) = (fg.len(), bg.len());
+        if fg.d != bg.d {
+            return Err(format!("feature lengths differ: {} and {}", fg.d, bg.d));
+        }
+        if lo.len() != n {
+            return Err(format!("{} band starts for {n} rows", lo.len()));
+        }
+        if n == 0 || width == 0 || m == 0 || fg.d == 0 {
+            return Ok(vec![0; n * width]);
+        }
+        let as_u32 = |v: usize| u32::try_from(v).map_err(|_| format!("{v} too large"));
+        let ctx = &self.ctx;
+        let words = fg.d.div_ceil(2);
+        let b_bg = ctx.storage("bg features", bytemuck::cast_slice(&pack(bg, 0..m)), false);
+        let max_rows = (DOTS_PER_DISPATCH_BYTES / (width * 4)).clamp(1, 65535);
+        let mut out = Vec::with_capacity(n * width);
+        let mut start = 0;
+        while start < n {
+            let rows = start..(start + max_rows).min(n);
+            let lo_u32 = lo[rows.clone()]
+                .iter()
+                .map(|&l| as_u32(l))
+                .collect::<Result<Vec<u32>, String>>()?;
+            let params = [
+                as_u32(words)?,
+                as_u32(rows.len())?,
+                as_u32(width)?,
+                as_u32(m)?,
+            ];
+            let b_params = ctx.uniform(&params);
+            let b_fg = ctx.storage(
+                "fg features",
+                bytemuck::cast_slice(&pack(fg, rows.clone())),
+                false,
+            );
+            let b_lo = ctx.storage("band starts", bytemuck::cast_slice(&lo_u32), false);
+            let b_out = ctx.storage("dots", &vec![0u8; rows.len() * width * 4], true);
+            let bytes = ctx.run(
+                &ctx.dots,
+                &[&b_params, &b_fg, &b_bg, &b_lo, &b_out],
+                (as_u32(width.div_ceil(64))?, as_u32(rows.len())?, 1),
+                &b_out,
+            )?;
+            out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+            start = rows.end;
+        }
+        Ok(out)
     }
 }
 

@@ -79,6 +79,7 @@ pub fn backend(choice: Choice) -> Result<(Arc<dyn Compute>, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::align::temporal::{self, Features};
 
     /// Random bytes.
     fn noise(n: usize, seed: u32) -> Vec<u8> {
@@ -168,6 +169,54 @@ mod tests {
             let want = composite_case(&Cpu, layouts, *bg, o, k as u32);
             let got = composite_case(&gpu, layouts, *bg, o, k as u32);
             assert!(want == got, "case {k}: GPU and CPU composites differ");
+        }
+    }
+
+    /// Features with random values in [-range, range], quantised as they are.
+    fn random_features(n: usize, d: usize, range: i32, seed: u32) -> Features {
+        let mut s = seed;
+        let q = (0..n * d)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((s >> 8) as i32 % (2 * range + 1) - range) as i16
+            })
+            .collect();
+        Features {
+            q,
+            d,
+            flat: vec![false; n],
+            mean: vec![100.0; n],
+        }
+    }
+
+    #[test]
+    fn gpu_dot_products_equal_the_cpu_s_bit_for_bit() {
+        let gpu = match Gpu::new() {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("skipped: no GPU adapter ({e})");
+                return;
+            }
+        };
+        // Unit-norm-sized values, an odd feature length, bands that run past the last bg row;
+        // then values at the i16 limits, whose sums wrap on both sides alike.
+        for (range, d) in [(700, 577), (32767, 64)] {
+            let (fg, bg) = (
+                random_features(300, d, range, 1),
+                random_features(500, d, range, 2),
+            );
+            let lo: Vec<usize> = (0..300).map(|i| (i * 3 / 2).min(499)).collect();
+            let want = temporal::band_dots(&fg, &bg, &lo, 70);
+            let got = gpu.band_dots(&fg, &bg, &lo, 70).unwrap();
+            assert_eq!(want.len(), got.len());
+            let bad = want.iter().zip(&got).filter(|(a, b)| a != b).count();
+            assert_eq!(
+                bad,
+                0,
+                "{bad} of {} dot products differ (range {range})",
+                want.len()
+            );
+            assert!(want.iter().any(|&v| v != 0));
         }
     }
 

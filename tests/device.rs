@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 
-//! The `device` property: the GPU path (wgpu on Vulkan; Mesa's lavapipe in CI) gives exactly
-//! the CPU path's output, the choice is reported, and `device=gpu` without any adapter fails
-//! at start with a message instead of a panic.
+//! The `device` property: the GPU path (wgpu on Vulkan; Mesa's lavapipe in CI: the analysis's
+//! cost dot products and the compositing) gives exactly the CPU path's alignment and output,
+//! the choice is reported, and `device=gpu` without any adapter fails at start with a message
+//! instead of a panic.
 
 mod common;
 
@@ -56,6 +57,9 @@ fn the_gpu_composites_the_same_frames_as_the_cpu() {
         cpu.message("vidkompy-alignment").unwrap(),
         gpu.message("vidkompy-alignment").unwrap(),
     );
+    // The GPU did the work: no fallback to the CPU was reported.
+    let warnings: Vec<_> = gpu.messages.iter().filter(|s| s.name() == "warning").collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(a.get::<&str>("device").unwrap(), "cpu");
     let name = b.get::<&str>("device").unwrap();
     assert!(name.starts_with("gpu: "), "{name}");

@@ -43,6 +43,8 @@ pub enum Region {
 pub struct Input<'a> {
     pub fg: &'a dyn Thumbs,
     pub bg: &'a dyn Thumbs,
+    /// Where the cost matrices' dot products are computed.
+    pub dots: &'a dyn temporal::Dots,
     pub geometry: Geometry,
     pub constraints: Constraints,
     pub nominal_rate: Option<f64>,
@@ -298,9 +300,17 @@ fn temporal_of(
             NEAR_RADIUS,
             max_step,
             temporal::Priors::default(),
+            input.dots,
             cancel,
         )?,
-        None => temporal::align_features(fg, bg, max_step, temporal::Priors::default(), cancel)?,
+        None => temporal::align_features(
+            fg,
+            bg,
+            max_step,
+            temporal::Priors::default(),
+            input.dots,
+            cancel,
+        )?,
     };
     Ok(Temporal {
         path,
@@ -642,6 +652,7 @@ mod tests {
         let input = Input {
             fg: &fg,
             bg: &bg,
+            dots: &temporal::CpuDots,
             geometry: Geometry {
                 fg: (40, 30),
                 bg: (80, 60),

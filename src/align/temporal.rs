@@ -110,6 +110,11 @@ impl Features {
     /// Every `f`-th frame.
     pub fn decimate(&self, f: usize) -> Features {
         let idx: Vec<usize> = (0..self.len()).step_by(f.max(1)).collect();
+        self.select(&idx)
+    }
+
+    /// The frames `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Features {
         Features {
             q: idx.iter().flat_map(|&i| self.row(i)).copied().collect(),
             d: self.d,
@@ -171,16 +176,44 @@ pub fn band_dots(fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Ve
     out
 }
 
-/// The full cost matrix (fg x bg), rows in parallel.
+/// Where the cost matrix's dot products are computed: [`band_dots`] on the CPU, or a GPU
+/// backend. Integer dot products are exact, so every implementation gives the same numbers
+/// (and a backend that fails computes them on the CPU instead).
+pub trait Dots: Sync + std::fmt::Debug {
+    /// As [`band_dots`].
+    fn band_dots(&self, fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Vec<i32>;
+}
+
+/// [`band_dots`] on the CPU, rows in parallel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuDots;
+
+impl Dots for CpuDots {
+    fn band_dots(&self, fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Vec<i32> {
+        band_dots(fg, bg, lo, width)
+    }
+}
+
+/// The full cost matrix (fg x bg).
 pub fn cost_matrix(fg: &Features, bg: &Features) -> Array2<f32> {
-    let mut c = Array2::zeros((fg.len(), bg.len()));
+    cost_matrix_with(fg, bg, &CpuDots)
+}
+
+/// The full cost matrix (fg x bg), its dot products from `dots`.
+pub fn cost_matrix_with(fg: &Features, bg: &Features, dots: &dyn Dots) -> Array2<f32> {
+    let (n, m) = (fg.len(), bg.len());
+    let d = dots.band_dots(fg, bg, &vec![0; n], m);
+    let mut c = Array2::zeros((n, m));
+    if m == 0 {
+        return c;
+    }
     c.axis_iter_mut(Axis(0))
         .into_par_iter()
+        .zip(d.par_chunks(m))
         .enumerate()
-        .for_each(|(i, mut row)| {
-            let a = fg.row(i);
-            for (j, x) in row.iter_mut().enumerate() {
-                *x = cell_cost(dot_q(a, bg.row(j)), fg, i, bg, j);
+        .for_each(|(i, (mut row, dots))| {
+            for ((j, x), &dot) in row.iter_mut().enumerate().zip(dots) {
+                *x = cell_cost(dot, fg, i, bg, j);
             }
         });
     c
@@ -251,6 +284,16 @@ impl Costs {
 
     /// The costs of a band: row `i` covers bg frames `band[i].0..band[i].1`.
     pub fn banded(fg: &Features, bg: &Features, band: &[(usize, usize)]) -> Costs {
+        Self::banded_with(fg, bg, band, &CpuDots)
+    }
+
+    /// [`Costs::banded`] with the dot products from `dots`.
+    pub fn banded_with(
+        fg: &Features,
+        bg: &Features,
+        band: &[(usize, usize)],
+        dots: &dyn Dots,
+    ) -> Costs {
         let (n, m) = (fg.len(), bg.len());
         // Every row holds at least one cell, inside the matrix.
         let band: Vec<(usize, usize)> = band
@@ -271,14 +314,17 @@ impl Costs {
             at += hi.saturating_sub(lo);
         }
         start.push(at);
+        // The dot products of the band's widest row's width from each row's start (a
+        // rectangle a GPU computes in one go), of which each row keeps its own part.
+        let width = band.iter().map(|&(lo, hi)| hi - lo).max().unwrap_or(0);
+        let starts: Vec<usize> = band.iter().map(|b| b.0).collect();
+        let all = dots.band_dots(fg, bg, &starts, width);
         let rows: Vec<(Vec<f32>, (f32, f32))> = band
             .par_iter()
             .enumerate()
             .map(|(i, &(lo, hi))| {
-                let a = fg.row(i);
-                let row: Vec<f32> = (lo..hi)
-                    .map(|j| cell_cost(dot_q(a, bg.row(j)), fg, i, bg, j))
-                    .collect();
+                let d = &all[i * width..i * width + (hi - lo)];
+                let row = costs_from_dots(fg, i, bg, lo, d);
                 let ends = if m == 0 {
                     (1.0, 1.0)
                 } else {
@@ -287,7 +333,7 @@ impl Costs {
                 (row, ends)
             })
             .collect();
-        let median = sampled_medians(fg, bg);
+        let median = sampled_medians(fg, bg, dots);
         let mut data = Vec::with_capacity(at);
         let mut ends = Vec::with_capacity(n);
         for (row, e) in rows {
@@ -338,23 +384,36 @@ impl Costs {
     }
 }
 
-/// Every row's median cost over the sampled bg frames (memory bounded whatever the length).
-fn sampled_medians(fg: &Features, bg: &Features) -> Vec<f32> {
+/// Every row's median cost over the sampled bg frames, in blocks of rows (memory bounded
+/// whatever the length).
+fn sampled_medians(fg: &Features, bg: &Features, dots: &dyn Dots) -> Vec<f32> {
     let cols: Vec<usize> = sampled(fg.len(), bg.len()).collect();
     if cols.is_empty() {
         return vec![0.0; fg.len()];
     }
-    (0..fg.len())
-        .into_par_iter()
-        .map(|i| {
-            let a = fg.row(i);
-            median_of(
-                cols.iter()
-                    .map(|&j| cell_cost(dot_q(a, bg.row(j)), fg, i, bg, j))
-                    .collect(),
-            )
-        })
-        .collect()
+    let bs = bg.select(&cols);
+    let k = cols.len();
+    const BLOCK: usize = 4096;
+    let mut out = Vec::with_capacity(fg.len());
+    for b in 0..fg.len().div_ceil(BLOCK) {
+        let rows = b * BLOCK..((b + 1) * BLOCK).min(fg.len());
+        let part = fg.select(&rows.clone().collect::<Vec<_>>());
+        let d = dots.band_dots(&part, &bs, &vec![0; rows.len()], k);
+        let medians: Vec<f32> = rows
+            .into_par_iter()
+            .zip(d.par_chunks(k))
+            .map(|(i, d)| {
+                median_of(
+                    d.iter()
+                        .zip(&cols)
+                        .map(|(&x, &j)| cell_cost(x, fg, i, bg, j))
+                        .collect(),
+                )
+            })
+            .collect();
+        out.extend(medians);
+    }
+    out
 }
 
 /// The bg frames sampled for a row's median among `m`, with `n` rows: all when there are few;
@@ -721,12 +780,13 @@ pub fn align_features(
     bg: &Features,
     max_step: usize,
     priors: Priors,
+    dots: &dyn Dots,
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
     let (n, m) = (fg.len(), bg.len());
     if n.saturating_mul(m) <= FULL_CELLS {
         return align_costs(
-            &Costs::from_matrix(&cost_matrix(fg, bg)),
+            &Costs::from_matrix(&cost_matrix_with(fg, bg, dots)),
             1,
             max_step,
             priors,
@@ -734,10 +794,17 @@ pub fn align_features(
         );
     }
     let f = ((n as f64 * m as f64 / FULL_CELLS as f64).sqrt().ceil() as usize).max(2);
-    let coarse = align_features(&fg.decimate(f), &bg.decimate(f), max_step, priors, cancel)?;
+    let (fd, bd) = (fg.decimate(f), bg.decimate(f));
+    let coarse = align_features(&fd, &bd, max_step, priors, dots, cancel)?;
     cancel.check()?;
     let band = band_around(&coarse.path.bg, coarse.line, f, n, m, 3 * f + 16);
-    align_costs(&Costs::banded(fg, bg, &band), f, max_step, priors, cancel)
+    align_costs(
+        &Costs::banded_with(fg, bg, &band, dots),
+        f,
+        max_step,
+        priors,
+        cancel,
+    )
 }
 
 /// Aligns two feature sequences within `radius` bg frames of a path found before (for the
@@ -749,10 +816,12 @@ pub fn align_near(
     radius: usize,
     max_step: usize,
     priors: Priors,
+    dots: &dyn Dots,
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
     let band = band_around(previous, None, 1, fg.len(), bg.len(), radius);
-    align_costs(&Costs::banded(fg, bg, &band), 1, max_step, priors, cancel)
+    let costs = Costs::banded_with(fg, bg, &band, dots);
+    align_costs(&costs, 1, max_step, priors, cancel)
 }
 
 fn align_costs(
@@ -1023,7 +1092,7 @@ mod tests {
         let truth = |i: usize| 250 + i;
         let fg_rows: Vec<Vec<f32>> = (0..3000).map(|i| scene[truth(i)].clone()).collect();
         let fg = feats(&fg_rows, 0.3, 2);
-        let banded = align_features(&fg, &bg, 5, Priors::default(), &cancel).unwrap();
+        let banded = align_features(&fg, &bg, 5, Priors::default(), &CpuDots, &cancel).unwrap();
         assert!(banded.decimation >= 2, "{}", banded.decimation);
         assert!(banded.cells * 10 < 3000 * 3400, "{} cells", banded.cells);
         let full = Costs::from_matrix(&cost_matrix(&fg, &bg));
@@ -1063,7 +1132,7 @@ mod tests {
         };
         let fg_rows: Vec<Vec<f32>> = (0..3200).map(|i| scene[truth(i)].clone()).collect();
         let fg = feats(&fg_rows, 0.3, 4);
-        let a = align_features(&fg, &bg, 5, Priors::default(), &cancel).unwrap();
+        let a = align_features(&fg, &bg, 5, Priors::default(), &CpuDots, &cancel).unwrap();
         assert!(a.decimation >= 3, "{}", a.decimation);
         assert!(a.cells * 50 < 3200 * 9000, "{} cells", a.cells);
         let wrong: Vec<usize> = (0..3200)

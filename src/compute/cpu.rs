@@ -3,6 +3,7 @@
 //! The CPU implementation of [`Compute`]: rows in parallel with rayon.
 
 use super::Compute;
+use crate::align::temporal::{CpuDots, Dots};
 use crate::composite::{self, CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use rayon::prelude::*;
 
@@ -18,6 +19,10 @@ impl Compute for Cpu {
         "cpu"
     }
 
+    fn dots(&self) -> &dyn Dots {
+        &CpuDots
+    }
+
     fn composite(
         &self,
         layouts: &[PlaneLayout],
@@ -28,20 +33,25 @@ impl Compute for Cpu {
     ) -> Result<(), CompositeError> {
         let jobs = composite::plan(layouts, bg_size, dst, src, overlay)?;
         for ((job, d), s) in jobs.iter().zip(dst.iter_mut()).zip(src) {
-            if job.rows == 0 || job.cols == 0 {
-                continue;
-            }
-            let (ds, ss) = (d.stride, s.stride);
-            let rows = &mut d.data[job.row0 * ds..];
-            rows.par_chunks_mut(ds)
-                .take(job.rows)
-                .zip(s.data.par_chunks(ss))
-                .enumerate()
-                .with_min_len(ROWS_PER_TASK)
-                .for_each(|(r, (drow, srow))| composite::composite_row(drow, srow, job, r));
+            plane(job, d, s);
         }
         Ok(())
     }
+}
+
+/// Composites one planned plane, rows in parallel.
+pub(super) fn plane(job: &composite::PlaneJob, d: &mut PlaneMut<'_>, s: &PlaneRef<'_>) {
+    if job.rows == 0 || job.cols == 0 {
+        return;
+    }
+    let (ds, ss) = (d.stride, s.stride);
+    let rows = &mut d.data[job.row0 * ds..];
+    rows.par_chunks_mut(ds)
+        .take(job.rows)
+        .zip(s.data.par_chunks(ss))
+        .enumerate()
+        .with_min_len(ROWS_PER_TASK)
+        .for_each(|(r, (drow, srow))| composite::composite_row(drow, srow, job, r));
 }
 
 #[cfg(test)]

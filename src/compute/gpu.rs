@@ -7,7 +7,7 @@
 //! kernel is bit-exact with the CPU path: integer arithmetic only, so the two never disagree.
 
 use super::Compute;
-use crate::align::temporal::Features;
+use crate::align::temporal::{Dots, Features};
 use crate::composite::{self, CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -261,6 +261,8 @@ impl Context {
 pub struct Gpu {
     ctx: Arc<Context>,
     name: String,
+    /// The first failure since it was last taken (the work then ran on the CPU).
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl Gpu {
@@ -268,7 +270,11 @@ impl Gpu {
     pub fn new() -> Result<Gpu, String> {
         let ctx = context()?;
         let name = format!("gpu: {}", ctx.info.name);
-        Ok(Gpu { ctx, name })
+        Ok(Gpu {
+            ctx,
+            name,
+            failure: Arc::new(Mutex::new(None)),
+        })
     }
 
     pub fn info(&self) -> &AdapterInfo {
@@ -364,9 +370,33 @@ fn words(bytes: usize) -> usize {
     bytes.div_ceil(4)
 }
 
+/// The analysis's dot products on the GPU; if the device fails, on the CPU (the same numbers),
+/// with the failure kept for [`Compute::take_failure`].
+impl Dots for Gpu {
+    fn band_dots(&self, fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Vec<i32> {
+        match Gpu::band_dots(self, fg, bg, lo, width) {
+            Ok(d) => d,
+            Err(e) => {
+                if let Ok(mut f) = self.failure.lock() {
+                    f.get_or_insert(e);
+                }
+                crate::align::temporal::band_dots(fg, bg, lo, width)
+            }
+        }
+    }
+}
+
 impl Compute for Gpu {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn dots(&self) -> &dyn Dots {
+        self
+    }
+
+    fn take_failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|mut f| f.take())
     }
 
     fn composite(
@@ -378,61 +408,80 @@ impl Compute for Gpu {
         overlay: &Overlay,
     ) -> Result<(), CompositeError> {
         let jobs = composite::plan(layouts, bg_size, dst, src, overlay)?;
-        let ctx = &self.ctx;
         for ((job, d), s) in jobs.iter().zip(dst.iter_mut()).zip(src) {
             if job.rows == 0 || job.cols == 0 {
                 continue;
             }
-            let bpp = job.bytes_per_pixel;
-            let col0_bytes = job.col0 * bpp;
-            let width_bytes = job.cols * bpp;
-            let first_word = col0_bytes / 4;
-            let n_words = words(col0_bytes + width_bytes) - first_word;
-            let src_words = words(width_bytes);
-            // The bg's footprint rows, from `first_word` on, packed; the fg's rows packed.
-            let mut packed = vec![0u8; job.rows * n_words * 4];
-            for (r, out) in packed.chunks_exact_mut(n_words * 4).enumerate() {
-                let row = &d.data[(job.row0 + r) * d.stride..];
-                let row = &row[first_word * 4..row.len().min((first_word + n_words) * 4)];
-                out[..row.len()].copy_from_slice(row);
+            // A plane the device fails on is composited on the CPU (the same bytes).
+            if let Err(e) = self.composite_plane(job, d, s) {
+                if let Ok(mut f) = self.failure.lock() {
+                    f.get_or_insert(e.to_string());
+                }
+                super::cpu::plane(job, d, s);
             }
-            let mut fg = vec![0u8; job.rows * src_words * 4];
-            for (r, out) in fg.chunks_exact_mut(src_words * 4).enumerate() {
-                out[..width_bytes].copy_from_slice(&s.data[r * s.stride..][..width_bytes]);
-            }
-            let col_alpha: Vec<u32> = job.col_alpha.iter().map(|&a| u32::from(a)).collect();
-            let row_alpha: Vec<u32> = job.row_alpha.iter().map(|&a| u32::from(a)).collect();
-            let as_u32 = |v: usize| {
-                u32::try_from(v).map_err(|_| CompositeError::Device(format!("{v} too large")))
-            };
-            let params = [
-                as_u32(col0_bytes)?,
-                as_u32(width_bytes)?,
-                as_u32(job.rows)?,
-                as_u32(bpp)?,
-                as_u32(n_words)?,
-                as_u32(src_words)?,
-                as_u32(first_word)?,
-                0,
-            ];
-            let b_params = ctx.uniform(&params);
-            let b_dst = ctx.storage("bg rows", &packed, true);
-            let b_src = ctx.storage("fg rows", &fg, false);
-            let b_col = ctx.storage("column weights", bytemuck::cast_slice(&col_alpha), false);
-            let b_row = ctx.storage("row weights", bytemuck::cast_slice(&row_alpha), false);
-            let out = ctx
-                .run(
-                    &ctx.composite,
-                    &[&b_params, &b_dst, &b_src, &b_col, &b_row],
-                    (as_u32(n_words.div_ceil(64))?, as_u32(job.rows)?, 1),
-                    &b_dst,
-                )
-                .map_err(CompositeError::Device)?;
-            for (r, row) in out.chunks_exact(n_words * 4).enumerate() {
-                let drow = &mut d.data[(job.row0 + r) * d.stride..][col0_bytes..][..width_bytes];
-                let from = col0_bytes - first_word * 4;
-                drow.copy_from_slice(&row[from..from + width_bytes]);
-            }
+        }
+        Ok(())
+    }
+}
+
+impl Gpu {
+    /// Composites one planned plane on the device; `d` is untouched on error.
+    fn composite_plane(
+        &self,
+        job: &composite::PlaneJob,
+        d: &mut PlaneMut<'_>,
+        s: &PlaneRef<'_>,
+    ) -> Result<(), CompositeError> {
+        let ctx = &self.ctx;
+        let bpp = job.bytes_per_pixel;
+        let col0_bytes = job.col0 * bpp;
+        let width_bytes = job.cols * bpp;
+        let first_word = col0_bytes / 4;
+        let n_words = words(col0_bytes + width_bytes) - first_word;
+        let src_words = words(width_bytes);
+        // The bg's footprint rows, from `first_word` on, packed; the fg's rows packed.
+        let mut packed = vec![0u8; job.rows * n_words * 4];
+        for (r, out) in packed.chunks_exact_mut(n_words * 4).enumerate() {
+            let row = &d.data[(job.row0 + r) * d.stride..];
+            let row = &row[first_word * 4..row.len().min((first_word + n_words) * 4)];
+            out[..row.len()].copy_from_slice(row);
+        }
+        let mut fg = vec![0u8; job.rows * src_words * 4];
+        for (r, out) in fg.chunks_exact_mut(src_words * 4).enumerate() {
+            out[..width_bytes].copy_from_slice(&s.data[r * s.stride..][..width_bytes]);
+        }
+        let col_alpha: Vec<u32> = job.col_alpha.iter().map(|&a| u32::from(a)).collect();
+        let row_alpha: Vec<u32> = job.row_alpha.iter().map(|&a| u32::from(a)).collect();
+        let as_u32 = |v: usize| {
+            u32::try_from(v).map_err(|_| CompositeError::Device(format!("{v} too large")))
+        };
+        let params = [
+            as_u32(col0_bytes)?,
+            as_u32(width_bytes)?,
+            as_u32(job.rows)?,
+            as_u32(bpp)?,
+            as_u32(n_words)?,
+            as_u32(src_words)?,
+            as_u32(first_word)?,
+            0,
+        ];
+        let b_params = ctx.uniform(&params);
+        let b_dst = ctx.storage("bg rows", &packed, true);
+        let b_src = ctx.storage("fg rows", &fg, false);
+        let b_col = ctx.storage("column weights", bytemuck::cast_slice(&col_alpha), false);
+        let b_row = ctx.storage("row weights", bytemuck::cast_slice(&row_alpha), false);
+        let out = ctx
+            .run(
+                &ctx.composite,
+                &[&b_params, &b_dst, &b_src, &b_col, &b_row],
+                (as_u32(n_words.div_ceil(64))?, as_u32(job.rows)?, 1),
+                &b_dst,
+            )
+            .map_err(CompositeError::Device)?;
+        for (r, row) in out.chunks_exact(n_words * 4).enumerate() {
+            let drow = &mut d.data[(job.row0 + r) * d.stride..][col0_bytes..][..width_bytes];
+            let from = col0_bytes - first_word * 4;
+            drow.copy_from_slice(&row[from..from + width_bytes]);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! The heavy kernels behind one trait, so that a GPU implementation can stand beside the CPU one.
 //! The element holds an `Arc<dyn Compute>` and never touches pixels itself.
 
+use crate::align::temporal::Dots;
 use crate::composite::{CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use std::sync::Arc;
 
@@ -27,6 +28,15 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
         src: &[PlaneRef<'_>],
         overlay: &Overlay,
     ) -> Result<(), CompositeError>;
+
+    /// Where this backend computes the analysis's cost-matrix dot products.
+    fn dots(&self) -> &dyn Dots;
+
+    /// The first failure of the device since the last call, if any (the work was then done on
+    /// the CPU instead).
+    fn take_failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The CPU implementation, shared.

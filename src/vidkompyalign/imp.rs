@@ -689,10 +689,15 @@ impl VidkompyAlign {
     }
 
     /// The analysis's input from the first pass.
-    fn input<'a>(state: &'a State, prep: &Prep) -> analysis::Input<'a> {
+    fn input<'a>(
+        state: &'a State,
+        prep: &Prep,
+        dots: &'a dyn crate::align::temporal::Dots,
+    ) -> analysis::Input<'a> {
         analysis::Input {
             fg: &state.fg.thumbs,
             bg: &state.bg.thumbs,
+            dots,
             geometry: prep.geo,
             constraints: prep.settings.constraints(),
             nominal_rate: prep.nominal_rate,
@@ -855,6 +860,7 @@ impl VidkompyAlign {
     /// refinement needs, or straight to output).
     fn end_of_first_pass(&self, state: &mut State) -> Result<(), gst::FlowError> {
         let prep = self.prep(state)?;
+        let backend = self.compute();
         let started = std::time::Instant::now();
         let two_pass = state.mode == Mode::TwoPass;
         if let Some((path, report)) = state.loaded.take() {
@@ -864,7 +870,7 @@ impl VidkompyAlign {
         }
         if !two_pass {
             let result = self.with_ticker(started, std::time::Duration::ZERO, || {
-                let input = Self::input(state, &prep);
+                let input = Self::input(state, &prep, backend.dots());
                 let luma = |side: Side, i: usize| {
                     let ps = match side {
                         Side::Bg => &state.bg,
@@ -882,9 +888,10 @@ impl VidkompyAlign {
             return Ok(());
         }
         let begun = self.with_ticker(started, std::time::Duration::ZERO, || {
-            analysis::begin(&Self::input(state, &prep), &self.cancel)
+            analysis::begin(&Self::input(state, &prep, backend.dots()), &self.cancel)
         });
         self.thumbs_read(state)?;
+        self.device_fallback();
         let begun = match begun {
             Ok(b) => b,
             Err(_) => {
@@ -909,7 +916,7 @@ impl VidkompyAlign {
                 }));
             }
             Some(b) => {
-                let input = Self::input(state, &prep);
+                let input = Self::input(state, &prep, backend.dots());
                 let none = |_: Side, _: usize| None;
                 let result = self.with_ticker(started, std::time::Duration::ZERO, || {
                     analysis::finish(&input, b, &none, &self.cancel).map(Some)
@@ -929,6 +936,7 @@ impl VidkompyAlign {
     /// The second pass of two-pass mode has all the frames refinement needs: the fine
     /// analysis and the output plan.
     fn end_of_fetch(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        let backend = self.compute();
         let Some(fetch) = state.fetch.take() else {
             return Err(gst::FlowError::Error);
         };
@@ -942,7 +950,7 @@ impl VidkompyAlign {
         // Analysis time: the first pass's part and this one, not the reading in between.
         let started = std::time::Instant::now();
         let result = self.with_ticker(started, spent, || {
-            let input = Self::input(state, &prep);
+            let input = Self::input(state, &prep, backend.dots());
             let luma = |side: Side, i: usize| {
                 let ps = match side {
                     Side::Bg => &state.bg,
@@ -970,6 +978,7 @@ impl VidkompyAlign {
             gst::FlowError::Flushing
         })?;
         self.thumbs_read(state)?;
+        self.device_fallback();
         gst::info!(CAT, imp = self, "analysis: {result:?}");
         Ok(result)
     }
@@ -977,6 +986,18 @@ impl VidkompyAlign {
     /// The backend in use.
     fn compute(&self) -> Arc<dyn Compute> {
         lock(&self.compute).clone()
+    }
+
+    /// A warning if the GPU failed during the analysis (the CPU did that work instead, with
+    /// the same result).
+    fn device_fallback(&self) {
+        if let Some(e) = self.compute().take_failure() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Failed,
+                ("The GPU failed ({e}); the CPU computed instead, with the same result")
+            );
+        }
     }
 
     /// An element error if a thumbnail could not be read back from its spill file during the

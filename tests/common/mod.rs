@@ -310,6 +310,7 @@ pub fn run_collect(desc: &str, timeout_s: u64) -> Result<Run, String> {
             &[
                 gst::MessageType::Eos,
                 gst::MessageType::Error,
+                gst::MessageType::Warning,
                 gst::MessageType::Element,
             ],
         ) else {
@@ -318,6 +319,12 @@ pub fn run_collect(desc: &str, timeout_s: u64) -> Result<Run, String> {
         match m.view() {
             gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
             gst::MessageView::Eos(_) => break Ok(()),
+            // Warnings as structures named "warning", with their text.
+            gst::MessageView::Warning(w) => messages.push(
+                gst::Structure::builder("warning")
+                    .field("text", w.error().to_string())
+                    .build(),
+            ),
             gst::MessageView::Element(e) => {
                 if let Some(s) = e.structure() {
                     messages.push(s.to_owned());

@@ -809,6 +809,7 @@ pub fn align_features(
 
 /// Aligns two feature sequences within `radius` bg frames of a path found before (for the
 /// same streams at a slightly different footprint): time and memory linear in length.
+#[allow(clippy::too_many_arguments)]
 pub fn align_near(
     fg: &Features,
     bg: &Features,

@@ -58,7 +58,11 @@ fn the_gpu_composites_the_same_frames_as_the_cpu() {
         gpu.message("vidkompy-alignment").unwrap(),
     );
     // The GPU did the work: no fallback to the CPU was reported.
-    let warnings: Vec<_> = gpu.messages.iter().filter(|s| s.name() == "warning").collect();
+    let warnings: Vec<_> = gpu
+        .messages
+        .iter()
+        .filter(|s| s.name() == "warning")
+        .collect();
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(a.get::<&str>("device").unwrap(), "cpu");
     let name = b.get::<&str>("device").unwrap();

@@ -222,6 +222,9 @@ pub fn cost_matrix_with(fg: &Features, bg: &Features, dots: &dyn Dots) -> Array2
 /// bg frames sampled per fg frame for the median cost of its row, at most.
 pub const MEDIAN_SAMPLES: usize = 1024;
 
+/// Rows of a band whose dot products are computed together.
+const BAND_BLOCK: usize = 256;
+
 /// bg frames sampled per fg frame for its median, at least (when there are as many).
 pub const MEDIAN_SAMPLES_MIN: usize = 256;
 
@@ -314,16 +317,28 @@ impl Costs {
             at += hi.saturating_sub(lo);
         }
         start.push(at);
-        // The dot products of the band's widest row's width from each row's start (a
-        // rectangle a GPU computes in one go), of which each row keeps its own part.
-        let width = band.iter().map(|&(lo, hi)| hi - lo).max().unwrap_or(0);
-        let starts: Vec<usize> = band.iter().map(|b| b.0).collect();
-        let all = dots.band_dots(fg, bg, &starts, width);
+        // Dot products in blocks of rows, each a rectangle as wide as its widest row from each
+        // row's start (what a GPU computes in one go), of which each row keeps its own part;
+        // blocks keep a few wide rows (a cut, the open ends) from widening every row.
+        let mut all: Vec<(usize, Vec<i32>)> = Vec::with_capacity(n.div_ceil(BAND_BLOCK));
+        for b in 0..n.div_ceil(BAND_BLOCK) {
+            let rows = b * BAND_BLOCK..((b + 1) * BAND_BLOCK).min(n);
+            let width = band[rows.clone()]
+                .iter()
+                .map(|&(lo, hi)| hi - lo)
+                .max()
+                .unwrap_or(0);
+            let starts: Vec<usize> = band[rows.clone()].iter().map(|b| b.0).collect();
+            let part = fg.select(&rows.collect::<Vec<_>>());
+            all.push((width, dots.band_dots(&part, bg, &starts, width)));
+        }
         let rows: Vec<(Vec<f32>, (f32, f32))> = band
             .par_iter()
             .enumerate()
             .map(|(i, &(lo, hi))| {
-                let d = &all[i * width..i * width + (hi - lo)];
+                let (width, block) = &all[i / BAND_BLOCK];
+                let k = i % BAND_BLOCK;
+                let d = &block[k * width..k * width + (hi - lo)];
                 let row = costs_from_dots(fg, i, bg, lo, d);
                 let ends = if m == 0 {
                     (1.0, 1.0)

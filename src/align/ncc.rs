@@ -223,23 +223,10 @@ pub fn ncc_map_fft(
     t: &TemplateSpectrum,
     scratch: &mut Scratch,
 ) -> Array2<f32> {
-    let (_, q) = fft.size();
-    let (th, tw) = (t.h, t.w);
-    scratch.spec.clear();
-    scratch
-        .spec
-        .extend(img.spec.iter().zip(&t.spec).map(|(a, b)| a * b.conj()));
-    fft.inverse(&mut scratch.spec, &mut scratch.corr);
-    let corr = &scratch.corr;
-    let (mh, mw) = (img.h + 1 - th, img.w + 1 - tw);
-    Array2::from_shape_fn((mh, mw), |(v, u)| {
-        let var = img.integral.window_var(v, u, th, tw);
-        if var <= FLAT_VAR * (th * tw) as f64 {
-            0.0
-        } else {
-            (f64::from(corr[v * q + u]) / (t.norm * var.sqrt())) as f32
-        }
-    })
+    let inv = inv_std_map(img, t.h, t.w);
+    let mut map = Array2::zeros(inv.dim());
+    ncc_add_fft(fft, img, t, &inv, 1.0, scratch, &mut map);
+    map
 }
 
 /// `1 / sqrt(variance)` of every `th` x `tw` window of a prepared image (0 where the window is

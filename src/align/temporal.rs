@@ -351,9 +351,17 @@ impl Costs {
                 .map(|&(lo, hi)| hi - lo)
                 .max()
                 .unwrap_or(0);
-            let starts: Vec<usize> = band[rows.clone()].iter().map(|b| b.0).collect();
+            // Only the bg frames this block reaches (what a GPU uploads for it).
+            let first = band[rows.clone()].iter().map(|b| b.0).min().unwrap_or(0);
+            let end = band[rows.clone()]
+                .iter()
+                .map(|b| (b.0 + width).min(m))
+                .max()
+                .unwrap_or(first);
+            let starts: Vec<usize> = band[rows.clone()].iter().map(|b| b.0 - first).collect();
             let part = fg.select(&rows.collect::<Vec<_>>());
-            all.push((width, dots.band_dots(&part, bg, &starts, width)));
+            let near = bg.select(&(first..end).collect::<Vec<_>>());
+            all.push((width, dots.band_dots(&part, &near, &starts, width)));
         }
         let rows: Vec<(Vec<f32>, (f32, f32))> = band
             .par_iter()

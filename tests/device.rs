@@ -7,23 +7,13 @@
 
 mod common;
 
-use std::sync::Once;
-
 fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstvidkompy::plugin_register_static().unwrap();
-    });
+    common::init_plugin();
 }
 
 /// A ground-truth pair of H.264 files from real footage: fg frame i shows bg frame 12 + i.
 fn pair(tag: &str) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
-    let src = common::footage()?;
-    let dir = std::env::temp_dir().join(format!("vidkompy-device-{tag}-{}", std::process::id()));
-    let (bg, fg) =
-        common::make_pair(&src, &dir, (320, 180), 40, (80, 46, 160, 90), 2.0, (12, 28)).unwrap();
-    Some((dir, bg, fg))
+    common::small_pair(&format!("device-{tag}"), 40, (12, 28))
 }
 
 fn run(bg: &std::path::Path, fg: &std::path::Path, props: &str) -> Result<common::Run, String> {

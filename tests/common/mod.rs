@@ -388,3 +388,36 @@ pub fn plugin_copy(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::copy(exe.parent().unwrap().join(&name), plugins.join(&name)).unwrap();
     plugins
 }
+
+/// GStreamer initialised and this crate's plugin registered, once per process.
+pub fn init_plugin() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstvidkompy::plugin_register_static().unwrap();
+    });
+}
+
+/// A small ground-truth pair of H.264 files from real footage, in a directory of its own
+/// (`vidkompy-<tag>-<pid>`): a 320x180 bg of `bg_frames` frames and a fg of the 160x90 region
+/// at (80, 46) recorded at 2x, `fg.1` frames long, starting at bg frame `fg.0` (fg frame i shows
+/// bg frame `fg.0 + i`). `None` when there is no footage.
+pub fn small_pair(
+    tag: &str,
+    bg_frames: usize,
+    fg: (usize, usize),
+) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let src = footage()?;
+    let dir = std::env::temp_dir().join(format!("vidkompy-{tag}-{}", std::process::id()));
+    let (bg, fg) = make_pair(
+        &src,
+        &dir,
+        (320, 180),
+        bg_frames,
+        (80, 46, 160, 90),
+        2.0,
+        fg,
+    )
+    .unwrap();
+    Some((dir, bg, fg))
+}

@@ -105,8 +105,6 @@ fn spread(len: usize, n: usize) -> Vec<usize> {
 const GOOD_COARSE: f64 = 0.8;
 /// bg frames the dense coarse search looks at, at most.
 const DENSE_SAMPLES: usize = 1024;
-/// Relative step between the dense search's candidate scales.
-const DENSE_SCALE_STEP: f64 = 1.08;
 
 /// fg samples of the dense search, all at one moment each, a common offset apart.
 const DENSE_FG: usize = 4;
@@ -159,7 +157,7 @@ fn dense_coarse(
         fg_factor * 2.0,
         stride,
         input.constraints,
-        DENSE_SCALE_STEP,
+        spatial::DENSE_SCALE_STEP,
         cancel,
     )?
     else {

@@ -80,8 +80,19 @@ fn scale_grid(geo: Geometry, range: (f64, f64), fixed: Option<f64>, step: f64) -
     v
 }
 
+/// The first stage of [`coarse`] keeps this many of its best scales...
+const TOP_SCALES: usize = 2;
+/// ...and, for each fg sample, this many of its best-matching bg samples at each of them.
+const TOP_BG: usize = 8;
+
 /// Coarse search on thumbnails. `bg` and `fg` are thumbnails of sample frames with their
 /// downscale factors (full-resolution px per thumbnail px).
+///
+/// In two stages: on half-size thumbnails, every bg sample against every fg sample at scales
+/// [`DENSE_SCALE_STEP`] apart; then on the thumbnails, only at the scales within one such step
+/// of the first stage's [`TOP_SCALES`] best, [`COARSE_SCALE_STEP`] apart, and for each fg
+/// sample only against its [`TOP_BG`] best bg samples there. When the half-size templates are
+/// too small to correlate, in one stage at full thumbnail size ([`coarse_with`]).
 pub fn coarse(
     geo: Geometry,
     bg: &[Image],
@@ -91,17 +102,64 @@ pub fn coarse(
     constraints: Constraints,
     cancel: &Cancel,
 ) -> Result<Option<Coarse>, Cancelled> {
-    coarse_with(
-        geo,
-        bg,
-        bg_factor,
-        fg,
-        fg_factor,
-        constraints,
-        COARSE_SCALE_STEP,
-        cancel,
-    )
+    let half =
+        |v: &[Image]| -> Vec<Image> { v.par_iter().map(|i| downscale_image(i, 2)).collect() };
+    let (bg_half, fg_half) = (half(bg), half(fg));
+    let first = match Search::new(geo, &bg_half, bg_factor * 2.0, fg_factor * 2.0, constraints) {
+        Some(search) => {
+            let scales = scale_grid(geo, DEFAULT_SCALES, constraints.scale, DENSE_SCALE_STEP);
+            let mut found = scan(&search, &fg_half, &scales, None, cancel)?;
+            found.sort_by(|a, b| b.score.total_cmp(&a.score));
+            found.truncate(TOP_SCALES);
+            let mut candidates: Vec<Vec<usize>> = vec![Vec::new(); fg.len()];
+            for b in &found {
+                for (c, r) in candidates
+                    .iter_mut()
+                    .zip(rank_bg(&search, &fg_half, b, TOP_BG))
+                {
+                    c.extend(r);
+                }
+            }
+            for c in &mut candidates {
+                c.sort_unstable();
+                c.dedup();
+            }
+            (!found.is_empty()).then_some((found, candidates))
+        }
+        None => None,
+    };
+    let Some((top, candidates)) = first else {
+        return coarse_with(
+            geo,
+            bg,
+            bg_factor,
+            fg,
+            fg_factor,
+            constraints,
+            COARSE_SCALE_STEP,
+            cancel,
+        );
+    };
+    let Some(search) = Search::new(geo, bg, bg_factor, fg_factor, constraints) else {
+        return Ok(None);
+    };
+    cancel.check()?;
+    let near = |s: f64| {
+        top.iter().any(|b| {
+            s <= b.scale * DENSE_SCALE_STEP * 1.001 && s >= b.scale / DENSE_SCALE_STEP / 1.001
+        })
+    };
+    let scales: Vec<f64> = scale_grid(geo, DEFAULT_SCALES, constraints.scale, COARSE_SCALE_STEP)
+        .into_iter()
+        .filter(|&s| near(s))
+        .collect();
+    let found = scan(&search, fg, &scales, Some(&candidates), cancel)?;
+    Ok(best_of(&search, found))
 }
+
+/// Relative step between the scales of [`coarse`]'s first stage and of the coarse search in
+/// time.
+pub const DENSE_SCALE_STEP: f64 = 1.08;
 
 /// What both coarse searches share: the bg samples' spectra, the template size at a scale, a
 /// fg sample's template and the offsets the constraints allow.
@@ -177,7 +235,8 @@ impl Search {
     }
 }
 
-/// [`coarse`] with candidate scales `step` apart (relative).
+/// [`coarse`] in one stage: every bg sample against every fg sample at every scale, `step`
+/// apart (relative).
 #[allow(clippy::too_many_arguments)]
 pub fn coarse_with(
     geo: Geometry,
@@ -193,18 +252,60 @@ pub fn coarse_with(
         return Ok(None);
     };
     cancel.check()?;
+    let scales = scale_grid(geo, DEFAULT_SCALES, constraints.scale, step);
+    let found = scan(&search, fg, &scales, None, cancel)?;
+    Ok(best_of(&search, found))
+}
+
+/// The best candidate of one scale of a coarse search.
+#[derive(Debug, Clone)]
+struct Best {
+    score: f64,
+    scale: f64,
+    /// Template size in thumbnail px.
+    size: (usize, usize),
+    u: usize,
+    v: usize,
+    /// For each fg sample, the bg sample that suited it best at (u, v).
+    best_bg: Vec<Option<usize>>,
+}
+
+fn best_of(search: &Search, found: Vec<Best>) -> Option<Coarse> {
+    let b = found
+        .into_iter()
+        .max_by(|a, b| a.score.total_cmp(&b.score))?;
+    Some(Coarse {
+        estimate: search.estimate(b.u, b.v, b.scale, b.score),
+        best_bg: b.best_bg,
+    })
+}
+
+/// The best candidate at each of `scales`: each fg sample takes its best bg sample at every
+/// offset (among `candidates[fg sample]` when given, else all), and the offset with the best
+/// sum over fg samples wins.
+fn scan(
+    search: &Search,
+    fg: &[Image],
+    scales: &[f64],
+    candidates: Option<&[Vec<usize>]>,
+    cancel: &Cancel,
+) -> Result<Vec<Best>, Cancelled> {
     let (bh, bw) = search.size;
     let (fft, prepared) = (&search.fft, &search.prepared);
-    let scales = scale_grid(geo, DEFAULT_SCALES, constraints.scale, step);
-
-    struct Best {
-        score: f64,
-        scale: f64,
-        u: usize,
-        v: usize,
-        best_bg: Vec<Option<usize>>,
+    let all: Vec<usize> = (0..prepared.len()).collect();
+    let of = |i: usize| -> &[usize] {
+        candidates
+            .and_then(|c| c.get(i))
+            .map_or(&all[..], Vec::as_slice)
+    };
+    let mut wanted = vec![false; prepared.len()];
+    for i in 0..fg.len() {
+        for &j in of(i) {
+            if let Some(w) = wanted.get_mut(j) {
+                *w = true;
+            }
+        }
     }
-
     let results: Vec<Option<Best>> = scales
         .par_iter()
         .map(|&s| {
@@ -218,12 +319,13 @@ pub fn coarse_with(
             let mut used = 0usize;
             let mut scratch = Scratch::default();
             // Each bg sample's window variances at this size, shared by every fg sample.
-            let inv: Vec<Image> = prepared
+            let inv: Vec<Option<Image>> = prepared
                 .iter()
-                .map(|p| ncc::inv_std_map(p, th, tw))
+                .zip(&wanted)
+                .map(|(p, &w)| w.then(|| ncc::inv_std_map(p, th, tw)))
                 .collect();
             let mut m = Image::zeros((mh, mw));
-            for f in fg {
+            for (i, f) in fg.iter().enumerate() {
                 let Some(t) = search.template(f, (tw, th)) else {
                     arg.push(ndarray::Array2::from_elem((mh, mw), u32::MAX));
                     continue;
@@ -231,7 +333,10 @@ pub fn coarse_with(
                 let ts = TemplateSpectrum::new(fft, &t);
                 let mut best = Image::from_elem((mh, mw), -1.0);
                 let mut best_j = ndarray::Array2::from_elem((mh, mw), u32::MAX);
-                for (j, (p, inv)) in prepared.iter().zip(&inv).enumerate() {
+                for &j in of(i) {
+                    let (Some(p), Some(Some(inv))) = (prepared.get(j), inv.get(j)) else {
+                        continue;
+                    };
                     m.fill(0.0);
                     ncc::ncc_add_fft(fft, p, &ts, inv, 1.0, &mut scratch, &mut m);
                     for ((b, bj), &v) in best.iter_mut().zip(best_j.iter_mut()).zip(m.iter()) {
@@ -261,7 +366,8 @@ pub fn coarse_with(
             let (sc, u, v) = best?;
             Some(Best {
                 score: f64::from(sc) / used as f64,
-                scale: tw as f64 * bg_factor / geo.fg.0 as f64,
+                scale: tw as f64 * search.bg_factor / search.geo.fg.0 as f64,
+                size: (tw, th),
                 u,
                 v,
                 best_bg: arg
@@ -275,14 +381,47 @@ pub fn coarse_with(
         })
         .collect();
     cancel.check()?;
-    let best = results
-        .into_iter()
-        .flatten()
-        .max_by(|a, b| a.score.total_cmp(&b.score));
-    Ok(best.map(|b| Coarse {
-        estimate: search.estimate(b.u, b.v, b.scale, b.score),
-        best_bg: b.best_bg,
-    }))
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// For each fg sample, its `keep` best bg samples at `b`'s scale, by their NCC at `b`'s
+/// offset or one px from it (empty for a flat sample).
+fn rank_bg(search: &Search, fg: &[Image], b: &Best, keep: usize) -> Vec<Vec<usize>> {
+    let (tw, th) = b.size;
+    let inv: Vec<Image> = search
+        .prepared
+        .iter()
+        .map(|p| ncc::inv_std_map(p, th, tw))
+        .collect();
+    fg.par_iter()
+        .map(|f| {
+            let Some(t) = search.template(f, (tw, th)) else {
+                return Vec::new();
+            };
+            let ts = TemplateSpectrum::new(&search.fft, &t);
+            let mut scratch = Scratch::default();
+            let mut scored: Vec<(f32, usize)> = search
+                .prepared
+                .iter()
+                .zip(&inv)
+                .enumerate()
+                .map(|(j, (p, inv))| {
+                    let mut m = Image::zeros(inv.dim());
+                    ncc::ncc_add_fft(&search.fft, p, &ts, inv, 1.0, &mut scratch, &mut m);
+                    let (mh, mw) = m.dim();
+                    let mut near = f32::NEG_INFINITY;
+                    for v in b.v.saturating_sub(1)..(b.v + 2).min(mh) {
+                        for u in b.u.saturating_sub(1)..(b.u + 2).min(mw) {
+                            near = near.max(m[(v, u)]);
+                        }
+                    }
+                    (near, j)
+                })
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            scored.into_iter().take(keep).map(|(_, j)| j).collect()
+        })
+        .collect()
 }
 
 /// Score, scale, offset (u, v) and moment of the best candidate of one scale.

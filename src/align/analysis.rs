@@ -19,6 +19,9 @@ const REFINE_PAIRS: usize = 6;
 /// Largest side of the footprint feature grid.
 const GRID_MAX: usize = 32;
 
+/// The full-resolution luma of a frame, when it is at hand (bytes at factor 1).
+pub type Luma<'a> = dyn Fn(Side, usize) -> Option<std::sync::Arc<Thumb>> + Sync + 'a;
+
 /// Which stream a frame belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -240,6 +243,7 @@ struct Temporal {
     path: temporal::Path,
     distinct: Vec<f32>,
     rate: Option<f64>,
+    medians: Vec<f32>,
 }
 
 fn temporal_at(
@@ -247,7 +251,7 @@ fn temporal_at(
     e: &Estimate,
     fg_feats: &mut Option<((usize, usize), Features)>,
     timings: &mut Timings,
-    previous: Option<&[usize]>,
+    previous: Option<&Temporal>,
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
     let geo = input.geometry;
@@ -273,12 +277,13 @@ fn temporal_at(
 /// footprint) considers.
 const NEAR_RADIUS: usize = 24;
 
-/// Temporal alignment on features of both streams; near `previous` when given.
+/// Temporal alignment on features of both streams; near `previous` when given (an alignment
+/// of the same streams at a slightly different footprint).
 fn temporal_of(
     input: &Input<'_>,
     fg: &Features,
     bg: &Features,
-    previous: Option<&[usize]>,
+    previous: Option<&Temporal>,
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
     let max_step = match input.nominal_rate {
@@ -289,12 +294,14 @@ fn temporal_of(
         path,
         line,
         distinct,
+        medians,
         ..
     } = match previous {
         Some(p) => temporal::align_near(
             fg,
             bg,
-            p,
+            &p.path.bg,
+            Some(&p.medians),
             NEAR_RADIUS,
             max_step,
             temporal::Priors::default(),
@@ -314,6 +321,7 @@ fn temporal_of(
         path,
         distinct,
         rate: line.map(|l| l.rate),
+        medians,
     })
 }
 
@@ -326,7 +334,7 @@ fn edge_features(
     input: &Input<'_>,
     e: &Estimate,
     width: f64,
-    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
+    luma: &Luma<'_>,
     cancel: &Cancel,
 ) -> Result<(Features, Features), Cancelled> {
     let geo = input.geometry;
@@ -359,8 +367,8 @@ fn edge_features(
                 if cancel.is_cancelled() {
                     return None;
                 }
-                luma(side, i).map(|img| {
-                    features::normalize(&features::band(&img, r, sides, w, BAND_SAMPLES))
+                luma(side, i).map(|t| {
+                    features::normalize(&features::band(&t.image(), r, sides, w, BAND_SAMPLES))
                 })
             })
             .collect();
@@ -435,10 +443,7 @@ fn choose_pairs(t: &Temporal) -> Vec<(usize, usize)> {
         .collect()
 }
 
-fn frame_pairs(
-    pairs: &[(usize, usize)],
-    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
-) -> Vec<FramePair> {
+fn frame_pairs(pairs: &[(usize, usize)], luma: &Luma<'_>) -> Vec<FramePair> {
     pairs
         .par_iter()
         .filter_map(|&(i, j)| {
@@ -547,7 +552,7 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
 pub fn finish(
     input: &Input<'_>,
     begun: Begun,
-    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
+    luma: &Luma<'_>,
     cancel: &Cancel,
 ) -> Result<Alignment, Cancelled> {
     let geo = input.geometry;
@@ -564,6 +569,7 @@ pub fn finish(
     //    footprint. Twice: pairs from the coarse footprint can be a frame apart, and motion
     //    between them biases the refinement; the second round takes the bg frame the refined
     //    alignment matches (within one frame of the first).
+    let mut levels = spatial::LevelCache::default();
     for round in 0..2 {
         if round == 1 {
             pairs = pairs
@@ -577,15 +583,24 @@ pub fn finish(
         let frames = frame_pairs(&pairs, luma);
         cancel.check()?;
         est = timings.time("refine", || {
-            spatial::refine(geo, &frames, est, from, input.constraints, cancel)
+            spatial::refine_cached(
+                geo,
+                &frames,
+                est,
+                from,
+                input.constraints,
+                &mut levels,
+                cancel,
+            )
         })?;
-        from = 4.0;
+        // The first round ended with a sub-pixel fit at the finest level.
+        from = 2.0 * spatial::finest_level(geo, est.scale) as f64;
         last = temporal_at(
             input,
             &est,
             &mut fg_feats,
             &mut timings,
-            Some(&last.path.bg),
+            Some(&last),
             cancel,
         )?;
     }
@@ -614,7 +629,7 @@ pub fn finish(
 /// align.
 pub fn analyse(
     input: &Input<'_>,
-    luma: &(dyn Fn(Side, usize) -> Option<Image> + Sync),
+    luma: &Luma<'_>,
     cancel: &Cancel,
 ) -> Result<Option<Alignment>, Cancelled> {
     match begin(input, cancel)? {

@@ -230,9 +230,57 @@ impl Thumb {
     }
 
     pub fn image(&self) -> Image {
-        Image::from_shape_fn((self.height, self.width), |(y, x)| {
-            f32::from(self.data[y * self.width + x])
+        let n = self.width * self.height;
+        let v: Vec<f32> = self.data.iter().take(n).map(|&b| f32::from(b)).collect();
+        Image::from_shape_vec((self.height, self.width), v).unwrap_or_else(|_| {
+            Image::from_shape_fn((self.height, self.width), |(y, x)| {
+                self.data
+                    .get(y * self.width + x)
+                    .map_or(0.0, |&b| f32::from(b))
+            })
         })
+    }
+
+    /// The image downscaled by `factor`: means of `factor` x `factor` blocks, exactly as
+    /// [`downscale_image`] of [`Thumb::image`] gives them (sums of bytes are exact in both),
+    /// without the full-size float image.
+    pub fn image_at(&self, factor: usize) -> Image {
+        let f = factor.max(1);
+        let (h, w) = (self.height, self.width);
+        if f == 1 || self.data.len() < w * h || w == 0 || h == 0 {
+            return downscale_image(&self.image(), f);
+        }
+        let (oh, ow) = ((h / f).max(1), (w / f).max(1));
+        let (bh, bw) = (f.min(h), f.min(w));
+        let norm = 1.0 / (bw * bh) as f32;
+        let mut out = Image::zeros((oh, ow));
+        let mut col = vec![0u32; ow * bw];
+        for (oy, mut orow) in out.rows_mut().into_iter().enumerate() {
+            col.fill(0);
+            for y in oy * f..oy * f + bh {
+                for (c, &v) in col.iter_mut().zip(&self.data[y * w..(y + 1) * w]) {
+                    *c += u32::from(v);
+                }
+            }
+            for (o, b) in orow.iter_mut().zip(col.chunks_exact(bw)) {
+                *o = b.iter().sum::<u32>() as f32 * norm;
+            }
+        }
+        out
+    }
+
+    /// Bytes of an image (rounded, clamped to 0..=255), at factor 1.
+    pub fn from_image(img: &Image) -> Thumb {
+        let (height, width) = img.dim();
+        Thumb {
+            factor: 1,
+            width,
+            height,
+            data: img
+                .iter()
+                .map(|&v| v.round().clamp(0.0, 255.0) as u8)
+                .collect(),
+        }
     }
 }
 
@@ -326,7 +374,7 @@ fn resample_grid<T: Copy + Into<f32>>(
     out_w: usize,
     out_h: usize,
 ) -> Image {
-    if width == 0 || height == 0 || data.len() < width * height {
+    if width == 0 || height == 0 || out_w == 0 || out_h == 0 || data.len() < width * height {
         return Image::zeros((out_h, out_w));
     }
     let (sx, sy) = (r.w / out_w as f64, r.h / out_h as f64);
@@ -346,18 +394,21 @@ fn resample_grid<T: Copy + Into<f32>>(
                 .sum();
         }
     };
+    // Every source row the vertical taps touch, interpolated horizontally once.
+    let (lo, hi) = yt
+        .iter()
+        .fold((usize::MAX, 0), |(lo, hi), t| (lo.min(t.i0), hi.max(t.i1)));
+    let mut rows = vec![0f32; (hi + 1 - lo) * out_w];
+    for (k, r) in rows.chunks_exact_mut(out_w).enumerate() {
+        across(lo + k, r);
+    }
+    let row_at = |y: usize| &rows[(y - lo) * out_w..(y - lo + 1) * out_w];
     let mut out = Image::zeros((out_h, out_w));
-    let (mut top, mut bot) = (vec![0f32; out_w], vec![0f32; out_w]);
     for (oy, ts) in yt.chunks_exact(ny).enumerate() {
         let mut row = out.row_mut(oy);
         for t in ts {
-            across(t.i0, &mut top);
-            if t.i1 != t.i0 && t.f != 0.0 {
-                across(t.i1, &mut bot);
-            } else {
-                bot.copy_from_slice(&top);
-            }
-            for ((o, &a), &b) in row.iter_mut().zip(&top).zip(&bot) {
+            let (top, bot) = (row_at(t.i0), row_at(t.i1));
+            for ((o, &a), &b) in row.iter_mut().zip(top).zip(bot) {
                 *o += a + (b - a) * t.f;
             }
         }
@@ -498,6 +549,32 @@ mod tests {
                 pixel_stride: 1,
                 offset: 0,
             },
+        }
+    }
+
+    #[test]
+    fn image_at_is_downscale_image_of_image_exactly() {
+        let mut s = 7u32;
+        for (w, h) in [(37, 23), (64, 48), (5, 3)] {
+            let t = Thumb {
+                factor: 1,
+                width: w,
+                height: h,
+                data: (0..w * h)
+                    .map(|_| {
+                        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        (s >> 24) as u8
+                    })
+                    .collect(),
+            };
+            for f in [1, 2, 3, 4, 8] {
+                assert_eq!(
+                    t.image_at(f),
+                    downscale_image(&t.image(), f),
+                    "{w}x{h} by {f}"
+                );
+            }
+            assert_eq!(Thumb::from_image(&t.image()), t);
         }
     }
 

@@ -9,10 +9,12 @@
 //! the offset and scale are refined level by level with direct NCC, then to sub-pixel precision
 //! by parabola fits.
 
-use super::features::{Image, Rect, downscale_image, resample};
+use super::features::{Image, Rect, Thumb, downscale_image, resample};
 use super::ncc::{self, Fft2, Integral, Prepared, Scratch, Template, TemplateSpectrum};
 use super::{Cancel, Cancelled};
 use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Relative step between coarse candidate scales.
 const COARSE_SCALE_STEP: f64 = 1.025;
@@ -532,82 +534,187 @@ pub fn coarse_in_time(
     }))
 }
 
-/// A fg frame and the bg frame that shows the same moment, as full-resolution luma.
+/// A fg frame and the bg frame that shows the same moment, as full-resolution luma bytes
+/// (shared, not copied: refinement reads them at each pyramid level).
 #[derive(Debug, Clone)]
 pub struct FramePair {
-    pub fg: Image,
-    pub bg: Image,
+    pub fg: Arc<Thumb>,
+    pub bg: Arc<Thumb>,
 }
 
 struct Level {
     f: usize,
-    bg: Vec<(Image, Integral)>,
-    fg: Vec<Image>,
+    bg: Vec<BgLevel>,
+    fg: Vec<Arc<Image>>,
 }
 
-/// A candidate offset `(u, v)` in level px with its score.
-type Scored = (f64, i64, i64);
+/// Pyramid levels of full-resolution frames, built once for all the refinements of an
+/// analysis (the second refinement reuses most of the first's frames). Keyed by the frame's
+/// allocation, which the cache keeps alive so that the key stays unique.
+#[derive(Default)]
+pub struct LevelCache {
+    bg: HashMap<(usize, usize), (Arc<Thumb>, BgLevel)>,
+    fg: HashMap<(usize, usize), (Arc<Thumb>, Arc<Image>)>,
+}
 
-/// Scores of one candidate scale: its step index, the scale, and its offsets' scores.
-type ScaleScores = (i64, f64, Vec<Scored>);
+/// A bg frame at one level, with its integral images.
+type BgLevel = Arc<(Image, Integral)>;
 
-/// Score of every candidate offset in a window at one scale: mean NCC over the pairs.
-fn window_scores(
-    level: &Level,
-    geo: Geometry,
-    scale: f64,
-    center: (i64, i64),
-    radius: i64,
-    fixed: (bool, bool),
-) -> Vec<Scored> {
-    let f = level.f as f64;
-    let tw = (geo.fg.0 as f64 * scale / f).floor() as usize;
-    let th = (geo.fg.1 as f64 * scale / f).floor() as usize;
-    let Some((bg0, _)) = level.bg.first() else {
-        return Vec::new();
-    };
-    let (bh, bw) = bg0.dim();
-    if tw < 2 || th < 2 || tw > bw || th > bh {
-        return Vec::new();
-    }
-    // The template covers tw x th level px of the bg: tw·f/scale fg px.
-    let templates: Vec<Option<Template>> = level
-        .fg
-        .iter()
-        .map(|fg| {
-            let r = Rect {
-                x: 0.0,
-                y: 0.0,
-                w: tw as f64 / scale,
-                h: th as f64 / scale,
-            };
-            Template::new(&resample(fg, r, tw, th))
-        })
-        .collect();
-    let (ru, rv) = (
-        if fixed.0 { 0 } else { radius },
-        if fixed.1 { 0 } else { radius },
-    );
-    let mut out = Vec::new();
-    for dv in -rv..=rv {
-        for du in -ru..=ru {
-            let (u, v) = (center.0 + du, center.1 + dv);
-            if u < 0 || v < 0 || u as usize + tw > bw || v as usize + th > bh {
-                continue;
-            }
-            let (mut acc, mut n) = (0f64, 0usize);
-            for (t, (img, integral)) in templates.iter().zip(&level.bg) {
-                if let Some(t) = t {
-                    acc += ncc::ncc_at(img, integral, t, v as usize, u as usize);
-                    n += 1;
-                }
-            }
-            if n > 0 {
-                out.push((acc / n as f64, u, v));
-            }
+impl LevelCache {
+    fn level(&mut self, pairs: &[FramePair], f: usize) -> Level {
+        let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f);
+        let missing_bg: Vec<&Arc<Thumb>> = pairs
+            .iter()
+            .map(|p| &p.bg)
+            .filter(|t| !self.bg.contains_key(&key(t)))
+            .collect();
+        let built: Vec<_> = missing_bg
+            .par_iter()
+            .map(|&t| {
+                let img = t.image_at(f);
+                let int = Integral::new(&img);
+                (t.clone(), Arc::new((img, int)))
+            })
+            .collect();
+        for (t, l) in built {
+            self.bg.insert(key(&t), (t, l));
+        }
+        let missing_fg: Vec<&Arc<Thumb>> = pairs
+            .iter()
+            .map(|p| &p.fg)
+            .filter(|t| !self.fg.contains_key(&key(t)))
+            .collect();
+        let built: Vec<_> = missing_fg
+            .par_iter()
+            .map(|&t| (t.clone(), Arc::new(t.image_at(f))))
+            .collect();
+        for (t, l) in built {
+            self.fg.insert(key(&t), (t, l));
+        }
+        Level {
+            f,
+            bg: pairs
+                .iter()
+                .filter_map(|p| self.bg.get(&key(&p.bg)).map(|e| e.1.clone()))
+                .collect(),
+            fg: pairs
+                .iter()
+                .filter_map(|p| self.fg.get(&key(&p.fg)).map(|e| e.1.clone()))
+                .collect(),
         }
     }
-    out
+}
+
+/// The fg samples resampled to the template of one candidate scale: its size in level px.
+type Templates = Option<(usize, usize, Vec<Option<Template>>)>;
+
+/// Scores of one level's candidates (scale step `k`, offset `(u, v)` in level px), each
+/// computed once however often the search window moves over it: mean NCC over the pairs.
+struct Scores<'a> {
+    level: &'a Level,
+    geo: Geometry,
+    /// The scale at step 0 and the relative change per step.
+    origin: f64,
+    step: f64,
+    templates: HashMap<i64, Templates>,
+    known: HashMap<(i64, i64, i64), Option<f64>>,
+}
+
+impl Scores<'_> {
+    fn scale(&self, k: i64) -> f64 {
+        self.origin * (1.0 + k as f64 * self.step)
+    }
+
+    fn templates_for(&self, k: i64) -> Templates {
+        let (f, scale) = (self.level.f as f64, self.scale(k));
+        let tw = (self.geo.fg.0 as f64 * scale / f).floor() as usize;
+        let th = (self.geo.fg.1 as f64 * scale / f).floor() as usize;
+        let (bh, bw) = self.level.bg.first()?.0.dim();
+        if tw < 2 || th < 2 || tw > bw || th > bh {
+            return None;
+        }
+        // The template covers tw x th level px of the bg: tw·f/scale fg px.
+        let r = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: tw as f64 / scale,
+            h: th as f64 / scale,
+        };
+        let list = self
+            .level
+            .fg
+            .iter()
+            .map(|fg| Template::new(&resample(fg, r, tw, th)))
+            .collect();
+        Some((tw, th, list))
+    }
+
+    fn score(&self, k: i64, u: i64, v: i64) -> Option<f64> {
+        let (tw, th, templates) = self.templates.get(&k)?.as_ref()?;
+        let (bh, bw) = self.level.bg.first()?.0.dim();
+        if u < 0 || v < 0 || u as usize + tw > bw || v as usize + th > bh {
+            return None;
+        }
+        let (mut acc, mut n) = (0f64, 0usize);
+        for (t, bg) in templates.iter().zip(&self.level.bg) {
+            if let Some(t) = t {
+                acc += ncc::ncc_at(&bg.0, &bg.1, t, v as usize, u as usize);
+                n += 1;
+            }
+        }
+        (n > 0).then(|| acc / n as f64)
+    }
+
+    /// The candidates of a window: steps `ks`, offsets within `r` of `center`.
+    fn window(ks: &[i64], center: (i64, i64), r: (i64, i64)) -> Vec<(i64, i64, i64)> {
+        let mut out = Vec::new();
+        for &k in ks {
+            for dv in -r.1..=r.1 {
+                for du in -r.0..=r.0 {
+                    out.push((k, center.0 + du, center.1 + dv));
+                }
+            }
+        }
+        out
+    }
+
+    /// Scores the candidates not scored yet (in parallel) and returns the best of them all.
+    fn best(&mut self, ks: &[i64], cands: &[(i64, i64, i64)]) -> Option<(f64, i64, i64, i64)> {
+        let new_ks: Vec<i64> = ks
+            .iter()
+            .copied()
+            .filter(|k| !self.templates.contains_key(k))
+            .collect();
+        let built: Vec<(i64, Templates)> = new_ks
+            .par_iter()
+            .map(|&k| (k, self.templates_for(k)))
+            .collect();
+        self.templates.extend(built);
+        let todo: Vec<(i64, i64, i64)> = cands
+            .iter()
+            .copied()
+            .filter(|c| !self.known.contains_key(c))
+            .collect();
+        let scored: Vec<_> = todo
+            .par_iter()
+            .map(|&(k, u, v)| ((k, u, v), self.score(k, u, v)))
+            .collect();
+        self.known.extend(scored);
+        cands
+            .iter()
+            .filter_map(|&(k, u, v)| {
+                self.known
+                    .get(&(k, u, v))
+                    .copied()
+                    .flatten()
+                    .map(|sc| (sc, k, u, v))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    fn get(&self, k: i64, u: i64, v: i64) -> Option<f64> {
+        self.known.get(&(k, u, v)).copied().flatten()
+    }
 }
 
 /// Searches per refinement level, at most (the first and re-centred ones).
@@ -632,13 +739,41 @@ pub fn refine(
     constraints: Constraints,
     cancel: &Cancel,
 ) -> Result<Estimate, Cancelled> {
+    refine_cached(
+        geo,
+        pairs,
+        start,
+        from_factor,
+        constraints,
+        &mut LevelCache::default(),
+        cancel,
+    )
+}
+
+/// The finest pyramid level (full px per level px) [`refine`] goes down to for a footprint
+/// at `scale`: the level where it is at most [`FINEST_WIDTH`] wide, or full resolution.
+pub fn finest_level(geo: Geometry, scale: f64) -> usize {
+    let mut finest = 1usize;
+    while geo.fg.0 as f64 * scale / (finest * 2) as f64 >= FINEST_WIDTH && finest < 1 << 16 {
+        finest *= 2;
+    }
+    finest
+}
+
+/// [`refine`], with the pyramid levels of the frames kept in `cache` for later refinements.
+pub fn refine_cached(
+    geo: Geometry,
+    pairs: &[FramePair],
+    start: Estimate,
+    from_factor: f64,
+    constraints: Constraints,
+    cache: &mut LevelCache,
+    cancel: &Cancel,
+) -> Result<Estimate, Cancelled> {
     if pairs.is_empty() {
         return Ok(start);
     }
-    let mut finest = 1usize;
-    while geo.fg.0 as f64 * start.scale / (finest * 2) as f64 >= FINEST_WIDTH {
-        finest *= 2;
-    }
+    let finest = finest_level(geo, start.scale);
     let mut levels_f = Vec::new();
     let mut f = finest;
     while (f * 2) as f64 <= from_factor / 2.0 {
@@ -653,21 +788,7 @@ pub fn refine(
     let mut prev_f = from_factor;
     for &f in &levels_f {
         cancel.check()?;
-        let level = Level {
-            f,
-            bg: pairs
-                .par_iter()
-                .map(|p| {
-                    let img = downscale_image(&p.bg, f);
-                    let int = Integral::new(&img);
-                    (img, int)
-                })
-                .collect(),
-            fg: pairs
-                .par_iter()
-                .map(|p| downscale_image(&p.fg, f))
-                .collect(),
-        };
+        let level = cache.level(pairs, f);
         // Search radius: the previous level's uncertainty (half a px either way after its
         // sub-step search) in this level's px, plus one.
         let radius = (prev_f / f as f64 / 2.0).ceil() as i64 + 1;
@@ -683,60 +804,53 @@ pub fn refine(
             (est.x / f as f64).round() as i64,
             (est.y / f as f64).round() as i64,
         );
-        let mut base = est.scale;
+        let mut scores = Scores {
+            level: &level,
+            geo,
+            origin: est.scale,
+            step,
+            templates: HashMap::new(),
+            known: HashMap::new(),
+        };
+        let mut kc = 0i64;
         // Hill climbing: while the best candidate lies on the window's edge (the estimate was
         // further off than expected, e.g. a footprint that touches the bg's border, where
-        // fewer offsets fit), search again around it.
-        let (ru, rv) = (
+        // fewer offsets fit), search again around it; candidates already scored are not
+        // scored again.
+        let r = (
             if fixed.0 { 0 } else { radius },
             if fixed.1 { 0 } else { radius },
         );
         let mut climbs = 0;
-        let (per_scale, best) = loop {
-            let scales: Vec<(i64, f64)> = (-n_steps..=n_steps)
-                .map(|k| (k, base * (1.0 + k as f64 * step)))
-                .collect();
-            let per_scale: Vec<ScaleScores> = scales
-                .par_iter()
-                .map(|&(k, s)| (k, s, window_scores(&level, geo, s, center, radius, fixed)))
-                .collect();
-            let best = per_scale
-                .iter()
-                .flat_map(|(k, s, v)| v.iter().map(move |&(sc, u, vv)| (sc, *k, *s, u, vv)))
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            let on_edge = best.is_some_and(|(_, k, _, u, v)| {
-                (ru > 0 && (u - center.0).abs() == ru)
-                    || (rv > 0 && (v - center.1).abs() == rv)
-                    || (n_steps > 0 && k.abs() == n_steps)
+        let (ks, cands, best) = loop {
+            let ks: Vec<i64> = (kc - n_steps..=kc + n_steps).collect();
+            let cands = Scores::window(&ks, center, r);
+            let best = scores.best(&ks, &cands);
+            let on_edge = best.is_some_and(|(_, k, u, v)| {
+                (r.0 > 0 && (u - center.0).abs() == r.0)
+                    || (r.1 > 0 && (v - center.1).abs() == r.1)
+                    || (n_steps > 0 && (k - kc).abs() == n_steps)
             });
             climbs += 1;
             match best {
-                Some((_, _, s, u, v)) if on_edge && climbs < MAX_CLIMBS => {
+                Some((_, k, u, v)) if on_edge && climbs < MAX_CLIMBS => {
                     cancel.check()?;
                     center = (u, v);
-                    base = s;
+                    kc = k;
                 }
-                _ => break (per_scale, best),
+                _ => break (ks, cands, best),
             }
         };
-        let Some((score, k, s, u, v)) = best else {
+        let Some((score, k, u, v)) = best else {
             break;
         };
+        let s = scores.scale(k);
         let mut x = constraints.x.unwrap_or((u * f as i64) as f64);
         let mut y = constraints.y.unwrap_or((v * f as i64) as f64);
         let mut scale = s;
         if f == finest {
             // Sub-pixel: parabolas through the neighbours of the best offset and scale.
-            let at = |du: i64, dv: i64| {
-                per_scale
-                    .iter()
-                    .find(|(kk, _, _)| *kk == k)
-                    .and_then(|(_, _, list)| {
-                        list.iter()
-                            .find(|&&(_, uu, vv)| uu == u + du && vv == v + dv)
-                            .map(|p| p.0)
-                    })
-            };
+            let at = |du: i64, dv: i64| scores.get(k, u + du, v + dv);
             if !fixed.0
                 && let (Some(a), Some(c)) = (at(-1, 0), at(1, 0))
             {
@@ -747,11 +861,16 @@ pub fn refine(
             {
                 y += parabola(a, score, c) * f as f64;
             }
+            // The best offset of a neighbouring scale, within the final window.
             let best_of = |kk: i64| {
-                per_scale
+                if !ks.contains(&kk) {
+                    return None;
+                }
+                cands
                     .iter()
-                    .find(|(k2, _, _)| *k2 == kk)
-                    .and_then(|(_, _, l)| l.iter().map(|p| p.0).max_by(|a, b| a.total_cmp(b)))
+                    .filter(|c| c.0 == kk)
+                    .filter_map(|&(k2, u2, v2)| scores.get(k2, u2, v2))
+                    .max_by(|a, b| a.total_cmp(b))
             };
             if let (Some(a), Some(c)) = (best_of(k - 1), best_of(k + 1)) {
                 scale = s * (1.0 + parabola(a, score, c) * step);
@@ -822,7 +941,10 @@ mod tests {
             .unwrap();
         assert_eq!(c.best_bg, vec![Some(1)]);
         assert!((c.estimate.x - fx).abs() <= 2.0 * bf, "{:?}", c.estimate);
-        let pairs = vec![FramePair { fg, bg }];
+        let pairs = vec![FramePair {
+            fg: Arc::new(Thumb::from_image(&fg)),
+            bg: Arc::new(Thumb::from_image(&bg)),
+        }];
         let e = refine(geo, &pairs, c.estimate, bf, Constraints::default(), &cancel).unwrap();
         let corners = [
             (e.x - fx).abs(),
@@ -856,7 +978,10 @@ mod tests {
         let c = coarse(geo, &bg_t, bf, &fg_t, 3.0, Constraints::default(), &cancel)
             .unwrap()
             .unwrap();
-        let pairs = vec![FramePair { fg, bg }];
+        let pairs = vec![FramePair {
+            fg: Arc::new(Thumb::from_image(&fg)),
+            bg: Arc::new(Thumb::from_image(&bg)),
+        }];
         let e = refine(geo, &pairs, c.estimate, bf, Constraints::default(), &cancel).unwrap();
         let far = (
             (e.x + 480.0 * e.scale - 320.0).abs(),

@@ -256,6 +256,11 @@ pub const MEDIAN_SAMPLES_MIN: usize = 256;
 /// linear in the length instead of quadratic).
 pub const FULL_CELLS: usize = 1 << 22;
 
+/// Cost cells up to which [`align_features`] aligns on the whole matrix at once (about 40 s
+/// of both streams at 25 fps); beyond, coarse to fine, which finds the same path at a
+/// fraction of the cost.
+pub const WHOLE_CELLS: usize = 1 << 20;
+
 /// The costs DTW looks at: for every fg frame `i`, the bg frames `lo(i)..hi(i)` (a band that
 /// moves forward; the whole row for short inputs), plus what distinctiveness and clamping need
 /// outside the band.
@@ -320,6 +325,19 @@ impl Costs {
         band: &[(usize, usize)],
         dots: &dyn Dots,
     ) -> Costs {
+        Self::banded_with_medians(fg, bg, band, dots, None)
+    }
+
+    /// [`Costs::banded_with`], taking each row's median cost from `medians` when it has one per
+    /// fg frame (from an alignment of the same streams at a slightly different footprint,
+    /// where they hardly differ) instead of sampling them again.
+    pub fn banded_with_medians(
+        fg: &Features,
+        bg: &Features,
+        band: &[(usize, usize)],
+        dots: &dyn Dots,
+        medians: Option<&[f32]>,
+    ) -> Costs {
         let (n, m) = (fg.len(), bg.len());
         // Every row holds at least one cell, inside the matrix.
         let band: Vec<(usize, usize)> = band
@@ -379,7 +397,10 @@ impl Costs {
                 (row, ends)
             })
             .collect();
-        let median = sampled_medians(fg, bg, dots);
+        let median = match medians {
+            Some(v) if v.len() == n => v.to_vec(),
+            _ => sampled_medians(fg, bg, dots),
+        };
         let mut data = Vec::with_capacity(at);
         let mut ends = Vec::with_capacity(n);
         for (row, e) in rows {
@@ -816,11 +837,14 @@ pub struct Aligned {
     pub cells: usize,
     /// Frames taken per step by the coarse alignment (1: the whole matrix at once).
     pub decimation: usize,
+    /// Every fg frame's median cost (what its match's distinctiveness is measured against).
+    pub medians: Vec<f32>,
 }
 
-/// Aligns two feature sequences. Up to [`FULL_CELLS`] cells, on the whole cost matrix;
-/// beyond, on every `f`-th frame of both first (recursively), and then in a band of
-/// `3f + 16` bg frames either side of that path, so that memory and time grow linearly.
+/// Aligns two feature sequences. Up to [`WHOLE_CELLS`] cells, on the whole cost matrix;
+/// beyond, on every `f`-th frame of both first (recursively; `f` at least 2, and enough that
+/// the coarse matrix has at most [`FULL_CELLS`] cells), and then in a band of `3f + 16` bg
+/// frames either side of that path, so that memory and time grow linearly.
 pub fn align_features(
     fg: &Features,
     bg: &Features,
@@ -829,8 +853,21 @@ pub fn align_features(
     dots: &dyn Dots,
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
+    align_within(fg, bg, WHOLE_CELLS, max_step, priors, dots, cancel)
+}
+
+/// [`align_features`], on the whole matrix up to `whole` cells.
+fn align_within(
+    fg: &Features,
+    bg: &Features,
+    whole: usize,
+    max_step: usize,
+    priors: Priors,
+    dots: &dyn Dots,
+    cancel: &Cancel,
+) -> Result<Aligned, Cancelled> {
     let (n, m) = (fg.len(), bg.len());
-    if n.saturating_mul(m) <= FULL_CELLS {
+    if n.saturating_mul(m) <= whole {
         return align_costs(
             &Costs::from_matrix(&cost_matrix_with(fg, bg, dots)),
             1,
@@ -841,7 +878,7 @@ pub fn align_features(
     }
     let f = ((n as f64 * m as f64 / FULL_CELLS as f64).sqrt().ceil() as usize).max(2);
     let (fd, bd) = (fg.decimate(f), bg.decimate(f));
-    let coarse = align_features(&fd, &bd, max_step, priors, dots, cancel)?;
+    let coarse = align_within(&fd, &bd, FULL_CELLS, max_step, priors, dots, cancel)?;
     cancel.check()?;
     let band = band_around(&coarse.path.bg, coarse.line, f, n, m, 3 * f + 16);
     align_costs(
@@ -854,12 +891,14 @@ pub fn align_features(
 }
 
 /// Aligns two feature sequences within `radius` bg frames of a path found before (for the
-/// same streams at a slightly different footprint): time and memory linear in length.
+/// same streams at a slightly different footprint): time and memory linear in length. The
+/// previous alignment's median costs are reused when given (one per fg frame).
 #[allow(clippy::too_many_arguments)]
 pub fn align_near(
     fg: &Features,
     bg: &Features,
     previous: &[usize],
+    medians: Option<&[f32]>,
     radius: usize,
     max_step: usize,
     priors: Priors,
@@ -867,7 +906,7 @@ pub fn align_near(
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
     let band = band_around(previous, None, 1, fg.len(), bg.len(), radius);
-    let costs = Costs::banded_with(fg, bg, &band, dots);
+    let costs = Costs::banded_with_medians(fg, bg, &band, dots, medians);
     align_costs(&costs, 1, max_step, priors, cancel)
 }
 
@@ -887,6 +926,7 @@ fn align_costs(
         distinct,
         cells: costs.cells(),
         decimation,
+        medians: costs.median.clone(),
     })
 }
 

@@ -198,7 +198,7 @@ struct PadState {
     /// Frames seen in the current pass after a rewind.
     pass_frames: usize,
     /// Full-resolution luma of the frames refinement needs, fetched in a second pass.
-    fetched: std::collections::BTreeMap<usize, Thumb>,
+    fetched: std::collections::BTreeMap<usize, Arc<Thumb>>,
 }
 
 /// How frames reach the output.
@@ -720,19 +720,20 @@ impl VidkompyAlign {
         };
         analysis_progress();
         let r = std::thread::scope(|scope| {
-            scope.spawn(|| {
-                let tick = std::time::Duration::from_millis(50);
+            let ticker = scope.spawn(|| {
                 let mut last = std::time::Instant::now();
                 while !finished.load(std::sync::atomic::Ordering::Acquire) {
                     if last.elapsed() >= PROGRESS_INTERVAL {
                         last = std::time::Instant::now();
                         analysis_progress();
                     }
-                    std::thread::sleep(tick);
+                    // Woken early when the analysis ends, so that it is not kept waiting.
+                    std::thread::park_timeout(std::time::Duration::from_millis(50));
                 }
             });
             let r = f();
             finished.store(true, std::sync::atomic::Ordering::Release);
+            ticker.thread().unpark();
             r
         });
         analysis_progress();
@@ -878,7 +879,7 @@ impl VidkompyAlign {
                     };
                     // As two-pass mode fetches it, so that both give the same result.
                     let buffer = ps.store.buffer(i).ok()?;
-                    with_luma(&buffer, ps.info.as_ref()?, Thumb::full).map(|t| t.image())
+                    with_luma(&buffer, ps.info.as_ref()?, Thumb::full).map(Arc::new)
                 };
                 analysis::analyse(&input, &luma, &self.cancel)
             });
@@ -956,7 +957,7 @@ impl VidkompyAlign {
                     Side::Bg => &state.bg,
                     Side::Fg => &state.fg,
                 };
-                ps.fetched.get(&i).map(Thumb::image)
+                ps.fetched.get(&i).cloned()
             };
             analysis::finish(&input, begun, &luma, &self.cancel).map(Some)
         });
@@ -1740,7 +1741,7 @@ impl VidkompyAlign {
                 );
                 return Err(gst::FlowError::Error);
             };
-            ps.fetched.insert(i, luma);
+            ps.fetched.insert(i, Arc::new(luma));
         }
         let complete = |ps: &PadState, w: &[usize]| w.iter().all(|i| ps.fetched.contains_key(i));
         let ended = [&self.bg_pad, &self.fg_pad]

@@ -428,10 +428,33 @@ pub struct Begun {
     timings: Timings,
 }
 
-/// In each of [`REFINE_PAIRS`] stretches of the fg's first [`REFINE_PREFIX`] frames, its
-/// best-matched frame (lowest cost: the bg frame most likely shows the same moment).
+/// fg frames among which the refinement pairs are looked for first: the shorter the stretch,
+/// the less a second pass over a long, seekable input reads to fetch them.
+pub const REFINE_PREFIX_MIN: usize = 120;
+
+/// In each of [`REFINE_PAIRS`] stretches of the fg's first frames, its best-matched frame
+/// (lowest cost: the bg frame most likely shows the same moment). The first
+/// [`REFINE_PREFIX_MIN`] frames when they give that many confident matches; else twice as
+/// many, and so on up to [`REFINE_PREFIX`] (a start that is black, flat or unmatched).
 fn choose_pairs(t: &Temporal) -> Vec<(usize, usize)> {
-    let n = t.path.bg.len().min(REFINE_PREFIX);
+    let all = t.path.bg.len().min(REFINE_PREFIX);
+    let mut prefix = REFINE_PREFIX_MIN;
+    loop {
+        let n = all.min(prefix);
+        let pairs = pairs_in(t, n);
+        let confident = pairs
+            .iter()
+            .filter(|p| t.distinct[p.0] >= temporal::CONFIDENT)
+            .count();
+        if n >= all || confident >= REFINE_PAIRS.min(n) {
+            return pairs;
+        }
+        prefix *= 2;
+    }
+}
+
+/// [`choose_pairs`] among the first `n` fg frames.
+fn pairs_in(t: &Temporal, n: usize) -> Vec<(usize, usize)> {
     let k = REFINE_PAIRS.min(n);
     (0..k)
         .filter_map(|s| {

@@ -266,6 +266,27 @@ struct Output {
     streaming: Option<Streaming>,
     /// Output caps and segment, until they are set.
     pending: Option<(gst::Caps, Option<gst::FormattedSegment<gst::ClockTime>>)>,
+    /// Output buffers, reused once downstream releases them (a fresh 1080p frame per output
+    /// costs page faults and zeroing of its memory); `None` if it could not be set up.
+    pool: Option<gst::BufferPool>,
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = pool.set_active(false);
+        }
+    }
+}
+
+/// A pool of output frames of `info` (`caps`), active; `None` if it cannot be configured.
+fn output_pool(caps: &gst::Caps, info: &gst_video::VideoInfo) -> Option<gst::BufferPool> {
+    let pool = gst_video::VideoBufferPool::new();
+    let mut config = pool.config();
+    config.set_params(Some(caps), u32::try_from(info.size()).ok()?, 2, 0);
+    pool.set_config(config).ok()?;
+    pool.set_active(true).ok()?;
+    Some(pool.upcast())
 }
 
 struct Converter {
@@ -1046,6 +1067,7 @@ impl VidkompyAlign {
             mapping.last().copied().unwrap_or(0),
             converter.is_some()
         );
+        let pool = output_pool(&prep.caps, &prep.info);
         Ok(Output {
             info: prep.info,
             layouts,
@@ -1054,6 +1076,7 @@ impl VidkompyAlign {
             next: 0,
             converter,
             streaming: (state.mode == Mode::TwoPass).then(Streaming::default),
+            pool,
             pending: Some((prep.caps, state.fg.first_segment.clone())),
         })
     }
@@ -1406,8 +1429,12 @@ impl VidkompyAlign {
 
         let bg_frame = gst_video::VideoFrame::from_buffer_readable(bg_buf, &bg_info)
             .map_err(|_| fail("bg buffer does not match its caps"))?;
-        let out_buf = gst::Buffer::with_size(out.info.size())
-            .map_err(|_| fail("cannot allocate the output buffer"))?;
+        let pooled = out.pool.as_ref().and_then(|p| p.acquire_buffer(None).ok());
+        let out_buf = match pooled {
+            Some(b) => b,
+            None => gst::Buffer::with_size(out.info.size())
+                .map_err(|_| fail("cannot allocate the output buffer"))?,
+        };
         let mut out_frame = gst_video::VideoFrame::from_buffer_writable(out_buf, &out.info)
             .map_err(|_| fail("cannot map the output buffer"))?;
         bg_frame

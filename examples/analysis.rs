@@ -137,6 +137,7 @@ fn run() -> Result<(), String> {
         fg: &fgd.frames,
         bg: &bgd.frames,
         dots: &temporal::CpuDots,
+        spills: &temporal::InMemory,
         geometry,
         constraints: Constraints::default(),
         nominal_rate,

@@ -10,6 +10,9 @@
 //! the store is dropped (state change to NULL, error, or a crash) and never outlives the process.
 
 use crate::align::features::{Thumb, Thumbs};
+#[cfg(test)]
+use crate::align::temporal::FeatureRows;
+use crate::align::temporal::{RowSpill, Spills};
 use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
@@ -189,6 +192,120 @@ impl SpillFile {
 }
 
 static SPILL_SERIAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Where the analysis keeps features past a byte limit per stream: unlinked spill files in the
+/// temp directory (gone when the analysis drops them). Counts the bytes written, and records
+/// the first failure to write one (those features stay in memory: a warning) and to read one
+/// back (that frame was analysed as flat: an error).
+#[derive(Debug, Clone)]
+pub struct FeatureSpills {
+    limit: usize,
+    temp_dir: Option<PathBuf>,
+    spilled: Arc<AtomicU64>,
+    write_failure: Arc<std::sync::Mutex<Option<String>>>,
+    read_failure: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl FeatureSpills {
+    /// Features of more than `limit` bytes go to a file in `temp_dir` (the system's temp
+    /// directory when `None`).
+    pub fn new(limit: usize, temp_dir: Option<PathBuf>) -> Self {
+        FeatureSpills {
+            limit,
+            temp_dir,
+            spilled: Arc::new(AtomicU64::new(0)),
+            write_failure: Default::default(),
+            read_failure: Default::default(),
+        }
+    }
+
+    /// Bytes of features written to spill files.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
+    }
+
+    /// Why features past the limit stayed in memory, if they did.
+    pub fn write_failure(&self) -> Option<String> {
+        first(&self.write_failure)
+    }
+
+    /// The first failure to read features back, if any.
+    pub fn read_failure(&self) -> Option<String> {
+        first(&self.read_failure)
+    }
+}
+
+impl Default for FeatureSpills {
+    fn default() -> Self {
+        Self::new(THUMBS_IN_MEMORY, None)
+    }
+}
+
+fn first(slot: &std::sync::Mutex<Option<String>>) -> Option<String> {
+    slot.lock().ok().and_then(|f| f.clone())
+}
+
+fn record(slot: &std::sync::Mutex<Option<String>>, why: String) {
+    if let Ok(mut f) = slot.lock() {
+        f.get_or_insert(why);
+    }
+}
+
+impl Spills for FeatureSpills {
+    fn spill(&self, bytes: usize) -> Option<Box<dyn RowSpill>> {
+        if bytes <= self.limit {
+            return None;
+        }
+        let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        match SpillFile::create(dir) {
+            Ok(file) => Some(Box::new(FeatureSpill {
+                file,
+                spills: self.clone(),
+            })),
+            Err(e) => {
+                record(&self.write_failure, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// One stream's spilled features.
+#[derive(Debug)]
+struct FeatureSpill {
+    file: SpillFile,
+    spills: FeatureSpills,
+}
+
+impl RowSpill for FeatureSpill {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.file.append(bytes) {
+            Ok(_) => {
+                self.spills
+                    .spilled
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                record(&self.spills.write_failure, e.to_string());
+                Err(std::io::Error::other(e.to_string()))
+            }
+        }
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.file.read_at(buf, offset).inspect_err(|e| {
+            record(
+                &self.spills.read_failure,
+                format!(
+                    "cannot read {} bytes of features back from the spill file in {}: {e}",
+                    buf.len(),
+                    self.file.dir.display()
+                ),
+            )
+        })
+    }
+}
 
 /// The frames of one pad.
 #[derive(Debug)]
@@ -704,5 +821,50 @@ mod tests {
         assert!(why.contains("cannot create a spill file"), "{why}");
         assert_eq!(s.memory_bytes(), 144 * 4);
         assert_eq!(*s.get(3), thumb(3));
+    }
+
+    /// Features of `n` frames, row `i` of `d` values all `i`-ish.
+    fn features(n: usize, d: usize, spills: &FeatureSpills) -> std::sync::Arc<dyn FeatureRows> {
+        crate::align::temporal::build_features(n, d, spills, |i, out| {
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = ((i * 7 + k) % 13) as f32 / 16.0 - 0.4;
+            }
+            (i as f32, 10.0)
+        })
+    }
+
+    #[test]
+    fn features_past_the_limit_go_to_a_spill_file_and_come_back() {
+        let kept = features(50, 24, &FeatureSpills::new(usize::MAX, None));
+        let spills = FeatureSpills::new(50 * 24 * 2 - 1, None);
+        let spilled = features(50, 24, &spills);
+        assert_eq!(spills.spilled_bytes(), 50 * 24 * 2);
+        assert!(kept.in_memory().is_some() && spilled.in_memory().is_none());
+        let idx = [0, 1, 2, 30, 49, 5];
+        assert_eq!(spilled.select(&idx).q, kept.select(&idx).q);
+        assert_eq!(spilled.meta().mean, kept.meta().mean);
+        assert!(spills.read_failure().is_none() && spills.write_failure().is_none());
+        // Under the limit: in memory.
+        let small = FeatureSpills::new(50 * 24 * 2, None);
+        assert!(features(50, 24, &small).in_memory().is_some());
+        assert_eq!(small.spilled_bytes(), 0);
+    }
+
+    #[test]
+    fn features_stay_in_memory_when_the_spill_file_cannot_be_made() {
+        let file = std::env::temp_dir().join(format!("vidkompy-feats-{}", std::process::id()));
+        std::fs::write(&file, b"not a directory").unwrap();
+        let spills = FeatureSpills::new(1, Some(file.join("sub")));
+        let f = features(20, 8, &spills);
+        let _ = std::fs::remove_file(&file);
+        assert!(f.in_memory().is_some());
+        let why = spills.write_failure().unwrap_or_default();
+        assert!(why.contains("cannot create a spill file"), "{why}");
+        assert_eq!(
+            f.select(&[19]).q,
+            features(20, 8, &FeatureSpills::new(usize::MAX, None))
+                .select(&[19])
+                .q
+        );
     }
 }

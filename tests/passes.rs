@@ -161,7 +161,7 @@ fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
 }
 
 #[test]
-fn thumbnails_past_max_memory_spill_to_disk_in_two_passes_with_the_same_result() {
+fn thumbnails_and_features_past_max_memory_spill_to_disk_in_two_passes_with_the_same_result() {
     init();
     let Some((dir, bg, fg)) = pair("thumbs") else {
         eprintln!("skipped: no footage");
@@ -190,6 +190,9 @@ fn thumbnails_past_max_memory_spill_to_disk_in_two_passes_with_the_same_result()
         b.get::<u64>("spilled-thumbnail-bytes").unwrap(),
         (48 + 36) * 160 * 90
     );
+    // Features too (every feature set of the analysis goes to a file past max-memory).
+    assert_eq!(a.get::<u64>("spilled-feature-bytes").unwrap(), 0);
+    assert!(b.get::<u64>("spilled-feature-bytes").unwrap() > 0);
     assert_eq!(b.get::<&str>("frames").unwrap(), "read-again");
     assert_eq!(b.get::<u64>("stored-bytes").unwrap(), 0);
     for f in ["x", "y", "scale", "temporal-confidence"] {

@@ -6,7 +6,7 @@
 
 use super::features::{self, Feature, Image, Rect, Sides, Thumb, Thumbs};
 use super::spatial::{self, Constraints, Estimate, FramePair, Geometry};
-use super::temporal::{self, Features};
+use super::temporal::{self, FeatureRows, Features};
 use super::{Cancel, Cancelled};
 use rayon::prelude::*;
 
@@ -48,6 +48,8 @@ pub struct Input<'a> {
     pub bg: &'a dyn Thumbs,
     /// Where the cost matrices' dot products are computed.
     pub dots: &'a dyn temporal::Dots,
+    /// Where features may be kept outside memory.
+    pub spills: &'a dyn temporal::Spills,
     pub geometry: Geometry,
     pub constraints: Constraints,
     pub nominal_rate: Option<f64>,
@@ -211,22 +213,27 @@ fn grid(fw: f64, fh: f64, bg_factor: f64) -> (usize, usize) {
     (gw, gh)
 }
 
-fn bg_features(thumbs: &dyn Thumbs, e: &Estimate, geo: Geometry, g: (usize, usize)) -> Features {
+/// Features of a stream: in memory, or spilled (see [`Input::spills`]).
+type Rows = std::sync::Arc<dyn FeatureRows>;
+
+fn bg_features(input: &Input<'_>, e: &Estimate, g: (usize, usize)) -> Rows {
+    let (thumbs, geo) = (input.bg, input.geometry);
     let r = Rect {
         x: e.x,
         y: e.y,
         w: geo.fg.0 as f64 * e.scale,
         h: geo.fg.1 as f64 * e.scale,
     };
-    Features::build(thumbs.len(), g.0 * g.1, |i, out| {
+    temporal::build_features(thumbs.len(), g.0 * g.1, input.spills, |i, out| {
         let t = thumbs.get(i);
         let img = features::resample_thumb(&t, r.scaled(1.0 / t.factor as f64), g.0, g.1);
         features::normalize_into(&img, out)
     })
 }
 
-fn fg_features(thumbs: &dyn Thumbs, geo: Geometry, g: (usize, usize)) -> Features {
-    Features::build(thumbs.len(), g.0 * g.1, |i, out| {
+fn fg_features(input: &Input<'_>, g: (usize, usize)) -> Rows {
+    let (thumbs, geo) = (input.fg, input.geometry);
+    temporal::build_features(thumbs.len(), g.0 * g.1, input.spills, |i, out| {
         let t = thumbs.get(i);
         let r = Rect {
             x: 0.0,
@@ -249,7 +256,7 @@ struct Temporal {
 fn temporal_at(
     input: &Input<'_>,
     e: &Estimate,
-    fg_feats: &mut Option<((usize, usize), Features)>,
+    fg_feats: &mut Option<((usize, usize), Rows)>,
     timings: &mut Timings,
     previous: Option<&Temporal>,
     cancel: &Cancel,
@@ -262,15 +269,17 @@ fn temporal_at(
         bg_factor,
     );
     if fg_feats.as_ref().is_none_or(|(gg, _)| *gg != g) {
-        let f = timings.time("features", || fg_features(input.fg, geo, g));
+        let f = timings.time("features", || fg_features(input, g));
         *fg_feats = Some((g, f));
     }
     let Some((_, fg)) = fg_feats.as_ref() else {
         unreachable!("set above")
     };
     cancel.check()?;
-    let bg = timings.time("features", || bg_features(input.bg, e, geo, g));
-    timings.time("temporal", || temporal_of(input, fg, &bg, previous, cancel))
+    let bg = timings.time("features", || bg_features(input, e, g));
+    timings.time("temporal", || {
+        temporal_of(input, fg.as_ref(), bg.as_ref(), previous, cancel)
+    })
 }
 
 /// bg frames either side of the previous path that a later temporal alignment (at a refined
@@ -281,8 +290,8 @@ const NEAR_RADIUS: usize = 24;
 /// of the same streams at a slightly different footprint).
 fn temporal_of(
     input: &Input<'_>,
-    fg: &Features,
-    bg: &Features,
+    fg: &dyn FeatureRows,
+    bg: &dyn FeatureRows,
     previous: Option<&Temporal>,
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
@@ -420,7 +429,7 @@ impl Wanted {
 pub struct Begun {
     est: Estimate,
     from: f64,
-    fg_feats: Option<((usize, usize), Features)>,
+    fg_feats: Option<((usize, usize), Rows)>,
     last: Temporal,
     /// The fg frames refinement uses, with the bg frame each was matched to.
     pairs: Vec<(usize, usize)>,
@@ -689,6 +698,7 @@ mod tests {
             fg: &fg,
             bg: &bg,
             dots: &temporal::CpuDots,
+            spills: &temporal::InMemory,
             geometry: Geometry {
                 fg: (40, 30),
                 bg: (80, 60),

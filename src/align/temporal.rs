@@ -93,6 +93,13 @@ impl Features {
         }
     }
 
+    pub fn meta(&self) -> Meta<'_> {
+        Meta {
+            flat: &self.flat,
+            mean: &self.mean,
+        }
+    }
+
     /// The quantised feature of frame `i`.
     #[inline]
     pub fn row(&self, i: usize) -> &[i16] {
@@ -124,12 +131,192 @@ impl Features {
     }
 }
 
+/// What costs need of each frame besides its feature: whether it is flat, and its mean.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    pub flat: &'a [bool],
+    pub mean: &'a [f32],
+}
+
+/// Feature rows of one stream, wherever they are kept: in memory ([`Features`]), or in a
+/// spill file with only each frame's [`Meta`] in memory ([`SpilledFeatures`]). Costs are
+/// computed on blocks of rows fetched with [`FeatureRows::select`].
+pub trait FeatureRows: Send + Sync + std::fmt::Debug {
+    /// Frames.
+    fn rows(&self) -> usize;
+    /// Values per frame.
+    fn dim(&self) -> usize;
+    fn meta(&self) -> Meta<'_>;
+    /// Rows `idx`, in that order, in memory.
+    fn select(&self, idx: &[usize]) -> Features;
+    /// All rows, when they are in memory already.
+    fn in_memory(&self) -> Option<&Features> {
+        None
+    }
+    /// Rows `r`, in memory.
+    fn range(&self, r: std::ops::Range<usize>) -> Features {
+        self.select(&r.collect::<Vec<_>>())
+    }
+}
+
+impl FeatureRows for Features {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+
+    fn dim(&self) -> usize {
+        self.d
+    }
+
+    fn meta(&self) -> Meta<'_> {
+        Features::meta(self)
+    }
+
+    fn select(&self, idx: &[usize]) -> Features {
+        Features::select(self, idx)
+    }
+
+    fn in_memory(&self) -> Option<&Features> {
+        Some(self)
+    }
+}
+
+/// Somewhere to keep bytes outside memory (the element gives a temp file): appended in order,
+/// read back at their offsets from any thread.
+pub trait RowSpill: Send + Sync + std::fmt::Debug {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+/// Where an analysis may keep features: `spill(bytes)` gives a spill for features of that
+/// many bytes, or `None` to keep them in memory.
+pub trait Spills: Sync + std::fmt::Debug {
+    fn spill(&self, bytes: usize) -> Option<Box<dyn RowSpill>>;
+}
+
+/// Every feature stays in memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InMemory;
+
+impl Spills for InMemory {
+    fn spill(&self, _bytes: usize) -> Option<Box<dyn RowSpill>> {
+        None
+    }
+}
+
+/// Feature rows in a spill file (little-endian `i16`s, row after row), each frame's [`Meta`]
+/// in memory: a long input's features cost memory independent of its length. A row that
+/// cannot be read back is taken as flat (the spill reports the failure to its owner).
+#[derive(Debug)]
+pub struct SpilledFeatures {
+    d: usize,
+    flat: Vec<bool>,
+    mean: Vec<f32>,
+    spill: Box<dyn RowSpill>,
+}
+
+/// Rows built and written at a time.
+const SPILL_BLOCK: usize = 4096;
+
+impl SpilledFeatures {
+    /// [`Features::build`] into `spill`; `None` (nothing kept) if writing fails.
+    pub fn build(
+        n: usize,
+        d: usize,
+        f: &(impl Fn(usize, &mut [f32]) -> (f32, f32) + Sync),
+        mut spill: Box<dyn RowSpill>,
+    ) -> Option<SpilledFeatures> {
+        let (mut flat, mut mean) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut bytes = Vec::new();
+        for b in 0..n.div_ceil(SPILL_BLOCK) {
+            let lo = b * SPILL_BLOCK;
+            let block = Features::build((n - lo).min(SPILL_BLOCK), d, |i, out| f(lo + i, out));
+            bytes.clear();
+            bytes.extend(block.q.iter().flat_map(|v| v.to_le_bytes()));
+            spill.append(&bytes).ok()?;
+            flat.extend_from_slice(&block.flat);
+            mean.extend_from_slice(&block.mean);
+        }
+        Some(SpilledFeatures {
+            d,
+            flat,
+            mean,
+            spill,
+        })
+    }
+}
+
+impl FeatureRows for SpilledFeatures {
+    fn rows(&self) -> usize {
+        self.flat.len()
+    }
+
+    fn dim(&self) -> usize {
+        self.d
+    }
+
+    fn meta(&self) -> Meta<'_> {
+        Meta {
+            flat: &self.flat,
+            mean: &self.mean,
+        }
+    }
+
+    fn select(&self, idx: &[usize]) -> Features {
+        let d = self.d;
+        let mut q = vec![0i16; idx.len() * d];
+        let mut flat: Vec<bool> = idx.iter().map(|&i| self.flat[i]).collect();
+        let mut bytes = Vec::new();
+        // Runs of consecutive rows are read at once.
+        let mut k = 0;
+        while k < idx.len() {
+            let mut e = k + 1;
+            while e < idx.len() && idx[e] == idx[e - 1] + 1 {
+                e += 1;
+            }
+            bytes.resize((e - k) * d * 2, 0);
+            let offset = (idx[k] * d * 2) as u64;
+            match self.spill.read_at(&mut bytes, offset) {
+                Ok(()) => {
+                    for (v, b) in q[k * d..e * d].iter_mut().zip(bytes.chunks_exact(2)) {
+                        *v = i16::from_le_bytes([b[0], b[1]]);
+                    }
+                }
+                Err(_) => flat[k..e].iter_mut().for_each(|f| *f = true),
+            }
+            k = e;
+        }
+        Features {
+            q,
+            d,
+            flat,
+            mean: idx.iter().map(|&i| self.mean[i]).collect(),
+        }
+    }
+}
+
+/// Features of `n` frames built by `f` (as [`Features::build`]): in a spill from `spills` when
+/// it gives one for their size, else (or if the spill fails) in memory.
+pub fn build_features(
+    n: usize,
+    d: usize,
+    spills: &dyn Spills,
+    f: impl Fn(usize, &mut [f32]) -> (f32, f32) + Sync,
+) -> std::sync::Arc<dyn FeatureRows> {
+    if let Some(spill) = spills.spill(n * d * 2)
+        && let Some(s) = SpilledFeatures::build(n, d, &f, spill)
+    {
+        return std::sync::Arc::new(s);
+    }
+    std::sync::Arc::new(Features::build(n, d, f))
+}
+
 /// Cost of showing bg frame `j` for fg frame `i`, from the dot product of their normalised
 /// features: `1 - NCC` for textured frames (0 = same image up to gain and offset, 1 = unrelated,
 /// 2 = inverted). Two flat frames (black, fades) cost by how far their brightness differs; a
 /// flat frame against a textured one costs 1.
 #[inline]
-fn cell_cost(dot: i32, fg: &Features, i: usize, bg: &Features, j: usize) -> f32 {
+fn cell_cost(dot: i32, fg: Meta<'_>, i: usize, bg: Meta<'_>, j: usize) -> f32 {
     match (fg.flat[i], bg.flat[j]) {
         (false, false) => (1.0 - dot as f32 * DOT_UNIT).clamp(0.0, 2.0),
         (true, true) => ((fg.mean[i] - bg.mean[j]).abs() / 64.0).min(1.0),
@@ -139,17 +326,11 @@ fn cell_cost(dot: i32, fg: &Features, i: usize, bg: &Features, j: usize) -> f32 
 
 /// The cost of one cell.
 pub fn cost_at(fg: &Features, i: usize, bg: &Features, j: usize) -> f32 {
-    cell_cost(dot_q(fg.row(i), bg.row(j)), fg, i, bg, j)
+    cell_cost(dot_q(fg.row(i), bg.row(j)), fg.meta(), i, bg.meta(), j)
 }
 
 /// The costs of row `i` from its dot products with bg frames `lo..`.
-pub fn costs_from_dots(
-    fg: &Features,
-    i: usize,
-    bg: &Features,
-    lo: usize,
-    dots: &[i32],
-) -> Vec<f32> {
+pub fn costs_from_dots(fg: Meta<'_>, i: usize, bg: Meta<'_>, lo: usize, dots: &[i32]) -> Vec<f32> {
     dots.iter()
         .zip(lo..)
         .map(|(&d, j)| cell_cost(d, fg, i, bg, j))
@@ -236,7 +417,7 @@ pub fn cost_matrix_with(fg: &Features, bg: &Features, dots: &dyn Dots) -> Array2
         .enumerate()
         .for_each(|(i, (mut row, dots))| {
             for ((j, x), &dot) in row.iter_mut().enumerate().zip(dots) {
-                *x = cell_cost(dot, fg, i, bg, j);
+                *x = cell_cost(dot, fg.meta(), i, bg.meta(), j);
             }
         });
     c
@@ -314,14 +495,14 @@ impl Costs {
     }
 
     /// The costs of a band: row `i` covers bg frames `band[i].0..band[i].1`.
-    pub fn banded(fg: &Features, bg: &Features, band: &[(usize, usize)]) -> Costs {
+    pub fn banded(fg: &dyn FeatureRows, bg: &dyn FeatureRows, band: &[(usize, usize)]) -> Costs {
         Self::banded_with(fg, bg, band, &CpuDots)
     }
 
     /// [`Costs::banded`] with the dot products from `dots`.
     pub fn banded_with(
-        fg: &Features,
-        bg: &Features,
+        fg: &dyn FeatureRows,
+        bg: &dyn FeatureRows,
         band: &[(usize, usize)],
         dots: &dyn Dots,
     ) -> Costs {
@@ -332,13 +513,16 @@ impl Costs {
     /// fg frame (from an alignment of the same streams at a slightly different footprint,
     /// where they hardly differ) instead of sampling them again.
     pub fn banded_with_medians(
-        fg: &Features,
-        bg: &Features,
+        fg: &dyn FeatureRows,
+        bg: &dyn FeatureRows,
         band: &[(usize, usize)],
         dots: &dyn Dots,
         medians: Option<&[f32]>,
     ) -> Costs {
-        let (n, m) = (fg.len(), bg.len());
+        let (n, m) = (fg.rows(), bg.rows());
+        let (fm, bm) = (fg.meta(), bg.meta());
+        // bg frame 0 and the last, whose costs every row keeps.
+        let ends_bg = bg.select(&[0, m.saturating_sub(1)][..m.min(2)]);
         // Every row holds at least one cell, inside the matrix.
         let band: Vec<(usize, usize)> = band
             .iter()
@@ -362,6 +546,7 @@ impl Costs {
         // row's start (what a GPU computes in one go), of which each row keeps its own part;
         // blocks keep a few wide rows (a cut, the open ends) from widening every row.
         let mut all: Vec<(usize, Vec<i32>)> = Vec::with_capacity(n.div_ceil(BAND_BLOCK));
+        let mut ends: Vec<(f32, f32)> = Vec::with_capacity(n);
         for b in 0..n.div_ceil(BAND_BLOCK) {
             let rows = b * BAND_BLOCK..((b + 1) * BAND_BLOCK).min(n);
             let width = band[rows.clone()]
@@ -377,24 +562,29 @@ impl Costs {
                 .max()
                 .unwrap_or(first);
             let starts: Vec<usize> = band[rows.clone()].iter().map(|b| b.0 - first).collect();
-            let part = fg.select(&rows.collect::<Vec<_>>());
-            let near = bg.select(&(first..end).collect::<Vec<_>>());
+            let part = fg.range(rows.clone());
+            let near = bg.range(first..end);
             all.push((width, dots.band_dots(&part, &near, &starts, width)));
+            ends.extend(rows.enumerate().map(|(k, i)| {
+                if m == 0 {
+                    (1.0, 1.0)
+                } else {
+                    let at = |e: usize| {
+                        let dot = dot_q(part.row(k), ends_bg.row(e.min(ends_bg.len() - 1)));
+                        cell_cost(dot, fm, i, bm, if e == 0 { 0 } else { m - 1 })
+                    };
+                    (at(0), at(1))
+                }
+            }));
         }
-        let rows: Vec<(Vec<f32>, (f32, f32))> = band
+        let rows: Vec<Vec<f32>> = band
             .par_iter()
             .enumerate()
             .map(|(i, &(lo, hi))| {
                 let (width, block) = &all[i / BAND_BLOCK];
                 let k = i % BAND_BLOCK;
                 let d = &block[k * width..k * width + (hi - lo)];
-                let row = costs_from_dots(fg, i, bg, lo, d);
-                let ends = if m == 0 {
-                    (1.0, 1.0)
-                } else {
-                    (cost_at(fg, i, bg, 0), cost_at(fg, i, bg, m - 1))
-                };
-                (row, ends)
+                costs_from_dots(fm, i, bm, lo, d)
             })
             .collect();
         let median = match medians {
@@ -402,10 +592,8 @@ impl Costs {
             _ => sampled_medians(fg, bg, dots),
         };
         let mut data = Vec::with_capacity(at);
-        let mut ends = Vec::with_capacity(n);
-        for (row, e) in rows {
+        for row in rows {
             data.extend_from_slice(&row);
-            ends.push(e);
         }
         Costs {
             m,
@@ -453,18 +641,20 @@ impl Costs {
 
 /// Every row's median cost over the sampled bg frames, in blocks of rows (memory bounded
 /// whatever the length).
-fn sampled_medians(fg: &Features, bg: &Features, dots: &dyn Dots) -> Vec<f32> {
-    let cols: Vec<usize> = sampled(fg.len(), bg.len()).collect();
+fn sampled_medians(fg: &dyn FeatureRows, bg: &dyn FeatureRows, dots: &dyn Dots) -> Vec<f32> {
+    let (n, m) = (fg.rows(), bg.rows());
+    let cols: Vec<usize> = sampled(n, m).collect();
     if cols.is_empty() {
-        return vec![0.0; fg.len()];
+        return vec![0.0; n];
     }
     let bs = bg.select(&cols);
+    let (fm, bm) = (fg.meta(), bg.meta());
     let k = cols.len();
     const BLOCK: usize = 4096;
-    let mut out = Vec::with_capacity(fg.len());
-    for b in 0..fg.len().div_ceil(BLOCK) {
-        let rows = b * BLOCK..((b + 1) * BLOCK).min(fg.len());
-        let part = fg.select(&rows.clone().collect::<Vec<_>>());
+    let mut out = Vec::with_capacity(n);
+    for b in 0..n.div_ceil(BLOCK) {
+        let rows = b * BLOCK..((b + 1) * BLOCK).min(n);
+        let part = fg.range(rows.clone());
         let d = dots.band_dots(&part, &bs, &vec![0; rows.len()], k);
         let medians: Vec<f32> = rows
             .into_par_iter()
@@ -473,7 +663,7 @@ fn sampled_medians(fg: &Features, bg: &Features, dots: &dyn Dots) -> Vec<f32> {
                 median_of(
                     d.iter()
                         .zip(&cols)
-                        .map(|(&x, &j)| cell_cost(x, fg, i, bg, j))
+                        .map(|(&x, &j)| cell_cost(x, fm, i, bm, j))
                         .collect(),
                 )
             })
@@ -846,8 +1036,8 @@ pub struct Aligned {
 /// the coarse matrix has at most [`FULL_CELLS`] cells), and then in a band of `3f + 16` bg
 /// frames either side of that path, so that memory and time grow linearly.
 pub fn align_features(
-    fg: &Features,
-    bg: &Features,
+    fg: &dyn FeatureRows,
+    bg: &dyn FeatureRows,
     max_step: usize,
     priors: Priors,
     dots: &dyn Dots,
@@ -858,18 +1048,24 @@ pub fn align_features(
 
 /// [`align_features`], on the whole matrix up to `whole` cells.
 fn align_within(
-    fg: &Features,
-    bg: &Features,
+    fg: &dyn FeatureRows,
+    bg: &dyn FeatureRows,
     whole: usize,
     max_step: usize,
     priors: Priors,
     dots: &dyn Dots,
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
-    let (n, m) = (fg.len(), bg.len());
+    let (n, m) = (fg.rows(), bg.rows());
     if n.saturating_mul(m) <= whole {
+        fn all(f: &dyn FeatureRows) -> std::borrow::Cow<'_, Features> {
+            match f.in_memory() {
+                Some(x) => std::borrow::Cow::Borrowed(x),
+                None => std::borrow::Cow::Owned(f.range(0..f.rows())),
+            }
+        }
         return align_costs(
-            &Costs::from_matrix(&cost_matrix_with(fg, bg, dots)),
+            &Costs::from_matrix(&cost_matrix_with(&all(fg), &all(bg), dots)),
             1,
             max_step,
             priors,
@@ -877,7 +1073,8 @@ fn align_within(
         );
     }
     let f = ((n as f64 * m as f64 / FULL_CELLS as f64).sqrt().ceil() as usize).max(2);
-    let (fd, bd) = (fg.decimate(f), bg.decimate(f));
+    let every = |len: usize| (0..len).step_by(f).collect::<Vec<_>>();
+    let (fd, bd) = (fg.select(&every(n)), bg.select(&every(m)));
     let coarse = align_within(&fd, &bd, FULL_CELLS, max_step, priors, dots, cancel)?;
     cancel.check()?;
     let band = band_around(&coarse.path.bg, coarse.line, f, n, m, 3 * f + 16);
@@ -895,8 +1092,8 @@ fn align_within(
 /// previous alignment's median costs are reused when given (one per fg frame).
 #[allow(clippy::too_many_arguments)]
 pub fn align_near(
-    fg: &Features,
-    bg: &Features,
+    fg: &dyn FeatureRows,
+    bg: &dyn FeatureRows,
     previous: &[usize],
     medians: Option<&[f32]>,
     radius: usize,
@@ -905,7 +1102,7 @@ pub fn align_near(
     dots: &dyn Dots,
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
-    let band = band_around(previous, None, 1, fg.len(), bg.len(), radius);
+    let band = band_around(previous, None, 1, fg.rows(), bg.rows(), radius);
     let costs = Costs::banded_with_medians(fg, bg, &band, dots, medians);
     align_costs(&costs, 1, max_step, priors, cancel)
 }
@@ -1205,6 +1402,86 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         assert!(worst < 1e-4, "{worst}");
+    }
+
+    /// Bytes in memory, as a spill; reads fail when `broken`.
+    #[derive(Debug, Default)]
+    struct MemSpill {
+        data: Vec<u8>,
+        broken: bool,
+    }
+
+    impl RowSpill for MemSpill {
+        fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            self.data.extend_from_slice(bytes);
+            Ok(())
+        }
+
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            let o = offset as usize;
+            match self.data.get(o..o + buf.len()) {
+                Some(src) if !self.broken => {
+                    buf.copy_from_slice(src);
+                    Ok(())
+                }
+                _ => Err(std::io::Error::other("unreadable")),
+            }
+        }
+    }
+
+    /// The same features, built into a spill.
+    fn spilled(f: &Features, broken: bool) -> SpilledFeatures {
+        let build = |i: usize, out: &mut [f32]| {
+            for (o, &q) in out.iter_mut().zip(f.row(i)) {
+                *o = f32::from(q) / FEATURE_ONE;
+            }
+            (f.mean[i], if f.flat[i] { 0.0 } else { 100.0 })
+        };
+        let spill = Box::new(MemSpill {
+            broken,
+            ..MemSpill::default()
+        });
+        SpilledFeatures::build(f.len(), f.d, &build, spill).unwrap()
+    }
+
+    #[test]
+    fn spilled_features_align_exactly_as_features_in_memory() {
+        let cancel = Cancel::new();
+        // Long enough for the banded path, with a cut and another rate.
+        let scene = walk(3000, 48, 5);
+        let bg = feats(&scene, 0.3, 6);
+        let truth = |i: usize| 50 + 2 * i + if i < 500 { 0 } else { 200 };
+        let fg_rows: Vec<Vec<f32>> = (0..1100).map(|i| scene[truth(i)].clone()).collect();
+        let mut fg = feats(&fg_rows, 0.3, 7);
+        fg.flat[10] = true;
+        let (sfg, sbg) = (spilled(&fg, false), spilled(&bg, false));
+        assert_eq!(sfg.range(0..fg.len()).q, fg.q);
+        assert_eq!(
+            sbg.select(&[7, 3, 4, 2999]).q,
+            bg.select(&[7, 3, 4, 2999]).q
+        );
+        let a = align_features(&fg, &bg, 5, Priors::default(), &CpuDots, &cancel).unwrap();
+        let b = align_features(&sfg, &sbg, 5, Priors::default(), &CpuDots, &cancel).unwrap();
+        assert!(a.decimation >= 2, "{}", a.decimation);
+        assert_eq!(a, b);
+        let near = |f: &dyn FeatureRows, g: &dyn FeatureRows| {
+            align_near(
+                f,
+                g,
+                &a.path.bg,
+                None,
+                8,
+                5,
+                Priors::default(),
+                &CpuDots,
+                &cancel,
+            )
+            .unwrap()
+        };
+        assert_eq!(near(&fg, &bg), near(&sfg, &sbg));
+        // Rows that cannot be read back are flat frames.
+        let broken = spilled(&fg, true);
+        assert!(broken.select(&[0, 1, 2]).flat.iter().all(|&f| f));
     }
 
     #[test]

@@ -304,6 +304,8 @@ struct State {
     placement_checked: bool,
     /// The `alignment` file, read at start.
     loaded: Option<(std::path::PathBuf, Report)>,
+    /// Where the analysis keeps features past the memory bound.
+    features: store::FeatureSpills,
     /// When the last `vidkompy-progress` message was posted.
     last_progress: Option<std::time::Instant>,
     mode: Mode,
@@ -719,6 +721,7 @@ impl VidkompyAlign {
             fg: &state.fg.thumbs,
             bg: &state.bg.thumbs,
             dots,
+            spills: &state.features,
             geometry: prep.geo,
             constraints: prep.settings.constraints(),
             nominal_rate: prep.nominal_rate,
@@ -1035,6 +1038,13 @@ impl VidkompyAlign {
                 return Err(gst::FlowError::Error);
             }
         }
+        if let Some(why) = state.features.read_failure() {
+            gst::element_imp_error!(self, gst::ResourceError::Read, ("Analysis failed: {why}"));
+            return Err(gst::FlowError::Error);
+        }
+        if let Some(why) = state.features.write_failure() {
+            gst::warning!(CAT, imp = self, "features kept in memory: {why}");
+        }
         Ok(())
     }
 
@@ -1192,6 +1202,7 @@ impl VidkompyAlign {
                 "spilled-thumbnail-bytes",
                 state.bg.thumbs.spilled_bytes() + state.fg.thumbs.spilled_bytes(),
             )
+            .field("spilled-feature-bytes", state.features.spilled_bytes())
             .field(
                 "analysis-time",
                 gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64),
@@ -1897,6 +1908,8 @@ impl VidkompyAlign {
             bg: pad(),
             fg: pad(),
             loaded,
+            // Features (about 1 KB a frame) under the same bound, per stream.
+            features: store::FeatureSpills::new(thumb_limit, dir.clone()),
             ..State::default()
         }
     }

@@ -97,9 +97,10 @@ fn child(args: &[String]) -> Result<(), String> {
                         .get::<gst::ClockTime>("analysis-time")
                         .map(|t| t.seconds_f64())
                         .unwrap_or(f64::NAN);
-                    // Frames and thumbnails written to temp files.
+                    // Frames, thumbnails and features written to temp files.
                     spilled = s.get::<u64>("spilled-bytes").unwrap_or(0)
-                        + s.get::<u64>("spilled-thumbnail-bytes").unwrap_or(0);
+                        + s.get::<u64>("spilled-thumbnail-bytes").unwrap_or(0)
+                        + s.get::<u64>("spilled-feature-bytes").unwrap_or(0);
                 }
             }
             _ => (),

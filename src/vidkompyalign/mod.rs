@@ -18,21 +18,22 @@
  * When it is done it posts an element message `vidkompy-alignment` (fields `x`, `y`, `scale`,
  * `footprint-x`, `footprint-y`, `footprint-width`, `footprint-height`, `spatial-confidence`,
  * `temporal-confidence`, `mean-cost`, `first-bg-frame`, `last-bg-frame`, `fg-frames`, `rate`,
- * `mapping`, `frames` (`read-again` or `stored`), `stored-bytes`, `spilled-bytes` and
- * `analysis-time`). Content that does not match gives a warning, the set (or centred) footprint
+ * `mapping`, `frames` (`read-again` or `stored`), `stored-bytes`, `spilled-bytes`,
+ * `spilled-thumbnail-bytes`, `spilled-feature-bytes`, `device` and `analysis-time`). Content that does not match gives a warning, the set (or centred) footprint
  * and the running-time mapping: each fg frame takes the bg frame showing at the same running
  * time.
  *
  * The element works offline: it reads both pads to EOS before it outputs. When both upstreams
  * answer the SEEKING query as seekable (files), it keeps no frame: a first pass keeps per-frame
- * features (a thumbnail of a few KB; past 8 MiB per pad in a spill file in `temp-dir`) for
- * the analysis, a short second pass fetches the dozen
- * frames the sub-pixel refinement needs (among the fg's first 720), and both inputs are then
+ * features (a thumbnail of a few KB; past 8 MiB per pad in a spill file in `temp-dir`, as are
+ * the analysis's feature matrices) for the analysis, a short second pass fetches the dozen
+ * frames the sub-pixel refinement needs (among the fg's first 240, up to 720 if those match
+ * poorly), and both inputs are then
  * sought back to the start once more and composited as they are read. Otherwise (or with
  * `two-pass=false`, or `match-region=edges`, which needs every frame at full resolution) frames
  * are stored: at most two upstream buffers per pad by reference, copies in memory up to
  * `max-memory`, the rest in a spill file in `temp-dir` that is unlinked as soon as it is
- * created. Long inputs align in linear time and memory: past 4 M cost cells, dynamic time
+ * created. Long inputs align in linear time and memory: past 1 M cost cells, dynamic time
  * warping runs on every f-th frame first and then in a band around that path. Live upstreams
  * are refused with an element error for now.
  *

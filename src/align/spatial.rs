@@ -790,8 +790,9 @@ pub fn refine_cached(
         cancel.check()?;
         let level = cache.level(pairs, f);
         // Search radius: the previous level's uncertainty (half a px either way after its
-        // sub-step search) in this level's px, plus one.
-        let radius = (prev_f / f as f64 / 2.0).ceil() as i64 + 1;
+        // sub-step search) in this level's px; hill climbing goes further where the best
+        // candidate lies on the window's edge.
+        let radius = (prev_f / f as f64 / 2.0).ceil() as i64;
         let fw = geo.fg.0 as f64 * est.scale;
         // One step changes the footprint width by one level px.
         let step = f as f64 / fw;

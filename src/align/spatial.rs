@@ -553,54 +553,54 @@ struct Level {
 /// allocation, which the cache keeps alive so that the key stays unique.
 #[derive(Default)]
 pub struct LevelCache {
-    bg: HashMap<(usize, usize), (Arc<Thumb>, BgLevel)>,
-    fg: HashMap<(usize, usize), (Arc<Thumb>, Arc<Image>)>,
+    bg: Cached<(Image, Integral)>,
+    fg: Cached<Image>,
 }
 
 /// A bg frame at one level, with its integral images.
 type BgLevel = Arc<(Image, Integral)>;
 
+/// Frames cached at one level, keyed by frame allocation and level.
+type Cached<T> = HashMap<(usize, usize), (Arc<Thumb>, Arc<T>)>;
+
+/// `frames` at level `f` from `cache`, building the missing ones (in parallel) with `build`.
+fn cached<T: Send + Sync>(
+    cache: &mut Cached<T>,
+    frames: &[&Arc<Thumb>],
+    f: usize,
+    build: impl Fn(&Thumb) -> T + Sync,
+) -> Vec<Arc<T>> {
+    let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f);
+    let missing: Vec<&Arc<Thumb>> = frames
+        .iter()
+        .copied()
+        .filter(|t| !cache.contains_key(&key(t)))
+        .collect();
+    let built: Vec<_> = missing
+        .par_iter()
+        .map(|&t| (t.clone(), Arc::new(build(t))))
+        .collect();
+    for (t, l) in built {
+        cache.insert(key(&t), (t, l));
+    }
+    frames
+        .iter()
+        .filter_map(|t| cache.get(&key(t)).map(|e| e.1.clone()))
+        .collect()
+}
+
 impl LevelCache {
     fn level(&mut self, pairs: &[FramePair], f: usize) -> Level {
-        let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f);
-        let missing_bg: Vec<&Arc<Thumb>> = pairs
-            .iter()
-            .map(|p| &p.bg)
-            .filter(|t| !self.bg.contains_key(&key(t)))
-            .collect();
-        let built: Vec<_> = missing_bg
-            .par_iter()
-            .map(|&t| {
-                let img = t.image_at(f);
-                let int = Integral::new(&img);
-                (t.clone(), Arc::new((img, int)))
-            })
-            .collect();
-        for (t, l) in built {
-            self.bg.insert(key(&t), (t, l));
-        }
-        let missing_fg: Vec<&Arc<Thumb>> = pairs
-            .iter()
-            .map(|p| &p.fg)
-            .filter(|t| !self.fg.contains_key(&key(t)))
-            .collect();
-        let built: Vec<_> = missing_fg
-            .par_iter()
-            .map(|&t| (t.clone(), Arc::new(t.image_at(f))))
-            .collect();
-        for (t, l) in built {
-            self.fg.insert(key(&t), (t, l));
-        }
+        let bg: Vec<&Arc<Thumb>> = pairs.iter().map(|p| &p.bg).collect();
+        let fg: Vec<&Arc<Thumb>> = pairs.iter().map(|p| &p.fg).collect();
         Level {
             f,
-            bg: pairs
-                .iter()
-                .filter_map(|p| self.bg.get(&key(&p.bg)).map(|e| e.1.clone()))
-                .collect(),
-            fg: pairs
-                .iter()
-                .filter_map(|p| self.fg.get(&key(&p.fg)).map(|e| e.1.clone()))
-                .collect(),
+            bg: cached(&mut self.bg, &bg, f, |t| {
+                let img = t.image_at(f);
+                let int = Integral::new(&img);
+                (img, int)
+            }),
+            fg: cached(&mut self.fg, &fg, f, |t| t.image_at(f)),
         }
     }
 }

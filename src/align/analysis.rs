@@ -213,36 +213,70 @@ fn grid(fw: f64, fh: f64, bg_factor: f64) -> (usize, usize) {
     (gw, gh)
 }
 
-/// Features of a stream: in memory, or spilled (see [`Input::spills`]).
-type Rows = std::sync::Arc<dyn FeatureRows>;
+/// The feature grid of the footprint `e` when bg thumbnails are at `bg_factor`.
+pub fn feature_grid(geo: Geometry, e: &Estimate, bg_factor: usize) -> (usize, usize) {
+    grid(
+        geo.fg.0 as f64 * e.scale,
+        geo.fg.1 as f64 * e.scale,
+        bg_factor as f64,
+    )
+}
 
-fn bg_features(input: &Input<'_>, e: &Estimate, g: (usize, usize)) -> Rows {
-    let (thumbs, geo) = (input.bg, input.geometry);
+/// The footprint `e` of a bg thumbnail resampled on grid `g` and normalised into `out`
+/// (`g.0 * g.1` long); returns the image's mean and standard deviation.
+pub fn bg_feature_into(
+    t: &Thumb,
+    geo: Geometry,
+    e: &Estimate,
+    g: (usize, usize),
+    out: &mut [f32],
+) -> (f32, f32) {
     let r = Rect {
         x: e.x,
         y: e.y,
         w: geo.fg.0 as f64 * e.scale,
         h: geo.fg.1 as f64 * e.scale,
     };
+    let img = features::resample_thumb(t, r.scaled(1.0 / t.factor as f64), g.0, g.1);
+    features::normalize_into(&img, out)
+}
+
+/// A whole fg thumbnail resampled on grid `g` and normalised into `out`, as
+/// [`bg_feature_into`].
+pub fn fg_feature_into(t: &Thumb, geo: Geometry, g: (usize, usize), out: &mut [f32]) -> (f32, f32) {
+    let r = Rect {
+        x: 0.0,
+        y: 0.0,
+        w: geo.fg.0 as f64 / t.factor as f64,
+        h: geo.fg.1 as f64 / t.factor as f64,
+    };
+    features::normalize_into(&features::resample_thumb(t, r, g.0, g.1), out)
+}
+
+/// Features of a stream: in memory, or spilled (see [`Input::spills`]).
+type Rows = std::sync::Arc<dyn FeatureRows>;
+
+fn bg_features(input: &Input<'_>, e: &Estimate, g: (usize, usize)) -> Rows {
+    let (thumbs, geo) = (input.bg, input.geometry);
     temporal::build_features(thumbs.len(), g.0 * g.1, input.spills, |i, out| {
-        let t = thumbs.get(i);
-        let img = features::resample_thumb(&t, r.scaled(1.0 / t.factor as f64), g.0, g.1);
-        features::normalize_into(&img, out)
+        bg_feature_into(&thumbs.get(i), geo, e, g, out)
     })
 }
 
 fn fg_features(input: &Input<'_>, g: (usize, usize)) -> Rows {
     let (thumbs, geo) = (input.fg, input.geometry);
     temporal::build_features(thumbs.len(), g.0 * g.1, input.spills, |i, out| {
-        let t = thumbs.get(i);
-        let r = Rect {
-            x: 0.0,
-            y: 0.0,
-            w: geo.fg.0 as f64 / t.factor as f64,
-            h: geo.fg.1 as f64 / t.factor as f64,
-        };
-        features::normalize_into(&features::resample_thumb(&t, r, g.0, g.1), out)
+        fg_feature_into(&thumbs.get(i), geo, g, out)
     })
+}
+
+/// Largest bg step between consecutive fg frames that DTW allows, from the nominal playback
+/// speed (bg frames per fg frame) when known.
+pub fn max_step(nominal_rate: Option<f64>) -> usize {
+    match nominal_rate {
+        Some(r) if r > 0.0 => ((r * 1.25).ceil() as usize + 1).min(9),
+        _ => 5,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -262,12 +296,8 @@ fn temporal_at(
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
     let geo = input.geometry;
-    let bg_factor = input.bg.first().map(|t| t.factor).unwrap_or(1) as f64;
-    let g = grid(
-        geo.fg.0 as f64 * e.scale,
-        geo.fg.1 as f64 * e.scale,
-        bg_factor,
-    );
+    let bg_factor = input.bg.first().map(|t| t.factor).unwrap_or(1);
+    let g = feature_grid(geo, e, bg_factor);
     if fg_feats.as_ref().is_none_or(|(gg, _)| *gg != g) {
         let f = timings.time("features", || fg_features(input, g));
         *fg_feats = Some((g, f));
@@ -295,10 +325,7 @@ fn temporal_of(
     previous: Option<&Temporal>,
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
-    let max_step = match input.nominal_rate {
-        Some(r) if r > 0.0 => ((r * 1.25).ceil() as usize + 1).min(9),
-        _ => 5,
-    };
+    let max_step = max_step(input.nominal_rate);
     let temporal::Aligned {
         path,
         line,

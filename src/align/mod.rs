@@ -5,6 +5,7 @@
 //!
 //! - [`analysis`]: the whole offline analysis, from thumbnails to footprint and mapping;
 //! - [`features`]: per-frame thumbnails and normalised feature vectors;
+//! - [`live`]: alignment of live streams on a sliding window, committed frame by frame;
 //! - [`mapping`]: the result as a JSON document (report and reuse);
 //! - [`ncc`]: normalised cross-correlation, through FFTs or directly;
 //! - [`spatial`]: the search for the fg's footprint (offset and scale);
@@ -15,6 +16,7 @@
 
 pub mod analysis;
 pub mod features;
+pub mod live;
 pub mod mapping;
 pub mod ncc;
 pub mod placement;

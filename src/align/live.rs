@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: MIT
+
+//! Alignment of live streams on a sliding window: frames come in one by one, only a window of
+//! each stream is held, and the match of an fg frame is committed once the window holds the
+//! frames after it that the caller waits for (its lookahead). Committed matches never move back
+//! in the bg (the path is monotonic across windows) and do not jump when the window slides: each
+//! window's dynamic time warping starts at the last committed match and is guided by the line the
+//! recent matches lie on, which follows a slow drift of the delay or the speed.
+//!
+//! Indices are the streams' own frame numbers, counted from their first frame; the caller says
+//! which frames to forget (the bg beyond its buffering, the fg once committed).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::analysis::{self, Alignment, Luma, Side};
+use super::features::{Feature, Thumb};
+use super::spatial::{Constraints, Estimate, Geometry};
+use super::temporal::{self, Dots, DtwParams, Features, Line, Priors};
+use super::{Cancel, Cancelled};
+
+/// Committed matches the guide line is fitted on (the last ones; about ten seconds at 24 fps).
+const HISTORY: usize = 240;
+/// Committed matches needed before the line is fitted on them rather than taken at the
+/// nominal speed through the last match.
+const HISTORY_MIN: usize = 12;
+/// Cost of leaving the last committed match anywhere but from it (costs are 1 - NCC, at most 2).
+const OFF_ANCHOR: f32 = 2.0;
+
+/// One fg frame's committed match.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Match {
+    pub fg: usize,
+    pub bg: usize,
+    /// 1 - NCC of the footprint features (1 for a flat frame).
+    pub cost: f32,
+    /// How far below the window's median cost for this fg frame the match lies, in [0, 1].
+    pub distinct: f32,
+}
+
+/// What [`Tracker::commit`] decided.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Committed {
+    pub matches: Vec<Match>,
+    /// The bg frame of the last committed match is no longer held (the bg led the fg by more
+    /// than it buffers): the path started again from the oldest bg frame held.
+    pub reanchored: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    index: usize,
+    thumb: Arc<Thumb>,
+    feature: Option<Feature>,
+}
+
+/// A window of one stream: entries with consecutive indices.
+#[derive(Debug, Default)]
+struct Window(VecDeque<Entry>);
+
+impl Window {
+    fn position(&self, index: usize) -> Option<usize> {
+        let first = self.0.front()?.index;
+        index
+            .checked_sub(first)
+            .filter(|&k| k < self.0.len())
+            .filter(|&k| self.0[k].index == index)
+    }
+}
+
+/// Thumbnails of a window, for the offline analysis.
+#[derive(Debug)]
+struct Thumbs<'a>(&'a Window);
+
+impl crate::align::features::Thumbs for Thumbs<'_> {
+    fn len(&self) -> usize {
+        self.0.0.len()
+    }
+
+    fn get(&self, i: usize) -> std::borrow::Cow<'_, Thumb> {
+        std::borrow::Cow::Borrowed(&self.0.0[i].thumb)
+    }
+}
+
+/// The live alignment of one pair of streams.
+#[derive(Debug)]
+pub struct Tracker {
+    geometry: Geometry,
+    constraints: Constraints,
+    /// bg frames per fg frame, from the frame rates, when known.
+    nominal_rate: Option<f64>,
+    fg: Window,
+    bg: Window,
+    /// The footprint features are taken at, once known, with its feature grid.
+    footprint: Option<(Estimate, (usize, usize))>,
+    last: Option<Match>,
+    history: VecDeque<Match>,
+}
+
+impl Tracker {
+    pub fn new(geometry: Geometry, constraints: Constraints, nominal_rate: Option<f64>) -> Self {
+        Tracker {
+            geometry,
+            constraints,
+            nominal_rate: nominal_rate.filter(|r| r.is_finite() && *r > 0.0),
+            fg: Window::default(),
+            bg: Window::default(),
+            footprint: None,
+            last: None,
+            history: VecDeque::new(),
+        }
+    }
+
+    fn feature(&self, side: Side, t: &Thumb) -> Option<Feature> {
+        let (e, g) = self.footprint.as_ref()?;
+        let mut v = vec![0.0; g.0 * g.1];
+        let (mean, std) = match side {
+            Side::Fg => analysis::fg_feature_into(t, self.geometry, *g, &mut v),
+            Side::Bg => analysis::bg_feature_into(t, self.geometry, e, *g, &mut v),
+        };
+        Some(Feature { v, mean, std })
+    }
+
+    /// Adds the next frame of a stream (indices increase by one from the first frame pushed;
+    /// a gap is taken as it comes).
+    pub fn push(&mut self, side: Side, index: usize, thumb: Arc<Thumb>) {
+        let feature = self.feature(side, &thumb);
+        let w = match side {
+            Side::Fg => &mut self.fg,
+            Side::Bg => &mut self.bg,
+        };
+        if w.0.back().is_some_and(|e| e.index >= index) {
+            return;
+        }
+        w.0.push_back(Entry {
+            index,
+            thumb,
+            feature,
+        });
+    }
+
+    /// Forgets the bg frames before `index`.
+    pub fn forget_bg_before(&mut self, index: usize) {
+        while self.bg.0.front().is_some_and(|e| e.index < index) {
+            self.bg.0.pop_front();
+        }
+    }
+
+    /// fg frames held (not committed yet).
+    pub fn pending(&self) -> usize {
+        self.fg.0.len()
+    }
+
+    /// bg frames held.
+    pub fn bg_held(&self) -> usize {
+        self.bg.0.len()
+    }
+
+    /// The last committed match.
+    pub fn last(&self) -> Option<Match> {
+        self.last
+    }
+
+    /// The footprint in use.
+    pub fn footprint(&self) -> Option<Estimate> {
+        self.footprint.map(|(e, _)| e)
+    }
+
+    /// The offline analysis on the frames held: the footprint (and the window's mapping, in
+    /// window positions). `luma` gives the full-resolution luma of frames by their index.
+    pub fn locate(
+        &self,
+        dots: &dyn Dots,
+        luma: &Luma<'_>,
+        cancel: &Cancel,
+    ) -> Result<Option<Alignment>, Cancelled> {
+        let (fg0, bg0) = match (self.fg.0.front(), self.bg.0.front()) {
+            (Some(f), Some(b)) => (f.index, b.index),
+            _ => return Ok(None),
+        };
+        let input = analysis::Input {
+            fg: &Thumbs(&self.fg),
+            bg: &Thumbs(&self.bg),
+            dots,
+            spills: &temporal::InMemory,
+            geometry: self.geometry,
+            constraints: self.constraints,
+            nominal_rate: self.nominal_rate,
+            region: analysis::Region::Footprint,
+        };
+        let by_index = |side: Side, i: usize| match side {
+            Side::Fg => luma(side, fg0 + i),
+            Side::Bg => luma(side, bg0 + i),
+        };
+        analysis::analyse(&input, &by_index, cancel)
+    }
+
+    /// Takes features at footprint `e` from now on (those of held frames are recomputed).
+    pub fn set_footprint(&mut self, e: Estimate) {
+        let bg_factor = self.bg.0.front().map_or(1, |b| b.thumb.factor);
+        let g = analysis::feature_grid(self.geometry, &e, bg_factor);
+        self.footprint = Some((e, g));
+        for side in [Side::Fg, Side::Bg] {
+            let thumbs: Vec<Arc<Thumb>> = match side {
+                Side::Fg => self.fg.0.iter().map(|e| e.thumb.clone()).collect(),
+                Side::Bg => self.bg.0.iter().map(|e| e.thumb.clone()).collect(),
+            };
+            let feats: Vec<Option<Feature>> =
+                thumbs.iter().map(|t| self.feature(side, t)).collect();
+            let w = match side {
+                Side::Fg => &mut self.fg,
+                Side::Bg => &mut self.bg,
+            };
+            for (e, f) in w.0.iter_mut().zip(feats) {
+                e.feature = f;
+            }
+        }
+    }
+
+    /// The line recent matches lie on, in absolute frame numbers (bg = offset + rate · fg).
+    fn guide(&self) -> Option<Line> {
+        let last = self.last?;
+        if self.history.len() >= HISTORY_MIN {
+            let h0 = self.history.front()?.fg;
+            // Frame numbers relative to the first match kept (a path of consecutive fg frames).
+            let path: Vec<usize> = self.history.iter().map(|m| m.bg).collect();
+            let weight: Vec<f32> = self.history.iter().map(|m| m.distinct).collect();
+            let contiguous = self.history.back()?.fg + 1 == h0 + self.history.len();
+            if contiguous
+                && let Some(l) = temporal::path_line(&path, &weight, temporal::CONFIDENT)
+                    .filter(|l| l.rate > 0.0 && l.rate.is_finite())
+            {
+                return Some(Line {
+                    offset: l.offset - l.rate * h0 as f64,
+                    rate: l.rate,
+                });
+            }
+        }
+        let rate = self.nominal_rate.unwrap_or(1.0);
+        Some(Line {
+            offset: last.bg as f64 - rate * last.fg as f64,
+            rate,
+        })
+    }
+
+    /// Commits the matches of the first `n` fg frames held, aligning all the fg frames held
+    /// (those after them are the lookahead) against the bg frames held from the last committed
+    /// match on. Nothing is committed before a footprint is set or while no bg frame is held.
+    pub fn commit(
+        &mut self,
+        n: usize,
+        dots: &dyn Dots,
+        cancel: &Cancel,
+    ) -> Result<Committed, Cancelled> {
+        let n = n.min(self.fg.0.len());
+        if n == 0 || self.footprint.is_none() || self.bg.0.is_empty() {
+            return Ok(Committed::default());
+        }
+        // Columns: the bg from the last committed match on (or all held, at the start or when
+        // that frame is gone).
+        let anchor = self.last.and_then(|m| self.bg.position(m.bg));
+        let reanchored = self.last.is_some() && anchor.is_none();
+        let col0 = anchor.unwrap_or(0);
+        let flat = |len: usize| Feature {
+            v: vec![0.0; len],
+            mean: 0.0,
+            std: 0.0,
+        };
+        let len = self.footprint.map_or(0, |(_, g)| g.0 * g.1);
+        let of = |e: &Entry| e.feature.clone().unwrap_or_else(|| flat(len));
+        let fg: Vec<Feature> = self.fg.0.iter().map(of).collect();
+        let bg: Vec<Feature> = self.bg.0.iter().skip(col0).map(of).collect();
+        let matrix = temporal::cost_matrix_with(&Features::new(&fg), &Features::new(&bg), dots);
+        cancel.check()?;
+        let max_step = analysis::max_step(self.nominal_rate);
+        let priors = Priors::default();
+        let col_base = self.bg.0[col0].index;
+        let row_base = self.fg.0[0].index;
+        let (path, distinct, shift) = if let Some(last) = self.last.filter(|_| anchor.is_some()) {
+            // A first row for the last committed match: the path must leave from it.
+            let (rows, cols) = matrix.dim();
+            let mut with_anchor = ndarray::Array2::from_elem((rows + 1, cols), OFF_ANCHOR);
+            with_anchor[(0, 0)] = 0.0;
+            with_anchor.slice_mut(ndarray::s![1.., ..]).assign(&matrix);
+            let costs = temporal::Costs::from_matrix(&with_anchor);
+            // The guide in window coordinates: row r is fg frame last.fg + r.
+            let guide = self.guide().map(|l| Line {
+                offset: l.offset + l.rate * last.fg as f64 - col_base as f64,
+                rate: l.rate,
+            });
+            let params = DtwParams {
+                max_step: guide.map_or(max_step, |l| max_step.max(l.rate.ceil() as usize + 1)),
+                guide,
+                lambda: priors.lambda,
+                mu: priors.mu,
+                band: priors.band,
+                jump: priors.jump,
+            };
+            let path = temporal::dtw(&costs, &params, cancel)?;
+            let distinct = temporal::distinctiveness(&costs, &path);
+            (path, distinct, 1)
+        } else {
+            let costs = temporal::Costs::from_matrix(&matrix);
+            let (path, _) = temporal::align(&costs, max_step, priors, cancel)?;
+            let distinct = temporal::distinctiveness(&costs, &path);
+            (path, distinct, 0)
+        };
+        let floor = self.last.map_or(0, |m| m.bg);
+        let mut matches = Vec::with_capacity(n);
+        for r in 0..n {
+            let k = r + shift;
+            let (Some(&j), Some(&cost)) = (path.bg.get(k), path.cost.get(k)) else {
+                break;
+            };
+            let m = Match {
+                fg: row_base + r,
+                bg: (col_base + j).max(floor),
+                cost,
+                distinct: distinct.get(k).copied().unwrap_or(0.0),
+            };
+            matches.push(m);
+        }
+        for m in &matches {
+            self.fg.0.pop_front();
+            self.last = Some(*m);
+            self.history.push_back(*m);
+            if self.history.len() > HISTORY {
+                self.history.pop_front();
+            }
+        }
+        Ok(Committed {
+            matches,
+            reanchored,
+        })
+    }
+
+    /// Forgets the first `n` fg frames held without matching them (their output was dropped).
+    pub fn skip_fg(&mut self, n: usize) {
+        for _ in 0..n.min(self.fg.0.len()) {
+            self.fg.0.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::align::temporal::CpuDots;
+
+    /// A textured "scene" at moment `t`: a smooth pattern that moves with `t`.
+    fn scene(t: usize, w: usize, h: usize) -> Thumb {
+        let mut data = Vec::with_capacity(w * h);
+        let phase = t as f64 * 0.37;
+        for y in 0..h {
+            for x in 0..w {
+                let v = 128.0
+                    + 60.0 * ((x as f64 * 0.21 + phase).sin() * (y as f64 * 0.17 - phase).cos())
+                    + 40.0 * ((x as f64 * 0.05 + y as f64 * 0.11 + 2.3 * phase).sin());
+                data.push(v.clamp(0.0, 255.0) as u8);
+            }
+        }
+        Thumb {
+            factor: 1,
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    fn tracker() -> Tracker {
+        let geo = Geometry {
+            fg: (64, 48),
+            bg: (64, 48),
+        };
+        let mut t = Tracker::new(geo, Constraints::default(), Some(1.0));
+        t.set_footprint(Estimate {
+            x: 0.0,
+            y: 0.0,
+            scale: 1.0,
+            score: 1.0,
+        });
+        t
+    }
+
+    /// Feeds frames in real time: bg frame k shows moment `bg_moment(k)`, fg frame i shows
+    /// moment `fg_moment(i)`; both arrive one per tick; each fg frame is committed once
+    /// `lookahead` later fg frames are held; bg frames older than `keep` behind the newest are
+    /// forgotten. Returns every committed match.
+    fn run(
+        n: usize,
+        bg_moment: impl Fn(usize) -> usize,
+        fg_moment: impl Fn(usize) -> usize,
+        lookahead: usize,
+        keep: usize,
+    ) -> (Vec<Match>, bool) {
+        let mut t = tracker();
+        let cancel = Cancel::new();
+        let mut out = Vec::new();
+        let mut reanchored = false;
+        for k in 0..n {
+            t.push(Side::Bg, k, Arc::new(scene(bg_moment(k), 64, 48)));
+            t.push(Side::Fg, k, Arc::new(scene(fg_moment(k), 64, 48)));
+            t.forget_bg_before(k.saturating_sub(keep));
+            let due = t.pending().saturating_sub(lookahead);
+            let c = t.commit(due, &CpuDots, &cancel).unwrap();
+            reanchored |= c.reanchored;
+            out.extend(c.matches);
+        }
+        let c = t.commit(t.pending(), &CpuDots, &cancel).unwrap();
+        out.extend(c.matches);
+        (out, reanchored)
+    }
+
+    fn monotonic(m: &[Match]) -> bool {
+        m.windows(2)
+            .all(|w| w[1].bg >= w[0].bg && w[1].fg == w[0].fg + 1)
+    }
+
+    #[test]
+    fn a_bg_that_leads_by_a_constant_delay_is_matched_exactly() {
+        // bg frame k shows moment k; the fg shows it 20 frames later.
+        let (m, re) = run(200, |k| k, |i| i.saturating_sub(20), 10, 60);
+        assert_eq!(m.len(), 200);
+        assert!(monotonic(&m));
+        assert!(!re);
+        // Once the fg shows moments the bg held (all of them here), every match is exact.
+        let wrong: Vec<_> = m
+            .iter()
+            .filter(|x| x.fg >= 20 && x.bg != x.fg - 20)
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:?}");
+    }
+
+    #[test]
+    fn a_bg_that_lags_within_the_lookahead_is_matched_exactly() {
+        // The fg shows moment i at frame i; the bg shows it 5 frames later.
+        let (m, _) = run(150, |k| k.saturating_sub(5), |i| i, 10, 60);
+        assert!(monotonic(&m));
+        let exact = m.iter().filter(|x| x.bg == x.fg + 5).count();
+        // The last 5 fg frames' moments never reach the bg.
+        assert!(exact >= 140, "{exact} of {}", m.len());
+    }
+
+    #[test]
+    fn a_drifting_delay_is_followed() {
+        // The delay grows from 10 to 25 frames over the run (a slow speed difference).
+        let delay = |k: usize| 10 + k * 15 / 400;
+        let (m, re) = run(400, |k| k, |i| i.saturating_sub(delay(i)), 12, 80);
+        assert!(!re);
+        assert!(monotonic(&m));
+        let off = m
+            .iter()
+            .filter(|x| x.fg > 30)
+            .filter(|x| x.bg.abs_diff(x.fg - delay(x.fg)) > 1)
+            .count();
+        assert_eq!(off, 0);
+    }
+
+    #[test]
+    fn a_bg_leading_by_more_than_it_keeps_is_reanchored_and_stays_monotonic() {
+        // The fg freezes for 60 frames (its source stalled) while the bg runs on: the bg frame
+        // of the last match falls out of the 30 frames kept.
+        let fg = |i: usize| {
+            if i < 50 {
+                i
+            } else if i < 110 {
+                50
+            } else {
+                i - 60
+            }
+        };
+        let (m, re) = run(200, |k| k, fg, 8, 30);
+        assert!(re);
+        assert!(monotonic(&m));
+        assert_eq!(m.len(), 200);
+    }
+
+    #[test]
+    fn nothing_is_committed_without_a_footprint_or_bg() {
+        let geo = Geometry {
+            fg: (64, 48),
+            bg: (64, 48),
+        };
+        let mut t = Tracker::new(geo, Constraints::default(), None);
+        let cancel = Cancel::new();
+        t.push(Side::Fg, 0, Arc::new(scene(0, 64, 48)));
+        assert!(t.commit(1, &CpuDots, &cancel).unwrap().matches.is_empty());
+        let mut t = tracker();
+        t.push(Side::Fg, 0, Arc::new(scene(0, 64, 48)));
+        assert!(t.commit(1, &CpuDots, &cancel).unwrap().matches.is_empty());
+        assert_eq!(t.pending(), 1);
+    }
+}

@@ -126,6 +126,10 @@ impl Pair {
         for (k, v) in props {
             element.set_property_from_value(k, &v.to_value());
         }
+        Self::from_element(element)
+    }
+
+    fn from_element(element: gst::Element) -> Pair {
         let bus = gst::Bus::new();
         element.set_bus(Some(&bus));
         let mut bg = Harness::with_element(&element, Some("bg"), Some("src"));
@@ -632,26 +636,34 @@ fn the_output_segment_is_the_fgs() {
 }
 
 #[test]
-fn live_upstream_is_refused_with_a_clear_error() {
+fn live_mode_refuses_match_region_edges_clearly() {
     init();
+    let element = gst::ElementFactory::make("vidkompyalign")
+        .property("force-live", true)
+        .property_from_str("match-region", "edges")
+        .build()
+        .unwrap();
+    assert!(element.property::<bool>("force-live"));
     let Pair {
         element,
         mut bg,
         mut fg,
         bus,
-    } = Pair::new(&[]);
-    bg.set_live(true);
-    fg.set_live(true);
+    } = Pair::from_element(element);
     within(30, move || {
-        let bgc = caps(BG_CAPS);
+        let (bgs, fgs) = standard_inputs(2, 2, 0);
         let fgc = caps(FG_CAPS);
         let t = thread::spawn(move || {
-            fg.set_src_caps(fgc.clone());
-            let _ = fg.push(i420(&fgc, 0, 40 * MS, 1));
+            fg.set_src_caps(fgc);
+            for b in fgs {
+                let _ = fg.push(b);
+            }
             fg
         });
-        bg.set_src_caps(bgc.clone());
-        let _ = bg.push(i420(&bgc, 0, 100 * MS, 1));
+        bg.set_src_caps(caps(BG_CAPS));
+        for b in bgs {
+            let _ = bg.push(b);
+        }
         let msg = bus
             .timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Error])
             .expect("an error message");
@@ -661,7 +673,7 @@ fn live_upstream_is_refused_with_a_clear_error() {
         assert!(
             e.error()
                 .to_string()
-                .contains("Live sources are not supported"),
+                .contains("match-region=edges is not supported with live inputs"),
             "{e:?}"
         );
         let _ = element.set_state(gst::State::Null);

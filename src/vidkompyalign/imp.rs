@@ -23,6 +23,8 @@ use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use crate::compute::{self, Compute};
 use crate::store::{self, Budget, FrameTimes, PadStore, ThumbStore};
 
+mod live;
+
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "vidkompyalign",
@@ -78,6 +80,12 @@ const MIN_TEMPORAL_CONFIDENCE: f64 = 0.1;
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 const DEFAULT_TWO_PASS: bool = true;
 const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
+/// How far behind the newest fg frame live matches are committed (the latency added), ns.
+const DEFAULT_LOOKAHEAD: u64 = 1_000_000_000;
+/// How far the bg may lead the fg in live mode (bg frames are held for that), ns.
+const DEFAULT_MAX_OFFSET: u64 = 5_000_000_000;
+/// Largest lookahead and max-offset accepted, ns.
+const MAX_WINDOW: u64 = 60_000_000_000;
 /// How long a rewind may take before upstream's flush is given up on.
 const REWIND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -135,6 +143,8 @@ struct Settings {
     max_memory: u64,
     device: Device,
     temp_dir: Option<String>,
+    lookahead: u64,
+    max_offset: u64,
 }
 
 impl Default for Settings {
@@ -152,6 +162,8 @@ impl Default for Settings {
             max_memory: DEFAULT_MAX_MEMORY,
             device: Device::Auto,
             temp_dir: None,
+            lookahead: DEFAULT_LOOKAHEAD,
+            max_offset: DEFAULT_MAX_OFFSET,
         }
     }
 }
@@ -211,6 +223,8 @@ enum Mode {
     Store,
     /// The first pass keeps only features; the inputs are read again from the start.
     TwoPass,
+    /// Upstream is live (or `force-live` is set): alignment on a sliding window.
+    Live,
 }
 
 /// A seek of both inputs back to the start, under way.
@@ -312,6 +326,8 @@ struct State {
     rewind: Option<Rewind>,
     fetch: Option<Box<Fetch>>,
     output: Option<Output>,
+    /// Live mode's window and queues.
+    live: Option<live::LiveRun>,
 }
 
 pub struct VidkompyAlign {
@@ -1183,10 +1199,10 @@ impl VidkompyAlign {
             .field("mapping", kind)
             .field(
                 "frames",
-                if state.mode == Mode::TwoPass {
-                    "read-again"
-                } else {
-                    "stored"
+                match state.mode {
+                    Mode::TwoPass => "read-again",
+                    Mode::Live => "live",
+                    _ => "stored",
                 },
             )
             .field(
@@ -2066,6 +2082,35 @@ impl ObjectImpl for VidkompyAlign {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("lookahead")
+                    .nick("Lookahead")
+                    .blurb(
+                        "Live mode: how far behind the newest fg frame (ns) each fg frame's \
+                         match is decided; the latency the element adds",
+                    )
+                    .maximum(MAX_WINDOW)
+                    .default_value(DEFAULT_LOOKAHEAD)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-offset")
+                    .nick("Maximum offset")
+                    .blurb(
+                        "Live mode: how far (ns) the bg may lead the fg; bg frames are held for \
+                         that long. A bg that leads by more is re-anchored with a message",
+                    )
+                    .maximum(MAX_WINDOW)
+                    .default_value(DEFAULT_MAX_OFFSET)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("force-live")
+                    .nick("Force live")
+                    .blurb(
+                        "Align and output live (on a sliding window, on time by the clock) even \
+                         when no upstream is live, as compositor's force-live",
+                    )
+                    .default_value(false)
+                    .construct_only()
+                    .build(),
                 glib::ParamSpecUInt::builder("edge-width")
                     .nick("Edge width")
                     .blurb("Width in bg pixels of the band matched with match-region=edges")
@@ -2094,6 +2139,13 @@ impl ObjectImpl for VidkompyAlign {
             "max-memory" => s.max_memory = value.get().unwrap_or(DEFAULT_MAX_MEMORY),
             "device" => s.device = value.get().unwrap_or(Device::Auto),
             "temp-dir" => s.temp_dir = value.get::<Option<String>>().ok().flatten(),
+            "lookahead" => s.lookahead = value.get().unwrap_or(DEFAULT_LOOKAHEAD),
+            "max-offset" => s.max_offset = value.get().unwrap_or(DEFAULT_MAX_OFFSET),
+            "force-live" => {
+                drop(s);
+                self.obj().set_force_live(value.get().unwrap_or(false));
+                return;
+            }
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "settings now {s:?}");
@@ -2114,6 +2166,12 @@ impl ObjectImpl for VidkompyAlign {
             "max-memory" => s.max_memory.to_value(),
             "device" => s.device.to_value(),
             "temp-dir" => s.temp_dir.to_value(),
+            "lookahead" => s.lookahead.to_value(),
+            "max-offset" => s.max_offset.to_value(),
+            "force-live" => {
+                drop(s);
+                self.obj().is_force_live().to_value()
+            }
             // GObject only asks for the properties registered above.
             _ => pspec.default_value().clone(),
         }
@@ -2202,6 +2260,10 @@ impl AggregatorImpl for VidkompyAlign {
         gst::info!(CAT, imp = self, "computing on {} ({why})", backend.name());
         *lock(&self.compute) = backend;
         *self.state() = Some(self.new_state(loaded));
+        // Live mode outputs each fg frame `lookahead` after it arrives; the base class adds
+        // this to upstream's latency (its own `latency` property keeps its meaning).
+        let lookahead = gst::ClockTime::from_nseconds(lock(&self.settings).lookahead);
+        self.obj().set_latency(lookahead, Some(lookahead));
         self.parent_start()
     }
 
@@ -2222,7 +2284,13 @@ impl AggregatorImpl for VidkompyAlign {
     }
 
     fn next_time(&self) -> Option<gst::ClockTime> {
-        self.obj().simple_get_next_time()
+        // Called under the base class's source lock: no `latency()` here (it takes that lock).
+        let live = self.state().as_ref().is_some_and(|s| s.mode == Mode::Live);
+        if live {
+            self.live_next_time()
+        } else {
+            self.obj().simple_get_next_time()
+        }
     }
 
     fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
@@ -2266,7 +2334,7 @@ impl AggregatorImpl for VidkompyAlign {
         }
     }
 
-    fn aggregate(&self, _timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
         if self.cancel.is_cancelled() {
             return Err(gst::FlowError::Flushing);
         }
@@ -2276,20 +2344,22 @@ impl AggregatorImpl for VidkompyAlign {
         {
             panic!("panic requested through VIDKOMPY_TEST_PANIC");
         }
-        if let Some(latency) = self.obj().latency() {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Failed,
-                ("Live sources are not supported yet (upstream latency {latency}): \
-                     use non-live inputs")
-            );
-            return Err(gst::FlowError::Error);
-        }
-
         let mut guard = self.state();
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
+        if state.mode == Mode::Undecided && self.is_live() {
+            if let Some(why) = self.live_refusal() {
+                drop(guard);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{why}"));
+                return Err(gst::FlowError::Error);
+            }
+            state.mode = Mode::Live;
+        }
+        if state.mode == Mode::Live {
+            drop(guard);
+            return self.live_aggregate(timeout);
+        }
 
         // A rewind under way: upstream's flush must reach both pads first.
         if let Some(r) = &state.rewind {

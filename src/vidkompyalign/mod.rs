@@ -34,8 +34,17 @@
  * are stored: at most two upstream buffers per pad by reference, copies in memory up to
  * `max-memory`, the rest in a spill file in `temp-dir` that is unlinked as soon as it is
  * created. Long inputs align in linear time and memory: past 1 M cost cells, dynamic time
- * warping runs on every f-th frame first and then in a band around that path. Live upstreams
- * are refused with an element error for now.
+ * warping runs on every f-th frame first and then in a band around that path.
+ *
+ * When upstream is live (or `force-live` is set), the element aligns on a sliding window
+ * instead: bg frames are held (as copies) up to `max-offset` behind the fg, the footprint is
+ * searched on the first window (`lookahead` of fg frames; again every 5 s while nothing is
+ * found, meanwhile the set or centred footprint and the running-time mapping), and each fg frame
+ * is matched `lookahead` after it arrives, from the last match on (monotonic) and guided by the
+ * line of the recent matches; `lookahead` is added to the reported latency. A bg that led by
+ * more than `max-offset` is re-anchored with a `vidkompy-reanchored` message. Not yet in live
+ * mode: periodic re-checks of a found footprint, QoS drops, the report file, match-region=edges
+ * and alignment files (refused with an error).
  *
  * ## Example launch line
  * ```text

@@ -138,6 +138,18 @@ pub struct Case {
     pub interior: Option<(usize, u32)>,
     /// Element properties set by hand.
     pub props: Vec<(&'static str, glib::Value)>,
+    /// Fed in real time (through `clocksync`) rather than as fast as the element takes them.
+    pub live: Option<Live>,
+}
+
+/// How a case is fed live.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Live {
+    /// The fg's first frame comes this long after the bg's (its timestamps start there).
+    pub fg_start: gst::ClockTime,
+    /// Live sources (`appsrc is-live=true`); else non-live ones paced by `clocksync`, and the
+    /// element's `force-live`.
+    pub live_sources: bool,
 }
 
 impl Case {
@@ -159,6 +171,7 @@ impl Case {
             black_fade: (0, 0),
             interior: None,
             props: Vec::new(),
+            live: None,
         }
     }
 
@@ -314,16 +327,33 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     };
     let bg = timed(bg, case.bg_fps);
     let fg_fps = case.fg_declared_fps.unwrap_or(case.fg_fps);
-    let fg = timed(fg, fg_fps);
-
-    let pipeline = gst::parse::launch(
-        "vidkompyalign name=a ! appsink name=out sync=false \
-         appsrc name=bg format=time block=true max-bytes=4000000 ! a.bg \
-         appsrc name=fg format=time block=true max-bytes=4000000 ! a.fg",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    let mut fg = timed(fg, fg_fps);
+    let desc = match case.live {
+        None => "vidkompyalign name=a ! appsink name=out sync=false \
+                 appsrc name=bg format=time block=true max-bytes=4000000 ! a.bg \
+                 appsrc name=fg format=time block=true max-bytes=4000000 ! a.fg"
+            .to_string(),
+        Some(live) => {
+            for b in &mut fg {
+                let b = b.make_mut();
+                b.set_pts(b.pts().map(|t| t + live.fg_start));
+            }
+            let (src, force) = if live.live_sources {
+                ("appsrc is-live=true", "")
+            } else {
+                ("appsrc", "force-live=true")
+            };
+            format!(
+                "vidkompyalign name=a {force} ! appsink name=out sync=false \
+                 {src} name=bg format=time block=true max-bytes=4000000 ! clocksync ! a.bg \
+                 {src} name=fg format=time block=true max-bytes=4000000 ! clocksync ! a.fg"
+            )
+        }
+    };
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
     let get = |n: &str| pipeline.by_name(n).unwrap();
     for (k, v) in &case.props {
         // Strings name enum values by nick.

@@ -1,0 +1,631 @@
+// SPDX-License-Identifier: MIT
+
+//! Live mode: frames are aligned on a sliding window and output `lookahead` behind the newest fg
+//! frame (the latency the element adds), instead of after both inputs ended.
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::{CAT, MIN_SPATIAL_CONFIDENCE, Output, State, VidkompyAlign, with_luma};
+use crate::align::analysis::Side;
+use crate::align::features::Thumb;
+use crate::align::live::Tracker;
+use crate::align::placement;
+use crate::align::spatial::{Estimate, Geometry};
+use crate::store::FrameTimes;
+
+/// How often, in fg running time, the footprint search is tried again while it finds nothing.
+const SEARCH_RETRY: u64 = 5_000_000_000;
+/// Frame duration assumed for a stream whose caps give no framerate.
+const FALLBACK_DURATION: u64 = 1_000_000_000 / 30;
+
+/// A frame held in live mode: a copy, so that upstream's buffer goes back to its pool at once
+/// (capture sources and hardware decoders have fixed pools).
+pub(super) struct Held {
+    index: usize,
+    times: FrameTimes,
+    /// Running time (ns): the buffer's, else its index times the frame duration.
+    rt: u64,
+    buffer: gst::Buffer,
+    thumb: Arc<Thumb>,
+}
+
+/// Where the footprint search stands.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum Search {
+    /// Not tried yet.
+    #[default]
+    Pending,
+    /// Found.
+    Found,
+    /// Found nothing: the set (or centred) footprint and the running-time mapping are used
+    /// meanwhile; tried again once the fg reaches this running time.
+    Retry(u64),
+}
+
+/// The live alignment's state.
+#[derive(Default)]
+pub(super) struct LiveRun {
+    tracker: Option<Tracker>,
+    /// bg frames held: up to `max-offset` behind the oldest fg frame not output.
+    bg: VecDeque<Held>,
+    /// fg frames not committed yet.
+    fg: VecDeque<Held>,
+    /// fg frames committed, with their bg frame, to output.
+    ready: VecDeque<(Held, usize)>,
+    /// Frames received per pad (bg, fg).
+    received: [usize; 2],
+    search: Search,
+    /// fg frames output so far.
+    output: usize,
+    /// Re-anchorings so far (the bg led by more than max-offset).
+    reanchored: u64,
+    /// The output caps were set.
+    started: bool,
+}
+
+/// Nanoseconds of one frame at the framerate of `info`.
+fn frame_duration(info: Option<&gst_video::VideoInfo>) -> u64 {
+    info.map(|i| i.fps())
+        .filter(|f| f.numer() > 0 && f.denom() > 0)
+        .and_then(|f| {
+            gst::ClockTime::SECOND
+                .mul_div_round(f.denom() as u64, f.numer() as u64)
+                .map(|t| t.nseconds())
+        })
+        .filter(|&d| d > 0)
+        .unwrap_or(FALLBACK_DURATION)
+}
+
+impl VidkompyAlign {
+    /// Whether the element runs live: upstream is live, or `force-live` is set.
+    pub(super) fn is_live(&self) -> bool {
+        let obj = self.obj();
+        obj.is_force_live() || obj.latency().is_some()
+    }
+
+    /// Why live mode cannot run with these settings, if it cannot.
+    pub(super) fn live_refusal(&self) -> Option<String> {
+        let s = super::lock(&self.settings).clone();
+        if s.alignment.is_some() {
+            return Some(
+                "Live inputs cannot reuse an alignment file (alignment=...): it maps whole \
+                 recordings; unset it, or feed the recordings as files"
+                    .into(),
+            );
+        }
+        if s.match_region != super::MatchRegion::Footprint {
+            return Some(
+                "match-region=edges is not supported with live inputs (it needs every frame \
+                 at full resolution); use match-region=footprint"
+                    .into(),
+            );
+        }
+        if s.report.is_some() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("The report file is not written with live inputs: the alignment is posted \
+                  as vidkompy-alignment messages instead")
+            );
+        }
+        None
+    }
+
+    /// The running time the aggregator should wait for before calling `aggregate` even if a pad
+    /// has no data: the oldest fg frame not output (the aggregator adds the latency). `None`
+    /// while there is none: wait for data.
+    pub(super) fn live_next_time(&self) -> Option<gst::ClockTime> {
+        let guard = self.state();
+        let live = guard.as_ref()?.live.as_ref()?;
+        if !live.ready.is_empty() {
+            return Some(gst::ClockTime::ZERO);
+        }
+        if let Some(h) = live.fg.front() {
+            return Some(gst::ClockTime::from_nseconds(h.rt));
+        }
+        drop(guard);
+        let buffer = self.fg_pad.peek_buffer()?;
+        let segment = self.fg_pad.segment().downcast::<gst::ClockTime>().ok()?;
+        segment.to_running_time(buffer.pts()?)
+    }
+
+    /// Takes every buffer waiting on `pad` into the live state.
+    fn live_take(&self, state: &mut State, side: Side) -> Result<(), gst::FlowError> {
+        let (pad, name) = match side {
+            Side::Bg => (&self.bg_pad, "bg"),
+            Side::Fg => (&self.fg_pad, "fg"),
+        };
+        while let Some(buffer) = pad.pop_buffer() {
+            let ps = match side {
+                Side::Bg => &state.bg,
+                Side::Fg => &state.fg,
+            };
+            let Some(info) = ps.info.clone() else {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Buffer on pad {name} before any caps")
+                );
+                return Err(gst::FlowError::Error);
+            };
+            let k = usize::from(side == Side::Fg);
+            let index = state.live.as_ref().map_or(0, |l| l.received[k]);
+            let segment = pad.segment().downcast::<gst::ClockTime>().ok();
+            if side == Side::Fg && state.fg.first_segment.is_none() {
+                state.fg.first_segment = segment.clone();
+            }
+            let Some(live) = state.live.as_mut() else {
+                return Err(gst::FlowError::Error);
+            };
+            let pts = buffer.pts();
+            let running_time = segment
+                .as_ref()
+                .and_then(|s| pts.and_then(|p| s.to_running_time(p)));
+            let times = FrameTimes {
+                pts,
+                duration: buffer.duration(),
+                running_time,
+            };
+            let rt =
+                running_time.map_or(index as u64 * frame_duration(Some(&info)), |t| t.nseconds());
+            let Some(thumb) = with_luma(&buffer, &info, Thumb::new) else {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Decode,
+                    ("Frame {index} on pad {name} does not match its caps")
+                );
+                return Err(gst::FlowError::Error);
+            };
+            // A copy: upstream's buffer goes back to its pool now.
+            let buffer = buffer.copy_deep().map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::NoSpaceLeft,
+                    ("Cannot copy frame {index} of pad {name}")
+                );
+                gst::FlowError::Error
+            })?;
+            let thumb = Arc::new(thumb);
+            if let Some(t) = live.tracker.as_mut() {
+                t.push(side, index, thumb.clone());
+            }
+            let held = Held {
+                index,
+                times,
+                rt,
+                buffer,
+                thumb,
+            };
+            live.received[k] += 1;
+            gst::trace!(CAT, imp = self, "live {name} frame {index} at {rt}");
+            match side {
+                Side::Bg => live.bg.push_back(held),
+                Side::Fg => live.fg.push_back(held),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the tracker once both pads have caps.
+    fn live_tracker(&self, state: &mut State) {
+        let (Some(fg), Some(bg)) = (state.fg.info.as_ref(), state.bg.info.as_ref()) else {
+            return;
+        };
+        let Some(live) = state.live.as_mut() else {
+            return;
+        };
+        if live.tracker.is_some() {
+            return;
+        }
+        let geo = Geometry {
+            fg: (fg.width(), fg.height()),
+            bg: (bg.width(), bg.height()),
+        };
+        let rate = frame_duration(Some(fg)) as f64 / frame_duration(Some(bg)).max(1) as f64;
+        let constraints = super::lock(&self.settings).constraints();
+        let mut t = Tracker::new(geo, constraints, Some(rate));
+        for h in &live.bg {
+            t.push(Side::Bg, h.index, h.thumb.clone());
+        }
+        for h in &live.fg {
+            t.push(Side::Fg, h.index, h.thumb.clone());
+        }
+        live.tracker = Some(t);
+    }
+
+    /// Forgets bg frames more than `max-offset` (plus the lookahead) behind the oldest fg frame
+    /// not output, keeping the newest; at most that span's worth of frames at the bg's rate.
+    fn live_evict(&self, state: &mut State) {
+        let settings = super::lock(&self.settings).clone();
+        let bg_dur = frame_duration(state.bg.info.as_ref());
+        let Some(live) = state.live.as_mut() else {
+            return;
+        };
+        let span = settings.max_offset.saturating_add(settings.lookahead);
+        let cap = (span / bg_dur.max(1)) as usize + 4;
+        let oldest_fg = live
+            .ready
+            .front()
+            .map(|(h, _)| h.rt)
+            .or(live.fg.front().map(|h| h.rt));
+        let keep_from = oldest_fg.map(|t| t.saturating_sub(settings.max_offset));
+        while live.bg.len() > 1 {
+            let Some(front) = live.bg.front() else {
+                break;
+            };
+            // The bg frame of a committed match waiting for output stays.
+            let needed = live.ready.iter().any(|(_, j)| *j <= front.index);
+            let old = keep_from.is_some_and(|k| front.rt < k);
+            if needed || !(old || live.bg.len() > cap) {
+                break;
+            }
+            live.bg.pop_front();
+        }
+        if let (Some(t), Some(front)) = (live.tracker.as_mut(), live.bg.front()) {
+            t.forget_bg_before(front.index);
+        }
+    }
+
+    /// fg frames due for commitment: those `lookahead` behind the newest fg frame held (a
+    /// frame early, so that the output is on time), all of them at the fg's end, and on a
+    /// timeout those whose output is due by the clock (at least the oldest).
+    fn live_due(&self, state: &State, timeout: bool) -> usize {
+        let Some(live) = state.live.as_ref() else {
+            return 0;
+        };
+        let n = live.fg.len();
+        if n == 0 {
+            return 0;
+        }
+        if self.fg_pad.is_eos() && !self.fg_pad.has_buffer() {
+            return n;
+        }
+        let lookahead = super::lock(&self.settings).lookahead;
+        let dur = frame_duration(state.fg.info.as_ref());
+        let newest = live.fg.back().map_or(0, |h| h.rt);
+        let mut due = live
+            .fg
+            .iter()
+            .take_while(|h| h.rt.saturating_add(lookahead) <= newest.saturating_add(dur))
+            .count();
+        if timeout {
+            let obj = self.obj();
+            let now = obj
+                .clock()
+                .map(|c| c.time())
+                .zip(obj.base_time())
+                .map(|(t, b)| t.saturating_sub(b).nseconds());
+            let latency = obj.latency().map_or(lookahead, |l| l.nseconds());
+            let late = now.map_or(1, |now| {
+                live.fg
+                    .iter()
+                    .take_while(|h| h.rt.saturating_add(latency) <= now)
+                    .count()
+            });
+            due = due.max(late.max(1));
+        }
+        due.min(n)
+    }
+
+    /// The footprint search on the frames held, when due: the first time the window is full,
+    /// then (while it finds nothing) every [`SEARCH_RETRY`] of fg running time.
+    fn live_search(&self, state: &mut State, due: usize) -> Result<(), gst::FlowError> {
+        let Some(live) = state.live.as_ref() else {
+            return Err(gst::FlowError::Error);
+        };
+        let now = live.fg.back().map_or(0, |h| h.rt);
+        let try_now = match live.search {
+            Search::Found => false,
+            Search::Pending => due > 0,
+            Search::Retry(after) => due > 0 && now >= after,
+        };
+        if !try_now || live.tracker.is_none() || live.bg.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let backend = self.compute();
+        let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
+            return Err(gst::FlowError::Error);
+        };
+        let result = {
+            let luma = |side: Side, i: usize| {
+                let (held, info) = match side {
+                    Side::Bg => (&live.bg, &bg_info),
+                    Side::Fg => (&live.fg, &fg_info),
+                };
+                let first = held.front()?.index;
+                let h = held.get(i.checked_sub(first)?)?;
+                with_luma(&h.buffer, info, Thumb::full).map(Arc::new)
+            };
+            let Some(tracker) = live.tracker.as_ref() else {
+                return Err(gst::FlowError::Error);
+            };
+            tracker.locate(backend.dots(), &luma, &self.cancel)
+        };
+        let alignment = result.map_err(|_| gst::FlowError::Flushing)?;
+        self.device_fallback();
+        let elapsed = started.elapsed();
+        let found = alignment
+            .as_ref()
+            .filter(|a| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE);
+        gst::info!(
+            CAT,
+            imp = self,
+            "live footprint search in {elapsed:?}: {:?}",
+            alignment
+                .as_ref()
+                .map(|a| (a.x, a.y, a.scale, a.spatial_confidence))
+        );
+        let settings = super::lock(&self.settings).clone();
+        let place = match found {
+            Some(a) => {
+                let est = Estimate {
+                    x: a.x,
+                    y: a.y,
+                    scale: a.scale,
+                    score: a.spatial_confidence,
+                };
+                let geo = (
+                    (fg_info.width(), fg_info.height()),
+                    (bg_info.width(), bg_info.height()),
+                );
+                let place = placement::from_estimate(geo.0, geo.1, a.x, a.y, a.scale);
+                if let Some(live) = state.live.as_mut() {
+                    if let Some(t) = live.tracker.as_mut() {
+                        t.set_footprint(est);
+                    }
+                    live.search = Search::Found;
+                }
+                place
+            }
+            None => {
+                let (place, _) = self.resolve_placement(&settings, &fg_info, &bg_info)?;
+                let first = state
+                    .live
+                    .as_ref()
+                    .is_some_and(|l| l.search == Search::Pending);
+                if first {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Failed,
+                        (
+                            "The fg's content was not found in the bg's first {} frames \
+                             (spatial confidence {:.3}): the fg is placed at x={} y={} \
+                             scale={:.4} and mapped by running time; searching again every \
+                             {} s",
+                            state.live.as_ref().map_or(0, |l| l.bg.len()),
+                            alignment
+                                .as_ref()
+                                .map_or(f64::NAN, |a| a.spatial_confidence),
+                            place.x,
+                            place.y,
+                            place.scale,
+                            SEARCH_RETRY / 1_000_000_000
+                        )
+                    );
+                }
+                if let Some(live) = state.live.as_mut() {
+                    live.search = Search::Retry(now.saturating_add(SEARCH_RETRY));
+                }
+                place
+            }
+        };
+        let window: Vec<usize> = alignment
+            .as_ref()
+            .filter(|_| found.is_some())
+            .map(|a| a.mapping.clone())
+            .unwrap_or_default();
+        let kind = if found.is_some() {
+            "live"
+        } else {
+            "running-time"
+        };
+        self.post_alignment(state, &place, found, &window, kind, elapsed);
+        let keep = state.output.as_ref().is_some_and(|o| {
+            let ov = &o.overlay;
+            (ov.x, ov.y, ov.width, ov.height) == (place.x, place.y, place.width, place.height)
+        });
+        if !keep {
+            state.output = Some(self.live_output(state, place)?);
+        }
+        Ok(())
+    }
+
+    /// The output plan for a footprint.
+    fn live_output(
+        &self,
+        state: &State,
+        place: placement::Placement,
+    ) -> Result<Output, gst::FlowError> {
+        let (Some(fg_info), Some(bg_info), Some(bg_caps)) = (
+            state.fg.info.clone(),
+            state.bg.info.clone(),
+            state.bg.caps.clone(),
+        ) else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let mut caps = bg_caps;
+        caps.make_mut().set("framerate", fg_info.fps());
+        let info = gst_video::VideoInfo::from_caps(&caps).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Cannot build output caps {caps}: {e}")
+            );
+            gst::FlowError::Error
+        })?;
+        let layouts = super::plane_layouts(&bg_info).ok_or(gst::FlowError::NotNegotiated)?;
+        let converter = self.make_converter(&fg_info, &bg_info, &place)?;
+        let blend = super::lock(&self.settings).blend_width;
+        let overlay = crate::composite::Overlay::new(
+            place.x,
+            place.y,
+            place.width,
+            place.height,
+            (bg_info.width(), bg_info.height()),
+            blend,
+        );
+        let pool = super::output_pool(&caps, &info);
+        let started = state.live.as_ref().is_some_and(|l| l.started);
+        Ok(Output {
+            info,
+            layouts,
+            overlay,
+            mapping: Vec::new(),
+            next: 0,
+            converter,
+            streaming: None,
+            pending: (!started).then(|| (caps, state.fg.first_segment.clone())),
+            pool,
+        })
+    }
+
+    /// Commits the due fg frames: by content once the footprint is found, else by running
+    /// time (the newest bg frame at or before the fg frame's running time).
+    fn live_commit(&self, state: &mut State, due: usize) -> Result<(), gst::FlowError> {
+        if due == 0 {
+            return Ok(());
+        }
+        let backend = self.compute();
+        let Some(live) = state.live.as_mut() else {
+            return Err(gst::FlowError::Error);
+        };
+        if live.bg.is_empty() {
+            if self.bg_pad.is_eos() && !self.bg_pad.has_buffer() {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Pad bg reached the end of stream without any frame")
+                );
+                return Err(gst::FlowError::Error);
+            }
+            // Nothing to composite on yet: the fg frames wait (bounded by the pad's queue).
+            return Ok(());
+        }
+        let matches: Vec<usize> = if live.search == Search::Found {
+            let Some(t) = live.tracker.as_mut() else {
+                return Err(gst::FlowError::Error);
+            };
+            let c = t
+                .commit(due, backend.dots(), &self.cancel)
+                .map_err(|_| gst::FlowError::Flushing)?;
+            if c.reanchored {
+                live.reanchored += 1;
+                let m = c.matches.first().copied();
+                let s = gst::Structure::builder("vidkompy-reanchored")
+                    .field("fg-frame", m.map_or(0, |m| m.fg as u64))
+                    .field("bg-frame", m.map_or(0, |m| m.bg as u64))
+                    .field("count", live.reanchored)
+                    .build();
+                gst::warning!(CAT, imp = self, "{s}");
+                let _ = self
+                    .obj()
+                    .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+            }
+            c.matches.iter().map(|m| m.bg).collect()
+        } else {
+            if let Some(t) = live.tracker.as_mut() {
+                t.skip_fg(due);
+            }
+            let floor = live.ready.back().map(|(_, j)| *j);
+            live.fg
+                .iter()
+                .take(due)
+                .map(|h| {
+                    let j = live
+                        .bg
+                        .iter()
+                        .rev()
+                        .find(|b| b.rt <= h.rt)
+                        .or(live.bg.front())
+                        .map_or(0, |b| b.index);
+                    floor.map_or(j, |f| j.max(f))
+                })
+                .collect()
+        };
+        for j in matches {
+            let Some(h) = live.fg.pop_front() else {
+                break;
+            };
+            live.ready.push_back((h, j));
+        }
+        Ok(())
+    }
+
+    /// One call of `aggregate` in live mode.
+    pub(super) fn live_aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut out: Vec<gst::Buffer> = Vec::new();
+        let mut caps_to_set = None;
+        {
+            let mut guard = self.state();
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            if state.live.is_none() {
+                gst::info!(CAT, imp = self, "live mode");
+                state.live = Some(LiveRun::default());
+            }
+            self.live_take(state, Side::Bg)?;
+            self.live_take(state, Side::Fg)?;
+            self.live_tracker(state);
+            let due = self.live_due(state, timeout);
+            self.live_search(state, due)?;
+            if state.output.is_some() {
+                self.live_commit(state, due)?;
+            }
+            self.live_evict(state);
+            if let Some(o) = state.output.as_mut()
+                && let Some(p) = o.pending.take()
+            {
+                caps_to_set = Some(p);
+                if let Some(l) = state.live.as_mut() {
+                    l.started = true;
+                }
+            }
+            while let Some(live) = state.live.as_mut() {
+                let Some((fg, j)) = live.ready.pop_front() else {
+                    break;
+                };
+                let i = live.output;
+                live.output += 1;
+                // The bg frame matched, else the nearest held (it cannot be older than the
+                // oldest held, which eviction keeps for committed matches).
+                let bg = live
+                    .bg
+                    .iter()
+                    .find(|b| b.index >= j)
+                    .or(live.bg.back())
+                    .map(|b| b.buffer.clone());
+                let Some(bg) = bg else {
+                    return Err(gst::FlowError::Error);
+                };
+                let times = (fg.times.pts, fg.times.duration);
+                let buffer = self.render(state, i, bg, fg.buffer, times)?;
+                out.push(buffer);
+            }
+            let finished = self.fg_pad.is_eos()
+                && !self.fg_pad.has_buffer()
+                && state
+                    .live
+                    .as_ref()
+                    .is_none_or(|l| l.fg.is_empty() && l.ready.is_empty());
+            if finished && out.is_empty() && caps_to_set.is_none() {
+                gst::debug!(CAT, imp = self, "fg ended: all frames output");
+                return Err(gst::FlowError::Eos);
+            }
+        }
+        if let Some((caps, segment)) = caps_to_set {
+            self.start_output(caps, segment)?;
+        }
+        for b in out {
+            gst::trace!(CAT, imp = self, "output {b:?}");
+            self.obj().finish_buffer(b)?;
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

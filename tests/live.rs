@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+
+//! Live mode through the real element: ground-truth pairs derived from real footage, fed in
+//! real time (`clocksync` paces both inputs by the pipeline clock), the fg starting later than
+//! the bg as a delayed feed does. Every fg frame must be output, in order, matched within one bg
+//! frame, mostly exactly, with the footprint found on the first window.
+
+mod common;
+
+use common::truth::{self, Case, Live, Source, run, score};
+use gst::prelude::*;
+use std::sync::{Once, OnceLock};
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstvidkompy::plugin_register_static().unwrap();
+    });
+}
+
+/// The project's clip at 960x540: its 180 frames (starlight, 24 fps, 7.5 s).
+fn source() -> Option<&'static Source> {
+    static SOURCE: OnceLock<Option<Source>> = OnceLock::new();
+    SOURCE
+        .get_or_init(|| {
+            init();
+            truth::load(common::footage(), Some((960, 540)), 180)
+        })
+        .as_ref()
+}
+
+macro_rules! footage_or_skip {
+    () => {
+        match source() {
+            Some(s) => s,
+            None => {
+                eprintln!(
+                    "SKIPPED: no real footage (../shared/data/starlight-1080p24.mp4; run \
+                     .ci/install-deps)"
+                );
+                return;
+            }
+        }
+    };
+}
+
+/// A live case: the bg shows source frames 0..180 from time 0; the fg shows source frames
+/// 0..n from `delay_frames` bg frames later (the bg leads by that much).
+fn delayed(delay_frames: usize, n: usize, live_sources: bool) -> Case {
+    let mut case = Case::new((0..180).collect(), (0..n).collect());
+    case.live = Some(Live {
+        fg_start: gst::ClockTime::SECOND
+            .mul_div_floor(delay_frames as u64, 24)
+            .unwrap(),
+        live_sources,
+    });
+    case
+}
+
+fn check(case: &Case, name: &str) {
+    let src = footage_or_skip!();
+    let o = run(src, case);
+    assert!(o.errors.is_empty(), "{name}: {:?}", o.errors);
+    assert_eq!(
+        o.outputs.len(),
+        case.fg_src.len(),
+        "{name}: every fg frame once"
+    );
+    let a = o.alignment.as_ref().expect("a vidkompy-alignment message");
+    assert_eq!(a.get::<&str>("frames").unwrap(), "live", "{name}: {a}");
+    let sc = score(case, &o);
+    assert!(
+        sc.corner_error < 1.5,
+        "{name}: footprint off by {}",
+        sc.corner_error
+    );
+    assert_eq!(sc.within_one, sc.inside, "{name}: every frame within ±1");
+    assert!(
+        sc.exact * 100 >= sc.inside * 95,
+        "{name}: {} of {} exact",
+        sc.exact,
+        sc.inside
+    );
+    // Output timestamps are the fg's own, in order.
+    let pts: Vec<_> = o.outputs.iter().map(|b| b.pts()).collect();
+    assert!(pts.windows(2).all(|w| w[0] < w[1]), "{name}: {pts:?}");
+}
+
+#[test]
+fn live_sources_with_the_fg_half_a_second_behind() {
+    check(&delayed(12, 168, true), "live, 0.5 s");
+}
+
+#[test]
+fn force_live_with_the_fg_two_seconds_behind() {
+    check(&delayed(48, 132, false), "force-live, 2 s");
+}

@@ -696,16 +696,7 @@ impl VidkompyAlign {
             );
         }
 
-        let mut caps = bg_caps;
-        caps.make_mut().set("framerate", fps);
-        let info = gst_video::VideoInfo::from_caps(&caps).map_err(|e| {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("Cannot build output caps {caps}: {e}")
-            );
-            gst::FlowError::Error
-        })?;
+        let (caps, info) = self.output_caps(bg_caps, fps)?;
         let geo = Geometry {
             fg: (fg_info.width(), fg_info.height()),
             bg: (bg_info.width(), bg_info.height()),
@@ -725,6 +716,25 @@ impl VidkompyAlign {
             bg_times,
             nominal_rate,
         })
+    }
+
+    /// The output caps: the bg's with the fg's framerate.
+    fn output_caps(
+        &self,
+        bg_caps: gst::Caps,
+        fps: gst::Fraction,
+    ) -> Result<(gst::Caps, gst_video::VideoInfo), gst::FlowError> {
+        let mut caps = bg_caps;
+        caps.make_mut().set("framerate", fps);
+        let info = gst_video::VideoInfo::from_caps(&caps).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Cannot build output caps {caps}: {e}")
+            );
+            gst::FlowError::Error
+        })?;
+        Ok((caps, info))
     }
 
     /// The analysis's input from the first pass.

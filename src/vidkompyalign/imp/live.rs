@@ -449,16 +449,7 @@ impl VidkompyAlign {
         ) else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let mut caps = bg_caps;
-        caps.make_mut().set("framerate", fg_info.fps());
-        let info = gst_video::VideoInfo::from_caps(&caps).map_err(|e| {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("Cannot build output caps {caps}: {e}")
-            );
-            gst::FlowError::Error
-        })?;
+        let (caps, info) = self.output_caps(bg_caps, fg_info.fps())?;
         let layouts = super::plane_layouts(&bg_info).ok_or(gst::FlowError::NotNegotiated)?;
         let converter = self.make_converter(&fg_info, &bg_info, &place)?;
         let blend = super::lock(&self.settings).blend_width;

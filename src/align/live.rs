@@ -151,21 +151,6 @@ impl Tracker {
         self.fg.0.len()
     }
 
-    /// bg frames held.
-    pub fn bg_held(&self) -> usize {
-        self.bg.0.len()
-    }
-
-    /// The last committed match.
-    pub fn last(&self) -> Option<Match> {
-        self.last
-    }
-
-    /// The footprint in use.
-    pub fn footprint(&self) -> Option<Estimate> {
-        self.footprint.map(|(e, _)| e)
-    }
-
     /// The offline analysis on the frames held: the footprint (and the window's mapping, in
     /// window positions). `luma` gives the full-resolution luma of frames by their index.
     pub fn locate(

@@ -117,21 +117,34 @@ impl VidkompyAlign {
     }
 
     /// The running time the aggregator should wait for before calling `aggregate` even if a pad
-    /// has no data: the oldest fg frame not output (the aggregator adds the latency). `None`
-    /// while there is none: wait for data.
+    /// has no data (the aggregator adds the latency): the oldest fg frame not output, else the
+    /// earliest frame waiting on a pad, so that a stalled fg does not block the bg. `None` while
+    /// there is none: wait for data.
     pub(super) fn live_next_time(&self) -> Option<gst::ClockTime> {
-        let guard = self.state();
-        let live = guard.as_ref()?.live.as_ref()?;
-        if !live.ready.is_empty() {
+        {
+            let guard = self.state();
+            if let Some(live) = guard.as_ref().and_then(|s| s.live.as_ref()) {
+                if !live.ready.is_empty() {
+                    return Some(gst::ClockTime::ZERO);
+                }
+                if let Some(h) = live.fg.front() {
+                    return Some(gst::ClockTime::from_nseconds(h.rt));
+                }
+            }
+        }
+        if self.fg_pad.is_eos() && !self.fg_pad.has_buffer() {
+            // The fg ended: EOS goes out now, whatever the bg does.
             return Some(gst::ClockTime::ZERO);
         }
-        if let Some(h) = live.fg.front() {
-            return Some(gst::ClockTime::from_nseconds(h.rt));
+        let peek = |pad: &gst_base::AggregatorPad| {
+            let buffer = pad.peek_buffer()?;
+            let segment = pad.segment().downcast::<gst::ClockTime>().ok()?;
+            segment.to_running_time(buffer.pts()?)
+        };
+        match (peek(&self.fg_pad), peek(&self.bg_pad)) {
+            (Some(f), Some(b)) => Some(f.min(b)),
+            (f, b) => f.or(b),
         }
-        drop(guard);
-        let buffer = self.fg_pad.peek_buffer()?;
-        let segment = self.fg_pad.segment().downcast::<gst::ClockTime>().ok()?;
-        segment.to_running_time(buffer.pts()?)
     }
 
     /// Takes every buffer waiting on `pad` into the live state.

@@ -81,6 +81,10 @@ struct Live {
 
 impl Live {
     fn new(lookahead_ms: u64) -> Live {
+        Self::with_caps(lookahead_ms, BG_CAPS, FG_CAPS)
+    }
+
+    fn with_caps(lookahead_ms: u64, bg_caps: &'static str, fg_caps: &'static str) -> Live {
         init();
         let element = gst::ElementFactory::make("vidkompyalign")
             .property("lookahead", lookahead_ms * MS)
@@ -96,7 +100,7 @@ impl Live {
         let clock = out.testclock().unwrap();
         let (mark_tx, marks) = mpsc::channel();
         let mut feeders = Vec::new();
-        let feed = [("bg", BG_CAPS), ("fg", FG_CAPS)].map(|(pad, caps)| {
+        let feed = [("bg", bg_caps), ("fg", fg_caps)].map(|(pad, caps)| {
             let (tx, rx) = mpsc::channel::<Step>();
             let mut h = Harness::with_element(&element, Some(pad), None);
             let k = usize::from(pad == "fg");
@@ -456,5 +460,30 @@ fn live_playing_paused_null_cycles_repeatedly_without_hang() {
             p.more(n);
             p.set(gst::State::Null);
         }
+    });
+}
+
+#[test]
+fn live_inputs_without_framerate_or_durations_are_timed_by_their_timestamps() {
+    // As rtpvrawdepay gives them: framerate 0/1 and no buffer durations.
+    const BG0: &str = "video/x-raw,format=I420,width=64,height=48,framerate=0/1";
+    const FG0: &str = "video/x-raw,format=I420,width=16,height=12,framerate=0/1";
+    let undated = |mut b: gst::Buffer| {
+        b.make_mut().set_duration(gst::ClockTime::NONE);
+        b
+    };
+    within(60, move || {
+        let mut t = Live::with_caps(200, BG0, FG0);
+        t.bg((0..10).map(|i| Step::Push(undated(bg_frame(i)))));
+        t.until_fed(0);
+        t.bg([Step::Eos]);
+        t.fg((0..25).map(|i| Step::Push(undated(fg_frame(i)))));
+        t.fg([Step::Eos]);
+        t.until("EOS", |s| s.eos);
+        assert_eq!(t.pts_ms(), (0..25).map(|i| i * 40).collect::<Vec<_>>());
+        let want: Vec<u8> = (0..25).map(|i| expected_luma(i * 40, 10)).collect();
+        assert_eq!(t.lumas(), want);
+        assert!(t.errors().is_empty(), "{:?}", t.errors());
+        t.finish();
     });
 }

@@ -66,19 +66,40 @@ pub(super) struct LiveRun {
     reanchored: u64,
     /// The output caps were set.
     started: bool,
+    /// The last running-time steps between frames, per pad (bg, fg): the frame duration of a
+    /// stream whose caps give no framerate (RTP, for one).
+    steps: [VecDeque<u64>; 2],
 }
 
-/// Nanoseconds of one frame at the framerate of `info`.
-fn frame_duration(info: Option<&gst_video::VideoInfo>) -> u64 {
-    info.map(|i| i.fps())
-        .filter(|f| f.numer() > 0 && f.denom() > 0)
-        .and_then(|f| {
-            gst::ClockTime::SECOND
-                .mul_div_round(f.denom() as u64, f.numer() as u64)
-                .map(|t| t.nseconds())
-        })
+/// Steps kept per pad to measure a frame duration.
+const STEPS: usize = 15;
+
+impl LiveRun {
+    /// The frame duration of pad `k` (0 bg, 1 fg): from its caps' framerate, else the median
+    /// step between its frames' running times (once two are known), else `None`.
+    fn duration(&self, k: usize, info: Option<&gst_video::VideoInfo>) -> Option<u64> {
+        if let Some(d) = info.and_then(caps_duration) {
+            return Some(d);
+        }
+        let mut steps: Vec<u64> = self.steps[k].iter().copied().collect();
+        if steps.len() < 2 {
+            return None;
+        }
+        steps.sort_unstable();
+        Some(steps[steps.len() / 2])
+    }
+}
+
+/// Nanoseconds of one frame at the framerate of `info`, if it gives one.
+fn caps_duration(info: &gst_video::VideoInfo) -> Option<u64> {
+    let f = info.fps();
+    if f.numer() <= 0 || f.denom() <= 0 {
+        return None;
+    }
+    gst::ClockTime::SECOND
+        .mul_div_round(f.denom() as u64, f.numer() as u64)
+        .map(|t| t.nseconds())
         .filter(|&d| d > 0)
-        .unwrap_or(FALLBACK_DURATION)
 }
 
 impl VidkompyAlign {
@@ -184,8 +205,21 @@ impl VidkompyAlign {
                 duration: buffer.duration(),
                 running_time,
             };
-            let rt =
-                running_time.map_or(index as u64 * frame_duration(Some(&info)), |t| t.nseconds());
+            let rt = running_time.map_or(
+                index as u64 * live.duration(k, Some(&info)).unwrap_or(FALLBACK_DURATION),
+                |t| t.nseconds(),
+            );
+            let last = match side {
+                Side::Bg => live.bg.back(),
+                Side::Fg => live.fg.back().or(live.ready.back().map(|(h, _)| h)),
+            };
+            if let Some(step) = last.and_then(|l| rt.checked_sub(l.rt)).filter(|&d| d > 0) {
+                let steps = &mut live.steps[k];
+                if steps.len() == STEPS {
+                    steps.pop_front();
+                }
+                steps.push_back(step);
+            }
             let Some(thumb) = with_luma(&buffer, &info, Thumb::new) else {
                 gst::element_imp_error!(
                     self,
@@ -239,7 +273,16 @@ impl VidkompyAlign {
             fg: (fg.width(), fg.height()),
             bg: (bg.width(), bg.height()),
         };
-        let rate = frame_duration(Some(fg)) as f64 / frame_duration(Some(bg)).max(1) as f64;
+        // A stream without framerate: its frame duration is measured on its first frames.
+        // (A pad that ended keeps the fallback.)
+        let ended = |pad: &gst_base::AggregatorPad| pad.is_eos().then_some(FALLBACK_DURATION);
+        let (Some(fg_dur), Some(bg_dur)) = (
+            live.duration(1, Some(fg)).or_else(|| ended(&self.fg_pad)),
+            live.duration(0, Some(bg)).or_else(|| ended(&self.bg_pad)),
+        ) else {
+            return;
+        };
+        let rate = fg_dur as f64 / bg_dur.max(1) as f64;
         let constraints = super::lock(&self.settings).constraints();
         let mut t = Tracker::new(geo, constraints, Some(rate));
         for h in &live.bg {
@@ -255,10 +298,12 @@ impl VidkompyAlign {
     /// not output, keeping the newest; at most that span's worth of frames at the bg's rate.
     fn live_evict(&self, state: &mut State) {
         let settings = super::lock(&self.settings).clone();
-        let bg_dur = frame_duration(state.bg.info.as_ref());
         let Some(live) = state.live.as_mut() else {
             return;
         };
+        let bg_dur = live
+            .duration(0, state.bg.info.as_ref())
+            .unwrap_or(FALLBACK_DURATION);
         let span = settings.max_offset.saturating_add(settings.lookahead);
         let cap = (span / bg_dur.max(1)) as usize + 4;
         let oldest_fg = live
@@ -299,7 +344,9 @@ impl VidkompyAlign {
             return n;
         }
         let lookahead = super::lock(&self.settings).lookahead;
-        let dur = frame_duration(state.fg.info.as_ref());
+        let dur = live
+            .duration(1, state.fg.info.as_ref())
+            .unwrap_or(FALLBACK_DURATION);
         let newest = live.fg.back().map_or(0, |h| h.rt);
         let mut due = live
             .fg

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::truth::{self, Case, Live, Source, run, score};
+use common::truth::{self, Case, Feed, Live, Source, run, score};
 use gst::prelude::*;
 use std::sync::{Once, OnceLock};
 
@@ -47,13 +47,13 @@ macro_rules! footage_or_skip {
 
 /// A live case: the bg shows source frames 0..180 from time 0; the fg shows source frames
 /// 0..n from `delay_frames` bg frames later (the bg leads by that much).
-fn delayed(delay_frames: usize, n: usize, live_sources: bool) -> Case {
+fn delayed(delay_frames: usize, n: usize, feed: Feed) -> Case {
     let mut case = Case::new((0..180).collect(), (0..n).collect());
     case.live = Some(Live {
         fg_start: gst::ClockTime::SECOND
             .mul_div_floor(delay_frames as u64, 24)
             .unwrap(),
-        live_sources,
+        feed,
     });
     case
 }
@@ -70,6 +70,11 @@ fn check(case: &Case, name: &str) {
     let a = o.alignment.as_ref().expect("a vidkompy-alignment message");
     assert_eq!(a.get::<&str>("frames").unwrap(), "live", "{name}: {a}");
     let sc = score(case, &o);
+    eprintln!(
+        "{name}: {} fg frames, {} exact, {} within ±1, corner error {:.2} px, window analysis \
+         {:.2} s",
+        sc.inside, sc.exact, sc.within_one, sc.corner_error, sc.analysis_s
+    );
     assert!(
         sc.corner_error < 1.5,
         "{name}: footprint off by {}",
@@ -89,10 +94,19 @@ fn check(case: &Case, name: &str) {
 
 #[test]
 fn live_sources_with_the_fg_half_a_second_behind() {
-    check(&delayed(12, 168, true), "live, 0.5 s");
+    check(&delayed(12, 168, Feed::LiveSources), "live, 0.5 s");
 }
 
 #[test]
 fn force_live_with_the_fg_two_seconds_behind() {
-    check(&delayed(48, 132, false), "force-live, 2 s");
+    check(&delayed(48, 132, Feed::ForceLive), "force-live, 2 s");
+}
+
+#[test]
+fn rtp_over_udp_on_the_loopback_with_the_fg_one_second_behind() {
+    // 320x180 bg, 240x138 fg: a few datagrams a frame, well within a socket's buffer.
+    let mut case = delayed(24, 156, Feed::Rtp);
+    case.bg_size = (320, 180);
+    case.footprint = (100, 44, 160, 92);
+    check(&case, "rtp, 1 s");
 }

@@ -147,9 +147,20 @@ pub struct Case {
 pub struct Live {
     /// The fg's first frame comes this long after the bg's (its timestamps start there).
     pub fg_start: gst::ClockTime,
-    /// Live sources (`appsrc is-live=true`); else non-live ones paced by `clocksync`, and the
-    /// element's `force-live`.
-    pub live_sources: bool,
+    pub feed: Feed,
+}
+
+/// How live frames reach the element.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Feed {
+    /// Live sources (`appsrc is-live=true`) paced by `clocksync`.
+    LiveSources,
+    /// Non-live sources paced by `clocksync`, and the element's `force-live`.
+    ForceLive,
+    /// Live sources paced by `clocksync`, sent as RTP (raw video) over UDP on the loopback
+    /// and received by `udpsrc ! rtpjitterbuffer ! rtpvrawdepay` (framerate 0/1, times of
+    /// arrival).
+    Rtp,
 }
 
 impl Case {
@@ -338,15 +349,29 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
                 let b = b.make_mut();
                 b.set_pts(b.pts().map(|t| t + live.fg_start));
             }
-            let (src, force) = if live.live_sources {
-                ("appsrc is-live=true", "")
-            } else {
-                ("appsrc", "force-live=true")
+            let (src, force) = match live.feed {
+                Feed::ForceLive => ("appsrc", "force-live=true"),
+                Feed::LiveSources | Feed::Rtp => ("appsrc is-live=true", ""),
+            };
+            let (fw, fh) = case.fg_size();
+            let link = |name: &str, (w, h): (u32, u32)| match live.feed {
+                Feed::Rtp => format!(
+                    "rtpvrawpay mtu=60000 ! udpsink name={name}-tx host=127.0.0.1 sync=false \
+                       async=false \
+                     udpsrc name={name}-rx address=127.0.0.1 port=0 buffer-size=4000000 \
+                       caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=RAW,\
+                       sampling=YCbCr-4:2:0,depth=(string)8,width=(string){w},\
+                       height=(string){h},colorimetry=(string)BT601-5,payload=96\" \
+                       ! rtpjitterbuffer latency=50 ! rtpvrawdepay name={name}-depay ! a.{name}"
+                ),
+                _ => format!("a.{name}"),
             };
             format!(
                 "vidkompyalign name=a {force} ! appsink name=out sync=false \
-                 {src} name=bg format=time block=true max-bytes=4000000 ! clocksync ! a.bg \
-                 {src} name=fg format=time block=true max-bytes=4000000 ! clocksync ! a.fg"
+                 {src} name=bg format=time block=true max-bytes=4000000 ! clocksync ! {} \
+                 {src} name=fg format=time block=true max-bytes=4000000 ! clocksync ! {}",
+                link("bg", bgs),
+                link("fg", (fw, fh)),
             )
         }
     };
@@ -369,6 +394,18 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     afg.set_caps(Some(&caps_for(gw, gh, fg_fps)));
     let sink = get("out").downcast::<gst_app::AppSink>().unwrap();
     let collected = super::collect(&sink);
+    if case.live.is_some_and(|l| l.feed == Feed::Rtp) {
+        // Each receiver binds a free port when it opens (READY); its sender is pointed there.
+        pipeline.set_state(gst::State::Ready).unwrap();
+        for (name, frames) in [("bg", bg.len()), ("fg", fg.len())] {
+            let rx = get(&format!("{name}-rx"));
+            let port: i32 = rx.property("port");
+            assert!(port > 0, "udpsrc bound no port");
+            let tx = get(&format!("{name}-tx"));
+            tx.set_property("port", port);
+            rtp_end_of_stream(&tx, &rx, &get(&format!("{name}-depay")), frames);
+        }
+    }
     pipeline.set_state(gst::State::Playing).unwrap();
     let feed = |src: gst_app::AppSrc, frames: Vec<gst::Buffer>| {
         std::thread::spawn(move || {
@@ -418,6 +455,45 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
         errors,
         bg,
     }
+}
+
+/// EOS does not cross UDP: once the sender `tx` ended, the receiver `rx` is ended by hand when
+/// its depayloader `depay` has output every one of the `frames` sent, or 5 s later (lost
+/// datagrams then show as missing frames).
+fn rtp_end_of_stream(tx: &gst::Element, rx: &gst::Element, depay: &gst::Element, frames: usize) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let received = Arc::new(AtomicUsize::new(0));
+    let r = received.clone();
+    depay
+        .static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            r.fetch_add(1, Ordering::SeqCst);
+            gst::PadProbeReturn::Ok
+        });
+    let rx = rx.clone();
+    tx.static_pad("sink").unwrap().add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let is_eos = info
+                .event()
+                .is_some_and(|e| e.type_() == gst::EventType::Eos);
+            if is_eos {
+                let (rx, received) = (rx.clone(), received.clone());
+                std::thread::spawn(move || {
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while received.load(Ordering::SeqCst) < frames
+                        && std::time::Instant::now() < deadline
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    rx.send_event(gst::event::Eos::new());
+                });
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Luma rows of a frame outside the footprint (above it, else below it).

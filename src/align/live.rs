@@ -26,6 +26,10 @@ const HISTORY: usize = 240;
 const HISTORY_MIN: usize = 12;
 /// Cost of leaving the last committed match anywhere but from it (costs are 1 - NCC, at most 2).
 const OFF_ANCHOR: f32 = 2.0;
+/// Recent matches whose median cost sets the cost of bg frames not arrived yet.
+const RECENT: usize = 48;
+/// Committed matches compared with their bg neighbours before the path is moved by a frame.
+const EVIDENCE: usize = 24;
 
 /// One fg frame's committed match.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,6 +40,9 @@ pub struct Match {
     pub cost: f32,
     /// How far below the window's median cost for this fg frame the match lies, in [0, 1].
     pub distinct: f32,
+    /// The fg frame's match lies after the newest bg frame held (the bg lags by more than the
+    /// lookahead): `bg` is that newest frame.
+    pub beyond: bool,
 }
 
 /// What [`Tracker::commit`] decided.
@@ -95,6 +102,13 @@ pub struct Tracker {
     footprint: Option<(Estimate, (usize, usize))>,
     last: Option<Match>,
     history: VecDeque<Match>,
+    /// The highest bg frame committed: later matches never go below it.
+    floor: usize,
+    /// Per recent committed match, how much cheaper its bg neighbours (before, after) were:
+    /// their cost minus the match's (negative: the neighbour matched better).
+    evidence: VecDeque<[Option<f32>; 2]>,
+    /// Times the path was moved by a frame on that evidence.
+    corrections: usize,
 }
 
 impl Tracker {
@@ -108,6 +122,9 @@ impl Tracker {
             footprint: None,
             last: None,
             history: VecDeque::new(),
+            floor: 0,
+            evidence: VecDeque::new(),
+            corrections: 0,
         }
     }
 
@@ -228,6 +245,30 @@ impl Tracker {
         })
     }
 
+    /// The cost given to bg frames not arrived yet: a little above the typical cost of a good
+    /// match (a true match stays cheaper; a frame that does not match at all costs more). That
+    /// typical cost is the recent matches' median, else the median of the window's row minima.
+    fn unseen_cost(&self, matrix: &ndarray::Array2<f32>) -> f32 {
+        let mut c: Vec<f32> = (self.history.iter().rev())
+            .filter(|m| !m.beyond)
+            .take(RECENT)
+            .map(|m| m.cost)
+            .collect();
+        if c.is_empty() {
+            c = matrix
+                .rows()
+                .into_iter()
+                .filter_map(|r| r.iter().copied().min_by(f32::total_cmp))
+                .collect();
+        }
+        if c.is_empty() {
+            return 0.5;
+        }
+        c.sort_by(f32::total_cmp);
+        let median = c[c.len() / 2];
+        (2.0 * median + 0.02).min(1.0)
+    }
+
     /// Commits the matches of the first `n` fg frames held, aligning all the fg frames held
     /// (those after them are the lookahead) against the bg frames held from the last committed
     /// match on. Nothing is committed before a footprint is set or while no bg frame is held.
@@ -261,12 +302,26 @@ impl Tracker {
         let priors = Priors::default();
         let col_base = self.bg.0[col0].index;
         let row_base = self.fg.0[0].index;
+        let real = matrix.dim().1;
+        // Columns after the real ones stand for bg frames not arrived yet, at about the cost
+        // of a good match: fg frames whose match is still to come (the lookahead, when the bg
+        // lags) go there instead of piling onto the newest bg frame, which would pull the
+        // committed part of the path back.
+        let (rows, cols) = matrix.dim();
+        let rate = self
+            .guide()
+            .or(self.nominal_rate.map(|rate| Line { offset: 0.0, rate }))
+            .map_or(1.0, |l| l.rate.max(1.0));
+        let extra = (rows as f64 * rate).ceil() as usize + 2;
+        let unseen = self.unseen_cost(&matrix);
         let (path, distinct, shift) = if let Some(last) = self.last.filter(|_| anchor.is_some()) {
             // A first row for the last committed match: the path must leave from it.
-            let (rows, cols) = matrix.dim();
-            let mut with_anchor = ndarray::Array2::from_elem((rows + 1, cols), OFF_ANCHOR);
+            let mut with_anchor = ndarray::Array2::from_elem((rows + 1, cols + extra), OFF_ANCHOR);
             with_anchor[(0, 0)] = 0.0;
-            with_anchor.slice_mut(ndarray::s![1.., ..]).assign(&matrix);
+            with_anchor
+                .slice_mut(ndarray::s![1.., ..cols])
+                .assign(&matrix);
+            with_anchor.slice_mut(ndarray::s![1.., cols..]).fill(unseen);
             let costs = temporal::Costs::from_matrix(&with_anchor);
             // The guide in window coordinates: row r is fg frame last.fg + r.
             let guide = self.guide().map(|l| Line {
@@ -285,38 +340,103 @@ impl Tracker {
             let distinct = temporal::distinctiveness(&costs, &path);
             (path, distinct, 1)
         } else {
-            let costs = temporal::Costs::from_matrix(&matrix);
+            let mut extended = ndarray::Array2::from_elem((rows, cols + extra), unseen);
+            extended.slice_mut(ndarray::s![.., ..cols]).assign(&matrix);
+            let costs = temporal::Costs::from_matrix(&extended);
             let (path, _) = temporal::align(&costs, max_step, priors, cancel)?;
             let distinct = temporal::distinctiveness(&costs, &path);
             (path, distinct, 0)
         };
-        let floor = self.last.map_or(0, |m| m.bg);
+        let floor = self.floor;
         let mut matches = Vec::with_capacity(n);
         for r in 0..n {
             let k = r + shift;
             let (Some(&j), Some(&cost)) = (path.bg.get(k), path.cost.get(k)) else {
                 break;
             };
+            let beyond = j >= real;
             let m = Match {
                 fg: row_base + r,
-                bg: (col_base + j).max(floor),
+                bg: (col_base + j.min(real - 1)).max(floor),
                 cost,
-                distinct: distinct.get(k).copied().unwrap_or(0.0),
+                // A match not seen does not guide later windows.
+                distinct: if beyond {
+                    0.0
+                } else {
+                    distinct.get(k).copied().unwrap_or(0.0)
+                },
+                beyond,
             };
             matches.push(m);
         }
-        for m in &matches {
+        for (r, m) in matches.iter().enumerate() {
             self.fg.0.pop_front();
             self.last = Some(*m);
+            self.floor = self.floor.max(m.bg);
             self.history.push_back(*m);
             if self.history.len() > HISTORY {
                 self.history.pop_front();
             }
+            let j = path.bg[r + shift];
+            let neighbour = |c: Option<usize>| {
+                c.filter(|&c| c < real && j < real)
+                    .map(|c| matrix[(r, c)] - matrix[(r, j)])
+            };
+            if self.evidence.len() == EVIDENCE {
+                self.evidence.pop_front();
+            }
+            self.evidence
+                .push_back([neighbour(j.checked_sub(1)), neighbour(Some(j + 1))]);
         }
+        self.correct();
         Ok(Committed {
             matches,
             reanchored,
         })
+    }
+
+    /// Moves the path by one bg frame when that frame, rather than the one committed, matched
+    /// better for nearly all of the recent matches: a path that started a frame off (a first
+    /// window that held little of the other stream) would otherwise keep that offset, as each
+    /// window alone holds too little evidence to pay for the step. Output stays monotonic
+    /// (moving back repeats a bg frame).
+    fn correct(&mut self) {
+        if self.evidence.len() < EVIDENCE {
+            return;
+        }
+        let Some(mut last) = self.last else {
+            return;
+        };
+        for (side, d) in [(0usize, -1isize), (1, 1)] {
+            let better = self
+                .evidence
+                .iter()
+                .filter(|e| e[side].is_some_and(|v| v < 0.0))
+                .count();
+            if better * 5 < EVIDENCE * 4 {
+                continue;
+            }
+            let Some(bg) = last.bg.checked_add_signed(d) else {
+                continue;
+            };
+            if self.bg.position(bg).is_none() {
+                continue;
+            }
+            last.bg = bg;
+            self.last = Some(last);
+            for m in self.history.iter_mut() {
+                m.bg = m.bg.saturating_add_signed(d);
+            }
+            self.evidence.clear();
+            self.corrections += 1;
+            return;
+        }
+    }
+
+    /// Times the path was moved by a frame because the next or previous bg frame matched
+    /// better (see [`Tracker::commit`]).
+    pub fn corrections(&self) -> usize {
+        self.corrections
     }
 
     /// Forgets the first `n` fg frames held without matching them (their output was dropped).
@@ -334,8 +454,12 @@ mod tests {
 
     /// A textured "scene" at moment `t`: a smooth pattern that moves with `t`.
     fn scene(t: usize, w: usize, h: usize) -> Thumb {
+        scene_at(t as f64, w, h)
+    }
+
+    fn scene_at(t: f64, w: usize, h: usize) -> Thumb {
         let mut data = Vec::with_capacity(w * h);
-        let phase = t as f64 * 0.37;
+        let phase = t * 0.37;
         for y in 0..h {
             for x in 0..w {
                 let v = 128.0
@@ -378,6 +502,19 @@ mod tests {
         lookahead: usize,
         keep: usize,
     ) -> (Vec<Match>, bool) {
+        run_at(1.0, n, bg_moment, fg_moment, lookahead, keep)
+    }
+
+    /// [`run`] on a scene moving `speed` times as fast.
+    fn run_at(
+        speed: f64,
+        n: usize,
+        bg_moment: impl Fn(usize) -> usize,
+        fg_moment: impl Fn(usize) -> usize,
+        lookahead: usize,
+        keep: usize,
+    ) -> (Vec<Match>, bool) {
+        let scene = |m: usize, w, h| scene_at(m as f64 * speed, w, h);
         let mut t = tracker();
         let cancel = Cancel::new();
         let mut out = Vec::new();
@@ -424,6 +561,33 @@ mod tests {
         let exact = m.iter().filter(|x| x.bg == x.fg + 5).count();
         // The last 5 fg frames' moments never reach the bg.
         assert!(exact >= 140, "{exact} of {}", m.len());
+    }
+
+    #[test]
+    fn a_slow_scene_lagging_within_the_lookahead_is_matched_and_corrected() {
+        // Neighbouring moments differ little (a slow pan) and the bg shows each moment 8 frames
+        // after the fg, with 10 frames of lookahead: the fg frames still waiting for their bg
+        // frame must not drag the committed matches back onto older bg frames, and a path that
+        // started a frame off (the first window held only 3 frames of overlap) is corrected.
+        let (m, _) = run_at(0.04, 150, |k| k + 92, |i| i + 100, 10, 60);
+        assert!(monotonic(&m));
+        let off: Vec<i64> = m.iter().map(|x| x.bg as i64 - x.fg as i64).collect();
+        let settled = (40..140).filter(|&i| off[i] == 8).count();
+        assert_eq!(settled, 100, "{off:?}");
+        assert!(m.iter().filter(|x| x.fg < 140).all(|x| !x.beyond));
+    }
+
+    #[test]
+    fn a_bg_lagging_beyond_the_lookahead_takes_the_newest_bg_frame() {
+        // The bg shows each moment 15 frames after the fg; only 10 are waited for.
+        let (m, _) = run(120, |k| k.saturating_sub(15), |i| i, 10, 60);
+        assert!(monotonic(&m));
+        let newest = m
+            .iter()
+            .filter(|x| x.fg >= 10 && x.fg < 110)
+            .filter(|x| x.beyond && x.bg == x.fg + 10)
+            .count();
+        assert!(newest >= 95, "{newest} of 100");
     }
 
     #[test]

@@ -213,6 +213,11 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
     pub bg: Vec<gst::Buffer>,
+    /// Every element message posted, in order.
+    pub messages: Vec<gst::Structure>,
+    /// Per output buffer, how late it reached the sink (ms): the pipeline's running time then
+    /// minus the buffer's running time.
+    pub lateness_ms: Vec<f64>,
 }
 
 pub fn caps_for(w: u32, h: u32, fps: gst::Fraction) -> gst::Caps {
@@ -394,6 +399,7 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     afg.set_caps(Some(&caps_for(gw, gh, fg_fps)));
     let sink = get("out").downcast::<gst_app::AppSink>().unwrap();
     let collected = super::collect(&sink);
+    let lateness = lateness_probe(&pipeline, &sink);
     if case.live.is_some_and(|l| l.feed == Feed::Rtp) {
         // Each receiver binds a free port when it opens (READY); its sender is pointed there.
         pipeline.set_state(gst::State::Ready).unwrap();
@@ -421,6 +427,7 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     let t2 = feed(afg, fg);
     let bus = pipeline.bus().unwrap();
     let (mut alignment, mut warnings, mut errors) = (None, Vec::new(), Vec::new());
+    let mut messages = Vec::new();
     loop {
         let Some(m) = bus.timed_pop(gst::ClockTime::from_seconds(120)) else {
             errors.push("timeout".to_string());
@@ -434,8 +441,11 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
             }
             gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
             gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure().filter(|s| s.name() == "vidkompy-alignment") {
-                    alignment = Some(s.to_owned());
+                if let Some(s) = e.structure() {
+                    messages.push(s.to_owned());
+                    if s.name() == "vidkompy-alignment" {
+                        alignment = Some(s.to_owned());
+                    }
                 }
             }
             _ => (),
@@ -454,7 +464,37 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
         warnings,
         errors,
         bg,
+        messages,
+        lateness_ms: std::mem::take(&mut *lateness.lock().unwrap()),
     }
+}
+
+/// Records how late each buffer reaches `sink` (ms), by the pipeline's clock.
+fn lateness_probe(
+    pipeline: &gst::Pipeline,
+    sink: &gst_app::AppSink,
+) -> std::sync::Arc<std::sync::Mutex<Vec<f64>>> {
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let o = out.clone();
+    let p = pipeline.downgrade();
+    let pad = sink.static_pad("sink").unwrap();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let (Some(p), Some(b)) = (p.upgrade(), info.buffer()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let now = p.current_running_time();
+        let seg = pad.sticky_event::<gst::event::Segment>(0);
+        let rt = seg.and_then(|s| {
+            let seg = s.segment().downcast_ref::<gst::ClockTime>()?.clone();
+            seg.to_running_time(b.pts()?)
+        });
+        if let (Some(now), Some(rt)) = (now, rt) {
+            let ms = (now.nseconds() as f64 - rt.nseconds() as f64) / 1e6;
+            o.lock().unwrap().push(ms);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    out
 }
 
 /// EOS does not cross UDP: once the sender `tx` ended, the receiver `rx` is ended by hand when

@@ -329,9 +329,10 @@ impl VidkompyAlign {
         }
     }
 
-    /// fg frames due for commitment: those `lookahead` behind the newest fg frame held (a
-    /// frame early, so that the output is on time), all of them at the fg's end, and on a
-    /// timeout those whose output is due by the clock (at least the oldest).
+    /// fg frames due for commitment: those `lookahead` behind the newest frame held (a frame
+    /// early, so that the output is on time; once the fg ended, behind the newest bg frame, so
+    /// that its last frames still get their lookahead of bg), all of them once both ended,
+    /// and on a timeout those whose output is due by the clock (at least the oldest).
     fn live_due(&self, state: &State, timeout: bool) -> usize {
         let Some(live) = state.live.as_ref() else {
             return 0;
@@ -340,14 +341,19 @@ impl VidkompyAlign {
         if n == 0 {
             return 0;
         }
-        if self.fg_pad.is_eos() && !self.fg_pad.has_buffer() {
+        let ended = |pad: &gst_base::AggregatorPad| pad.is_eos() && !pad.has_buffer();
+        let fg_ended = ended(&self.fg_pad);
+        if fg_ended && (ended(&self.bg_pad) || live.bg.is_empty()) {
             return n;
         }
         let lookahead = super::lock(&self.settings).lookahead;
         let dur = live
             .duration(1, state.fg.info.as_ref())
             .unwrap_or(FALLBACK_DURATION);
-        let newest = live.fg.back().map_or(0, |h| h.rt);
+        let mut newest = live.fg.back().map_or(0, |h| h.rt);
+        if fg_ended {
+            newest = newest.max(live.bg.back().map_or(0, |h| h.rt));
+        }
         let mut due = live
             .fg
             .iter()

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+
+//! Live accuracy and latency for several `lookahead` values: ground-truth pairs derived from a
+//! real clip, played in real time (`appsrc is-live ! clocksync` into each pad), one row per
+//! lookahead and relative delay.
+//!
+//! ```text
+//! cargo run --release --example live -- [CLIP]
+//! ```
+//!
+//! "bg leads": the fg feed starts later (a delayed copy), so each fg frame's match arrived
+//! before it. "bg lags": the bg shows each moment after the fg does, so the match arrives that
+//! much after the fg frame; it can be used only when the lookahead covers the lag. "Late" is how
+//! long after its own running time each output frame reached the sink (median and maximum).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::truth::{self, Case, Feed, Live};
+use gst::prelude::*;
+
+/// Source frames decoded (at 960x540): 7.5 s of the project's clip.
+const FRAMES: usize = 180;
+
+/// A live case over the clip's frames: the bg leads the fg by `lead` frames (negative: lags).
+fn case(lead: i64, lookahead_s: f64) -> Case {
+    let n = FRAMES as i64;
+    let (fg_src, fg_start) = if lead >= 0 {
+        // The fg starts `lead` frames late, showing the clip from its start.
+        ((0..(n - lead) as usize).collect(), lead as u64)
+    } else {
+        // The fg starts with the bg but shows the clip `-lead` frames ahead.
+        ((-lead as usize..n as usize).collect(), 0)
+    };
+    let mut c = Case::new((0..FRAMES).collect(), fg_src);
+    c.live = Some(Live {
+        fg_start: gst::ClockTime::SECOND.mul_div_floor(fg_start, 24).unwrap(),
+        feed: Feed::LiveSources,
+    });
+    let ns = (lookahead_s * 1e9) as u64;
+    c.props.push(("lookahead", gst::glib::Value::from(ns)));
+    c
+}
+
+fn main() {
+    gst::init().expect("GStreamer");
+    gstvidkompy::plugin_register_static().expect("plugin");
+    let path = std::env::args_os()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .or_else(common::footage);
+    let Some(src) = truth::load(path.clone(), Some((960, 540)), FRAMES) else {
+        eprintln!("live: no clip (pass one, or see the README for footage)");
+        std::process::exit(1);
+    };
+    println!(
+        "clip: {} ({FRAMES} frames at 960x540, 24 fps); bg 640x360, fg footprint 320x180 at \
+         (200, 88) recorded at 1.5x, re-graded; fed in real time\n",
+        path.map(|p| p.display().to_string()).unwrap_or_default(),
+    );
+    println!(
+        "| lookahead s | relative delay | fg frames | exact | within ±1 | max dev | late ms \
+         (median / max) | messages |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    // `VIDKOMPY_LIVE_ONLY=0.5` runs one lookahead.
+    let only: Option<f64> = std::env::var("VIDKOMPY_LIVE_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for lookahead in [0.2, 0.5, 1.0, 2.0] {
+        if only.is_some_and(|o| o != lookahead) {
+            continue;
+        }
+        for (what, lead) in [("bg leads 1 s", 24), ("bg lags 0.4 s", -10)] {
+            let case = case(lead, lookahead);
+            let o = truth::run(&src, &case);
+            if !o.errors.is_empty() || o.alignment.is_none() {
+                println!("| {lookahead} | {what} | error: {:?} | | | | | |", o.errors);
+                continue;
+            }
+            let s = truth::score(&case, &o);
+            let mut late = o.lateness_ms.clone();
+            late.sort_by(f64::total_cmp);
+            let median = late.get(late.len() / 2).copied().unwrap_or(f64::NAN);
+            let max = late.last().copied().unwrap_or(f64::NAN);
+            let mut names: Vec<String> = Vec::new();
+            for m in &o.messages {
+                let n = m.name().to_string();
+                if n != "vidkompy-alignment" && !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+            let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+            println!(
+                "| {lookahead} | {what} | {} | {:.1} % | {:.1} % | {} | {median:.0} / {max:.0} \
+                 | {} |",
+                s.inside,
+                pct(s.exact, s.inside),
+                pct(s.within_one, s.inside),
+                s.max_dev,
+                names.join(", ")
+            );
+        }
+    }
+}

@@ -97,7 +97,11 @@ fn main() {
                 s.inside,
                 pct(s.exact, s.inside),
                 pct(s.within_one, s.inside),
-                s.max_dev,
+                if s.max_dev == usize::MAX {
+                    "-".to_string()
+                } else {
+                    s.max_dev.to_string()
+                },
                 names.join(", ")
             );
         }

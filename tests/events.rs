@@ -77,6 +77,8 @@ struct Live {
     /// Output buffers pulled so far.
     buffers: Vec<gst::Buffer>,
     eos: bool,
+    /// Messages posted so far.
+    messages: Vec<gst::Message>,
 }
 
 impl Live {
@@ -134,6 +136,7 @@ impl Live {
             bus,
             buffers: Vec::new(),
             eos: false,
+            messages: Vec::new(),
         }
     }
 
@@ -164,6 +167,7 @@ impl Live {
             self.buffers.push(b);
             progress = true;
         }
+        self.messages.extend(self.bus.iter());
         while let Some(e) = self.out.try_pull_event() {
             if e.type_() == gst::EventType::Eos {
                 self.eos = true;
@@ -200,12 +204,22 @@ impl Live {
     }
 
     fn errors(&self) -> Vec<String> {
-        self.bus
+        self.messages
             .iter()
             .filter_map(|m| match m.view() {
                 gst::MessageView::Error(e) => Some(format!("{} {:?}", e.error(), e.debug())),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// The `lagging` field of every `vidkompy-bg-lagging` message, in order.
+    fn lagging(&self) -> Vec<bool> {
+        self.messages
+            .iter()
+            .filter_map(|m| m.structure())
+            .filter(|s| s.name() == "vidkompy-bg-lagging")
+            .map(|s| s.get::<bool>("lagging").unwrap())
             .collect()
     }
 
@@ -290,6 +304,7 @@ fn live_bg_stall_output_continues_with_the_last_bg_frame_then_resumes() {
         let lumas = t.lumas();
         let want: Vec<u8> = (0..12).map(|i| expected_luma(i * 40, 3)).collect();
         assert_eq!(&lumas[..12], &want[..], "stalled bg: the last bg frame");
+        assert_eq!(t.lagging(), vec![true], "the stall is reported");
         // The bg comes back (frames 3..10), then the fg goes on to its end.
         t.bg((3..10).map(|i| Step::Push(bg_frame(i))));
         t.until_fed(0);
@@ -301,6 +316,11 @@ fn live_bg_stall_output_continues_with_the_last_bg_frame_then_resumes() {
         let lumas = t.lumas();
         let want: Vec<u8> = (16..25).map(|i| expected_luma(i * 40, 10)).collect();
         assert_eq!(&lumas[16..], &want[..], "alignment resumed with the bg");
+        assert_eq!(
+            t.lagging(),
+            vec![true, false],
+            "the bg's return is reported"
+        );
         assert!(t.errors().is_empty(), "{:?}", t.errors());
         t.finish();
     });
@@ -324,6 +344,7 @@ fn live_fg_stall_outputs_nothing_and_does_not_block_the_bg() {
         assert_eq!(t.pts_ms(), (0..10).map(|i| i * 40).collect::<Vec<_>>());
         let want: Vec<u8> = (0..10).map(|i| expected_luma(i * 40, 40)).collect();
         assert_eq!(t.lumas(), want);
+        assert!(t.lagging().is_empty(), "{:?}", t.lagging());
         assert!(t.errors().is_empty(), "{:?}", t.errors());
         t.finish();
     });
@@ -360,6 +381,7 @@ fn live_bg_ending_long_before_the_fg_keeps_its_last_frame() {
         assert_eq!(t.pts_ms(), (0..30).map(|i| i * 40).collect::<Vec<_>>());
         let want: Vec<u8> = (0..30).map(|i| expected_luma(i * 40, 2)).collect();
         assert_eq!(t.lumas(), want);
+        assert!(t.lagging().is_empty(), "a bg that ended does not lag");
         assert!(t.errors().is_empty(), "{:?}", t.errors());
         t.finish();
     });

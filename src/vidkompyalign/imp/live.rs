@@ -66,6 +66,9 @@ pub(super) struct LiveRun {
     reanchored: u64,
     /// The output caps were set.
     started: bool,
+    /// fg frames are being matched to the newest bg frame because theirs has not arrived
+    /// (the bg lags by more than the lookahead, or stalled).
+    lagging: bool,
     /// The last running-time steps between frames, per pad (bg, fg): the frame duration of a
     /// stream whose caps give no framerate (RTP, for one).
     steps: [VecDeque<u64>; 2],
@@ -463,7 +466,8 @@ impl VidkompyAlign {
                             "The fg's content was not found in the bg's first {} frames \
                              (spatial confidence {:.3}): the fg is placed at x={} y={} \
                              scale={:.4} and mapped by running time; searching again every \
-                             {} s",
+                             {} s. If the bg shows the scene later than the fg by more than \
+                             the lookahead, raise lookahead",
                             state.live.as_ref().map_or(0, |l| l.bg.len()),
                             alignment
                                 .as_ref()
@@ -564,7 +568,8 @@ impl VidkompyAlign {
             // Nothing to composite on yet: the fg frames wait (bounded by the pad's queue).
             return Ok(());
         }
-        let matches: Vec<usize> = if live.search == Search::Found {
+        let bg_ended = self.bg_pad.is_eos() && !self.bg_pad.has_buffer();
+        let matches: Vec<(usize, bool)> = if live.search == Search::Found {
             let Some(t) = live.tracker.as_mut() else {
                 return Err(gst::FlowError::Error);
             };
@@ -584,12 +589,16 @@ impl VidkompyAlign {
                     .obj()
                     .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
             }
-            c.matches.iter().map(|m| m.bg).collect()
+            c.matches.iter().map(|m| (m.bg, m.beyond)).collect()
         } else {
             if let Some(t) = live.tracker.as_mut() {
                 t.skip_fg(due);
             }
             let floor = live.ready.back().map(|(_, j)| *j);
+            let bg_dur = live
+                .duration(0, state.bg.info.as_ref())
+                .unwrap_or(FALLBACK_DURATION);
+            let newest = live.bg.back().map_or(0, |b| b.rt.saturating_add(bg_dur));
             live.fg
                 .iter()
                 .take(due)
@@ -601,14 +610,37 @@ impl VidkompyAlign {
                         .find(|b| b.rt <= h.rt)
                         .or(live.bg.front())
                         .map_or(0, |b| b.index);
-                    floor.map_or(j, |f| j.max(f))
+                    (floor.map_or(j, |f| j.max(f)), newest <= h.rt)
                 })
                 .collect()
         };
-        for j in matches {
+        for (j, beyond) in matches {
             let Some(h) = live.fg.pop_front() else {
                 break;
             };
+            let lagging = beyond && !bg_ended;
+            if lagging != live.lagging {
+                live.lagging = lagging;
+                let s = gst::Structure::builder("vidkompy-bg-lagging")
+                    .field("lagging", lagging)
+                    .field("fg-frame", h.index as u64)
+                    .field("bg-frame", j as u64)
+                    .build();
+                if lagging {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "the bg lags by more than the lookahead: fg frame {} takes the newest \
+                         bg frame, {j}",
+                        h.index
+                    );
+                } else {
+                    gst::info!(CAT, imp = self, "the bg caught up at fg frame {}", h.index);
+                }
+                let _ = self
+                    .obj()
+                    .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+            }
             live.ready.push_back((h, j));
         }
         Ok(())

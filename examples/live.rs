@@ -90,6 +90,9 @@ fn main() {
                     names.push(n);
                 }
             }
+            if !o.warnings.is_empty() {
+                names.push(format!("{} warning(s)", o.warnings.len()));
+            }
             let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
             println!(
                 "| {lookahead} | {what} | {} | {:.1} % | {:.1} % | {} | {median:.0} / {max:.0} \

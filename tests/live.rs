@@ -87,6 +87,13 @@ fn check(case: &Case, name: &str) {
         sc.exact,
         sc.inside
     );
+    // Nothing re-framed, the bg (leading) never lagged.
+    let odd: Vec<_> = o
+        .messages
+        .iter()
+        .filter(|m| ["vidkompy-reframed", "vidkompy-bg-lagging"].contains(&m.name().as_str()))
+        .collect();
+    assert!(odd.is_empty(), "{name}: {odd:?}");
     // Output timestamps are the fg's own, in order.
     let pts: Vec<_> = o.outputs.iter().map(|b| b.pts()).collect();
     assert!(pts.windows(2).all(|w| w[0] < w[1]), "{name}: {pts:?}");
@@ -109,4 +116,49 @@ fn rtp_over_udp_on_the_loopback_with_the_fg_one_second_behind() {
     case.bg_size = (320, 180);
     case.footprint = (100, 44, 160, 92);
     check(&case, "rtp, 1 s");
+}
+
+#[test]
+fn a_re_framed_fg_is_followed_with_a_message() {
+    // From fg frame 60 on, the fg feed shows another part of the scene (same size).
+    let src = footage_or_skip!();
+    let mut case = delayed(12, 168, Feed::LiveSources);
+    let to = (280, 120, 320, 180);
+    case.reframe = Some((60, to));
+    let o = run(src, &case);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.outputs.len(), 168, "every fg frame once");
+    let reframed: Vec<&gst::Structure> = o
+        .messages
+        .iter()
+        .filter(|m| m.name() == "vidkompy-reframed")
+        .collect();
+    assert_eq!(reframed.len(), 1, "{reframed:?}");
+    let r = reframed[0];
+    let (x, y) = (r.get::<f64>("x").unwrap(), r.get::<f64>("y").unwrap());
+    assert!(
+        (x - f64::from(to.0)).abs() < 1.5 && (y - f64::from(to.1)).abs() < 1.5,
+        "{r}"
+    );
+    let at = r.get::<u64>("fg-frame").unwrap();
+    let a = o.alignment.as_ref().unwrap();
+    assert_eq!(a.get::<u32>("footprint-x").unwrap(), to.0, "{a}");
+    assert_eq!(a.get::<u32>("footprint-y").unwrap(), to.1, "{a}");
+    // The outside rows (above both footprints) tell which bg frame each output took.
+    let sc = score(&case, &o);
+    eprintln!(
+        "re-framed at fg frame 60, followed from fg frame {at}: {} fg frames, {} exact, {} \
+         within ±1",
+        sc.inside, sc.exact, sc.within_one
+    );
+    assert!(
+        at < 60 + 48,
+        "followed within two seconds: from fg frame {at}"
+    );
+    assert!(
+        sc.within_one * 100 >= sc.inside * 95,
+        "{} of {}",
+        sc.within_one,
+        sc.inside
+    );
 }

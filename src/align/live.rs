@@ -28,6 +28,9 @@ const HISTORY_MIN: usize = 12;
 const OFF_ANCHOR: f32 = 2.0;
 /// Recent matches whose median cost sets the cost of bg frames not arrived yet.
 const RECENT: usize = 48;
+/// How much more than a fg frame's best real match a bg frame not arrived yet costs (less than
+/// the step penalty a frame stuck on the newest bg frame pays).
+const UNSEEN_MARGIN: f32 = 0.01;
 /// Committed matches compared with their bg neighbours before the path is moved by a frame.
 const EVIDENCE: usize = 24;
 
@@ -62,7 +65,7 @@ struct Entry {
 }
 
 /// A window of one stream: entries with consecutive indices.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Window(VecDeque<Entry>);
 
 impl Window {
@@ -89,8 +92,9 @@ impl crate::align::features::Thumbs for Thumbs<'_> {
     }
 }
 
-/// The live alignment of one pair of streams.
-#[derive(Debug)]
+/// The live alignment of one pair of streams. A clone shares the frames (thumbnails are
+/// reference-counted): a copy to re-check the footprint on another thread.
+#[derive(Debug, Clone)]
 pub struct Tracker {
     geometry: Geometry,
     constraints: Constraints,
@@ -245,28 +249,63 @@ impl Tracker {
         })
     }
 
-    /// The cost given to bg frames not arrived yet: a little above the typical cost of a good
-    /// match (a true match stays cheaper; a frame that does not match at all costs more). That
-    /// typical cost is the recent matches' median, else the median of the window's row minima.
-    fn unseen_cost(&self, matrix: &ndarray::Array2<f32>) -> f32 {
+    /// Forgets the committed path (not the frames held, nor the floor below which no match
+    /// goes): the next commit aligns its window afresh, as the first one. For a footprint that
+    /// changed, after which the path so far says little.
+    pub fn restart(&mut self) {
+        self.last = None;
+        self.history.clear();
+        self.evidence.clear();
+    }
+
+    /// The footprint features are taken at, once set.
+    pub fn footprint(&self) -> Option<Estimate> {
+        self.footprint.map(|(e, _)| e)
+    }
+
+    /// The median cost of the last `n` committed matches whose bg frame was held (`None`
+    /// before any).
+    pub fn recent_cost(&self, n: usize) -> Option<f32> {
         let mut c: Vec<f32> = (self.history.iter().rev())
             .filter(|m| !m.beyond)
-            .take(RECENT)
+            .take(n)
             .map(|m| m.cost)
             .collect();
         if c.is_empty() {
-            c = matrix
-                .rows()
-                .into_iter()
-                .filter_map(|r| r.iter().copied().min_by(f32::total_cmp))
-                .collect();
-        }
-        if c.is_empty() {
-            return 0.5;
+            return None;
         }
         c.sort_by(f32::total_cmp);
-        let median = c[c.len() / 2];
-        (2.0 * median + 0.02).min(1.0)
+        Some(c[c.len() / 2])
+    }
+
+    /// The cost, per fg frame of the window, given to bg frames not arrived yet: a little
+    /// above the typical cost of a good match (a true match stays cheaper), and never below
+    /// that fg frame's best real match plus [`UNSEEN_MARGIN`], so that a frame matching
+    /// nothing well (a re-framed fg, a cut) stays with the frames held rather than running
+    /// ahead. The typical cost is the recent matches' median, else that of the window's row
+    /// minima.
+    fn unseen_costs(&self, matrix: &ndarray::Array2<f32>) -> Vec<f32> {
+        let minima: Vec<f32> = matrix
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().copied().fold(f32::INFINITY, f32::min))
+            .collect();
+        let typical = self.recent_cost(RECENT).or_else(|| {
+            let mut c: Vec<f32> = minima.iter().copied().filter(|c| c.is_finite()).collect();
+            c.sort_by(f32::total_cmp);
+            c.get(c.len() / 2).copied()
+        });
+        let good = typical.map_or(0.5, |m| (2.0 * m + 0.02).min(1.0));
+        minima
+            .iter()
+            .map(|&m| {
+                if m.is_finite() {
+                    good.max(m + UNSEEN_MARGIN)
+                } else {
+                    good
+                }
+            })
+            .collect()
     }
 
     /// Commits the matches of the first `n` fg frames held, aligning all the fg frames held
@@ -313,7 +352,7 @@ impl Tracker {
             .or(self.nominal_rate.map(|rate| Line { offset: 0.0, rate }))
             .map_or(1.0, |l| l.rate.max(1.0));
         let extra = (rows as f64 * rate).ceil() as usize + 2;
-        let unseen = self.unseen_cost(&matrix);
+        let unseen = self.unseen_costs(&matrix);
         let (path, distinct, shift) = if let Some(last) = self.last.filter(|_| anchor.is_some()) {
             // A first row for the last committed match: the path must leave from it.
             let mut with_anchor = ndarray::Array2::from_elem((rows + 1, cols + extra), OFF_ANCHOR);
@@ -321,7 +360,9 @@ impl Tracker {
             with_anchor
                 .slice_mut(ndarray::s![1.., ..cols])
                 .assign(&matrix);
-            with_anchor.slice_mut(ndarray::s![1.., cols..]).fill(unseen);
+            for (r, &u) in unseen.iter().enumerate() {
+                with_anchor.slice_mut(ndarray::s![r + 1, cols..]).fill(u);
+            }
             let costs = temporal::Costs::from_matrix(&with_anchor);
             // The guide in window coordinates: row r is fg frame last.fg + r.
             let guide = self.guide().map(|l| Line {
@@ -340,8 +381,11 @@ impl Tracker {
             let distinct = temporal::distinctiveness(&costs, &path);
             (path, distinct, 1)
         } else {
-            let mut extended = ndarray::Array2::from_elem((rows, cols + extra), unseen);
+            let mut extended = ndarray::Array2::zeros((rows, cols + extra));
             extended.slice_mut(ndarray::s![.., ..cols]).assign(&matrix);
+            for (r, &u) in unseen.iter().enumerate() {
+                extended.slice_mut(ndarray::s![r, cols..]).fill(u);
+            }
             let costs = temporal::Costs::from_matrix(&extended);
             let (path, _) = temporal::align(&costs, max_step, priors, cancel)?;
             let distinct = temporal::distinctiveness(&costs, &path);
@@ -354,7 +398,10 @@ impl Tracker {
             let (Some(&j), Some(&cost)) = (path.bg.get(k), path.cost.get(k)) else {
                 break;
             };
-            let beyond = j >= real;
+            // Its bg frame has not arrived: the path left the frames held, or it stays on
+            // the newest one held into the next fg frame (stuck at the edge of the window).
+            let next = path.bg.get(k + 1).copied();
+            let beyond = j >= real || (j + 1 == real && next.is_some_and(|nj| nj + 1 >= real));
             let m = Match {
                 fg: row_base + r,
                 bg: (col_base + j.min(real - 1)).max(floor),
@@ -579,15 +626,33 @@ mod tests {
 
     #[test]
     fn a_bg_lagging_beyond_the_lookahead_takes_the_newest_bg_frame() {
-        // The bg shows each moment 15 frames after the fg; only 10 are waited for.
-        let (m, _) = run(120, |k| k.saturating_sub(15), |i| i, 10, 60);
+        // The bg starts in step with the fg and falls behind, by one frame every 6, to 20
+        // frames behind; only 10 are waited for. bg frame k shows moment k - d(k).
+        let d = |k: usize| (k / 6).min(20);
+        let (m, _) = run_at(0.15, 240, |k| k - d(k), |i| i, 10, 80);
         assert!(monotonic(&m));
-        let newest = m
-            .iter()
-            .filter(|x| x.fg >= 10 && x.fg < 110)
-            .filter(|x| x.beyond && x.bg == x.fg + 10)
-            .count();
-        assert!(newest >= 95, "{newest} of 100");
+        // The bg frame showing fg frame i's moment.
+        let truth = |i: usize| (i..).find(|&k| k - d(k) >= i).unwrap();
+        let (mut exact, mut newest, mut seen, mut beyond) = (0, 0, 0, 0);
+        for x in &m {
+            let t = truth(x.fg);
+            if t + 1 < x.fg + 10 {
+                // Its bg frame was held when it was committed.
+                seen += 1;
+                exact += usize::from(x.bg == t);
+            } else if t > x.fg + 11 {
+                beyond += 1;
+                newest += usize::from(x.beyond && x.bg == x.fg + 10);
+            }
+        }
+        assert!(exact * 10 >= seen * 9, "{exact} of {seen} exact");
+        assert!(
+            beyond > 100 && newest * 10 >= beyond * 9,
+            "{newest} of {beyond} newest: {:?}",
+            m.iter()
+                .map(|x| (x.bg as i64 - x.fg as i64, x.beyond as u8))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

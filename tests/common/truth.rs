@@ -136,6 +136,9 @@ pub struct Case {
     /// The fg's interior, all but an outer margin of `.1` fg px, shows the source frame `.0`
     /// frames later (a fg whose interior differs from the bg).
     pub interior: Option<(usize, u32)>,
+    /// From fg frame `.0` on, the fg shows this footprint instead (same size): the fg feed
+    /// was re-framed.
+    pub reframe: Option<(usize, (u32, u32, u32, u32))>,
     /// Element properties set by hand.
     pub props: Vec<(&'static str, glib::Value)>,
     /// Fed in real time (through `clocksync`) rather than as fast as the element takes them.
@@ -181,6 +184,7 @@ impl Case {
             flip: false,
             black_fade: (0, 0),
             interior: None,
+            reframe: None,
             props: Vec::new(),
             live: None,
         }
@@ -313,17 +317,23 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
         .iter()
         .map(|&k| derive(src, k, (0, 0, sw, sh), bgs, case.fade(k), (1.0, 0.0), false))
         .collect();
-    let (fx, fy, fw, fh) = case.footprint;
-    let region = (
-        (fx as f64 * sx).round() as u32,
-        (fy as f64 * sy).round() as u32,
-        (fw as f64 * sx).round() as u32,
-        (fh as f64 * sy).round() as u32,
-    );
+    let region_of = |(fx, fy, fw, fh): (u32, u32, u32, u32)| {
+        (
+            (fx as f64 * sx).round() as u32,
+            (fy as f64 * sy).round() as u32,
+            (fw as f64 * sx).round() as u32,
+            (fh as f64 * sy).round() as u32,
+        )
+    };
     let fg: Vec<gst::Buffer> = case
         .fg_src
         .iter()
-        .map(|&k| {
+        .enumerate()
+        .map(|(i, &k)| {
+            let region = match case.reframe {
+                Some((from, fp)) if i >= from => region_of(fp),
+                _ => region_of(case.footprint),
+            };
             let fg = |k: usize| {
                 let f = case.fade(k);
                 derive(fg_src, k, region, case.fg_size(), f, case.grade, case.flip)

@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::{CAT, MIN_SPATIAL_CONFIDENCE, Output, State, VidkompyAlign, with_luma};
-use crate::align::analysis::Side;
+use crate::align::Cancel;
+use crate::align::analysis::{Alignment, Side};
 use crate::align::features::Thumb;
 use crate::align::live::Tracker;
 use crate::align::placement;
@@ -20,6 +21,19 @@ use crate::store::FrameTimes;
 
 /// How often, in fg running time, the footprint search is tried again while it finds nothing.
 const SEARCH_RETRY: u64 = 5_000_000_000;
+/// How often, in fg running time, a found footprint is checked again (on another thread).
+const RECHECK: u64 = 5_000_000_000;
+/// The soonest a re-check follows the last one when matches got worse (a re-framed fg).
+const RECHECK_SOON: u64 = 1_000_000_000;
+/// Bg pixels a footprint corner must move by for a re-check to replace the footprint (a
+/// refined estimate: the first window may have held little of the other stream).
+const REFINE_PX: f64 = 2.0;
+/// Bg pixels a footprint corner must move by to count as a re-framed fg feed: message, and
+/// the path aligned afresh.
+const REFRAME_PX: f64 = 8.0;
+/// Committed matches whose median cost is compared with the longer-run median.
+const RECENT_MATCHES: usize = 12;
+const LONGER_RUN: usize = 96;
 /// Frame duration assumed for a stream whose caps give no framerate.
 const FALLBACK_DURATION: u64 = 1_000_000_000 / 30;
 
@@ -47,6 +61,23 @@ enum Search {
     Retry(u64),
 }
 
+/// A footprint re-check running on its own thread.
+struct RecheckJob {
+    handle: Option<std::thread::JoinHandle<Option<Alignment>>>,
+    cancel: Arc<Cancel>,
+    /// The newest fg frame's running time when it started.
+    started_at: u64,
+    /// Started because the recent matches got worse (else periodic).
+    worse: bool,
+}
+
+impl Drop for RecheckJob {
+    fn drop(&mut self) {
+        // A flush or stop: the thread leaves its loops at once (its result is not waited for).
+        self.cancel.cancel();
+    }
+}
+
 /// The live alignment's state.
 #[derive(Default)]
 pub(super) struct LiveRun {
@@ -69,6 +100,12 @@ pub(super) struct LiveRun {
     /// fg frames are being matched to the newest bg frame because theirs has not arrived
     /// (the bg lags by more than the lookahead, or stalled).
     lagging: bool,
+    /// The running footprint re-check, if any.
+    recheck: Option<RecheckJob>,
+    /// fg running time of the last footprint search or re-check start.
+    checked_at: u64,
+    /// Times the footprint was replaced by a re-check (the fg was re-framed).
+    reframed: u64,
     /// The last running-time steps between frames, per pad (bg, fg): the frame duration of a
     /// stream whose caps give no framerate (RTP, for one).
     steps: [VecDeque<u64>; 2],
@@ -449,6 +486,7 @@ impl VidkompyAlign {
                         t.set_footprint(est);
                     }
                     live.search = Search::Found;
+                    live.checked_at = now;
                 }
                 place
             }
@@ -503,6 +541,198 @@ impl VidkompyAlign {
         if !keep {
             state.output = Some(self.live_output(state, place)?);
         }
+        Ok(())
+    }
+
+    /// Re-checks a found footprint on another thread: every [`RECHECK`] of fg running time, and
+    /// sooner when the recent matches cost much more than before (the fg feed was re-framed,
+    /// so the features no longer compare the same pixels). A footprint moved by more than
+    /// [`REFINE_PX`] is followed (features, compositing, a new `vidkompy-alignment`); by more
+    /// than [`REFRAME_PX`], also a `vidkompy-reframed` message and a fresh path.
+    fn live_recheck(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        let finished = state.live.as_mut().and_then(|l| {
+            l.recheck
+                .as_ref()
+                .is_some_and(|j| j.handle.as_ref().is_none_or(|h| h.is_finished()))
+                .then(|| l.recheck.take())
+                .flatten()
+        });
+        if let Some(mut job) = finished {
+            let result = job.handle.take().and_then(|h| h.join().ok()).flatten();
+            self.live_reframe(state, result, &job)?;
+        }
+        let Some(live) = state.live.as_mut() else {
+            return Ok(());
+        };
+        let Some(tracker) = live.tracker.as_ref() else {
+            return Ok(());
+        };
+        if live.search != Search::Found || live.recheck.is_some() {
+            return Ok(());
+        }
+        let now = live.fg.back().map_or(0, |h| h.rt);
+        let since = now.saturating_sub(live.checked_at);
+        let worse = match (
+            tracker.recent_cost(RECENT_MATCHES),
+            tracker.recent_cost(LONGER_RUN),
+        ) {
+            (Some(recent), Some(longer)) => recent > 3.0 * longer + 0.01,
+            _ => false,
+        };
+        if since < RECHECK && !(worse && since >= RECHECK_SOON) {
+            return Ok(());
+        }
+        let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
+            return Ok(());
+        };
+        let tracker = tracker.clone();
+        let frames = |held: &VecDeque<Held>| -> Vec<(usize, gst::Buffer)> {
+            held.iter().map(|h| (h.index, h.buffer.clone())).collect()
+        };
+        let (bg, fg) = (frames(&live.bg), frames(&live.fg));
+        let backend = self.compute();
+        let cancel = Arc::new(Cancel::new());
+        let c = cancel.clone();
+        gst::debug!(
+            CAT,
+            imp = self,
+            "footprint re-check at fg time {now} (worse: {worse})"
+        );
+        let handle = std::thread::Builder::new()
+            .name("vidkompy-recheck".into())
+            .spawn(move || {
+                let luma = |side: Side, i: usize| {
+                    let (held, info) = match side {
+                        Side::Bg => (&bg, &bg_info),
+                        Side::Fg => (&fg, &fg_info),
+                    };
+                    let (_, b) = held.iter().find(|(k, _)| *k == i)?;
+                    with_luma(b, info, Thumb::full).map(Arc::new)
+                };
+                tracker.locate(backend.dots(), &luma, &c).ok().flatten()
+            })
+            .map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Thread,
+                    ("Cannot start the footprint re-check thread: {e}")
+                );
+                gst::FlowError::Error
+            })?;
+        live.checked_at = now;
+        live.recheck = Some(RecheckJob {
+            handle: Some(handle),
+            cancel,
+            started_at: now,
+            worse,
+        });
+        Ok(())
+    }
+
+    /// Applies a re-check's result: a confident footprint that moved replaces the old one when
+    /// the matches got worse, or when it is more confident than the old one (a periodic
+    /// re-check on a window holding less of the other stream does not undo a better estimate).
+    fn live_reframe(
+        &self,
+        state: &mut State,
+        result: Option<Alignment>,
+        job: &RecheckJob,
+    ) -> Result<(), gst::FlowError> {
+        let started_at = job.started_at;
+        let Some(a) = result.filter(|a| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE) else {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "footprint re-check found nothing confident"
+            );
+            return Ok(());
+        };
+        let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
+            return Ok(());
+        };
+        let Some(old) = state
+            .live
+            .as_ref()
+            .and_then(|l| l.tracker.as_ref())
+            .and_then(|t| t.footprint())
+        else {
+            return Ok(());
+        };
+        let (fw, fh) = (f64::from(fg_info.width()), f64::from(fg_info.height()));
+        let corners = |x: f64, y: f64, s: f64| [x, y, x + fw * s, y + fh * s];
+        let moved = corners(old.x, old.y, old.scale)
+            .iter()
+            .zip(corners(a.x, a.y, a.scale))
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max);
+        gst::debug!(
+            CAT,
+            imp = self,
+            "footprint re-check: x={:.2} y={:.2} scale={:.4} (confidence {:.3}), moved {moved:.2} px",
+            a.x,
+            a.y,
+            a.scale,
+            a.spatial_confidence
+        );
+        if moved <= REFINE_PX || !(job.worse || a.spatial_confidence > old.score) {
+            return Ok(());
+        }
+        let reframed = moved > REFRAME_PX;
+        let est = Estimate {
+            x: a.x,
+            y: a.y,
+            scale: a.scale,
+            score: a.spatial_confidence,
+        };
+        let place = placement::from_estimate(
+            (fg_info.width(), fg_info.height()),
+            (bg_info.width(), bg_info.height()),
+            a.x,
+            a.y,
+            a.scale,
+        );
+        let fg_frame = {
+            let Some(live) = state.live.as_mut() else {
+                return Ok(());
+            };
+            if let Some(t) = live.tracker.as_mut() {
+                t.set_footprint(est);
+                if reframed {
+                    // The matches since the re-framing compared other pixels: align afresh.
+                    t.restart();
+                }
+            }
+            live.reframed += u64::from(reframed);
+            live.fg.front().map_or(live.received[1], |h| h.index)
+        };
+        state.output = Some(self.live_output(state, place)?);
+        self.post_alignment(
+            state,
+            &place,
+            Some(&a),
+            &a.mapping,
+            "live",
+            Default::default(),
+        );
+        if !reframed {
+            gst::info!(CAT, imp = self, "footprint refined by {moved:.2} px");
+            return Ok(());
+        }
+        let s = gst::Structure::builder("vidkompy-reframed")
+            .field("x", a.x)
+            .field("y", a.y)
+            .field("scale", a.scale)
+            .field("previous-x", old.x)
+            .field("previous-y", old.y)
+            .field("previous-scale", old.scale)
+            .field("spatial-confidence", a.spatial_confidence)
+            .field("fg-frame", fg_frame as u64)
+            .field("fg-running-time", started_at)
+            .build();
+        gst::warning!(CAT, imp = self, "the fg was re-framed: {s}");
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
         Ok(())
     }
 
@@ -664,6 +894,7 @@ impl VidkompyAlign {
             self.live_tracker(state);
             let due = self.live_due(state, timeout);
             self.live_search(state, due)?;
+            self.live_recheck(state)?;
             if state.output.is_some() {
                 self.live_commit(state, due)?;
             }

@@ -59,6 +59,8 @@ fn bg_luma(buf: &gst::Buffer) -> u8 {
 /// What a feeder thread is told to do next.
 enum Step {
     Push(gst::Buffer),
+    /// New caps mid-stream.
+    Caps(&'static str),
     Eos,
     /// Tell the test this point was reached.
     Mark,
@@ -79,6 +81,8 @@ struct Live {
     eos: bool,
     /// Messages posted so far.
     messages: Vec<gst::Message>,
+    /// Output caps, in order, with the number of buffers output before each.
+    caps: Vec<(usize, gst::Caps)>,
 }
 
 impl Live {
@@ -117,6 +121,9 @@ impl Live {
                         Step::Eos => {
                             h.push_event(gst::event::Eos::new());
                         }
+                        Step::Caps(c) => {
+                            h.push_event(gst::event::Caps::new(&c.parse::<gst::Caps>().unwrap()));
+                        }
                         Step::Mark => {
                             let _ = mark_tx.send(k);
                         }
@@ -137,6 +144,7 @@ impl Live {
             buffers: Vec::new(),
             eos: false,
             messages: Vec::new(),
+            caps: Vec::new(),
         }
     }
 
@@ -169,8 +177,14 @@ impl Live {
         }
         self.messages.extend(self.bus.iter());
         while let Some(e) = self.out.try_pull_event() {
-            if e.type_() == gst::EventType::Eos {
-                self.eos = true;
+            match e.view() {
+                gst::EventView::Eos(_) => self.eos = true,
+                gst::EventView::Caps(c) => {
+                    // Buffers and events come through separate queues: count buffers pushed
+                    // before these caps by their size.
+                    self.caps.push((self.buffers.len(), c.caps_owned()));
+                }
+                _ => (),
             }
         }
         progress
@@ -232,6 +246,11 @@ impl Live {
 
     fn lumas(&self) -> Vec<u8> {
         self.buffers.iter().map(bg_luma).collect()
+    }
+
+    /// Output buffer sizes, in order.
+    fn sizes(&self) -> Vec<usize> {
+        self.buffers.iter().map(|b| b.size()).collect()
     }
 
     fn finish(self) {
@@ -506,6 +525,77 @@ fn live_inputs_without_framerate_or_durations_are_timed_by_their_timestamps() {
         let want: Vec<u8> = (0..25).map(|i| expected_luma(i * 40, 10)).collect();
         assert_eq!(t.lumas(), want);
         assert!(t.errors().is_empty(), "{:?}", t.errors());
+        t.finish();
+    });
+}
+
+#[test]
+fn live_fg_caps_change_mid_stream_renegotiates_and_goes_on() {
+    const FG2: &str = "video/x-raw,format=I420,width=24,height=12,framerate=25/1";
+    within(60, || {
+        let mut t = Live::new(200);
+        t.bg((0..20).map(|i| Step::Push(bg_frame(i))));
+        t.until_fed(0);
+        t.bg([Step::Eos]);
+        t.fg((0..10).map(|i| Step::Push(fg_frame(i))));
+        t.fg([Step::Caps(FG2)]);
+        t.fg((10..20).map(|i| Step::Push(flat(FG2, i * 40, 40, 250))));
+        t.fg([Step::Eos]);
+        t.until("EOS", |s| s.eos);
+        assert!(t.errors().is_empty(), "{:?}", t.errors());
+        assert_eq!(t.pts_ms(), (0..20).map(|i| i * 40).collect::<Vec<_>>());
+        let want: Vec<u8> = (0..20).map(|i| expected_luma(i * 40, 20)).collect();
+        assert_eq!(t.lumas(), want);
+        // The wider fg covers more of the canvas from frame 10 on (placed at 0,0).
+        let covered = |b: &gst::Buffer| {
+            let m = b.map_readable().unwrap();
+            m[20] == 250
+        };
+        assert!(t.buffers[..10].iter().all(|b| !covered(b)));
+        assert!(t.buffers[10..].iter().all(covered));
+        t.finish();
+    });
+}
+
+#[test]
+fn live_bg_caps_change_mid_stream_renegotiates_the_output() {
+    const BG2: &str = "video/x-raw,format=I420,width=80,height=48,framerate=10/1";
+    within(60, || {
+        let mut t = Live::new(200);
+        t.bg((0..5).map(|i| Step::Push(bg_frame(i))));
+        t.until_fed(0);
+        t.fg((0..12).map(|i| Step::Push(fg_frame(i))));
+        t.until("output on the first canvas", |s| s.buffers.len() >= 5);
+        t.bg([Step::Caps(BG2)]);
+        t.bg((5..12).map(|i| Step::Push(flat(BG2, i * 100, 100, (10 * (i + 1)) as u8))));
+        t.until_fed(0);
+        t.bg([Step::Eos]);
+        t.fg((12..40).map(|i| Step::Push(fg_frame(i))));
+        t.fg([Step::Eos]);
+        t.until("EOS", |s| s.eos);
+        assert!(t.errors().is_empty(), "{:?}", t.errors());
+        assert_eq!(t.pts_ms(), (0..40).map(|i| i * 40).collect::<Vec<_>>());
+        let widths: Vec<i32> = t
+            .caps
+            .iter()
+            .map(|(_, c)| c.structure(0).unwrap().get::<i32>("width").unwrap())
+            .collect();
+        assert_eq!(widths, vec![64, 80], "{:?}", t.caps);
+        // Every output has the size of one canvas or the other, the new one last.
+        let (small, large) = (64 * 48 * 3 / 2, 80 * 48 * 3 / 2);
+        let sizes = t.sizes();
+        assert!(sizes.iter().all(|&n| n == small || n == large), "{sizes:?}");
+        assert_eq!(sizes.last(), Some(&large));
+        assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+        // On the new canvas, each fg frame shows the bg frame at its running time (the first
+        // one with the new caps, 500 ms, for those before it).
+        for (b, t_ms) in t.buffers.iter().zip(t.pts_ms()) {
+            if b.size() == large {
+                let m = b.map_readable().unwrap();
+                let want = expected_luma(t_ms.max(500), 12);
+                assert_eq!(m[30 * 80 + 40], want, "fg frame at {t_ms} ms");
+            }
+        }
         t.finish();
     });
 }

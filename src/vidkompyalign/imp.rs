@@ -520,18 +520,40 @@ impl VidkompyAlign {
         let Some(state) = guard.as_mut() else {
             return false;
         };
+        let changed = {
+            let ps = if name == "bg" { &state.bg } else { &state.fg };
+            ps.info.as_ref().is_some_and(|old| {
+                old.format() != info.format()
+                    || old.width() != info.width()
+                    || old.height() != info.height()
+                    || old.interlace_mode() != info.interlace_mode()
+            })
+        };
+        if changed && state.mode == Mode::Live {
+            // Serialized events reach this in the source pad's task, in order with buffers:
+            // the frames held came with the old caps and are output before these are stored.
+            drop(guard);
+            if let Err(e) = self.live_caps_change(name) {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "draining for a caps change on {name}: {e:?}"
+                );
+                if e != gst::FlowError::Flushing {
+                    return false;
+                }
+            }
+            guard = self.state();
+        }
+        let Some(state) = guard.as_mut() else {
+            return false;
+        };
         let ps = if name == "bg" {
             &mut state.bg
         } else {
             &mut state.fg
         };
-        if let Some(old) = &ps.info
-            && !ps.times.is_empty()
-            && (old.format() != info.format()
-                || old.width() != info.width()
-                || old.height() != info.height()
-                || old.interlace_mode() != info.interlace_mode())
-        {
+        if changed && !ps.times.is_empty() {
             let old = ps.caps.clone();
             drop(guard);
             gst::element_imp_error!(

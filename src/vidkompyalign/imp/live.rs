@@ -878,6 +878,47 @@ impl VidkompyAlign {
 
     /// One call of `aggregate` in live mode.
     pub(super) fn live_aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.live_step(timeout, false)
+    }
+
+    /// Caps change on a pad in live mode: every fg frame held is committed and output now
+    /// (with the caps it came with), then the alignment starts again as at the start: output
+    /// caps negotiated anew, footprint searched again. Called before the new caps are stored.
+    pub(super) fn live_caps_change(&self, pad: &str) -> Result<(), gst::FlowError> {
+        gst::info!(
+            CAT,
+            imp = self,
+            "caps change on pad {pad}: draining, then starting over"
+        );
+        self.live_step(false, true)?;
+        let mut guard = self.state();
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let Some(old) = state.live.take() else {
+            return Ok(());
+        };
+        let mut run = LiveRun {
+            output: old.output,
+            lagging: old.lagging,
+            received: old.received,
+            ..LiveRun::default()
+        };
+        if pad == "fg" {
+            // The bg frames held are still good.
+            run.bg = old.bg;
+            run.steps[0] = old.steps[0].clone();
+        } else {
+            run.steps[1] = old.steps[1].clone();
+        }
+        state.live = Some(run);
+        state.output = None;
+        Ok(())
+    }
+
+    /// One round of live work: takes the frames waiting (unless draining), commits those due
+    /// (all of them when draining) and outputs them.
+    fn live_step(&self, timeout: bool, drain: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut out: Vec<gst::Buffer> = Vec::new();
         let mut caps_to_set = None;
         {
@@ -889,10 +930,16 @@ impl VidkompyAlign {
                 gst::info!(CAT, imp = self, "live mode");
                 state.live = Some(LiveRun::default());
             }
-            self.live_take(state, Side::Bg)?;
-            self.live_take(state, Side::Fg)?;
+            if !drain {
+                self.live_take(state, Side::Bg)?;
+                self.live_take(state, Side::Fg)?;
+            }
             self.live_tracker(state);
-            let due = self.live_due(state, timeout);
+            let due = if drain {
+                state.live.as_ref().map_or(0, |l| l.fg.len())
+            } else {
+                self.live_due(state, timeout)
+            };
             self.live_search(state, due)?;
             self.live_recheck(state)?;
             if state.output.is_some() {
@@ -928,7 +975,19 @@ impl VidkompyAlign {
                 let buffer = self.render(state, i, bg, fg.buffer, times)?;
                 out.push(buffer);
             }
-            let finished = self.fg_pad.is_eos()
+            if drain {
+                let left = state.live.as_ref().map_or(0, |l| l.fg.len());
+                if left > 0 {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("{left} fg frames received before a caps change could not be \
+                          output: no bg frame had arrived")
+                    );
+                }
+            }
+            let finished = !drain
+                && self.fg_pad.is_eos()
                 && !self.fg_pad.has_buffer()
                 && state
                     .live

@@ -2339,6 +2339,28 @@ impl AggregatorImpl for VidkompyAlign {
         self.parent_sink_event(pad, event)
     }
 
+    fn src_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::Qos(q) => {
+                self.live_qos(q);
+            }
+            gst::EventView::Seek(e) => {
+                let (rate, ..) = e.get();
+                if rate != 1.0 {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::CoreError::Seek,
+                        ("Seek refused: rate {rate} (only rate 1 is supported: the fg is the \
+                          timeline and each of its frames is output once, in order)")
+                    );
+                    return false;
+                }
+            }
+            _ => (),
+        }
+        self.parent_src_event(event)
+    }
+
     fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
         match query.view_mut() {
             gst::QueryViewMut::Caps(q) => {

@@ -106,6 +106,11 @@ pub(super) struct LiveRun {
     checked_at: u64,
     /// Times the footprint was replaced by a re-check (the fg was re-framed).
     reframed: u64,
+    /// Downstream's last QoS: output whose running time ends before this is dropped.
+    earliest: Option<u64>,
+    /// fg frames processed and dropped as late (QoS statistics).
+    processed: u64,
+    dropped: u64,
     /// The last running-time steps between frames, per pad (bg, fg): the frame duration of a
     /// stream whose caps give no framerate (RTP, for one).
     steps: [VecDeque<u64>; 2],
@@ -206,6 +211,28 @@ impl VidkompyAlign {
             (Some(f), Some(b)) => Some(f.min(b)),
             (f, b) => f.or(b),
         }
+    }
+
+    /// Downstream's QoS event, in live mode: frames that would reach it after `earliest` are
+    /// dropped (as compositor does). Whether it was taken.
+    pub(super) fn live_qos(&self, event: &gst::event::Qos) -> bool {
+        let mut guard = self.state();
+        let Some(live) = guard.as_mut().and_then(|s| s.live.as_mut()) else {
+            return false;
+        };
+        let (_, _, diff, timestamp) = event.get();
+        let Some(ts) = timestamp else {
+            return false;
+        };
+        // Late by `diff`: the next frames will be too; jump twice the lateness ahead.
+        let earliest = if diff > 0 {
+            ts.nseconds().saturating_add(2 * diff as u64)
+        } else {
+            ts.nseconds().saturating_sub(diff.unsigned_abs())
+        };
+        gst::debug!(CAT, imp = self, "QoS: diff {diff}, earliest {earliest}");
+        live.earliest = Some(earliest);
+        true
     }
 
     /// Takes every buffer waiting on `pad` into the live state.
@@ -958,6 +985,31 @@ impl VidkompyAlign {
                 let Some((fg, j)) = live.ready.pop_front() else {
                     break;
                 };
+                let dur = fg.times.duration.map_or(0, |d| d.nseconds());
+                live.processed += 1;
+                if live.earliest.is_some_and(|e| fg.rt.saturating_add(dur) < e) {
+                    // Late for downstream: dropped, and said so.
+                    live.dropped += 1;
+                    let stream_time = state
+                        .fg
+                        .first_segment
+                        .as_ref()
+                        .and_then(|s| fg.times.pts.and_then(|p| s.to_stream_time(p)));
+                    let msg = gst::message::Qos::builder(true)
+                        .running_time(gst::ClockTime::from_nseconds(fg.rt))
+                        .stream_time(stream_time)
+                        .timestamp(fg.times.pts)
+                        .duration(fg.times.duration)
+                        .stats(
+                            gst::format::Buffers::from_u64(live.processed),
+                            gst::format::Buffers::from_u64(live.dropped),
+                        )
+                        .src(&*self.obj())
+                        .build();
+                    gst::debug!(CAT, imp = self, "dropping late fg frame {}", fg.index);
+                    let _ = self.obj().post_message(msg);
+                    continue;
+                }
                 let i = live.output;
                 live.output += 1;
                 // The bg frame matched, else the nearest held (it cannot be older than the

@@ -41,10 +41,22 @@
  * searched on the first window (`lookahead` of fg frames; again every 5 s while nothing is
  * found, meanwhile the set or centred footprint and the running-time mapping), and each fg frame
  * is matched `lookahead` after it arrives, from the last match on (monotonic) and guided by the
- * line of the recent matches; `lookahead` is added to the reported latency. A bg that led by
- * more than `max-offset` is re-anchored with a `vidkompy-reanchored` message. Not yet in live
- * mode: periodic re-checks of a found footprint, QoS drops, the report file, match-region=edges
- * and alignment files (refused with an error).
+ * line of the recent matches; `lookahead` is added to the reported latency. Streams without a
+ * framerate (RTP) are timed by their timestamps. Messages in live mode:
+ *
+ * - `vidkompy-bg-lagging` (`lagging`, `fg-frame`, `bg-frame`): fg frames take the newest bg
+ *   frame because theirs has not arrived (the bg shows the scene later than the fg by more than
+ *   the lookahead, or it stalled); posted again with `lagging=false` when it catches up. A
+ *   stalled bg does not stop the output, a stalled fg does not block the bg.
+ * - `vidkompy-reframed` (`x`, `y`, `scale`, `previous-*`, `fg-frame`): the footprint, re-checked
+ *   on another thread every 5 s (sooner when matches get worse), moved: the fg feed was
+ *   re-framed; it is followed (a new `vidkompy-alignment` is posted too).
+ * - `vidkompy-reanchored`: the bg led by more than `max-offset`; the path starts again.
+ * - QoS messages for fg frames dropped because downstream's QoS said they would be late.
+ *
+ * Caps changes on either pad output the frames held, then negotiate the output again and search
+ * the footprint again. Seeks at a rate other than 1 are refused. Not in live mode: the report
+ * file (a warning), match-region=edges and alignment files (refused with an error).
  *
  * ## Example launch line
  * ```text

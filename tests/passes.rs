@@ -6,6 +6,8 @@
 
 mod common;
 
+use gst::prelude::*;
+
 fn init() {
     common::init_plugin();
 }
@@ -341,4 +343,60 @@ fn the_same_clip_on_both_pads_covers_the_whole_frame() {
     assert_eq!(a.get::<u32>("footprint-height").unwrap(), 528);
     assert_eq!(a.get::<u64>("first-bg-frame").unwrap(), 0);
     assert_eq!(a.get::<u64>("last-bg-frame").unwrap(), 269);
+}
+
+/// Rows 0..40 of the luma plane: above the footprint (80, 46, 160, 90) of the small pairs.
+fn rows_above(b: &gst::Buffer) -> Vec<u8> {
+    let m = b.map_readable().unwrap();
+    m[..320 * 40].to_vec()
+}
+
+#[test]
+fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
+    init();
+    let Some((dir, bg, fg)) = pair("seek") else {
+        eprintln!("SKIPPED: no real footage");
+        return;
+    };
+    let full = run(&bg, &fg, "").unwrap();
+    assert_eq!(full.frames.len(), 36);
+    let desc = format!(
+        "vidkompyalign name=a ! appsink name=s sync=false \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+        common::q(&bg),
+        common::q(&fg)
+    );
+    let p = gst::parse::launch(&desc).unwrap();
+    let sink: gst_app::AppSink = common::element(&p, "s").unwrap();
+    // Prerolled once the analysis is done and the first frame is out.
+    p.set_state(gst::State::Paused).unwrap();
+    let (r, _, _) = p.state(gst::ClockTime::from_seconds(120));
+    assert!(r.is_ok(), "{r:?}");
+    // To fg frame 12 (0.5 s at 24 fps).
+    let at = gst::ClockTime::from_mseconds(500);
+    assert!(
+        p.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, at)
+            .is_ok()
+    );
+    let frames = common::collect(&sink);
+    common::run_to_eos(&p, 120).unwrap();
+    let got = std::mem::take(&mut frames.lock().unwrap().0);
+    let pts: Vec<_> = got.iter().map(|b| b.pts()).collect();
+    let want: Vec<_> = full.frames[12..].iter().map(|b| b.pts()).collect();
+    assert_eq!(
+        pts, want,
+        "every fg frame from the one sought, once, in order"
+    );
+    let same = got
+        .iter()
+        .zip(&full.frames[12..])
+        .filter(|(a, b)| rows_above(a) == rows_above(b))
+        .count();
+    assert_eq!(
+        same,
+        got.len(),
+        "each fg frame takes the same bg frame as without the seek"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1929,9 +1929,17 @@ impl VidkompyAlign {
     fn reset(&self) {
         let mut guard = self.state();
         if let Some(state) = guard.as_mut() {
-            // A report to reuse stays: it was read at start.
+            // A report to reuse stays: it was read at start. So do the pads' caps: sticky,
+            // they are not sent again after a flush.
             let loaded = state.loaded.take();
+            let caps = [
+                (state.bg.caps.take(), state.bg.info.take()),
+                (state.fg.caps.take(), state.fg.info.take()),
+            ];
             *state = self.new_state(loaded);
+            let [(bc, bi), (fc, fi)] = caps;
+            (state.bg.caps, state.bg.info) = (bc, bi);
+            (state.fg.caps, state.fg.info) = (fc, fi);
         }
     }
 

@@ -61,6 +61,9 @@ enum Step {
     Push(gst::Buffer),
     /// New caps mid-stream.
     Caps(&'static str),
+    /// Upstream's answer to a flushing seek: flush start and stop with the seek's seqnum,
+    /// then a segment from this time (ms).
+    Flush(gst::Seqnum, u64),
     Eos,
     /// Tell the test this point was reached.
     Mark,
@@ -123,6 +126,16 @@ impl Live {
                         }
                         Step::Caps(c) => {
                             h.push_event(gst::event::Caps::new(&c.parse::<gst::Caps>().unwrap()));
+                        }
+                        Step::Flush(seqnum, from_ms) => {
+                            h.push_event(gst::event::FlushStart::builder().seqnum(seqnum).build());
+                            h.push_event(
+                                gst::event::FlushStop::builder(true).seqnum(seqnum).build(),
+                            );
+                            let mut seg = gst::FormattedSegment::<gst::ClockTime>::new();
+                            seg.set_start(gst::ClockTime::from_mseconds(from_ms));
+                            seg.set_time(gst::ClockTime::from_mseconds(from_ms));
+                            h.push_event(gst::event::Segment::builder(&seg).seqnum(seqnum).build());
                         }
                         Step::Mark => {
                             let _ = mark_tx.send(k);
@@ -658,6 +671,50 @@ fn a_seek_at_another_rate_is_refused_with_a_message() {
             _ => false,
         });
         assert!(warned, "{:?}", t.messages);
+        t.finish();
+    });
+}
+
+#[test]
+fn live_flushing_seek_resets_and_resumes_at_the_new_position() {
+    within(60, || {
+        let mut t = Live::new(200);
+        t.bg((0..10).map(|i| Step::Push(bg_frame(i))));
+        t.until_fed(0);
+        t.fg((0..10).map(|i| Step::Push(fg_frame(i))));
+        t.until("output before the seek", |s| s.buffers.len() >= 4);
+        let seek = gst::event::Seek::new(
+            1.0,
+            gst::SeekFlags::FLUSH,
+            gst::SeekType::Set,
+            gst::ClockTime::from_seconds(2),
+            gst::SeekType::None,
+            gst::ClockTime::NONE,
+        );
+        let seqnum = seek.seqnum();
+        assert!(t.out.push_upstream_event(seek));
+        // Upstream flushes and goes on from 2 s (its timestamps restart there; running time
+        // starts at 0 again).
+        t.bg([Step::Flush(seqnum, 2000)]);
+        t.fg([Step::Flush(seqnum, 2000)]);
+        t.until_fed(0);
+        t.until_fed(1);
+        let before = t.buffers.len();
+        t.bg((20..30).map(|i| Step::Push(bg_frame(i))));
+        t.until_fed(0);
+        t.bg([Step::Eos]);
+        t.fg((50..60).map(|i| Step::Push(fg_frame(i))));
+        t.fg([Step::Eos]);
+        t.until("EOS", |s| s.eos);
+        assert!(t.errors().is_empty(), "{:?}", t.errors());
+        let after: Vec<u64> = t.pts_ms()[before..].to_vec();
+        assert_eq!(after, (50..60).map(|i| i * 40).collect::<Vec<_>>());
+        // Each takes the bg frame at its time: 2.0..2.36 s -> bg frames 20..23.
+        let lumas: Vec<u8> = t.lumas()[before..].to_vec();
+        let want: Vec<u8> = (50..60)
+            .map(|i| (10 * ((i * 40) / 100 + 1)) as u8)
+            .collect();
+        assert_eq!(lumas, want);
         t.finish();
     });
 }

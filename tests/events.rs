@@ -682,6 +682,8 @@ fn live_flushing_seek_resets_and_resumes_at_the_new_position() {
         t.bg((0..10).map(|i| Step::Push(bg_frame(i))));
         t.until_fed(0);
         t.fg((0..10).map(|i| Step::Push(fg_frame(i))));
+        // (Pushes into a full pad block until taken: the flush must not queue behind one.)
+        t.until_fed(1);
         t.until("output before the seek", |s| s.buffers.len() >= 4);
         let seek = gst::event::Seek::new(
             1.0,

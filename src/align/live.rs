@@ -46,6 +46,9 @@ pub struct Match {
     /// The fg frame's match lies after the newest bg frame held (the bg lags by more than the
     /// lookahead): `bg` is that newest frame.
     pub beyond: bool,
+    /// The fg frame matched no bg frame held well (all cost more than a good match): it was
+    /// placed by the path's line, not by its content.
+    pub unsure: bool,
 }
 
 /// What [`Tracker::commit`] decided.
@@ -111,8 +114,6 @@ pub struct Tracker {
     /// Per recent committed match, how much cheaper its bg neighbours (before, after) were:
     /// their cost minus the match's (negative: the neighbour matched better).
     evidence: VecDeque<[Option<f32>; 2]>,
-    /// Times the path was moved by a frame on that evidence.
-    corrections: usize,
 }
 
 impl Tracker {
@@ -128,7 +129,6 @@ impl Tracker {
             history: VecDeque::new(),
             floor: 0,
             evidence: VecDeque::new(),
-            corrections: 0,
         }
     }
 
@@ -263,11 +263,27 @@ impl Tracker {
         self.footprint.map(|(e, _)| e)
     }
 
-    /// The median cost of the last `n` committed matches whose bg frame was held (`None`
-    /// before any).
-    pub fn recent_cost(&self, n: usize) -> Option<f32> {
+    /// The share of the last `n` committed matches that were unsure (matched nothing held
+    /// well), once `n` were committed: a re-framed fg, a long cut, a bg showing another scene.
+    pub fn unsure_share(&self, n: usize) -> Option<f32> {
+        if self.history.len() < n || n == 0 {
+            return None;
+        }
+        let unsure = self
+            .history
+            .iter()
+            .rev()
+            .take(n)
+            .filter(|m| m.unsure)
+            .count();
+        Some(unsure as f32 / n as f32)
+    }
+
+    /// The median cost of the last `n` committed matches whose bg frame was held and matched
+    /// well (`None` before any).
+    fn recent_cost(&self, n: usize) -> Option<f32> {
         let mut c: Vec<f32> = (self.history.iter().rev())
-            .filter(|m| !m.beyond)
+            .filter(|m| !m.beyond && !m.unsure)
             .take(n)
             .map(|m| m.cost)
             .collect();
@@ -278,13 +294,9 @@ impl Tracker {
         Some(c[c.len() / 2])
     }
 
-    /// The cost, per fg frame of the window, given to bg frames not arrived yet: a little
-    /// above the typical cost of a good match (a true match stays cheaper), and never below
-    /// that fg frame's best real match plus [`UNSEEN_MARGIN`], so that a frame matching
-    /// nothing well (a re-framed fg, a cut) stays with the frames held rather than running
-    /// ahead. The typical cost is the recent matches' median, else that of the window's row
-    /// minima.
-    fn unseen_costs(&self, matrix: &ndarray::Array2<f32>) -> Vec<f32> {
+    /// The cost of a good match (a little above the typical one: the recent matches' median,
+    /// else that of the window's row minima), and each fg frame's best real match.
+    fn good_and_minima(&self, matrix: &ndarray::Array2<f32>) -> (f32, Vec<f32>) {
         let minima: Vec<f32> = matrix
             .rows()
             .into_iter()
@@ -296,16 +308,7 @@ impl Tracker {
             c.get(c.len() / 2).copied()
         });
         let good = typical.map_or(0.5, |m| (2.0 * m + 0.02).min(1.0));
-        minima
-            .iter()
-            .map(|&m| {
-                if m.is_finite() {
-                    good.max(m + UNSEEN_MARGIN)
-                } else {
-                    good
-                }
-            })
-            .collect()
+        (good, minima)
     }
 
     /// Commits the matches of the first `n` fg frames held, aligning all the fg frames held
@@ -352,7 +355,23 @@ impl Tracker {
             .or(self.nominal_rate.map(|rate| Line { offset: 0.0, rate }))
             .map_or(1.0, |l| l.rate.max(1.0));
         let extra = (rows as f64 * rate).ceil() as usize + 2;
-        let unseen = self.unseen_costs(&matrix);
+        // A bg frame not arrived yet costs about a good match, and never less than the fg
+        // frame's best real match plus a margin: a frame matching nothing well (a re-framed fg,
+        // a cut) does not run ahead of the frames held.
+        let (good, minima) = self.good_and_minima(&matrix);
+        let unseen: Vec<f32> = minima
+            .iter()
+            .map(|&m| {
+                if m.is_finite() {
+                    good.max(m + UNSEEN_MARGIN)
+                } else {
+                    good
+                }
+            })
+            .collect();
+        // Once there is a path to follow, fg frames that match nothing well follow its line:
+        // their costs, noise, must not drag the path (which cannot come back) ahead.
+        let unsure: Vec<bool> = minima.iter().map(|&m| !m.is_finite() || m > good).collect();
         let (path, distinct, shift) = if let Some(last) = self.last.filter(|_| anchor.is_some()) {
             // A first row for the last committed match: the path must leave from it.
             let mut with_anchor = ndarray::Array2::from_elem((rows + 1, cols + extra), OFF_ANCHOR);
@@ -360,6 +379,11 @@ impl Tracker {
             with_anchor
                 .slice_mut(ndarray::s![1.., ..cols])
                 .assign(&matrix);
+            for (r, _) in unsure.iter().enumerate().filter(|(_, u)| **u) {
+                with_anchor
+                    .slice_mut(ndarray::s![r + 1, ..cols])
+                    .fill(minima[r]);
+            }
             for (r, &u) in unseen.iter().enumerate() {
                 with_anchor.slice_mut(ndarray::s![r + 1, cols..]).fill(u);
             }
@@ -393,7 +417,7 @@ impl Tracker {
         };
         let floor = self.floor;
         let mut matches = Vec::with_capacity(n);
-        for r in 0..n {
+        for (r, &unsure) in unsure.iter().enumerate().take(n) {
             let k = r + shift;
             let (Some(&j), Some(&cost)) = (path.bg.get(k), path.cost.get(k)) else {
                 break;
@@ -406,13 +430,14 @@ impl Tracker {
                 fg: row_base + r,
                 bg: (col_base + j.min(real - 1)).max(floor),
                 cost,
-                // A match not seen does not guide later windows.
-                distinct: if beyond {
+                // A match not seen, or not sure, does not guide later windows.
+                distinct: if beyond || unsure {
                     0.0
                 } else {
                     distinct.get(k).copied().unwrap_or(0.0)
                 },
                 beyond,
+                unsure,
             };
             matches.push(m);
         }
@@ -426,7 +451,7 @@ impl Tracker {
             }
             let j = path.bg[r + shift];
             let neighbour = |c: Option<usize>| {
-                c.filter(|&c| c < real && j < real)
+                c.filter(|&c| c < real && j < real && !unsure[r])
                     .map(|c| matrix[(r, c)] - matrix[(r, j)])
             };
             if self.evidence.len() == EVIDENCE {
@@ -475,15 +500,8 @@ impl Tracker {
                 m.bg = m.bg.saturating_add_signed(d);
             }
             self.evidence.clear();
-            self.corrections += 1;
             return;
         }
-    }
-
-    /// Times the path was moved by a frame because the next or previous bg frame matched
-    /// better (see [`Tracker::commit`]).
-    pub fn corrections(&self) -> usize {
-        self.corrections
     }
 
     /// Forgets the first `n` fg frames held without matching them (their output was dropped).
@@ -561,7 +579,14 @@ mod tests {
         lookahead: usize,
         keep: usize,
     ) -> (Vec<Match>, bool) {
-        let scene = |m: usize, w, h| scene_at(m as f64 * speed, w, h);
+        // Moments from 5000 on are something else: the scene in negative.
+        let scene = |m: usize, w, h| {
+            let mut t = scene_at(m as f64 * speed, w, h);
+            if m >= 5000 {
+                t.data.iter_mut().for_each(|v| *v = 255 - *v);
+            }
+            t
+        };
         let mut t = tracker();
         let cancel = Cancel::new();
         let mut out = Vec::new();
@@ -597,7 +622,13 @@ mod tests {
             .iter()
             .filter(|x| x.fg >= 20 && x.bg != x.fg - 20)
             .collect();
-        assert!(wrong.is_empty(), "{wrong:?}");
+        assert!(
+            wrong.is_empty(),
+            "{:?}",
+            m.iter()
+                .map(|x| (x.fg as i64 - x.bg as i64, x.unsure as u8))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -651,6 +682,38 @@ mod tests {
             "{newest} of {beyond} newest: {:?}",
             m.iter()
                 .map(|x| (x.bg as i64 - x.fg as i64, x.beyond as u8))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn fg_frames_matching_nothing_follow_the_line_and_do_not_break_the_path() {
+        // For 40 frames the fg shows something the bg never shows (a re-framed feed, an
+        // insert): the path must go on along its line, so that it is right when the fg
+        // matches again.
+        let fg = |i: usize| {
+            if (50..90).contains(&i) {
+                i + 5000
+            } else {
+                i.saturating_sub(12)
+            }
+        };
+        let (m, _) = run(160, |k| k, fg, 10, 60);
+        assert!(monotonic(&m));
+        let unsure = m
+            .iter()
+            .filter(|x| (50..90).contains(&x.fg) && x.unsure)
+            .count();
+        assert!(unsure >= 36, "{unsure} of 40 unsure");
+        let wrong: Vec<_> = m
+            .iter()
+            .filter(|x| x.fg >= 90 && x.fg < 150 && x.bg + 12 != x.fg)
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{:?}",
+            m.iter()
+                .map(|x| (x.fg as i64 - x.bg as i64, x.unsure as u8))
                 .collect::<Vec<_>>()
         );
     }

@@ -31,9 +31,8 @@ const REFINE_PX: f64 = 2.0;
 /// Bg pixels a footprint corner must move by to count as a re-framed fg feed: message, and
 /// the path aligned afresh.
 const REFRAME_PX: f64 = 8.0;
-/// Committed matches whose median cost is compared with the longer-run median.
+/// Recent committed matches of which half matching nothing well starts a re-check.
 const RECENT_MATCHES: usize = 12;
-const LONGER_RUN: usize = 96;
 /// Frame duration assumed for a stream whose caps give no framerate.
 const FALLBACK_DURATION: u64 = 1_000_000_000 / 30;
 
@@ -214,15 +213,15 @@ impl VidkompyAlign {
     }
 
     /// Downstream's QoS event, in live mode: frames that would reach it after `earliest` are
-    /// dropped (as compositor does). Whether it was taken.
-    pub(super) fn live_qos(&self, event: &gst::event::Qos) -> bool {
+    /// dropped (as compositor does).
+    pub(super) fn live_qos(&self, event: &gst::event::Qos) {
         let mut guard = self.state();
         let Some(live) = guard.as_mut().and_then(|s| s.live.as_mut()) else {
-            return false;
+            return;
         };
         let (_, _, diff, timestamp) = event.get();
         let Some(ts) = timestamp else {
-            return false;
+            return;
         };
         // Late by `diff`: the next frames will be too; jump twice the lateness ahead.
         let earliest = if diff > 0 {
@@ -232,7 +231,6 @@ impl VidkompyAlign {
         };
         gst::debug!(CAT, imp = self, "QoS: diff {diff}, earliest {earliest}");
         live.earliest = Some(earliest);
-        true
     }
 
     /// Takes every buffer waiting on `pad` into the live state.
@@ -599,13 +597,9 @@ impl VidkompyAlign {
         }
         let now = live.fg.back().map_or(0, |h| h.rt);
         let since = now.saturating_sub(live.checked_at);
-        let worse = match (
-            tracker.recent_cost(RECENT_MATCHES),
-            tracker.recent_cost(LONGER_RUN),
-        ) {
-            (Some(recent), Some(longer)) => recent > 3.0 * longer + 0.01,
-            _ => false,
-        };
+        let worse = tracker
+            .unsure_share(RECENT_MATCHES)
+            .is_some_and(|s| s >= 0.5);
         if since < RECHECK && !(worse && since >= RECHECK_SOON) {
             return Ok(());
         }
@@ -755,6 +749,7 @@ impl VidkompyAlign {
             .field("spatial-confidence", a.spatial_confidence)
             .field("fg-frame", fg_frame as u64)
             .field("fg-running-time", started_at)
+            .field("count", state.live.as_ref().map_or(0, |l| l.reframed))
             .build();
         gst::warning!(CAT, imp = self, "the fg was re-framed: {s}");
         let _ = self

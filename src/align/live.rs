@@ -344,49 +344,42 @@ impl Tracker {
         let priors = Priors::default();
         let col_base = self.bg.0[col0].index;
         let row_base = self.fg.0[0].index;
-        let real = matrix.dim().1;
-        // Columns after the real ones stand for bg frames not arrived yet, at about the cost
-        // of a good match: fg frames whose match is still to come (the lookahead, when the bg
-        // lags) go there instead of piling onto the newest bg frame, which would pull the
-        // committed part of the path back.
-        let (rows, cols) = matrix.dim();
+        // Columns after the real ones stand for bg frames not arrived yet: fg frames whose
+        // match is still to come (the lookahead, when the bg lags) go there instead of piling
+        // onto the newest bg frame, which would pull the committed part of the path back. Such
+        // a frame costs about a good match, and never less than the fg frame's best real match
+        // plus a margin: a frame matching nothing well (a re-framed fg, a cut) does not run
+        // ahead of the frames held.
+        let (rows, real) = matrix.dim();
         let rate = self
             .guide()
             .or(self.nominal_rate.map(|rate| Line { offset: 0.0, rate }))
             .map_or(1.0, |l| l.rate.max(1.0));
         let extra = (rows as f64 * rate).ceil() as usize + 2;
-        // A bg frame not arrived yet costs about a good match, and never less than the fg
-        // frame's best real match plus a margin: a frame matching nothing well (a re-framed fg,
-        // a cut) does not run ahead of the frames held.
         let (good, minima) = self.good_and_minima(&matrix);
-        let unseen: Vec<f32> = minima
-            .iter()
-            .map(|&m| {
-                if m.is_finite() {
-                    good.max(m + UNSEEN_MARGIN)
-                } else {
-                    good
-                }
-            })
-            .collect();
-        // Once there is a path to follow, fg frames that match nothing well follow its line:
-        // their costs, noise, must not drag the path (which cannot come back) ahead.
         let unsure: Vec<bool> = minima.iter().map(|&m| !m.is_finite() || m > good).collect();
+        let mut extended = ndarray::Array2::zeros((rows, real + extra));
+        extended.slice_mut(ndarray::s![.., ..real]).assign(&matrix);
+        for (r, &m) in minima.iter().enumerate() {
+            let unseen = if m.is_finite() {
+                good.max(m + UNSEEN_MARGIN)
+            } else {
+                good
+            };
+            extended.slice_mut(ndarray::s![r, real..]).fill(unseen);
+        }
         let (path, distinct, shift) = if let Some(last) = self.last.filter(|_| anchor.is_some()) {
+            // Once there is a path to follow, fg frames that match nothing well follow its
+            // line: their costs, noise, must not drag the path (which cannot come back) ahead.
+            for (r, _) in unsure.iter().enumerate().filter(|(_, u)| **u) {
+                extended.slice_mut(ndarray::s![r, ..real]).fill(minima[r]);
+            }
             // A first row for the last committed match: the path must leave from it.
-            let mut with_anchor = ndarray::Array2::from_elem((rows + 1, cols + extra), OFF_ANCHOR);
+            let mut with_anchor = ndarray::Array2::from_elem((rows + 1, real + extra), OFF_ANCHOR);
             with_anchor[(0, 0)] = 0.0;
             with_anchor
-                .slice_mut(ndarray::s![1.., ..cols])
-                .assign(&matrix);
-            for (r, _) in unsure.iter().enumerate().filter(|(_, u)| **u) {
-                with_anchor
-                    .slice_mut(ndarray::s![r + 1, ..cols])
-                    .fill(minima[r]);
-            }
-            for (r, &u) in unseen.iter().enumerate() {
-                with_anchor.slice_mut(ndarray::s![r + 1, cols..]).fill(u);
-            }
+                .slice_mut(ndarray::s![1.., ..])
+                .assign(&extended);
             let costs = temporal::Costs::from_matrix(&with_anchor);
             // The guide in window coordinates: row r is fg frame last.fg + r.
             let guide = self.guide().map(|l| Line {
@@ -405,11 +398,6 @@ impl Tracker {
             let distinct = temporal::distinctiveness(&costs, &path);
             (path, distinct, 1)
         } else {
-            let mut extended = ndarray::Array2::zeros((rows, cols + extra));
-            extended.slice_mut(ndarray::s![.., ..cols]).assign(&matrix);
-            for (r, &u) in unseen.iter().enumerate() {
-                extended.slice_mut(ndarray::s![r, cols..]).fill(u);
-            }
             let costs = temporal::Costs::from_matrix(&extended);
             let (path, _) = temporal::align(&costs, max_step, priors, cancel)?;
             let distinct = temporal::distinctiveness(&costs, &path);

@@ -351,21 +351,26 @@ fn rows_above(b: &gst::Buffer) -> Vec<u8> {
     m[..320 * 40].to_vec()
 }
 
-#[test]
-fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
-    init();
-    let Some((dir, bg, fg)) = pair("seek") else {
-        eprintln!("SKIPPED: no real footage");
-        return;
-    };
-    let full = run(&bg, &fg, "").unwrap();
-    assert_eq!(full.frames.len(), 36);
+/// Runs the pair whole, then prerolls it again, seeks to fg frame `frame` (24 fps) and checks
+/// that every fg frame from there is output once, in order, over the same bg frame.
+fn seek_matches_the_whole_run(
+    bg: &std::path::Path,
+    fg: &std::path::Path,
+    props: &str,
+    frame: usize,
+) {
+    let full = run(bg, fg, props).unwrap();
+    assert!(
+        full.frames.len() > frame + 12,
+        "{} frames",
+        full.frames.len()
+    );
     let desc = format!(
-        "vidkompyalign name=a ! appsink name=s sync=false \
+        "vidkompyalign name=a {props} ! appsink name=s sync=false \
          filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
          filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
-        common::q(&bg),
-        common::q(&fg)
+        common::q(bg),
+        common::q(fg)
     );
     let p = gst::parse::launch(&desc).unwrap();
     let sink: gst_app::AppSink = common::element(&p, "s").unwrap();
@@ -373,8 +378,9 @@ fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
     p.set_state(gst::State::Paused).unwrap();
     let (r, _, _) = p.state(gst::ClockTime::from_seconds(120));
     assert!(r.is_ok(), "{r:?}");
-    // To fg frame 12 (0.5 s at 24 fps).
-    let at = gst::ClockTime::from_mseconds(500);
+    let at = gst::ClockTime::SECOND
+        .mul_div_floor(frame as u64, 24)
+        .unwrap();
     assert!(
         p.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, at)
             .is_ok()
@@ -383,20 +389,59 @@ fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
     common::run_to_eos(&p, 120).unwrap();
     let got = std::mem::take(&mut frames.lock().unwrap().0);
     let pts: Vec<_> = got.iter().map(|b| b.pts()).collect();
-    let want: Vec<_> = full.frames[12..].iter().map(|b| b.pts()).collect();
+    let want: Vec<_> = full.frames[frame..].iter().map(|b| b.pts()).collect();
     assert_eq!(
         pts, want,
         "every fg frame from the one sought, once, in order"
     );
-    let same = got
+    let differ: Vec<usize> = got
         .iter()
-        .zip(&full.frames[12..])
-        .filter(|(a, b)| rows_above(a) == rows_above(b))
-        .count();
-    assert_eq!(
-        same,
-        got.len(),
-        "each fg frame takes the same bg frame as without the seek"
+        .zip(&full.frames[frame..])
+        .enumerate()
+        .filter(|(_, (a, b))| rows_above(a) != rows_above(b))
+        .map(|(i, _)| frame + i)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "each fg frame takes the same bg frame as without the seek; fg frames {differ:?} do not"
     );
+}
+
+#[test]
+fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
+    init();
+    let Some((dir, bg, fg)) = pair("seek") else {
+        eprintln!("SKIPPED: no real footage");
+        return;
+    };
+    seek_matches_the_whole_run(&bg, &fg, "", 12);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The fg started recording before the bg: fg frame i shows bg frame i - 12. A seek puts
+/// both pads at the same position, where the bg is 12 frames past the fg's match; the bg is
+/// read again from before the match the first run found there.
+#[test]
+fn a_seek_finds_bg_frames_that_lie_before_the_position_sought() {
+    init();
+    let Some(src) = common::footage() else {
+        eprintln!("SKIPPED: no real footage");
+        return;
+    };
+    let dir =
+        std::env::temp_dir().join(format!("vidkompy-passes-seek-early-{}", std::process::id()));
+    let (bg, fg) = common::make_pair_from(
+        &src,
+        &dir,
+        (320, 180),
+        (24, 48),
+        (80, 46, 160, 90),
+        2.0,
+        (12, 48),
+    )
+    .unwrap();
+    // Read twice (seekable files), and stored.
+    seek_matches_the_whole_run(&bg, &fg, "", 24);
+    seek_matches_the_whole_run(&bg, &fg, "two-pass=false", 24);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -88,6 +88,11 @@ const DEFAULT_MAX_OFFSET: u64 = 5_000_000_000;
 const MAX_WINDOW: u64 = 60_000_000_000;
 /// How long a rewind may take before upstream's flush is given up on.
 const REWIND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// After a seek, the bg is read from this long before where the last alignment put the fg's
+/// position (the analysis finds the exact match in what it reads).
+const SEEK_MARGIN: u64 = 2_000_000_000;
+/// At most this many points of the last alignment's line are kept for seeks.
+const LINE_POINTS: usize = 4096;
 
 /// What frames are matched on.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
@@ -324,6 +329,9 @@ struct State {
     last_progress: Option<std::time::Instant>,
     mode: Mode,
     rewind: Option<Rewind>,
+    /// A flushing seek to this fg position reset the state: the bg is to be read from where
+    /// that position's match can be (offline modes).
+    sought: Option<gst::ClockTime>,
     fetch: Option<Box<Fetch>>,
     output: Option<Output>,
     /// Live mode's window and queues.
@@ -338,6 +346,11 @@ pub struct VidkompyAlign {
     cancel: Cancel,
     /// The backend chosen at start from the `device` property.
     compute: Mutex<Arc<dyn Compute>>,
+    /// The last offline alignment's line, fg position -> bg position (buffer timestamps), a
+    /// point per few frames: where to read the bg from after a seek. Kept across flushes.
+    line: Mutex<std::collections::BTreeMap<u64, u64>>,
+    /// The start of a flushing seek sent upstream, until its flush resets the state.
+    sought: Mutex<Option<gst::ClockTime>>,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it (the element never
@@ -1125,6 +1138,7 @@ impl VidkompyAlign {
             mapping.last().copied().unwrap_or(0),
             converter.is_some()
         );
+        self.record_line(state, &mapping);
         let pool = output_pool(&prep.caps, &prep.info);
         Ok(Output {
             info: prep.info,
@@ -1910,6 +1924,95 @@ impl VidkompyAlign {
         Ok(())
     }
 
+    /// Keeps the alignment's line (fg timestamp -> matched bg timestamp) for later seeks,
+    /// replacing what an earlier alignment said of the same fg range.
+    fn record_line(&self, state: &State, mapping: &[usize]) {
+        let points: Vec<(u64, u64)> = mapping
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &b)| {
+                let f = state.fg.times.get(i)?.pts?;
+                let b = state.bg.times.get(b)?.pts?;
+                Some((f.nseconds(), b.nseconds()))
+            })
+            .collect();
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            return;
+        };
+        let mut line = lock(&self.line);
+        let stale: Vec<u64> = line.range(first.0..=last.0).map(|(&k, _)| k).collect();
+        for k in stale {
+            line.remove(&k);
+        }
+        let step = points.len().div_ceil(LINE_POINTS).max(1);
+        line.extend(points.iter().step_by(step).copied());
+        line.insert(last.0, last.1);
+        // Bounded: thin the whole line out if seeks made it grow.
+        if line.len() > 4 * LINE_POINTS {
+            let kept: std::collections::BTreeMap<u64, u64> =
+                line.iter().step_by(2).map(|(&k, &v)| (k, v)).collect();
+            *line = kept;
+        }
+    }
+
+    /// Where the bg must be read from for the fg from `at` on: `SEEK_MARGIN` before the
+    /// position the last alignment matched there; its start when nothing was aligned yet.
+    fn bg_position_for(&self, at: gst::ClockTime) -> gst::ClockTime {
+        let line = lock(&self.line);
+        let t = at.nseconds();
+        let matched = match line.range(..=t).next_back() {
+            // The bg advances with the fg: the point before `at` bounds the match from below.
+            Some((_, &b)) => Some(b),
+            None => line
+                .range(t..)
+                .next()
+                .map(|(&f, &b)| b.saturating_sub(f - t)),
+        };
+        gst::ClockTime::from_nseconds(matched.map_or(0, |b| b.saturating_sub(SEEK_MARGIN)))
+    }
+
+    /// Seeks the bg alone (its own seqnum), as a rewind that waits for the bg's flush only.
+    fn seek_bg(&self, to: gst::ClockTime) -> Result<(), gst::FlowError> {
+        let seqnum = gst::Seqnum::next();
+        {
+            let mut guard = self.state();
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            state.rewind = Some(Rewind {
+                seqnums: [seqnum, gst::Seqnum::next()],
+                flushed: [false, true],
+                since: std::time::Instant::now(),
+            });
+        }
+        let event = gst::event::Seek::builder(
+            1.0,
+            gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+            gst::SeekType::Set,
+            to,
+            gst::SeekType::None,
+            gst::ClockTime::NONE,
+        )
+        .seqnum(seqnum)
+        .build();
+        gst::debug!(CAT, imp = self, "seeking bg to {to} for the fg's seek");
+        if !self.bg_pad.push_event(event) {
+            // The bg stays where the seek put it: fg frames whose match lies before are
+            // matched to what there is.
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::Seek,
+                ("Upstream of pad bg refused a seek to {to}, where the fg's matches start: fg \
+                  frames whose bg frame lies before the seek position are matched to later \
+                  ones")
+            );
+            if let Some(state) = self.state().as_mut() {
+                state.rewind = None;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a flush event is our own rewind's; a FLUSH_STOP of it is recorded.
     fn own_flush(&self, pad: &gst_base::AggregatorPad, seqnum: gst::Seqnum, stop: bool) -> bool {
         let mut guard = self.state();
@@ -1991,6 +2094,8 @@ impl ObjectSubclass for VidkompyAlign {
             state: Mutex::new(None),
             cancel: Cancel::new(),
             compute: Mutex::new(compute::cpu()),
+            line: Mutex::new(Default::default()),
+            sought: Mutex::new(None),
         }
     }
 }
@@ -2279,6 +2384,9 @@ impl ElementImpl for VidkompyAlign {
 impl AggregatorImpl for VidkompyAlign {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         self.cancel.reset();
+        // A new stream: an earlier one's line says nothing of it.
+        lock(&self.line).clear();
+        *lock(&self.sought) = None;
         // A report to reuse is read now, so that a missing or malformed file fails at once.
         let path = lock(&self.settings).alignment.clone();
         let loaded = match path {
@@ -2314,6 +2422,10 @@ impl AggregatorImpl for VidkompyAlign {
 
     fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         self.reset();
+        let sought = lock(&self.sought).take();
+        if let Some(state) = self.state().as_mut() {
+            state.sought = sought;
+        }
         self.cancel.reset();
         self.parent_flush()
     }
@@ -2363,6 +2475,18 @@ impl AggregatorImpl for VidkompyAlign {
                     );
                     return false;
                 }
+                let (_, flags, start_type, start, ..) = e.get();
+                if flags.contains(gst::SeekFlags::FLUSH)
+                    && start_type == gst::SeekType::Set
+                    && let gst::GenericFormattedValue::Time(Some(at)) = start
+                {
+                    *lock(&self.sought) = Some(at);
+                }
+                let done = self.parent_src_event(event);
+                if !done {
+                    *lock(&self.sought) = None;
+                }
+                return done;
             }
             _ => (),
         }
@@ -2445,6 +2569,16 @@ impl AggregatorImpl for VidkompyAlign {
                 return Ok(gst::FlowSuccess::Ok);
             }
             state.rewind = None;
+        }
+
+        if let Some(at) = state.sought.take() {
+            // The seek put the bg at the fg's position; its match may lie before.
+            let to = self.bg_position_for(at);
+            if to < at {
+                drop(guard);
+                self.seek_bg(to)?;
+                return Ok(gst::FlowSuccess::Ok);
+            }
         }
 
         if state.mode == Mode::Undecided {

@@ -193,14 +193,37 @@ pub fn encode(
 pub fn make_pair(
     src: &Path,
     dir: &Path,
-    (bg_w, bg_h): (u32, u32),
+    bg_size: (u32, u32),
     bg_frames: usize,
+    footprint: (u32, u32, u32, u32),
+    fg_scale: f64,
+    fg_range: (usize, usize),
+) -> Result<(PathBuf, PathBuf), String> {
+    make_pair_from(
+        src,
+        dir,
+        bg_size,
+        (0, bg_frames),
+        footprint,
+        fg_scale,
+        fg_range,
+    )
+}
+
+/// As [`make_pair`], the bg starting at source frame `bg_skip`: fg frame i shows bg frame
+/// `fg_skip + i - bg_skip`.
+pub fn make_pair_from(
+    src: &Path,
+    dir: &Path,
+    (bg_w, bg_h): (u32, u32),
+    (bg_skip, bg_frames): (usize, usize),
     (fx, fy, fw, fh): (u32, u32, u32, u32),
     fg_scale: f64,
     (fg_skip, fg_frames): (usize, usize),
 ) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let (frames, info) = decode_frames(src, 0, bg_frames.max(fg_skip + fg_frames), None)?;
+    let (frames, info) =
+        decode_frames(src, 0, (bg_skip + bg_frames).max(fg_skip + fg_frames), None)?;
     let fps = if info.fps().numer() > 0 {
         info.fps()
     } else {
@@ -209,7 +232,7 @@ pub fn make_pair(
     let bg = dir.join("bg.mkv");
     let fg = dir.join("fg.mkv");
     encode(
-        &frames[..bg_frames.min(frames.len())],
+        &frames[bg_skip.min(frames.len())..(bg_skip + bg_frames).min(frames.len())],
         &info,
         fps,
         &format!("videoscale ! video/x-raw,width={bg_w},height={bg_h},pixel-aspect-ratio=1/1"),

@@ -445,3 +445,115 @@ fn a_seek_finds_bg_frames_that_lie_before_the_position_sought() {
     seek_matches_the_whole_run(&bg, &fg, "two-pass=false", 24);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Encodes frames `range` of the H.264 file `src` into `out`, scaled to `size` when given.
+fn reencode(
+    src: &std::path::Path,
+    range: std::ops::Range<usize>,
+    size: Option<(u32, u32)>,
+    out: &std::path::Path,
+) {
+    let (frames, info) = common::decode_frames(src, 0, range.end, None).unwrap();
+    let filter = match size {
+        Some((w, h)) => format!("videoscale ! video/x-raw,width={w},height={h}"),
+        None => "identity".into(),
+    };
+    common::encode(
+        &frames[range],
+        &info,
+        gst::Fraction::new(24, 1),
+        &filter,
+        out,
+    )
+    .unwrap();
+}
+
+/// A file whose video changes size mid-stream, as a camera's split recordings played as one
+/// (`splitmuxsrc`, seekable): `src` frames 0..at, then the rest at `size`.
+fn resized_at(
+    dir: &std::path::Path,
+    tag: &str,
+    src: &std::path::Path,
+    frames: usize,
+    at: usize,
+    size: (u32, u32),
+) -> String {
+    reencode(src, 0..at, None, &dir.join(format!("{tag}-0.mkv")));
+    reencode(
+        src,
+        at..frames,
+        Some(size),
+        &dir.join(format!("{tag}-1.mkv")),
+    );
+    format!(
+        "splitmuxsrc location={} ! decodebin",
+        common::q(&dir.join(format!("{tag}-*.mkv")))
+    )
+}
+
+/// Offline, caps that change mid-stream on either pad are accepted: the frames are converted
+/// to the pad's first caps, so the output keeps the bg's first size and every fg frame still
+/// takes its true bg frame (fg frame i shows bg frame 12 + i), read twice or stored.
+#[test]
+fn caps_changing_mid_stream_keep_the_alignment_offline() {
+    init();
+    let Some((dir, bg, fg)) = pair("caps") else {
+        eprintln!("SKIPPED: no real footage");
+        return;
+    };
+    let file = |p: &std::path::Path| format!("filesrc location={} ! decodebin", common::q(p));
+    let fg_resized = resized_at(&dir, "fg", &fg, 36, 18, (480, 270));
+    let bg_resized = resized_at(&dir, "bg", &bg, 48, 24, (480, 270));
+    for (what, bg_src, fg_src) in [
+        (
+            "fg 320x180 -> 480x270 at fg frame 18",
+            file(&bg),
+            fg_resized.clone(),
+        ),
+        (
+            "bg 320x180 -> 480x270 at bg frame 24",
+            bg_resized.clone(),
+            file(&fg),
+        ),
+    ] {
+        for props in ["", "two-pass=false"] {
+            let report = dir.join("r.json");
+            let run = common::run_collect(
+                &format!(
+                    "vidkompyalign name=a report={} {props} ! appsink name=s sync=false \
+                     {bg_src} ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+                     {fg_src} ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+                    common::q(&report)
+                ),
+                120,
+            )
+            .unwrap_or_else(|e| panic!("{what} {props}: {e}"));
+            assert_eq!(run.frames.len(), 36, "{what} {props}");
+            let caps = run.caps.as_ref().unwrap().structure(0).unwrap().to_owned();
+            assert_eq!(
+                (caps.get::<i32>("width"), caps.get::<i32>("height")),
+                (Ok(320), Ok(180)),
+                "{what} {props}"
+            );
+            assert!(
+                run.frames.iter().all(|b| b.size() == 320 * 180 * 3 / 2),
+                "{what} {props}: every output frame on the first bg canvas"
+            );
+            let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+            let wrong: Vec<(usize, usize)> = r
+                .frames
+                .iter()
+                .filter(|e| e.bg != 12 + e.fg)
+                .map(|e| (e.fg, e.bg))
+                .collect();
+            assert!(
+                wrong.is_empty(),
+                "{what} {props}: fg frames matched to the wrong bg frame: {wrong:?}"
+            );
+            assert_eq!(r.frames.len(), 36);
+        }
+    }
+    if std::env::var_os("KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -216,6 +216,23 @@ struct PadState {
     pass_frames: usize,
     /// Full-resolution luma of the frames refinement needs, fetched in a second pass.
     fetched: std::collections::BTreeMap<usize, Arc<Thumb>>,
+    /// Offline, after a caps change: frames arrive in these caps and are converted to the
+    /// first ones (`info`), which the analysis and the output keep.
+    incoming: Option<Incoming>,
+}
+
+/// Converts a pad's frames from caps that changed mid-stream to its first caps.
+struct Incoming {
+    info: gst_video::VideoInfo,
+    converter: gst_video::VideoConverter,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How frames reach the output.
@@ -346,7 +363,7 @@ pub struct VidkompyAlign {
     cancel: Cancel,
     /// The backend chosen at start from the `device` property.
     compute: Mutex<Arc<dyn Compute>>,
-    /// The last offline alignment's line, fg position -> bg position (buffer timestamps), a
+    /// The last offline alignment's line, fg position -> bg position (stream times), a
     /// point per few frames: where to read the bg from after a seek. Kept across flushes.
     line: Mutex<std::collections::BTreeMap<u64, u64>>,
     /// The start of a flushing seek sent upstream, until its flush resets the state.
@@ -561,28 +578,111 @@ impl VidkompyAlign {
         let Some(state) = guard.as_mut() else {
             return false;
         };
+        let offline = state.mode != Mode::Live;
         let ps = if name == "bg" {
             &mut state.bg
         } else {
             &mut state.fg
         };
-        if changed && !ps.times.is_empty() {
-            let old = ps.caps.clone();
+        if changed && offline && !ps.times.is_empty() {
+            // Offline the analysis and the output plan span the whole stream in its first
+            // caps: later frames are converted to them.
+            let Some(first) = ps.info.clone() else {
+                return false;
+            };
+            let frames = ps.times.len();
+            gst::info!(
+                CAT,
+                imp = self,
+                "{name} caps changed after {frames} frames: {caps}"
+            );
+            let converter = gst_video::VideoConverter::new(&info, &first, None);
             drop(guard);
-            gst::element_imp_error!(
+            let converter = match converter {
+                Ok(c) => c,
+                Err(e) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        ("Caps changed mid-stream on pad {name} to {caps}, which cannot be \
+                          converted to its first caps: {e}")
+                    );
+                    return false;
+                }
+            };
+            gst::element_imp_info!(
                 self,
                 gst::CoreError::Negotiation,
                 (
-                    "Caps changed mid-stream on pad {name}, which is not supported yet: {} -> {caps}",
-                    old.map(|c| c.to_string()).unwrap_or_default()
+                    "Caps changed on pad {name} after {frames} frames: {}x{} {:?} -> {}x{} {:?}; \
+                     its frames are converted to the first caps, which the alignment and the \
+                     output keep",
+                    first.width(),
+                    first.height(),
+                    first.format(),
+                    info.width(),
+                    info.height(),
+                    info.format()
                 )
             );
-            return false;
+            if let Some(state) = self.state().as_mut() {
+                let ps = if name == "bg" {
+                    &mut state.bg
+                } else {
+                    &mut state.fg
+                };
+                ps.incoming = Some(Incoming { info, converter });
+            }
+            return true;
         }
         gst::debug!(CAT, imp = self, "{name} caps {caps}");
         ps.caps = Some(caps);
         ps.info = Some(info);
+        ps.incoming = None;
         true
+    }
+
+    /// The next buffer of `pad` in the pad's first caps (offline: converted when the caps
+    /// changed since).
+    fn pop(
+        &self,
+        pad: &gst_base::AggregatorPad,
+        ps: &PadState,
+    ) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        let Some(buffer) = pad.pop_buffer() else {
+            return Ok(None);
+        };
+        let (Some(inc), Some(first)) = (ps.incoming.as_ref(), ps.info.as_ref()) else {
+            return Ok(Some(buffer));
+        };
+        let name = self.pad_name(pad);
+        let fail = || {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Decode,
+                (
+                    "A frame on pad {name} does not match its caps ({:?})",
+                    inc.info
+                )
+            );
+            gst::FlowError::Error
+        };
+        let size = first.size();
+        let mut out = gst::Buffer::with_size(size).map_err(|_| fail())?;
+        {
+            let out_ref = out.get_mut().ok_or_else(fail)?;
+            let _ = buffer.copy_into(
+                out_ref,
+                gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::FLAGS,
+                ..,
+            );
+            let src = gst_video::VideoFrameRef::from_buffer_ref_readable(&buffer, &inc.info)
+                .map_err(|_| fail())?;
+            let mut dst = gst_video::VideoFrameRef::from_buffer_ref_writable(out_ref, first)
+                .map_err(|_| fail())?;
+            inc.converter.frame_ref(&src, &mut dst);
+        }
+        Ok(Some(out))
     }
 
     /// Takes the next buffer of `pad` into the store, if there is one.
@@ -592,7 +692,7 @@ impl VidkompyAlign {
         ps: &mut PadState,
         store: bool,
     ) -> Result<(), gst::FlowError> {
-        let Some(buffer) = pad.pop_buffer() else {
+        let Some(buffer) = self.pop(pad, ps)? else {
             return Ok(());
         };
         let name = self.pad_name(pad);
@@ -1734,7 +1834,7 @@ impl VidkompyAlign {
         };
         // Read the bg up to frame j; the frame before it stays the current one.
         while streaming.current.as_ref().is_none_or(|(k, _)| *k < j) {
-            match self.bg_pad.pop_buffer() {
+            match self.pop(&self.bg_pad, bg_state)? {
                 Some(b) => {
                     let k = self.pass_index(bg_state, &b, "bg")?;
                     streaming.current = Some((k, b));
@@ -1754,7 +1854,7 @@ impl VidkompyAlign {
                 None => return Ok(None),
             }
         }
-        let Some(fg) = self.fg_pad.pop_buffer() else {
+        let Some(fg) = self.pop(&self.fg_pad, fg_state)? else {
             return Ok(None);
         };
         let k = self.pass_index(fg_state, &fg, "fg")?;
@@ -1822,7 +1922,7 @@ impl VidkompyAlign {
                 Side::Bg => &mut *bg,
                 Side::Fg => &mut *fg,
             };
-            let Some(buffer) = pad.pop_buffer() else {
+            let Some(buffer) = self.pop(pad, ps)? else {
                 continue;
             };
             let i = self.pass_index(ps, &buffer, name)?;
@@ -1891,11 +1991,15 @@ impl VidkompyAlign {
             .zip(segments)
             .zip(seqnums)
         {
+            // Seek positions are stream times (where the segment's `time` says the stream
+            // is at its start; most demuxers have time = start, splitmuxsrc does not).
             let start = seg
                 .as_ref()
-                .and_then(|s| s.start())
+                .and_then(|s| s.start().and_then(|t| s.to_stream_time(t)))
                 .or(Some(gst::ClockTime::ZERO));
-            let stop = seg.as_ref().and_then(|s| s.stop());
+            let stop = seg
+                .as_ref()
+                .and_then(|s| s.stop().and_then(|t| s.to_stream_time(t)));
             let event = gst::event::Seek::builder(
                 1.0,
                 gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
@@ -1927,12 +2031,20 @@ impl VidkompyAlign {
     /// Keeps the alignment's line (fg timestamp -> matched bg timestamp) for later seeks,
     /// replacing what an earlier alignment said of the same fg range.
     fn record_line(&self, state: &State, mapping: &[usize]) {
+        // In stream time, as seeks are.
+        let stream_time = |ps: &PadState, i: usize| {
+            let pts = ps.times.get(i)?.pts?;
+            match &ps.first_segment {
+                Some(s) => s.to_stream_time(pts),
+                None => Some(pts),
+            }
+        };
         let points: Vec<(u64, u64)> = mapping
             .iter()
             .enumerate()
             .filter_map(|(i, &b)| {
-                let f = state.fg.times.get(i)?.pts?;
-                let b = state.bg.times.get(b)?.pts?;
+                let f = stream_time(&state.fg, i)?;
+                let b = stream_time(&state.bg, b)?;
                 Some((f.nseconds(), b.nseconds()))
             })
             .collect();

@@ -201,6 +201,17 @@ impl Tracker {
         analysis::analyse(&input, &by_index, cancel)
     }
 
+    /// A copy whose fg window is `frames` (consecutive indices, oldest first) instead of the
+    /// frames held: to search the footprint on fg frames that were committed since.
+    pub fn with_fg(&self, frames: &[(usize, Arc<Thumb>)]) -> Tracker {
+        let mut t = self.clone();
+        t.fg = Window::default();
+        for (i, thumb) in frames {
+            t.push(Side::Fg, *i, thumb.clone());
+        }
+        t
+    }
+
     /// Takes features at footprint `e` from now on (those of held frames are recomputed).
     pub fn set_footprint(&mut self, e: Estimate) {
         let bg_factor = self.bg.0.front().map_or(1, |b| b.thumb.factor);
@@ -591,6 +602,60 @@ mod tests {
         let c = t.commit(t.pending(), &CpuDots, &cancel).unwrap();
         out.extend(c.matches);
         (out, reanchored)
+    }
+
+    /// The region (x, y, w, h) of a thumb.
+    fn crop(t: &Thumb, (x, y, w, h): (usize, usize, usize, usize)) -> Thumb {
+        let mut data = Vec::with_capacity(w * h);
+        for r in y..y + h {
+            data.extend_from_slice(&t.data[r * t.width + x..r * t.width + x + w]);
+        }
+        Thumb {
+            factor: 1,
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_search_redone_on_earlier_fg_frames_once_the_bg_showed_them_fits_better() {
+        // The fg is the bg's region (24, 16, 48, 36); it shows each moment 10 frames before
+        // the bg does, and only 5 fg frames are held: no moment is in both windows.
+        let geo = Geometry {
+            fg: (48, 36),
+            bg: (96, 72),
+        };
+        let mut t = Tracker::new(geo, Constraints::default(), Some(1.0));
+        let bg = |k: usize| Arc::new(scene(k, 96, 72));
+        let fg = |i: usize| Arc::new(crop(&scene(i + 10, 96, 72), (24, 16, 48, 36)));
+        for k in 0..8 {
+            t.push(Side::Bg, k, bg(k));
+        }
+        let held: Vec<(usize, Arc<Thumb>)> = (3..8).map(|i| (i, fg(i))).collect();
+        for (i, f) in &held {
+            t.push(Side::Fg, *i, f.clone());
+        }
+        let luma = |side: Side, i: usize| match side {
+            Side::Bg => Some(bg(i)),
+            Side::Fg => Some(fg(i)),
+        };
+        let cancel = Cancel::new();
+        let early = t.locate(&CpuDots, &luma, &cancel).unwrap().unwrap();
+        // Later the bg has shown those moments (fg frames 3..8 are bg frames 13..18); the fg
+        // frames held then are others, so the search takes the copy of the earlier ones.
+        for k in 8..30 {
+            t.push(Side::Bg, k, bg(k));
+        }
+        let again = t.with_fg(&held);
+        let late = again.locate(&CpuDots, &luma, &cancel).unwrap().unwrap();
+        // The fit on moments both show is the better one.
+        assert!(late.mean_cost < early.mean_cost, "{late:?} {early:?}");
+        assert!(
+            (late.x - 24.0).abs() < 0.5 && (late.y - 16.0).abs() < 0.5,
+            "{late:?}"
+        );
+        assert_eq!(late.mapping, vec![13, 14, 15, 16, 17]);
     }
 
     fn monotonic(m: &[Match]) -> bool {

@@ -33,6 +33,12 @@ const REFINE_PX: f64 = 2.0;
 const REFRAME_PX: f64 = 8.0;
 /// Recent committed matches of which half matching nothing well starts a re-check.
 const RECENT_MATCHES: usize = 12;
+/// While the bg lags by more than the lookahead, a search on the fg frames held compares
+/// moments the bg has not shown yet: the search is done on a copy of those fg frames once the
+/// bg advanced this much past them, then after twice, four times... as much...
+const DEFER_STEP: u64 = 250_000_000;
+/// ...this many times (the last with the bg 4 s past them).
+const DEFER_TRIES: u32 = 5;
 /// Frame duration assumed for a stream whose caps give no framerate.
 const FALLBACK_DURATION: u64 = 1_000_000_000 / 30;
 
@@ -60,9 +66,42 @@ enum Search {
     Retry(u64),
 }
 
+/// fg frames kept (thumbnail and full-resolution luma) for a footprint search once the bg
+/// shows their moments.
+struct Deferred {
+    /// (index, thumbnail, full luma), consecutive indices.
+    fg: Vec<(usize, Arc<Thumb>, Arc<Thumb>)>,
+    /// Running time of the newest of them.
+    newest: u64,
+    /// Searches done on them so far.
+    tries: u32,
+}
+
+/// Where a re-check takes the fg's full-resolution luma from.
+enum FgLuma {
+    /// The frames held when it started.
+    Held(Vec<(usize, gst::Buffer)>, gst_video::VideoInfo),
+    /// Frames kept earlier.
+    Kept(Vec<(usize, Arc<Thumb>)>),
+}
+
+impl FgLuma {
+    fn get(&self, i: usize) -> Option<Arc<Thumb>> {
+        match self {
+            FgLuma::Held(held, info) => {
+                let (_, b) = held.iter().find(|(k, _)| *k == i)?;
+                with_luma(b, info, Thumb::full).map(Arc::new)
+            }
+            FgLuma::Kept(kept) => kept.iter().find(|(k, _)| *k == i).map(|(_, l)| l.clone()),
+        }
+    }
+}
+
 /// A footprint re-check running on its own thread.
 struct RecheckJob {
     handle: Option<std::thread::JoinHandle<Option<Alignment>>>,
+    /// The kept fg frames it searched on (else the frames held when it started).
+    deferred: Option<Deferred>,
     cancel: Arc<Cancel>,
     /// The newest fg frame's running time when it started.
     started_at: u64,
@@ -105,6 +144,12 @@ pub(super) struct LiveRun {
     checked_at: u64,
     /// Times the footprint was replaced by a re-check (the fg was re-framed).
     reframed: u64,
+    /// Confidence and mean match cost of the search that found the footprint in use.
+    fit: Option<(f64, f64)>,
+    /// fg frames kept for a search once the bg shows their moments (the bg lags).
+    deferred: Option<Deferred>,
+    /// The bg started lagging: keep the fg frames held for such a search.
+    want_deferred: bool,
     /// Downstream's last QoS: output whose running time ends before this is dropped.
     earliest: Option<u64>,
     /// fg frames processed and dropped as late (QoS statistics).
@@ -512,6 +557,7 @@ impl VidkompyAlign {
                     }
                     live.search = Search::Found;
                     live.checked_at = now;
+                    live.fit = Some((a.spatial_confidence, a.mean_cost));
                 }
                 place
             }
@@ -585,50 +631,105 @@ impl VidkompyAlign {
         if let Some(mut job) = finished {
             let result = job.handle.take().and_then(|h| h.join().ok()).flatten();
             self.live_reframe(state, result, &job)?;
-        }
-        let Some(live) = state.live.as_mut() else {
-            return Ok(());
-        };
-        let Some(tracker) = live.tracker.as_ref() else {
-            return Ok(());
-        };
-        if live.search != Search::Found || live.recheck.is_some() {
-            return Ok(());
-        }
-        let now = live.fg.back().map_or(0, |h| h.rt);
-        let since = now.saturating_sub(live.checked_at);
-        let worse = tracker
-            .unsure_share(RECENT_MATCHES)
-            .is_some_and(|s| s >= 0.5);
-        if since < RECHECK && !(worse && since >= RECHECK_SOON) {
-            return Ok(());
+            // Kept frames are searched again after each step of the bg, a bounded number of
+            // times: the first searches may come before the bg showed their moments.
+            if let Some(d) = job.deferred.take()
+                && d.tries < DEFER_TRIES
+                && let Some(live) = state.live.as_mut()
+                && live.deferred.is_none()
+            {
+                live.deferred = Some(d);
+            }
         }
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Ok(());
         };
-        let tracker = tracker.clone();
-        let frames = |held: &VecDeque<Held>| -> Vec<(usize, gst::Buffer)> {
-            held.iter().map(|h| (h.index, h.buffer.clone())).collect()
+        let Some(live) = state.live.as_mut() else {
+            return Ok(());
         };
-        let (bg, fg) = (frames(&live.bg), frames(&live.fg));
+        if live.search != Search::Found || live.recheck.is_some() || live.tracker.is_none() {
+            return Ok(());
+        }
+        let now = live.fg.back().map_or(0, |h| h.rt);
+        let since = now.saturating_sub(live.checked_at);
+        let worse = live
+            .tracker
+            .as_ref()
+            .and_then(|t| t.unsure_share(RECENT_MATCHES))
+            .is_some_and(|s| s >= 0.5);
+        let periodic = since >= RECHECK || (worse && since >= RECHECK_SOON);
+        // While the bg lags, the fg frames held show moments it has not shown yet: keep them
+        // and search once it has.
+        if (live.want_deferred || (periodic && live.lagging)) && live.deferred.is_none() {
+            live.want_deferred = false;
+            live.checked_at = now;
+            live.deferred = Some(Deferred {
+                fg: live
+                    .fg
+                    .iter()
+                    .filter_map(|h| {
+                        let full = with_luma(&h.buffer, &fg_info, Thumb::full)?;
+                        Some((h.index, h.thumb.clone(), Arc::new(full)))
+                    })
+                    .collect(),
+                newest: now,
+                tries: 0,
+            });
+            return Ok(());
+        }
+        let newest_bg = live.bg.back().map_or(0, |h| h.rt);
+        let deferred_due = live
+            .deferred
+            .as_ref()
+            .is_some_and(|d| newest_bg >= d.newest.saturating_add(DEFER_STEP << d.tries.min(16)));
+        if !deferred_due && !periodic {
+            return Ok(());
+        }
+        let Some(tracker) = live.tracker.as_ref() else {
+            return Ok(());
+        };
+        let bg: Vec<(usize, gst::Buffer)> = live
+            .bg
+            .iter()
+            .map(|h| (h.index, h.buffer.clone()))
+            .collect();
+        let (tracker, fg, deferred) = if deferred_due {
+            let Some(mut d) = live.deferred.take() else {
+                return Ok(());
+            };
+            d.tries += 1;
+            let thumbs: Vec<(usize, Arc<Thumb>)> =
+                d.fg.iter().map(|(i, t, _)| (*i, t.clone())).collect();
+            let lumas: Vec<(usize, Arc<Thumb>)> =
+                d.fg.iter().map(|(i, _, l)| (*i, l.clone())).collect();
+            (tracker.with_fg(&thumbs), FgLuma::Kept(lumas), Some(d))
+        } else {
+            live.checked_at = now;
+            let held = live
+                .fg
+                .iter()
+                .map(|h| (h.index, h.buffer.clone()))
+                .collect();
+            (tracker.clone(), FgLuma::Held(held, fg_info), None)
+        };
         let backend = self.compute();
         let cancel = Arc::new(Cancel::new());
         let c = cancel.clone();
         gst::debug!(
             CAT,
             imp = self,
-            "footprint re-check at fg time {now} (worse: {worse})"
+            "footprint re-check at fg time {now} (worse: {worse}, on kept frames: {})",
+            deferred.as_ref().map_or(0, |d| d.tries)
         );
         let handle = std::thread::Builder::new()
             .name("vidkompy-recheck".into())
             .spawn(move || {
-                let luma = |side: Side, i: usize| {
-                    let (held, info) = match side {
-                        Side::Bg => (&bg, &bg_info),
-                        Side::Fg => (&fg, &fg_info),
-                    };
-                    let (_, b) = held.iter().find(|(k, _)| *k == i)?;
-                    with_luma(b, info, Thumb::full).map(Arc::new)
+                let luma = |side: Side, i: usize| match side {
+                    Side::Bg => {
+                        let (_, b) = bg.iter().find(|(k, _)| *k == i)?;
+                        with_luma(b, &bg_info, Thumb::full).map(Arc::new)
+                    }
+                    Side::Fg => fg.get(i),
                 };
                 tracker.locate(backend.dots(), &luma, &c).ok().flatten()
             })
@@ -640,9 +741,9 @@ impl VidkompyAlign {
                 );
                 gst::FlowError::Error
             })?;
-        live.checked_at = now;
         live.recheck = Some(RecheckJob {
             handle: Some(handle),
+            deferred,
             cancel,
             started_at: now,
             worse,
@@ -695,10 +796,17 @@ impl VidkompyAlign {
             a.scale,
             a.spatial_confidence
         );
-        if moved <= REFINE_PX || !(job.worse || a.spatial_confidence > old.score) {
+        let fit = state.live.as_ref().and_then(|l| l.fit);
+        let kept = job.deferred.is_some();
+        // On kept frames (the bg lagging), a better fit than the footprint in use had also
+        // counts: that one may have been fitted on moments the bg had not shown yet.
+        let better = a.spatial_confidence > old.score
+            || (kept && fit.is_some_and(|(_, cost)| a.mean_cost < cost));
+        if moved <= REFINE_PX || !(job.worse || better) {
             return Ok(());
         }
-        let reframed = moved > REFRAME_PX;
+        // A correction found on kept frames is not reported as a re-framing.
+        let reframed = moved > REFRAME_PX && !kept;
         let est = Estimate {
             x: a.x,
             y: a.y,
@@ -718,12 +826,14 @@ impl VidkompyAlign {
             };
             if let Some(t) = live.tracker.as_mut() {
                 t.set_footprint(est);
-                if reframed {
-                    // The matches since the re-framing compared other pixels: align afresh.
+                if moved > REFRAME_PX {
+                    // The matches since the re-framing (or the wrong fit) compared other
+                    // pixels: align afresh.
                     t.restart();
                 }
             }
             live.reframed += u64::from(reframed);
+            live.fit = Some((a.spatial_confidence, a.mean_cost));
             live.fg.front().map_or(live.received[1], |h| h.index)
         };
         state.output = Some(self.live_output(state, place)?);
@@ -736,7 +846,11 @@ impl VidkompyAlign {
             Default::default(),
         );
         if !reframed {
-            gst::info!(CAT, imp = self, "footprint refined by {moved:.2} px");
+            gst::info!(
+                CAT,
+                imp = self,
+                "footprint refined by {moved:.2} px (on kept fg frames: {kept})"
+            );
             return Ok(());
         }
         let s = gst::Structure::builder("vidkompy-reframed")
@@ -873,6 +987,7 @@ impl VidkompyAlign {
             let lagging = beyond && !bg_ended;
             if lagging != live.lagging {
                 live.lagging = lagging;
+                live.want_deferred |= lagging;
                 let s = gst::Structure::builder("vidkompy-bg-lagging")
                     .field("lagging", lagging)
                     .field("fg-frame", h.index as u64)

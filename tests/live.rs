@@ -198,3 +198,77 @@ fn a_bg_lagging_past_the_lookahead_still_gets_the_right_footprint() {
         sc.corner_error
     );
 }
+
+/// The fg plays 15 % slower than the bg: the bg's lead grows by 0.15 frames per fg frame and
+/// passes `max-offset` (0.5 s, 12 frames) at about fg frame 80, after which the bg frames that
+/// match are no longer buffered. The path re-anchors on the oldest bg frame held, with a
+/// message when that starts (the lead keeps growing: it re-anchors at most commits from then
+/// on, and `count` says how often), and output
+/// goes on: every fg frame once, the bg frames taken never going back, the bg held bounded.
+#[test]
+fn drift_past_max_offset_re_anchors_with_a_message() {
+    let src = footage_or_skip!();
+    let fg_src: Vec<usize> = (0..170)
+        .map(|i| (i as f64 * 0.85).round() as usize)
+        .collect();
+    let mut case = Case::new((0..180).collect(), fg_src.clone());
+    case.live = Some(Live {
+        fg_start: gst::ClockTime::ZERO,
+        feed: Feed::LiveSources,
+    });
+    case.props
+        .push(("max-offset", gst::glib::Value::from(500_000_000u64)));
+    let o = run(src, &case);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.outputs.len(), 170, "every fg frame once");
+    let re: Vec<&gst::Structure> = o
+        .messages
+        .iter()
+        .filter(|m| m.name() == "vidkompy-reanchored")
+        .collect();
+    // Which bg frame each output shows, from its rows outside the footprint.
+    let info = o.out_info.as_ref().unwrap();
+    let rows: Vec<Vec<u8>> =
+        o.bg.iter()
+            .map(|b| truth::outside_rows(b, info, case.footprint))
+            .collect();
+    let taken: Vec<Option<usize>> = o
+        .outputs
+        .iter()
+        .map(|b| {
+            let r = truth::outside_rows(b, info, case.footprint);
+            rows.iter().position(|x| *x == r)
+        })
+        .collect();
+    let known: Vec<usize> = taken.iter().flatten().copied().collect();
+    // A message when re-anchoring starts, not one per commit while the lead keeps growing.
+    let count = re.last().map_or(0, |m| m.get::<u64>("count").unwrap());
+    assert!(
+        !re.is_empty() && re.len() <= 3 && count > 10 * re.len() as u64,
+        "{re:?}"
+    );
+    let first = re[0].get::<u64>("fg-frame").unwrap() as usize;
+    assert_eq!(known.len(), 170, "every output shows a bg frame");
+    assert!(
+        known.windows(2).all(|w| w[0] <= w[1]),
+        "the bg frames taken never go back: {known:?}"
+    );
+    // Before the lead passed max-offset, the matches are right.
+    let early = (0..60)
+        .filter(|&i| known[i].abs_diff(fg_src[i]) <= 1)
+        .count();
+    eprintln!(
+        "re-anchored from fg frame {first}; {early} of the first 60 within ±1; bg taken: \
+         {known:?}"
+    );
+    assert!(early >= 57, "{early} of 60 within ±1");
+    assert!(
+        (60..120).contains(&first),
+        "re-anchored first at fg frame {first}"
+    );
+    // After it, each fg frame takes a bg frame at most max-offset (plus the lookahead the
+    // path waits for) before its running time: the oldest held, not a stale one.
+    for (i, &j) in known.iter().enumerate().skip(first + 1) {
+        assert!(j + 12 + 24 + 2 >= i, "fg frame {i} took bg frame {j}");
+    }
+}

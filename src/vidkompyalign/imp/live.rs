@@ -133,6 +133,8 @@ pub(super) struct LiveRun {
     output: usize,
     /// Re-anchorings so far (the bg led by more than max-offset).
     reanchored: u64,
+    /// The last commit re-anchored.
+    reanchoring: bool,
     /// The output caps were set.
     started: bool,
     /// fg frames are being matched to the newest bg frame because theirs has not arrived
@@ -422,20 +424,32 @@ impl VidkompyAlign {
             .map(|(h, _)| h.rt)
             .or(live.fg.front().map(|h| h.rt));
         let keep_from = oldest_fg.map(|t| t.saturating_sub(settings.max_offset));
+        let old = |h: &Held| keep_from.is_some_and(|k| h.rt < k);
+        // The tracker matches only frames within max-offset, even while older ones stay held
+        // for committed matches waiting for output: a lead that grows past max-offset
+        // re-anchors instead of holding ever more bg.
+        let n = live.bg.len();
+        let usable = live
+            .bg
+            .iter()
+            .enumerate()
+            .position(|(k, h)| !(old(h) || n - k > cap))
+            .unwrap_or(n)
+            .min(n.saturating_sub(1));
+        let usable_from = live.bg.get(usable).map(|h| h.index);
         while live.bg.len() > 1 {
             let Some(front) = live.bg.front() else {
                 break;
             };
             // The bg frame of a committed match waiting for output stays.
             let needed = live.ready.iter().any(|(_, j)| *j <= front.index);
-            let old = keep_from.is_some_and(|k| front.rt < k);
-            if needed || !(old || live.bg.len() > cap) {
+            if needed || !(old(front) || live.bg.len() > cap) {
                 break;
             }
             live.bg.pop_front();
         }
-        if let (Some(t), Some(front)) = (live.tracker.as_mut(), live.bg.front()) {
-            t.forget_bg_before(front.index);
+        if let (Some(t), Some(from)) = (live.tracker.as_mut(), usable_from) {
+            t.forget_bg_before(from);
         }
     }
 
@@ -944,6 +958,14 @@ impl VidkompyAlign {
                 .map_err(|_| gst::FlowError::Flushing)?;
             if c.reanchored {
                 live.reanchored += 1;
+            }
+            // One message when re-anchoring starts: a lead that keeps growing re-anchors at
+            // every commit until it stops (`count` says how many times so far).
+            let starts = c.reanchored && !live.reanchoring;
+            if c.reanchored || !c.matches.is_empty() {
+                live.reanchoring = c.reanchored;
+            }
+            if starts {
                 let m = c.matches.first().copied();
                 let s = gst::Structure::builder("vidkompy-reanchored")
                     .field("fg-frame", m.map_or(0, |m| m.fg as u64))

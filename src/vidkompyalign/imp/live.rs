@@ -21,6 +21,12 @@ use crate::store::FrameTimes;
 
 /// How often, in fg running time, the footprint search is tried again while it finds nothing.
 const SEARCH_RETRY: u64 = 5_000_000_000;
+/// How long before the first fg frame is due its footprint search starts (about what one
+/// takes on two cores at 540p).
+const SEARCH_HEAD: u64 = 300_000_000;
+/// The confidence a search on fewer fg frames than the lookahead spans must reach to be used
+/// (else the search waits for the whole window); a clear match scores 0.99 and more.
+const EARLY_TRUST: f64 = 0.98;
 /// How often, in fg running time, a found footprint is checked again (on another thread).
 const RECHECK: u64 = 5_000_000_000;
 /// The soonest a re-check follows the last one when matches got worse (a re-framed fg).
@@ -97,11 +103,31 @@ impl FgLuma {
     }
 }
 
+/// The footprint search running on its own thread.
+struct SearchJob {
+    handle: Option<std::thread::JoinHandle<Option<Alignment>>>,
+    cancel: Arc<Cancel>,
+    /// The newest fg frame's running time when it started.
+    now: u64,
+    /// fg running time at which the fg held would have spanned the lookahead (the search
+    /// started early, on fewer frames): a re-check is due then.
+    full_at: Option<u64>,
+    started: std::time::Instant,
+}
+
+impl Drop for SearchJob {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
 /// A footprint re-check running on its own thread.
 struct RecheckJob {
     handle: Option<std::thread::JoinHandle<Option<Alignment>>>,
     /// The kept fg frames it searched on (else the frames held when it started).
     deferred: Option<Deferred>,
+    /// It checks a footprint found early, on fewer fg frames than the lookahead spans.
+    confirm: bool,
     cancel: Arc<Cancel>,
     /// The newest fg frame's running time when it started.
     started_at: u64,
@@ -129,6 +155,8 @@ pub(super) struct LiveRun {
     /// Frames received per pad (bg, fg).
     received: [usize; 2],
     search: Search,
+    /// The footprint search under way.
+    search_job: Option<SearchJob>,
     /// fg frames output so far.
     output: usize,
     /// Re-anchorings so far (the bg led by more than max-offset).
@@ -152,6 +180,11 @@ pub(super) struct LiveRun {
     deferred: Option<Deferred>,
     /// The bg started lagging: keep the fg frames held for such a search.
     want_deferred: bool,
+    /// The footprint was found on fewer fg frames than the lookahead spans: it is checked
+    /// again once the fg held reaches this running time.
+    confirm_at: Option<u64>,
+    /// The early search (before the window spans the lookahead) was not trusted.
+    early_tried: bool,
     /// Downstream's last QoS: output whose running time ends before this is dropped.
     earliest: Option<u64>,
     /// fg frames processed and dropped as late (QoS statistics).
@@ -502,44 +535,133 @@ impl VidkompyAlign {
         due.min(n)
     }
 
-    /// The footprint search on the frames held, when due: the first time the window is full,
-    /// then (while it finds nothing) every [`SEARCH_RETRY`] of fg running time.
-    fn live_search(&self, state: &mut State, due: usize) -> Result<(), gst::FlowError> {
-        let Some(live) = state.live.as_ref() else {
+    /// The footprint search on the frames held, when due: once, when the fg held nearly spans
+    /// the lookahead, then (while it finds nothing) every [`SEARCH_RETRY`] of fg running time.
+    ///
+    /// The search runs on its own thread, so that input keeps flowing; it starts
+    /// [`SEARCH_HEAD`] before the first fg frame is due, and frames due by the clock
+    /// (`timeout`) or a `drain` wait for the rest of it.
+    fn live_search(
+        &self,
+        state: &mut State,
+        due: usize,
+        timeout: bool,
+        drain: bool,
+    ) -> Result<(), gst::FlowError> {
+        let Some(live) = state.live.as_mut() else {
             return Err(gst::FlowError::Error);
         };
-        let now = live.fg.back().map_or(0, |h| h.rt);
-        let try_now = match live.search {
-            Search::Found => false,
-            Search::Pending => due > 0,
-            Search::Retry(after) => due > 0 && now >= after,
-        };
-        if !try_now || live.tracker.is_none() || live.bg.is_empty() {
+        if let Some(job) = live.search_job.as_ref() {
+            let finished = job.handle.as_ref().is_none_or(|h| h.is_finished());
+            // Frames due by the clock wait for the rest of it (late rather than misplaced).
+            if !(finished || drain || (timeout && due > 0)) {
+                return Ok(());
+            }
+            let Some(mut job) = live.search_job.take() else {
+                return Ok(());
+            };
+            let alignment = job.handle.take().and_then(|h| h.join().ok()).flatten();
+            self.device_fallback();
+            let trusted = alignment
+                .as_ref()
+                .is_some_and(|a| a.spatial_confidence >= EARLY_TRUST);
+            if job.full_at.is_some() && !trusted && !drain {
+                // Found early on few frames and not clearly: the search is done again on the
+                // whole window, when the first frame is due.
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "early footprint search not trusted: {:?}",
+                    alignment.map(|a| (a.x, a.y, a.scale, a.spatial_confidence))
+                );
+                live.early_tried = true;
+                return Ok(());
+            }
+            self.live_searched(state, alignment, job.now, job.started.elapsed())?;
+            if let Some(live) = state.live.as_mut()
+                && live.search == Search::Found
+            {
+                live.confirm_at = job.full_at;
+            }
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        let backend = self.compute();
+        let now = live.fg.back().map_or(0, |h| h.rt);
+        // The first search starts before the first frame is due, so that its result is in
+        // by then: once the fg held spans the lookahead less the time a search takes (at least
+        // half the lookahead).
+        let lookahead = super::lock(&self.settings).lookahead;
+        let start = lookahead.saturating_sub(SEARCH_HEAD).max(lookahead / 2);
+        let span = now.saturating_sub(live.fg.front().map_or(now, |h| h.rt));
+        let try_now = match live.search {
+            Search::Found => false,
+            Search::Pending => due > 0 || (span >= start && !live.early_tried),
+            Search::Retry(after) => due > 0 && now >= after,
+        };
+        let Some(tracker) = live.tracker.as_ref() else {
+            return Ok(());
+        };
+        if !try_now || live.bg.is_empty() {
+            return Ok(());
+        }
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Err(gst::FlowError::Error);
         };
-        let result = {
-            let luma = |side: Side, i: usize| {
-                let (held, info) = match side {
-                    Side::Bg => (&live.bg, &bg_info),
-                    Side::Fg => (&live.fg, &fg_info),
-                };
-                let first = held.front()?.index;
-                let h = held.get(i.checked_sub(first)?)?;
-                with_luma(&h.buffer, info, Thumb::full).map(Arc::new)
-            };
-            let Some(tracker) = live.tracker.as_ref() else {
-                return Err(gst::FlowError::Error);
-            };
-            tracker.locate(backend.dots(), &luma, &self.cancel)
+        let backend = self.compute();
+        let tracker = tracker.clone();
+        let frames = |held: &VecDeque<Held>| -> Vec<(usize, gst::Buffer)> {
+            held.iter().map(|h| (h.index, h.buffer.clone())).collect()
         };
-        let alignment = result.map_err(|_| gst::FlowError::Flushing)?;
-        self.device_fallback();
-        let elapsed = started.elapsed();
+        let (bg, fg) = (frames(&live.bg), frames(&live.fg));
+        let cancel = Arc::new(Cancel::new());
+        let c = cancel.clone();
+        let handle = std::thread::Builder::new()
+            .name("vidkompy-search".into())
+            .spawn(move || {
+                let luma = |side: Side, i: usize| {
+                    let (held, info) = match side {
+                        Side::Bg => (&bg, &bg_info),
+                        Side::Fg => (&fg, &fg_info),
+                    };
+                    let (_, b) = held.iter().find(|(k, _)| *k == i)?;
+                    with_luma(b, info, Thumb::full).map(Arc::new)
+                };
+                tracker.locate(backend.dots(), &luma, &c).ok().flatten()
+            })
+            .map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Thread,
+                    ("Cannot start the footprint search thread: {e}")
+                );
+                gst::FlowError::Error
+            })?;
+        // Started early (no frame due yet): checked again on the whole window.
+        let full_at = (due == 0).then(|| now + lookahead.saturating_sub(span));
+        live.search_job = Some(SearchJob {
+            handle: Some(handle),
+            cancel,
+            now,
+            full_at,
+            started: std::time::Instant::now(),
+        });
+        if drain {
+            // Nothing more comes before the frames held go out: wait for it.
+            return self.live_search(state, due, timeout, drain);
+        }
+        Ok(())
+    }
+
+    /// Applies the result of a footprint search started when the newest fg frame was at `now`.
+    fn live_searched(
+        &self,
+        state: &mut State,
+        alignment: Option<Alignment>,
+        now: u64,
+        elapsed: std::time::Duration,
+    ) -> Result<(), gst::FlowError> {
+        let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
+            return Err(gst::FlowError::Error);
+        };
         let found = alignment
             .as_ref()
             .filter(|a| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE);
@@ -572,6 +694,9 @@ impl VidkompyAlign {
                     live.search = Search::Found;
                     live.checked_at = now;
                     live.fit = Some((a.spatial_confidence, a.mean_cost));
+                    // Not a clear match: the bg may show the fg's moments later than the window
+                    // reaches; the same fg frames are searched again once it has.
+                    live.want_deferred |= a.spatial_confidence < EARLY_TRUST;
                 }
                 place
             }
@@ -671,7 +796,8 @@ impl VidkompyAlign {
             .as_ref()
             .and_then(|t| t.unsure_share(RECENT_MATCHES))
             .is_some_and(|s| s >= 0.5);
-        let periodic = since >= RECHECK || (worse && since >= RECHECK_SOON);
+        let confirm = live.confirm_at.is_some_and(|t| now >= t);
+        let periodic = since >= RECHECK || (worse && since >= RECHECK_SOON) || confirm;
         // While the bg lags, the fg frames held show moments it has not shown yet: keep them
         // and search once it has.
         if (live.want_deferred || (periodic && live.lagging)) && live.deferred.is_none() {
@@ -719,6 +845,7 @@ impl VidkompyAlign {
             (tracker.with_fg(&thumbs), FgLuma::Kept(lumas), Some(d))
         } else {
             live.checked_at = now;
+            live.confirm_at = None;
             let held = live
                 .fg
                 .iter()
@@ -757,6 +884,7 @@ impl VidkompyAlign {
             })?;
         live.recheck = Some(RecheckJob {
             handle: Some(handle),
+            confirm: confirm && deferred.is_none(),
             deferred,
             cancel,
             started_at: now,
@@ -811,15 +939,16 @@ impl VidkompyAlign {
             a.spatial_confidence
         );
         let fit = state.live.as_ref().and_then(|l| l.fit);
-        let kept = job.deferred.is_some();
-        // On kept frames (the bg lagging), a better fit than the footprint in use had also
-        // counts: that one may have been fitted on moments the bg had not shown yet.
+        let kept = job.deferred.is_some() || job.confirm;
+        // On kept frames (the bg lagging) or a full window after an early search, a better fit
+        // than the footprint in use had also counts: that one may have been fitted on moments
+        // the bg had not shown yet.
         let better = a.spatial_confidence > old.score
             || (kept && fit.is_some_and(|(_, cost)| a.mean_cost < cost));
         if moved <= REFINE_PX || !(job.worse || better) {
             return Ok(());
         }
-        // A correction found on kept frames is not reported as a re-framing.
+        // A correction (kept frames, a full window) is not reported as a re-framing.
         let reframed = moved > REFRAME_PX && !kept;
         let est = Estimate {
             x: a.x,
@@ -1099,7 +1228,7 @@ impl VidkompyAlign {
             } else {
                 self.live_due(state, timeout)
             };
-            self.live_search(state, due)?;
+            self.live_search(state, due, timeout, drain)?;
             self.live_recheck(state)?;
             if state.output.is_some() {
                 self.live_commit(state, due)?;

@@ -36,10 +36,20 @@
  * created. Long inputs align in linear time and memory: past 1 M cost cells, dynamic time
  * warping runs on every f-th frame first and then in a band around that path.
  *
+ * Offline, caps that change mid-stream on either pad are taken: later frames are converted to
+ * the pad's first caps, which the analysis and the output keep (an info message says so; a fg
+ * re-framed at the same time is not searched again yet). A flushing seek on the src pad resumes
+ * at the fg frame sought; the bg is then read again from 2 s before where the last alignment
+ * matched that frame (from its start when nothing was aligned yet), so an fg that started
+ * before the bg keeps its matches.
+ *
  * When upstream is live (or `force-live` is set), the element aligns on a sliding window
  * instead: bg frames are held (as copies) up to `max-offset` behind the fg, the footprint is
- * searched on the first window (`lookahead` of fg frames; again every 5 s while nothing is
- * found, meanwhile the set or centred footprint and the running-time mapping), and each fg frame
+ * searched on its own thread on the first window (`lookahead` of fg frames, started 0.3 s
+ * before the first is due; a result under 0.98 confidence is searched again on the whole
+ * window and, once the bg has shown their moments, on the same fg frames; again every 5 s while
+ * nothing is found, meanwhile the set or centred footprint and the running-time mapping), and
+ * each fg frame
  * is matched `lookahead` after it arrives, from the last match on (monotonic) and guided by the
  * line of the recent matches; `lookahead` is added to the reported latency. Streams without a
  * framerate (RTP) are timed by their timestamps. Messages in live mode:

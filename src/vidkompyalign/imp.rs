@@ -1050,7 +1050,10 @@ impl VidkompyAlign {
         let started = std::time::Instant::now();
         let two_pass = state.mode == Mode::TwoPass;
         if let Some((path, report)) = state.loaded.take() {
-            let out = self.conclude_loaded(state, prep, &path, &report, started)?;
+            let out = self.conclude_loaded(state, prep, &path, &report, started);
+            // Kept for the next flush (a seek): its entries are found by timestamp then.
+            state.loaded = Some((path, report));
+            let out = out?;
             state.output = Some(out);
             return Ok(());
         }
@@ -1397,7 +1400,17 @@ impl VidkompyAlign {
         state: &State,
         geo: Geometry,
     ) -> Result<(placement::Placement, Alignment), gst::FlowError> {
-        let (fg, bg) = Self::streams(state, geo);
+        let (mut fg, mut bg) = Self::streams(state, geo);
+        // After a seek only part of the streams is read: the report's entries are then found
+        // by the frames' timestamps.
+        let by_pts = if (fg.frames, bg.frames) != (report.fg.frames, report.bg.frames) {
+            Self::report_by_pts(report, state)
+        } else {
+            None
+        };
+        if by_pts.is_some() {
+            (fg.frames, bg.frames) = (report.fg.frames, report.bg.frames);
+        }
         report.check_fits(path, fg, bg).map_err(|e| {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
             gst::FlowError::Error
@@ -1416,12 +1429,21 @@ impl VidkompyAlign {
             y: report.y,
             scale: report.scale,
             spatial_confidence: report.spatial_confidence.unwrap_or(nan),
-            mapping: report.frames.iter().map(|e| e.bg).collect(),
-            costs: report
-                .frames
-                .iter()
-                .map(|e| e.cost.unwrap_or(f32::NAN))
-                .collect(),
+            costs: match &by_pts {
+                Some(m) => m
+                    .iter()
+                    .map(|&(e, _)| report.frames[e].cost.unwrap_or(f32::NAN))
+                    .collect(),
+                None => report
+                    .frames
+                    .iter()
+                    .map(|e| e.cost.unwrap_or(f32::NAN))
+                    .collect(),
+            },
+            mapping: match &by_pts {
+                Some(m) => m.iter().map(|&(_, j)| j).collect(),
+                None => report.frames.iter().map(|e| e.bg).collect(),
+            },
             mean_cost: report.mean_cost.unwrap_or(nan),
             temporal_confidence: report.temporal_confidence.unwrap_or(nan),
             rate: None,
@@ -1429,6 +1451,40 @@ impl VidkompyAlign {
         };
         gst::info!(CAT, imp = self, "alignment loaded from {}", path.display());
         Ok((place, alignment))
+    }
+
+    /// For each fg frame read, its report entry and the bg frame read that has the entry's bg
+    /// timestamp (the nearest later one, else the last); `None` unless every fg frame read has
+    /// an entry (by timestamp) and the bg read reaches back to the first one needed.
+    fn report_by_pts(report: &Report, state: &State) -> Option<Vec<(usize, usize)>> {
+        let entries: std::collections::HashMap<u64, usize> = report
+            .frames
+            .iter()
+            .enumerate()
+            .filter_map(|(k, e)| Some((e.fg_pts?, k)))
+            .collect();
+        let bg_pts: Vec<u64> = state
+            .bg
+            .times
+            .iter()
+            .map(|t| t.pts.map(|p| p.nseconds()))
+            .collect::<Option<_>>()?;
+        let (&first, &last) = (bg_pts.first()?, bg_pts.last()?);
+        let mut out = Vec::with_capacity(state.fg.times.len());
+        for t in &state.fg.times {
+            let k = *entries.get(&t.pts?.nseconds())?;
+            let b = report.frames[k].bg_pts?;
+            if b < first {
+                return None;
+            }
+            let j = if b > last {
+                bg_pts.len() - 1
+            } else {
+                bg_pts.partition_point(|&p| p < b)
+            };
+            out.push((k, j));
+        }
+        (!out.is_empty()).then_some(out)
     }
 
     /// Writes the `report` file, when one is asked for.

@@ -105,6 +105,7 @@ impl Run {
             .map(|m| match m.view() {
                 gst::MessageView::Error(e) => format!("{} {:?}", e.error(), e.debug()),
                 gst::MessageView::Warning(w) => format!("{} {:?}", w.error(), w.debug()),
+                gst::MessageView::Info(i) => format!("{} {:?}", i.error(), i.debug()),
                 _ => String::new(),
             })
             .collect()
@@ -792,32 +793,63 @@ fn every_format_composites_odd_sizes_at_odd_places_without_error() {
     }
 }
 
+/// Offline, caps that change mid-stream are taken: later frames are converted to the pad's
+/// first caps (an info message says so), and the output keeps the bg's first caps.
 #[test]
-fn a_caps_change_mid_stream_is_a_clear_error() {
+fn a_caps_change_mid_stream_offline_is_converted_to_the_first_caps() {
     let bgc = caps(BG_CAPS);
+    let bgc2 = caps(
+        "video/x-raw,format=I420,width=32,height=24,framerate=10/1,pixel-aspect-ratio=4/3,\
+         colorimetry=bt709,chroma-site=mpeg2,interlace-mode=progressive",
+    );
     let fgc = caps(FG_CAPS);
     let fgc2 = caps("video/x-raw,format=I420,width=20,height=12,framerate=25/1");
     let run = Pair::new(&[("x", &0i32), ("y", &0i32)]).run_with(
         move |h| {
             h.set_src_caps(bgc.clone());
-            for i in 0..3 {
-                let _ = h.push(i420(&bgc, i * 100 * MS, 100 * MS, 10));
+            for i in 0..2 {
+                let _ = h.push(i420(&bgc, i * 100 * MS, 100 * MS, 10 * (i as u8 + 1)));
             }
+            h.push_event(gst::event::Caps::new(&bgc2));
+            let _ = h.push(i420(&bgc2, 200 * MS, 100 * MS, 30));
             h.push_event(gst::event::Eos::new());
         },
         move |h| {
             h.set_src_caps(fgc.clone());
             let _ = h.push(i420(&fgc, 0, 40 * MS, 250));
             h.push_event(gst::event::Caps::new(&fgc2));
-            let _ = h.push(i420(&fgc2, 40 * MS, 40 * MS, 250));
+            let _ = h.push(i420(&fgc2, 250 * MS, 40 * MS, 200));
             h.push_event(gst::event::Eos::new());
         },
     );
-    let e = run.errors();
-    assert!(
-        e.iter()
-            .any(|e| e.contains("Caps changed mid-stream on pad fg")),
-        "{e:?}"
+    assert!(run.errors().is_empty(), "{:?}", run.errors());
+    let infos = run.texts(gst::MessageType::Info);
+    for pad in ["bg", "fg"] {
+        assert!(
+            infos
+                .iter()
+                .any(|t| t.contains(&format!("Caps changed on pad {pad}"))),
+            "{infos:?}"
+        );
+    }
+    let out = run.caps.as_ref().unwrap().structure(0).unwrap().to_owned();
+    assert_eq!(
+        (out.get::<i32>("width"), out.get::<i32>("height")),
+        (Ok(64), Ok(48))
+    );
+    assert_eq!(run.buffers.len(), 2, "every fg frame once");
+    let luma = |b: &gst::Buffer, x: usize, y: usize| b.map_readable().unwrap()[y * 64 + x];
+    // fg frame 0 over bg frame 0; fg frame 1 (converted from 20x12) over bg frame 2 (converted
+    // from 32x24), both at the fg's first footprint.
+    assert_eq!(run.buffers[0].size(), 64 * 48 * 3 / 2);
+    assert_eq!(run.buffers[1].size(), 64 * 48 * 3 / 2);
+    assert_eq!(
+        (luma(&run.buffers[0], 2, 2), luma(&run.buffers[0], 60, 40)),
+        (250, 10)
+    );
+    assert_eq!(
+        (luma(&run.buffers[1], 2, 2), luma(&run.buffers[1], 60, 40)),
+        (200, 30)
     );
 }
 

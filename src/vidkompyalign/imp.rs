@@ -349,6 +349,8 @@ struct State {
     /// A flushing seek to this fg position reset the state: the bg is to be read from where
     /// that position's match can be (offline modes).
     sought: Option<gst::ClockTime>,
+    /// The streams are read from a seek's position: a loaded report is matched by timestamp.
+    seeked: bool,
     fetch: Option<Box<Fetch>>,
     output: Option<Output>,
     /// Live mode's window and queues.
@@ -1402,12 +1404,14 @@ impl VidkompyAlign {
     ) -> Result<(placement::Placement, Alignment), gst::FlowError> {
         let (mut fg, mut bg) = Self::streams(state, geo);
         // After a seek only part of the streams is read: the report's entries are then found
-        // by the frames' timestamps.
-        let by_pts = if (fg.frames, bg.frames) != (report.fg.frames, report.bg.frames) {
-            Self::report_by_pts(report, state)
-        } else {
-            None
-        };
+        // by the frames' timestamps. Otherwise the frame counts must fit (most files start at
+        // timestamp 0: timestamps alone do not tell another file from the report's).
+        let by_pts =
+            if state.seeked && (fg.frames, bg.frames) != (report.fg.frames, report.bg.frames) {
+                Self::report_by_pts(report, state)
+            } else {
+                None
+            };
         if by_pts.is_some() {
             (fg.frames, bg.frames) = (report.fg.frames, report.bg.frames);
         }
@@ -2740,6 +2744,7 @@ impl AggregatorImpl for VidkompyAlign {
         }
 
         if let Some(at) = state.sought.take() {
+            state.seeked = true;
             // The seek put the bg at the fg's position; its match may lie before.
             let to = self.bg_position_for(at);
             if to < at {

@@ -468,16 +468,26 @@ fn reencode(
     size: Option<(u32, u32)>,
     out: &std::path::Path,
 ) {
-    let (frames, info) = common::decode_frames(src, 0, range.end, None).unwrap();
     let filter = match size {
         Some((w, h)) => format!("videoscale ! video/x-raw,width={w},height={h}"),
         None => "identity".into(),
     };
+    reencode_with(src, range, &filter, out);
+}
+
+/// Encodes frames `range` of the H.264 file `src` into `out` through `filter`.
+fn reencode_with(
+    src: &std::path::Path,
+    range: std::ops::Range<usize>,
+    filter: &str,
+    out: &std::path::Path,
+) {
+    let (frames, info) = common::decode_frames(src, 0, range.end, None).unwrap();
     common::encode(
         &frames[range],
         &info,
         gst::Fraction::new(24, 1),
-        &filter,
+        filter,
         out,
     )
     .unwrap();
@@ -544,6 +554,12 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
             )
             .unwrap_or_else(|e| panic!("{what} {props}: {e}"));
             assert_eq!(run.frames.len(), 36, "{what} {props}");
+            let warnings: Vec<_> = run
+                .messages
+                .iter()
+                .filter(|m| m.name() == "warning")
+                .collect();
+            assert!(warnings.is_empty(), "{what} {props}: {warnings:?}");
             let caps = run.caps.as_ref().unwrap().structure(0).unwrap().to_owned();
             assert_eq!(
                 (caps.get::<i32>("width"), caps.get::<i32>("height")),
@@ -568,6 +584,64 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
             assert_eq!(r.frames.len(), 36);
         }
     }
+    // The fg re-framed at its caps change (another region of the scene, 480x270 from fg frame
+    // 18 on): offline keeps the first footprint, and says that these frames match poorly.
+    reencode(&fg, 0..18, None, &dir.join("ref-0.mkv"));
+    reencode_with(
+        &bg,
+        30..48,
+        "videocrop left=40 right=120 top=20 bottom=70 ! videoscale ! \
+         video/x-raw,width=480,height=270",
+        &dir.join("ref-1.mkv"),
+    );
+    let run = common::run_collect(
+        &format!(
+            "vidkompyalign name=a ! appsink name=s sync=false \
+             {} ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+             splitmuxsrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+            file(&bg),
+            common::q(&dir.join("ref-*.mkv"))
+        ),
+        120,
+    )
+    .unwrap();
+    assert_eq!(run.frames.len(), 36);
+    let said = run.messages.iter().any(|m| {
+        m.name() == "warning"
+            && m.get::<&str>("text")
+                .is_ok_and(|t| t.contains("caps changed at frame 18") && t.contains("re-framed"))
+    });
+    assert!(said, "{:?}", run.messages);
+    // Re-framed for its last 6 frames only: the footprint of the rest is found, and the
+    // frames after the change are said to match much worse.
+    reencode(&fg, 0..30, None, &dir.join("late-0.mkv"));
+    reencode_with(
+        &bg,
+        42..48,
+        "videocrop left=40 right=120 top=20 bottom=70 ! videoscale ! \
+         video/x-raw,width=480,height=270",
+        &dir.join("late-1.mkv"),
+    );
+    let run = common::run_collect(
+        &format!(
+            "vidkompyalign name=a ! appsink name=s sync=false \
+             {} ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+             splitmuxsrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+            file(&bg),
+            common::q(&dir.join("late-*.mkv"))
+        ),
+        120,
+    )
+    .unwrap();
+    assert_eq!(run.frames.len(), 36);
+    let said = run.messages.iter().any(|m| {
+        m.name() == "warning"
+            && m.get::<&str>("text").is_ok_and(|t| {
+                t.contains("from its caps change at frame 30 match the bg much worse")
+                    && t.contains("re-framed")
+            })
+    });
+    assert!(said, "{:?}", run.messages);
     if std::env::var_os("KEEP").is_none() {
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -219,6 +219,8 @@ struct PadState {
     /// Offline, after a caps change: frames arrive in these caps and are converted to the
     /// first ones (`info`), which the analysis and the output keep.
     incoming: Option<Incoming>,
+    /// Frames (first pass) at which the caps changed.
+    changed_at: Vec<usize>,
 }
 
 /// Converts a pad's frames from caps that changed mid-stream to its first caps.
@@ -628,12 +630,17 @@ impl VidkompyAlign {
                 )
             );
             if let Some(state) = self.state().as_mut() {
+                let first_pass =
+                    state.rewind.is_none() && state.fetch.is_none() && state.output.is_none();
                 let ps = if name == "bg" {
                     &mut state.bg
                 } else {
                     &mut state.fg
                 };
                 ps.incoming = Some(Incoming { info, converter });
+                if first_pass {
+                    ps.changed_at.push(frames);
+                }
             }
             return true;
         }
@@ -975,13 +982,14 @@ impl VidkompyAlign {
             Some(a) => placement::from_estimate(geo.fg, geo.bg, a.x, a.y, a.scale),
             None => {
                 let (place, _) = self.resolve_placement(&prep.settings, fg_info, bg_info)?;
+                let hint = Self::reframe_hint(&state.fg.changed_at);
                 gst::element_imp_warning!(
                     self,
                     gst::StreamError::Failed,
                     (
                         "The fg's content was not found in the bg (spatial confidence {:.3}): the \
                          fg ({}x{}) is placed at x={} y={} scale={:.4} ({}x{} px) and mapped by \
-                         running time; set x, y and scale to place it",
+                         running time; set x, y and scale to place it{hint}",
                         alignment
                             .as_ref()
                             .map_or(f64::NAN, |a| a.spatial_confidence),
@@ -1016,6 +1024,9 @@ impl VidkompyAlign {
                 timing::map_by_time(&prep.fg_times, &prep.bg_times)
             }
         };
+        if let Some(a) = alignment.as_ref().filter(|_| temporal_ok) {
+            self.check_fg_changes(&state.fg.changed_at, &a.costs);
+        }
         let kind = if temporal_ok {
             "content"
         } else {
@@ -2086,6 +2097,49 @@ impl VidkompyAlign {
             }
         }
         Ok(())
+    }
+
+    /// Offline, fg frames after a caps change keep the first footprint: when they match much
+    /// worse than those before, the fg was probably re-framed, which is said in a warning.
+    fn check_fg_changes(&self, changed_at: &[usize], costs: &[f32]) {
+        let median = |v: &[f32]| {
+            let mut v: Vec<f32> = v.iter().copied().filter(|c| c.is_finite()).collect();
+            v.sort_by(f32::total_cmp);
+            v.get(v.len() / 2).copied()
+        };
+        let mut bounds: Vec<usize> = changed_at.to_vec();
+        bounds.push(costs.len());
+        for w in bounds.windows(2) {
+            let (k, end) = (w[0].min(costs.len()), w[1].min(costs.len()));
+            let (Some(before), Some(after)) = (median(&costs[..k]), median(&costs[k..end])) else {
+                continue;
+            };
+            if after > (3.0 * before).max(before + 0.1) {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Failed,
+                    (
+                        "The fg's frames from its caps change at frame {k} match the bg much \
+                         worse (median cost {after:.3}, {before:.3} before){}",
+                        Self::reframe_hint(&[k])
+                    )
+                );
+            }
+        }
+    }
+
+    /// Words for a warning when the fg's caps changed offline.
+    fn reframe_hint(changed_at: &[usize]) -> String {
+        if changed_at.is_empty() {
+            return String::new();
+        }
+        let at: Vec<String> = changed_at.iter().map(|k| k.to_string()).collect();
+        format!(
+            ". The fg's caps changed at frame {}: if it was re-framed there, offline mode does \
+             not follow it (the first footprint is kept); align each part on its own, or feed \
+             it live",
+            at.join(", ")
+        )
     }
 
     /// Keeps the alignment's line (fg timestamp -> matched bg timestamp) for later seeks,

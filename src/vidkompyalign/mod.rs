@@ -38,7 +38,8 @@
  *
  * Offline, caps that change mid-stream on either pad are taken: later frames are converted to
  * the pad's first caps, which the analysis and the output keep (an info message says so; a fg
- * re-framed at the same time is not searched again yet). A flushing seek on the src pad resumes
+ * re-framed at the same time is not searched again yet: when its later frames match much worse,
+ * or the content is not found, a warning names the caps change). A flushing seek on the src pad resumes
  * at the fg frame sought; the bg is then read again from 2 s before where the last alignment
  * matched that frame (from its start when nothing was aligned yet), so an fg that started
  * before the bg keeps its matches.

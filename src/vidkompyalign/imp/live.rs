@@ -34,6 +34,8 @@ const RECHECK_SOON: u64 = 1_000_000_000;
 /// Bg pixels a footprint corner must move by for a re-check to replace the footprint (a
 /// refined estimate: the first window may have held little of the other stream).
 const REFINE_PX: f64 = 2.0;
+/// The same for a better fit found on kept fg frames or a whole window after an early search.
+const KEPT_REFINE_PX: f64 = 0.5;
 /// Bg pixels a footprint corner must move by to count as a re-framed fg feed: message, and
 /// the path aligned afresh.
 const REFRAME_PX: f64 = 8.0;
@@ -945,7 +947,10 @@ impl VidkompyAlign {
         // the bg had not shown yet.
         let better = a.spatial_confidence > old.score
             || (kept && fit.is_some_and(|(_, cost)| a.mean_cost < cost));
-        if moved <= REFINE_PX || !(job.worse || better) {
+        // A better fit on kept frames or a full window replaces smaller moves too: the one in
+        // use may be a couple of pixels off.
+        let least = if kept { KEPT_REFINE_PX } else { REFINE_PX };
+        if moved <= least || !(job.worse || better) {
             return Ok(());
         }
         // A correction (kept frames, a full window) is not reported as a re-framing.

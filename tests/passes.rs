@@ -586,63 +586,60 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
     }
     // The fg re-framed at its caps change (another region of the scene, 480x270 from fg frame
     // 18 on): offline keeps the first footprint, and says that these frames match poorly.
-    reencode(&fg, 0..18, None, &dir.join("ref-0.mkv"));
-    reencode_with(
-        &bg,
-        30..48,
-        "videocrop left=40 right=120 top=20 bottom=70 ! videoscale ! \
-         video/x-raw,width=480,height=270",
-        &dir.join("ref-1.mkv"),
+    let texts = reframed_at(&dir, "ref", &bg, &fg, 18);
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("caps changed at frame 18") && t.contains("re-framed")),
+        "{texts:?}"
     );
-    let run = common::run_collect(
-        &format!(
-            "vidkompyalign name=a ! appsink name=s sync=false \
-             {} ! videoconvert ! video/x-raw,format=I420 ! a.bg \
-             splitmuxsrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
-            file(&bg),
-            common::q(&dir.join("ref-*.mkv"))
-        ),
-        120,
-    )
-    .unwrap();
-    assert_eq!(run.frames.len(), 36);
-    let said = run.messages.iter().any(|m| {
-        m.name() == "warning"
-            && m.get::<&str>("text")
-                .is_ok_and(|t| t.contains("caps changed at frame 18") && t.contains("re-framed"))
-    });
-    assert!(said, "{:?}", run.messages);
     // Re-framed for its last 6 frames only: the footprint of the rest is found, and the
     // frames after the change are said to match much worse.
-    reencode(&fg, 0..30, None, &dir.join("late-0.mkv"));
-    reencode_with(
-        &bg,
-        42..48,
-        "videocrop left=40 right=120 top=20 bottom=70 ! videoscale ! \
-         video/x-raw,width=480,height=270",
-        &dir.join("late-1.mkv"),
+    let texts = reframed_at(&dir, "late", &bg, &fg, 30);
+    assert!(
+        texts.iter().any(|t| {
+            t.contains("from its caps change at frame 30 match the bg much worse")
+                && t.contains("re-framed")
+        }),
+        "{texts:?}"
     );
-    let run = common::run_collect(
-        &format!(
-            "vidkompyalign name=a ! appsink name=s sync=false \
-             {} ! videoconvert ! video/x-raw,format=I420 ! a.bg \
-             splitmuxsrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
-            file(&bg),
-            common::q(&dir.join("late-*.mkv"))
-        ),
-        120,
-    )
-    .unwrap();
-    assert_eq!(run.frames.len(), 36);
-    let said = run.messages.iter().any(|m| {
-        m.name() == "warning"
-            && m.get::<&str>("text").is_ok_and(|t| {
-                t.contains("from its caps change at frame 30 match the bg much worse")
-                    && t.contains("re-framed")
-            })
-    });
-    assert!(said, "{:?}", run.messages);
     if std::env::var_os("KEEP").is_none() {
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// Runs the caps pair with a fg that shows fg frames 0..at, then (480x270) another region of
+/// the bg from its frame 12 + at on; returns the warnings' texts (every fg frame output once).
+fn reframed_at(
+    dir: &std::path::Path,
+    tag: &str,
+    bg: &std::path::Path,
+    fg: &std::path::Path,
+    at: usize,
+) -> Vec<String> {
+    reencode(fg, 0..at, None, &dir.join(format!("{tag}-0.mkv")));
+    reencode_with(
+        bg,
+        12 + at..48,
+        "videocrop left=40 right=120 top=20 bottom=70 ! videoscale ! \
+         video/x-raw,width=480,height=270",
+        &dir.join(format!("{tag}-1.mkv")),
+    );
+    let run = common::run_collect(
+        &format!(
+            "vidkompyalign name=a ! appsink name=s sync=false \
+             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+             splitmuxsrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+            common::q(bg),
+            common::q(&dir.join(format!("{tag}-*.mkv")))
+        ),
+        120,
+    )
+    .unwrap();
+    assert_eq!(run.frames.len(), 36);
+    run.messages
+        .iter()
+        .filter(|m| m.name() == "warning")
+        .filter_map(|m| m.get::<&str>("text").ok().map(str::to_owned))
+        .collect()
 }

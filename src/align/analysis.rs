@@ -449,6 +449,20 @@ impl Wanted {
             Side::Bg => self.bg.binary_search(&i).is_ok(),
         }
     }
+
+    /// Adds what another analysis wants, whose fg frame 0 is fg frame `fg_from` here.
+    pub fn add(&mut self, other: &Wanted, fg_from: usize) {
+        self.fg.extend(other.fg.iter().map(|&i| i + fg_from));
+        self.bg.extend_from_slice(&other.bg);
+        self.fg.sort_unstable();
+        self.fg.dedup();
+        self.bg.sort_unstable();
+        self.bg.dedup();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fg.is_empty() && self.bg.is_empty()
+    }
 }
 
 /// An analysis after its coarse stages, waiting for full-resolution frames.
@@ -738,6 +752,24 @@ mod tests {
         cancel.cancel();
         let luma = |_: Side, _: usize| None;
         assert_eq!(analyse(&input, &luma, &cancel), Err(Cancelled));
+    }
+
+    #[test]
+    fn wanted_frames_of_a_stretch_are_added_at_its_place() {
+        let mut w = Wanted {
+            fg: vec![1, 5],
+            bg: vec![2, 3],
+        };
+        w.add(
+            &Wanted {
+                fg: vec![0, 2],
+                bg: vec![3, 9],
+            },
+            4,
+        );
+        assert_eq!(w.fg, vec![1, 4, 5, 6]);
+        assert_eq!(w.bg, vec![2, 3, 9]);
+        assert!(!w.is_empty() && Wanted::default().is_empty());
     }
 
     #[test]

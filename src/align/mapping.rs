@@ -29,6 +29,21 @@ pub struct Footprint {
     pub height: u32,
 }
 
+/// A stretch of fg frames with its own footprint: a fg whose caps changed where it was
+/// re-framed (offline).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// The stretch's first fg frame; it lasts until the next segment's.
+    pub from: usize,
+    /// Sub-pixel estimate, as the report's.
+    pub x: f64,
+    pub y: f64,
+    pub scale: f64,
+    pub footprint: Footprint,
+    pub spatial_confidence: Option<f64>,
+    pub mean_cost: Option<f64>,
+}
+
 /// One fg frame and the bg frame it was composited over.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -63,6 +78,10 @@ pub struct Report {
     /// Seconds per analysis stage (`coarse-spatial`, `features`, `temporal`, `refine`).
     #[serde(default)]
     pub timings: std::collections::BTreeMap<String, f64>,
+    /// Stretches of the fg with footprints of their own, when there are several (the report's
+    /// own footprint is then the first's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
     pub frames: Vec<Entry>,
 }
 
@@ -196,15 +215,29 @@ impl Report {
                 ));
             }
         }
-        let f = self.footprint;
-        if u64::from(f.x) + u64::from(f.width) > u64::from(bg.width)
-            || u64::from(f.y) + u64::from(f.height) > u64::from(bg.height)
-            || f.width == 0
-            || f.height == 0
+        let outside = |f: Footprint| {
+            u64::from(f.x) + u64::from(f.width) > u64::from(bg.width)
+                || u64::from(f.y) + u64::from(f.height) > u64::from(bg.height)
+                || f.width == 0
+                || f.height == 0
+        };
+        for f in std::iter::once(self.footprint).chain(self.segments.iter().map(|s| s.footprint)) {
+            if outside(f) {
+                why.push(format!(
+                    "footprint {}x{} at ({}, {}) is outside the bg",
+                    f.width, f.height, f.x, f.y
+                ));
+            }
+        }
+        let froms: Vec<usize> = self.segments.iter().map(|s| s.from).collect();
+        if !froms.is_empty()
+            && (froms[0] != 0
+                || froms.windows(2).any(|w| w[0] >= w[1])
+                || froms.iter().any(|&f| f >= self.fg.frames))
         {
             why.push(format!(
-                "footprint {}x{} at ({}, {}) is outside the bg",
-                f.width, f.height, f.x, f.y
+                "segments start at fg frames {froms:?}: not ascending from 0 within {} frames",
+                self.fg.frames
             ));
         }
         if why.is_empty() {
@@ -251,6 +284,7 @@ mod tests {
             device: "cpu".into(),
             analysis_seconds: 1.5,
             timings: [("temporal".to_string(), 0.5)].into_iter().collect(),
+            segments: Vec::new(),
             frames: vec![
                 Entry {
                     fg: 0,
@@ -341,5 +375,46 @@ mod tests {
             "{e}"
         );
         assert!(r.check_fits(p, r.fg, r.bg).is_ok());
+    }
+
+    #[test]
+    fn segments_round_trip_and_are_checked() {
+        let mut r = sample();
+        let seg = |from, x| Segment {
+            from,
+            x: f64::from(x),
+            y: 20.0,
+            scale: 1.0,
+            footprint: Footprint {
+                x,
+                y: 20,
+                width: 160,
+                height: 90,
+            },
+            spatial_confidence: Some(0.9),
+            mean_cost: None,
+        };
+        r.segments = vec![seg(0, 10), seg(1, 150)];
+        let p = tmp("segments.json");
+        r.write(&p).unwrap();
+        assert_eq!(Report::read(&p).unwrap(), r);
+        assert!(r.check_fits(&p, r.fg, r.bg).is_ok());
+        // A report without segments has no such field.
+        let plain = tmp("plain.json");
+        sample().write(&plain).unwrap();
+        assert!(
+            !std::fs::read_to_string(&plain)
+                .unwrap()
+                .contains("segments")
+        );
+        r.segments[1] = seg(1, 161);
+        let e = r.check_fits(&p, r.fg, r.bg).unwrap_err().to_string();
+        assert!(
+            e.contains("footprint 160x90 at (161, 20) is outside the bg"),
+            "{e}"
+        );
+        r.segments = vec![seg(0, 10), seg(0, 20)];
+        let e = r.check_fits(&p, r.fg, r.bg).unwrap_err().to_string();
+        assert!(e.contains("segments start at fg frames [0, 0]"), "{e}");
     }
 }

@@ -10,6 +10,7 @@
 //! - [`ncc`]: normalised cross-correlation, through FFTs or directly;
 //! - [`spatial`]: the search for the fg's footprint (offset and scale);
 //! - [`temporal`]: costs between footprint features and dynamic time warping;
+//! - [`segments`]: a fg whose caps change mid-stream, analysed stretch by stretch;
 //! - [`placement`]: where the fg's footprint lies in the bg (offset and scale) and whether it fits;
 //! - [`timing`]: frame times (gaps filled, frame duration estimated) and the running-time mapping
 //!   of fg frames to bg frames.
@@ -20,6 +21,7 @@ pub mod live;
 pub mod mapping;
 pub mod ncc;
 pub mod placement;
+pub mod segments;
 pub mod spatial;
 pub mod temporal;
 pub mod timing;

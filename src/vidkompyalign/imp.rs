@@ -15,8 +15,9 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use crate::align::analysis::{self, Alignment, Side};
 use crate::align::features::{FrameView, LumaLayout, Thumb};
-use crate::align::mapping::{self, Report};
+use crate::align::mapping::{self, Report, Segment};
 use crate::align::placement::{self, Request};
+use crate::align::segments::{self, Part};
 use crate::align::spatial::{self, Constraints, Geometry};
 use crate::align::{Cancel, timing};
 use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
@@ -276,12 +277,19 @@ struct Prep {
 
 /// The second pass of two-pass mode: reading again until the frames refinement needs are in.
 struct Fetch {
-    begun: analysis::Begun,
+    begun: Option<analysis::Begun>,
+    /// The fg's stretches between caps changes, begun on their own.
+    parts: Parts<analysis::Begun>,
+    /// What all of them want.
+    wanted: analysis::Wanted,
     prep: Prep,
     started: std::time::Instant,
     /// Analysis time so far (the first pass's part).
     spent: std::time::Duration,
 }
+
+/// Analyses of the fg's stretches between caps changes (offline), each with its frames.
+type Parts<T> = Vec<(std::ops::Range<usize>, Option<T>)>;
 
 /// Frames read again in the output pass of two-pass mode.
 #[derive(Default)]
@@ -300,6 +308,9 @@ struct Output {
     next: usize,
     /// Converts fg frames to the bg's format at the footprint's size, when they differ.
     converter: Option<Converter>,
+    /// Later stretches of the fg with footprints of their own (a fg re-framed at a caps
+    /// change), in order.
+    upcoming: std::collections::VecDeque<Piece>,
     /// Two-pass mode: frames come from the pads again rather than from the store.
     streaming: Option<Streaming>,
     /// Output caps and segment, until they are set.
@@ -325,6 +336,13 @@ fn output_pool(caps: &gst::Caps, info: &gst_video::VideoInfo) -> Option<gst::Buf
     pool.set_config(config).ok()?;
     pool.set_active(true).ok()?;
     Some(pool.upcast())
+}
+
+/// Where fg frames go from frame `from` on.
+struct Piece {
+    from: usize,
+    overlay: Overlay,
+    converter: Option<Converter>,
 }
 
 struct Converter {
@@ -943,23 +961,23 @@ impl VidkompyAlign {
         report: &Report,
         started: std::time::Instant,
     ) -> Result<Output, gst::FlowError> {
-        let (place, alignment) = self.use_report(path, report, state, prep.geo)?;
+        let (segs, alignment) = self.use_report(path, report, state, prep.geo)?;
         let mapping = alignment.mapping.clone();
         let elapsed = started.elapsed();
-        self.post_alignment(state, &place, Some(&alignment), &mapping, "loaded", elapsed);
+        self.post_alignment(state, &segs, Some(&alignment), &mapping, "loaded", elapsed);
         let costs = Some(alignment.costs.as_slice());
         self.write_report(
             &prep.settings,
             state,
             prep.geo,
-            &place,
+            &segs,
             Some(&alignment),
             &mapping,
             costs,
             "loaded",
             elapsed,
         )?;
-        self.finish_prepare(state, prep, place, mapping)
+        self.finish_prepare(state, prep, &segs, mapping)
     }
 
     /// The analysis's result (or its absence) decides footprint and mapping: the output plan.
@@ -968,8 +986,16 @@ impl VidkompyAlign {
         state: &mut State,
         prep: Prep,
         alignment: Option<Alignment>,
+        parts: Parts<Alignment>,
         elapsed: std::time::Duration,
     ) -> Result<Output, gst::FlowError> {
+        let usable = |a: &Alignment| {
+            a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE
+                && a.temporal_confidence >= MIN_TEMPORAL_CONFIDENCE
+        };
+        if segments::prefer_parts(alignment.as_ref(), &parts, &usable) {
+            return self.conclude_parts(state, prep, alignment, parts, elapsed);
+        }
         let (fg_info, bg_info, geo) = (&prep.fg_info, &prep.bg_info, prep.geo);
         let spatial_ok = alignment
             .as_ref()
@@ -1032,7 +1058,8 @@ impl VidkompyAlign {
         } else {
             "running-time"
         };
-        self.post_alignment(state, &place, alignment.as_ref(), &mapping, kind, elapsed);
+        let segs = [Self::segment(0, &place, alignment.as_ref())];
+        self.post_alignment(state, &segs, alignment.as_ref(), &mapping, kind, elapsed);
         let costs = alignment
             .as_ref()
             .filter(|_| temporal_ok)
@@ -1041,7 +1068,7 @@ impl VidkompyAlign {
             &prep.settings,
             state,
             geo,
-            &place,
+            &segs,
             alignment.as_ref(),
             &mapping,
             costs,
@@ -1051,7 +1078,286 @@ impl VidkompyAlign {
         // The analysis is over: its thumbnails (and their spill files) can go.
         state.bg.thumbs.clear();
         state.fg.thumbs.clear();
-        self.finish_prepare(state, prep, place, mapping)
+        self.finish_prepare(state, prep, &segs, mapping)
+    }
+
+    /// A stretch of fg frames from `from` on at `place`, found by `a` (if anything).
+    fn segment(from: usize, place: &placement::Placement, a: Option<&Alignment>) -> Segment {
+        let finite = |v: f64| v.is_finite().then_some(v);
+        Segment {
+            from,
+            x: a.map_or(f64::from(place.x), |a| a.x),
+            y: a.map_or(f64::from(place.y), |a| a.y),
+            scale: a.map_or(place.scale, |a| a.scale),
+            footprint: mapping::Footprint {
+                x: place.x,
+                y: place.y,
+                width: place.width,
+                height: place.height,
+            },
+            spatial_confidence: a.and_then(|a| finite(a.spatial_confidence)),
+            mean_cost: a.and_then(|a| finite(a.mean_cost)),
+        }
+    }
+
+    /// Where a stretch's frames are composited.
+    fn place_of(s: &Segment) -> placement::Placement {
+        let f = s.footprint;
+        placement::Placement {
+            x: f.x,
+            y: f.y,
+            width: f.width,
+            height: f.height,
+            scale: s.scale,
+        }
+    }
+
+    /// The fg's stretches between caps changes fit clearly better on their own than with the
+    /// whole (the fg was re-framed at a change): each stretch takes its own footprint and
+    /// mapping (the whole's where its own was not found), joined into one monotonic mapping.
+    fn conclude_parts(
+        &self,
+        state: &mut State,
+        prep: Prep,
+        whole: Option<Alignment>,
+        parts: Parts<Alignment>,
+        elapsed: std::time::Duration,
+    ) -> Result<Output, gst::FlowError> {
+        let geo = prep.geo;
+        let spatial_ok = |a: &&Alignment| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE;
+        let temporal_ok =
+            |a: &&Alignment| spatial_ok(a) && a.temporal_confidence >= MIN_TEMPORAL_CONFIDENCE;
+        let whole_place = whole.as_ref().filter(spatial_ok);
+        let whole_map = whole.as_ref().filter(temporal_ok);
+        let by_time = timing::map_by_time(&prep.fg_times, &prep.bg_times);
+        let mut segs: Vec<Segment> = Vec::with_capacity(parts.len());
+        let mut pieces: Vec<Vec<usize>> = Vec::with_capacity(parts.len());
+        let mut costs: Vec<f32> = Vec::with_capacity(by_time.len());
+        let mut all_by_content = true;
+        let mut confidence = (0.0, 0usize);
+        let mut timings: Vec<(&'static str, f64)> = Vec::new();
+        for a in whole
+            .iter()
+            .chain(parts.iter().filter_map(|p| p.1.as_ref()))
+        {
+            for &(k, v) in &a.timings.0 {
+                match timings.iter_mut().find(|t| t.0 == k) {
+                    Some(t) => t.1 += v,
+                    None => timings.push((k, v)),
+                }
+            }
+        }
+        for (r, a) in &parts {
+            let own_place = a.as_ref().filter(spatial_ok);
+            let own_map = a.as_ref().filter(temporal_ok);
+            let found = own_place.or(whole_place);
+            let place = match found {
+                Some(e) => placement::from_estimate(geo.fg, geo.bg, e.x, e.y, e.scale),
+                None => {
+                    let (place, _) =
+                        self.resolve_placement(&prep.settings, &prep.fg_info, &prep.bg_info)?;
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Failed,
+                        (
+                            "The content of fg frames {}..{} (between caps changes) was not found                              in the bg: they are placed at x={} y={} scale={:.4} and mapped by                              running time",
+                            r.start,
+                            r.end,
+                            place.x,
+                            place.y,
+                            place.scale
+                        )
+                    );
+                    place
+                }
+            };
+            let slice = |v: &[usize]| v.get(r.clone()).map(<[usize]>::to_vec);
+            let (piece, piece_costs) = match (own_map, whole_map) {
+                (Some(a), _) if a.mapping.len() == r.len() => (a.mapping.clone(), a.costs.clone()),
+                (_, Some(w)) if slice(&w.mapping).is_some() && w.costs.len() >= r.end => (
+                    slice(&w.mapping).unwrap_or_default(),
+                    w.costs[r.clone()].to_vec(),
+                ),
+                _ => {
+                    all_by_content = false;
+                    (
+                        slice(&by_time).unwrap_or_else(|| vec![0; r.len()]),
+                        vec![f32::NAN; r.len()],
+                    )
+                }
+            };
+            let used = own_map.or(whole_map);
+            if let Some(u) = used {
+                confidence.0 += u.temporal_confidence * r.len() as f64;
+                confidence.1 += r.len();
+            }
+            let mut seg = Self::segment(r.start, &place, found);
+            let finite: Vec<f64> = piece_costs
+                .iter()
+                .filter(|c| c.is_finite())
+                .map(|&c| f64::from(c))
+                .collect();
+            seg.mean_cost =
+                (!finite.is_empty()).then(|| finite.iter().sum::<f64>() / finite.len() as f64);
+            segs.push(seg);
+            pieces.push(piece);
+            costs.extend(piece_costs);
+        }
+        let refs: Vec<&[usize]> = pieces.iter().map(Vec::as_slice).collect();
+        let (mapping, held) = segments::join(&refs);
+        if held > 0 {
+            gst::info!(
+                CAT,
+                imp = self,
+                "{held} fg frame(s) held on the previous stretch's last bg frame (monotonic)"
+            );
+        }
+        for w in segs.windows(2) {
+            if w[0].footprint != w[1].footprint {
+                self.post_reframed(&w[0], &w[1]);
+            }
+        }
+        let finite: Vec<f64> = costs
+            .iter()
+            .filter(|c| c.is_finite())
+            .map(|&c| f64::from(c))
+            .collect();
+        let first = segs[0];
+        let joined = Alignment {
+            x: first.x,
+            y: first.y,
+            scale: first.scale,
+            spatial_confidence: segs
+                .iter()
+                .filter_map(|s| s.spatial_confidence)
+                .min_by(f64::total_cmp)
+                .unwrap_or(f64::NAN),
+            mapping: mapping.clone(),
+            costs: costs.clone(),
+            mean_cost: if finite.is_empty() {
+                f64::NAN
+            } else {
+                finite.iter().sum::<f64>() / finite.len() as f64
+            },
+            temporal_confidence: if confidence.1 > 0 {
+                confidence.0 / confidence.1 as f64
+            } else {
+                f64::NAN
+            },
+            rate: None,
+            timings: analysis::Timings(timings),
+        };
+        let kind = if all_by_content {
+            "content"
+        } else {
+            "running-time"
+        };
+        self.post_alignment(state, &segs, Some(&joined), &mapping, kind, elapsed);
+        self.write_report(
+            &prep.settings,
+            state,
+            geo,
+            &segs,
+            Some(&joined),
+            &mapping,
+            Some(&costs),
+            kind,
+            elapsed,
+        )?;
+        state.bg.thumbs.clear();
+        state.fg.thumbs.clear();
+        self.finish_prepare(state, prep, &segs, mapping)
+    }
+
+    /// Posts `vidkompy-reframed` (as live mode does) for a fg re-framed at a caps change,
+    /// found offline.
+    fn post_reframed(&self, old: &Segment, new: &Segment) {
+        let s = gst::Structure::builder("vidkompy-reframed")
+            .field("x", new.x)
+            .field("y", new.y)
+            .field("scale", new.scale)
+            .field("previous-x", old.x)
+            .field("previous-y", old.y)
+            .field("previous-scale", old.scale)
+            .field(
+                "spatial-confidence",
+                new.spatial_confidence.unwrap_or(f64::NAN),
+            )
+            .field("fg-frame", new.from as u64)
+            .build();
+        gst::info!(
+            CAT,
+            imp = self,
+            "the fg was re-framed at its caps change: {s}"
+        );
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// Stretches of the fg between its caps changes (offline), each analysed on its own too:
+    /// the fg may have been re-framed there. None when the user fixed the footprint.
+    fn fg_stretches(state: &State, prep: &Prep) -> Vec<std::ops::Range<usize>> {
+        let c = prep.settings.constraints();
+        if c.x.is_some() && c.y.is_some() && c.scale.is_some() {
+            return Vec::new();
+        }
+        segments::stretches(state.fg.times.len(), &state.fg.changed_at)
+    }
+
+    /// The coarse stages, for the whole and for each stretch.
+    fn begin_all(
+        &self,
+        state: &State,
+        prep: &Prep,
+        stretches: &[std::ops::Range<usize>],
+    ) -> Result<(Option<analysis::Begun>, Parts<analysis::Begun>), crate::align::Cancelled> {
+        let backend = self.compute();
+        let input = Self::input(state, prep, backend.dots());
+        let whole = analysis::begin(&input, &self.cancel)?;
+        let parts = stretches
+            .iter()
+            .map(|r| {
+                let part = Part::new(&state.fg.thumbs, r.clone());
+                let input = analysis::Input { fg: &part, ..input };
+                Ok((r.clone(), analysis::begin(&input, &self.cancel)?))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((whole, parts))
+    }
+
+    /// The fine stages, for the whole and for each stretch; `luma` as [`analysis::finish`]
+    /// takes it, by frame indices of the whole.
+    fn finish_all(
+        &self,
+        state: &State,
+        prep: &Prep,
+        begun: Option<analysis::Begun>,
+        parts: Parts<analysis::Begun>,
+        luma: &analysis::Luma<'_>,
+    ) -> Result<(Option<Alignment>, Parts<Alignment>), crate::align::Cancelled> {
+        let backend = self.compute();
+        let input = Self::input(state, prep, backend.dots());
+        let whole = begun
+            .map(|b| analysis::finish(&input, b, luma, &self.cancel))
+            .transpose()?;
+        let parts = parts
+            .into_iter()
+            .map(|(r, b)| {
+                let part = Part::new(&state.fg.thumbs, r.clone());
+                let input = analysis::Input { fg: &part, ..input };
+                let from = r.start;
+                let luma = |side: Side, i: usize| match side {
+                    Side::Fg => luma(side, i + from),
+                    Side::Bg => luma(side, i),
+                };
+                let a = b
+                    .map(|b| analysis::finish(&input, b, &luma, &self.cancel))
+                    .transpose()?;
+                Ok((r, a))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((whole, parts))
     }
 
     /// Both pads are at EOS after the first pass. Store mode: the whole analysis and the
@@ -1059,7 +1365,6 @@ impl VidkompyAlign {
     /// refinement needs, or straight to output).
     fn end_of_first_pass(&self, state: &mut State) -> Result<(), gst::FlowError> {
         let prep = self.prep(state)?;
-        let backend = self.compute();
         let started = std::time::Instant::now();
         let two_pass = state.mode == Mode::TwoPass;
         if let Some((path, report)) = state.loaded.take() {
@@ -1070,9 +1375,16 @@ impl VidkompyAlign {
             state.output = Some(out);
             return Ok(());
         }
+        let stretches = Self::fg_stretches(state, &prep);
+        if !stretches.is_empty() {
+            gst::info!(
+                CAT,
+                imp = self,
+                "the fg's caps changed: its stretches {stretches:?} are analysed on their own too"
+            );
+        }
         if !two_pass {
             let result = self.with_ticker(started, std::time::Duration::ZERO, || {
-                let input = Self::input(state, &prep, backend.dots());
                 let luma = |side: Side, i: usize| {
                     let ps = match side {
                         Side::Bg => &state.bg,
@@ -1082,77 +1394,75 @@ impl VidkompyAlign {
                     let buffer = ps.store.buffer(i).ok()?;
                     with_luma(&buffer, ps.info.as_ref()?, Thumb::full).map(Arc::new)
                 };
-                analysis::analyse(&input, &luma, &self.cancel)
+                let (begun, parts) = self.begin_all(state, &prep, &stretches)?;
+                self.finish_all(state, &prep, begun, parts, &luma)
             });
-            let alignment = self.analysed(state, result)?;
-            let out = self.conclude(state, prep, alignment, started.elapsed())?;
+            let (alignment, parts) = self.analysed(state, result)?;
+            let out = self.conclude(state, prep, alignment, parts, started.elapsed())?;
             state.output = Some(out);
             return Ok(());
         }
         let begun = self.with_ticker(started, std::time::Duration::ZERO, || {
-            analysis::begin(&Self::input(state, &prep, backend.dots()), &self.cancel)
+            self.begin_all(state, &prep, &stretches)
         });
         self.thumbs_read(state)?;
         self.device_fallback();
-        let begun = match begun {
-            Ok(b) => b,
-            Err(_) => {
-                gst::debug!(CAT, imp = self, "analysis cancelled");
-                return Err(gst::FlowError::Flushing);
-            }
+        let Ok((begun, parts)) = begun else {
+            gst::debug!(CAT, imp = self, "analysis cancelled");
+            return Err(gst::FlowError::Flushing);
         };
-        match begun {
-            Some(b) if !b.wanted.fg.is_empty() => {
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "fetching fg frames {:?} and bg frames {:?} in a second pass",
-                    b.wanted.fg,
-                    b.wanted.bg
-                );
-                state.fetch = Some(Box::new(Fetch {
-                    begun: b,
-                    prep,
-                    started: std::time::Instant::now(),
-                    spent: started.elapsed(),
-                }));
-            }
-            Some(b) => {
-                let input = Self::input(state, &prep, backend.dots());
-                let none = |_: Side, _: usize| None;
-                let result = self.with_ticker(started, std::time::Duration::ZERO, || {
-                    analysis::finish(&input, b, &none, &self.cancel).map(Some)
-                });
-                let alignment = self.analysed(state, result)?;
-                let out = self.conclude(state, prep, alignment, started.elapsed())?;
-                state.output = Some(out);
-            }
-            None => {
-                let out = self.conclude(state, prep, None, started.elapsed())?;
-                state.output = Some(out);
+        let mut wanted = begun.as_ref().map(|b| b.wanted.clone()).unwrap_or_default();
+        for (r, b) in &parts {
+            if let Some(b) = b {
+                wanted.add(&b.wanted, r.start);
             }
         }
+        if !wanted.fg.is_empty() {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "fetching fg frames {:?} and bg frames {:?} in a second pass",
+                wanted.fg,
+                wanted.bg
+            );
+            state.fetch = Some(Box::new(Fetch {
+                begun,
+                parts,
+                wanted,
+                prep,
+                started: std::time::Instant::now(),
+                spent: started.elapsed(),
+            }));
+            return Ok(());
+        }
+        let none = |_: Side, _: usize| None;
+        let result = self.with_ticker(started, std::time::Duration::ZERO, || {
+            self.finish_all(state, &prep, begun, parts, &none)
+        });
+        let (alignment, parts) = self.analysed(state, result)?;
+        let out = self.conclude(state, prep, alignment, parts, started.elapsed())?;
+        state.output = Some(out);
         Ok(())
     }
 
     /// The second pass of two-pass mode has all the frames refinement needs: the fine
     /// analysis and the output plan.
     fn end_of_fetch(&self, state: &mut State) -> Result<(), gst::FlowError> {
-        let backend = self.compute();
         let Some(fetch) = state.fetch.take() else {
             return Err(gst::FlowError::Error);
         };
         let Fetch {
             begun,
+            parts,
             prep,
             started,
             spent,
+            ..
         } = *fetch;
         gst::debug!(CAT, imp = self, "fetch pass took {:?}", started.elapsed());
         // Analysis time: the first pass's part and this one, not the reading in between.
         let started = std::time::Instant::now();
         let result = self.with_ticker(started, spent, || {
-            let input = Self::input(state, &prep, backend.dots());
             let luma = |side: Side, i: usize| {
                 let ps = match side {
                     Side::Bg => &state.bg,
@@ -1160,21 +1470,21 @@ impl VidkompyAlign {
                 };
                 ps.fetched.get(&i).cloned()
             };
-            analysis::finish(&input, begun, &luma, &self.cancel).map(Some)
+            self.finish_all(state, &prep, begun, parts, &luma)
         });
-        let alignment = self.analysed(state, result)?;
+        let (alignment, parts) = self.analysed(state, result)?;
         state.bg.fetched.clear();
         state.fg.fetched.clear();
-        let out = self.conclude(state, prep, alignment, spent + started.elapsed())?;
+        let out = self.conclude(state, prep, alignment, parts, spent + started.elapsed())?;
         state.output = Some(out);
         Ok(())
     }
 
-    fn analysed(
+    fn analysed<T: std::fmt::Debug>(
         &self,
         state: &State,
-        result: Result<Option<Alignment>, crate::align::Cancelled>,
-    ) -> Result<Option<Alignment>, gst::FlowError> {
+        result: Result<T, crate::align::Cancelled>,
+    ) -> Result<T, gst::FlowError> {
         let result = result.map_err(|_| {
             gst::debug!(CAT, imp = self, "analysis cancelled");
             gst::FlowError::Flushing
@@ -1230,28 +1540,44 @@ impl VidkompyAlign {
         &self,
         state: &State,
         prep: Prep,
-        place: placement::Placement,
+        segs: &[Segment],
         mapping: Vec<usize>,
     ) -> Result<Output, gst::FlowError> {
         let (fg_info, bg_info) = (&prep.fg_info, &prep.bg_info);
         let layouts = plane_layouts(bg_info).ok_or(gst::FlowError::NotNegotiated)?;
-        let converter = self.make_converter(fg_info, bg_info, &place)?;
-        let overlay = Overlay::new(
-            place.x,
-            place.y,
-            place.width,
-            place.height,
-            (bg_info.width(), bg_info.height()),
-            prep.settings.blend_width,
-        );
+        let mut pieces = std::collections::VecDeque::with_capacity(segs.len());
+        for seg in segs {
+            let place = Self::place_of(seg);
+            pieces.push_back(Piece {
+                from: seg.from,
+                converter: self.make_converter(fg_info, bg_info, &place)?,
+                overlay: Overlay::new(
+                    place.x,
+                    place.y,
+                    place.width,
+                    place.height,
+                    (bg_info.width(), bg_info.height()),
+                    prep.settings.blend_width,
+                ),
+            });
+        }
+        let Some(first) = pieces.pop_front() else {
+            return Err(gst::FlowError::Error);
+        };
+        let Piece {
+            overlay, converter, ..
+        } = first;
         gst::info!(
             CAT,
             imp = self,
-            "{} fg frames over {} bg frames (bg {}..={}), footprint {place:?}, converter: {}",
+            "{} fg frames over {} bg frames (bg {}..={}), footprints {:?}, converter: {}",
             mapping.len(),
             state.bg.times.len(),
             mapping.first().copied().unwrap_or(0),
             mapping.last().copied().unwrap_or(0),
+            segs.iter()
+                .map(|s| (s.from, s.footprint))
+                .collect::<Vec<_>>(),
             converter.is_some()
         );
         self.record_line(state, &mapping);
@@ -1263,6 +1589,7 @@ impl VidkompyAlign {
             mapping,
             next: 0,
             converter,
+            upcoming: pieces,
             streaming: (state.mode == Mode::TwoPass).then(Streaming::default),
             pool,
             pending: Some((prep.caps, state.fg.first_segment.clone())),
@@ -1327,13 +1654,31 @@ impl VidkompyAlign {
     fn post_alignment(
         &self,
         state: &State,
-        place: &placement::Placement,
+        segs: &[Segment],
         a: Option<&Alignment>,
         mapping: &[usize],
         kind: &str,
         elapsed: std::time::Duration,
     ) {
         let nan = f64::NAN;
+        let Some(first) = segs.first() else {
+            return;
+        };
+        let place = &Self::place_of(first);
+        let segments = gst::Array::new(segs.iter().map(|s| {
+            gst::Structure::builder("segment")
+                .field("fg-frame", s.from as u64)
+                .field("x", s.x)
+                .field("y", s.y)
+                .field("scale", s.scale)
+                .field("footprint-x", s.footprint.x)
+                .field("footprint-y", s.footprint.y)
+                .field("footprint-width", s.footprint.width)
+                .field("footprint-height", s.footprint.height)
+                .field("spatial-confidence", s.spatial_confidence.unwrap_or(nan))
+                .field("mean-cost", s.mean_cost.unwrap_or(nan))
+                .build()
+        }));
         let s = gst::Structure::builder("vidkompy-alignment")
             .field("x", a.map_or(f64::from(place.x), |a| a.x))
             .field("y", a.map_or(f64::from(place.y), |a| a.y))
@@ -1385,6 +1730,7 @@ impl VidkompyAlign {
                 "analysis-time",
                 gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64),
             )
+            .field("segments", segments)
             .build();
         gst::info!(CAT, imp = self, "{s}");
         let _ = self
@@ -1412,7 +1758,7 @@ impl VidkompyAlign {
         report: &Report,
         state: &State,
         geo: Geometry,
-    ) -> Result<(placement::Placement, Alignment), gst::FlowError> {
+    ) -> Result<(Vec<Segment>, Alignment), gst::FlowError> {
         let (mut fg, mut bg) = Self::streams(state, geo);
         // After a seek only part of the streams is read: the report's entries are then found
         // by the frames' timestamps. Otherwise the frame counts must fit (most files start at
@@ -1430,14 +1776,32 @@ impl VidkompyAlign {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
             gst::FlowError::Error
         })?;
-        let f = report.footprint;
-        let place = placement::Placement {
-            x: f.x,
-            y: f.y,
-            width: f.width,
-            height: f.height,
-            scale: report.scale,
+        let mut segs = if report.segments.is_empty() {
+            vec![Segment {
+                from: 0,
+                x: report.x,
+                y: report.y,
+                scale: report.scale,
+                footprint: report.footprint,
+                spatial_confidence: report.spatial_confidence,
+                mean_cost: report.mean_cost,
+            }]
+        } else {
+            report.segments.clone()
         };
+        if let Some(m) = &by_pts {
+            // The segments by the frames read: each read frame's entry says which it is in.
+            let mut read: Vec<Segment> = Vec::new();
+            let mut last = None;
+            for (k, &(e, _)) in m.iter().enumerate() {
+                let s = segs.partition_point(|s| s.from <= e).saturating_sub(1);
+                if last != Some(s) {
+                    read.push(Segment { from: k, ..segs[s] });
+                    last = Some(s);
+                }
+            }
+            segs = read;
+        }
         let nan = f64::NAN;
         let alignment = Alignment {
             x: report.x,
@@ -1465,7 +1829,7 @@ impl VidkompyAlign {
             timings: Default::default(),
         };
         gst::info!(CAT, imp = self, "alignment loaded from {}", path.display());
-        Ok((place, alignment))
+        Ok((segs, alignment))
     }
 
     /// For each fg frame read, its report entry and the bg frame read that has the entry's bg
@@ -1509,7 +1873,7 @@ impl VidkompyAlign {
         settings: &Settings,
         state: &State,
         geo: Geometry,
-        place: &placement::Placement,
+        segs: &[Segment],
         a: Option<&Alignment>,
         mapping: &[usize],
         costs: Option<&[f32]>,
@@ -1519,6 +1883,10 @@ impl VidkompyAlign {
         let Some(path) = settings.report.as_deref() else {
             return Ok(());
         };
+        let Some(first) = segs.first() else {
+            return Err(gst::FlowError::Error);
+        };
+        let place = &Self::place_of(first);
         let (fg, bg) = Self::streams(state, geo);
         let pts =
             |ps: &PadState, i: usize| ps.times.get(i).and_then(|t| t.pts).map(|t| t.nseconds());
@@ -1551,6 +1919,11 @@ impl VidkompyAlign {
                         .collect()
                 })
                 .unwrap_or_default(),
+            segments: if segs.len() > 1 {
+                segs.to_vec()
+            } else {
+                Vec::new()
+            },
             frames: mapping
                 .iter()
                 .enumerate()
@@ -1670,6 +2043,13 @@ impl VidkompyAlign {
         let Some(out) = state.output.as_mut() else {
             return Err(gst::FlowError::Error);
         };
+        while out.upcoming.front().is_some_and(|p| p.from <= i) {
+            if let Some(p) = out.upcoming.pop_front() {
+                gst::debug!(CAT, imp = self, "fg frame {i}: footprint {:?}", p.overlay);
+                out.overlay = p.overlay;
+                out.converter = p.converter;
+            }
+        }
 
         let bg_frame = gst_video::VideoFrame::from_buffer_readable(bg_buf, &bg_info)
             .map_err(|_| fail("bg buffer does not match its caps"))?;
@@ -1984,7 +2364,7 @@ impl VidkompyAlign {
         let Some(fetch) = fetch.as_ref() else {
             return Err(gst::FlowError::Error);
         };
-        let wanted = &fetch.begun.wanted;
+        let wanted = &fetch.wanted;
         for (pad, side, name) in [
             (&self.bg_pad, Side::Bg, "bg"),
             (&self.fg_pad, Side::Fg, "fg"),
@@ -2099,8 +2479,8 @@ impl VidkompyAlign {
         Ok(())
     }
 
-    /// Offline, fg frames after a caps change keep the first footprint: when they match much
-    /// worse than those before, the fg was probably re-framed, which is said in a warning.
+    /// Offline, fg frames after a caps change that kept the whole's footprint (their stretch
+    /// on its own fitted no better) but match much worse than those before: a warning.
     fn check_fg_changes(&self, changed_at: &[usize], costs: &[f32]) {
         let median = |v: &[f32]| {
             let mut v: Vec<f32> = v.iter().copied().filter(|c| c.is_finite()).collect();
@@ -2135,9 +2515,9 @@ impl VidkompyAlign {
         }
         let at: Vec<String> = changed_at.iter().map(|k| k.to_string()).collect();
         format!(
-            ". The fg's caps changed at frame {}: if it was re-framed there, offline mode does \
-             not follow it (the first footprint is kept); align each part on its own, or feed \
-             it live",
+            ". The fg's caps changed at frame {}: its stretches between changes, analysed on \
+             their own, did not fit better (the fg re-framed there to content not in the bg, \
+             or stretches too short to align); align each part on its own",
             at.join(", ")
         )
     }

@@ -37,9 +37,17 @@
  * warping runs on every f-th frame first and then in a band around that path.
  *
  * Offline, caps that change mid-stream on either pad are taken: later frames are converted to
- * the pad's first caps, which the analysis and the output keep (an info message says so; a fg
- * re-framed at the same time is not searched again yet: when its later frames match much worse,
- * or the content is not found, a warning names the caps change). A flushing seek on the src pad resumes
+ * the pad's first caps, which the analysis and the output keep (an info message says so). The
+ * fg may have been re-framed at its caps change (another region, not just another size): each
+ * stretch of the fg between changes is then also analysed on its own, and when the stretches'
+ * own footprints fit clearly better (mean cost under half the whole's, and 0.1 lower, over a
+ * stretch), each stretch is composited at its own footprint, its mapping joined monotonically
+ * to the others': `vidkompy-reframed` (`fg-frame` where it changed, `x`, `y`, `scale`,
+ * `previous-*`) is posted, the `vidkompy-alignment` message lists the `segments` (array of
+ * `segment` structures: `fg-frame`, footprint, confidence, mean cost) and the report has them
+ * too (`alignment` applies them). The footprint is in the first caps' fg pixels; a re-framing
+ * that also changes the aspect ratio is distorted by that conversion and will not be found.
+ * A flushing seek on the src pad resumes
  * at the fg frame sought; the bg is then read again from 2 s before where the last alignment
  * matched that frame (from its start when nothing was aligned yet), so an fg that started
  * before the bg keeps its matches.

@@ -745,7 +745,8 @@ impl VidkompyAlign {
         } else {
             "running-time"
         };
-        self.post_alignment(state, &place, found, &window, kind, elapsed);
+        let segs = [Self::segment(0, &place, found)];
+        self.post_alignment(state, &segs, found, &window, kind, elapsed);
         let keep = state.output.as_ref().is_some_and(|o| {
             let ov = &o.overlay;
             (ov.x, ov.y, ov.width, ov.height) == (place.x, place.y, place.width, place.height)
@@ -987,7 +988,7 @@ impl VidkompyAlign {
         state.output = Some(self.live_output(state, place)?);
         self.post_alignment(
             state,
-            &place,
+            &[Self::segment(0, &place, Some(&a))],
             Some(&a),
             &a.mapping,
             "live",
@@ -1054,6 +1055,7 @@ impl VidkompyAlign {
             mapping: Vec::new(),
             next: 0,
             converter,
+            upcoming: Default::default(),
             streaming: None,
             pending: (!started).then(|| (caps, state.fg.first_segment.clone())),
             pool,

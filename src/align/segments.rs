@@ -63,6 +63,27 @@ pub fn stretches(n: usize, changes: &[usize]) -> Vec<Range<usize>> {
     out
 }
 
+/// Stretches shorter than this are not analysed on their own (too few frames to tell a
+/// footprint from a chance fit); they keep the whole's.
+pub const MIN_STRETCH: usize = 6;
+/// At most this many stretches are analysed on their own, the longest (a stream that changes
+/// resolution often, as adaptive streaming does, costs a bounded extra analysis).
+pub const MAX_PARTS: usize = 8;
+
+/// Which of `stretches` to analyse on their own: long enough, and the [`MAX_PARTS`] longest
+/// (the earlier of equal ones).
+pub fn worth_analysing(stretches: &[Range<usize>]) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..stretches.len())
+        .filter(|&k| stretches[k].len() >= MIN_STRETCH)
+        .collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(stretches[k].len()));
+    let mut out = vec![false; stretches.len()];
+    for k in order.into_iter().take(MAX_PARTS) {
+        out[k] = true;
+    }
+    out
+}
+
 /// How much lower a stretch's own mean cost must be than the whole alignment's over the same
 /// frames (both an absolute margin and a ratio) for its footprint to be taken: a rescaled fg
 /// that shows the same region fits both about equally.
@@ -151,6 +172,19 @@ mod tests {
         assert!(stretches(10, &[]).is_empty());
         assert!(stretches(10, &[0, 10, 12]).is_empty());
         assert_eq!(stretches(10, &[6, 3, 3]), vec![0..3, 3..6, 6..10]);
+    }
+
+    #[test]
+    fn only_long_enough_stretches_and_at_most_max_parts_are_analysed() {
+        assert_eq!(
+            worth_analysing(&[0..5, 5..11, 11..12]),
+            vec![false, true, false]
+        );
+        let many: Vec<Range<usize>> = (0..12).map(|k| k * 10..k * 10 + 6 + k % 3).collect();
+        let w = worth_analysing(&many);
+        assert_eq!(w.iter().filter(|&&b| b).count(), MAX_PARTS);
+        // The longest (8 frames: k % 3 == 2) all taken, then the earlier 7-frame ones.
+        assert!(w[2] && w[5] && w[8] && w[11] && w[1] && w[4] && w[7] && w[10]);
     }
 
     #[test]

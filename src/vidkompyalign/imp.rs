@@ -1317,7 +1317,11 @@ impl VidkompyAlign {
         let whole = analysis::begin(&input, &self.cancel)?;
         let parts = stretches
             .iter()
-            .map(|r| {
+            .zip(segments::worth_analysing(stretches))
+            .map(|(r, worth)| {
+                if !worth {
+                    return Ok((r.clone(), None));
+                }
                 let part = Part::new(&state.fg.thumbs, r.clone());
                 let input = analysis::Input { fg: &part, ..input };
                 Ok((r.clone(), analysis::begin(&input, &self.cancel)?))

@@ -39,7 +39,8 @@
  * Offline, caps that change mid-stream on either pad are taken: later frames are converted to
  * the pad's first caps, which the analysis and the output keep (an info message says so). The
  * fg may have been re-framed at its caps change (another region, not just another size): each
- * stretch of the fg between changes is then also analysed on its own, and when the stretches'
+ * stretch of the fg between changes (of 6 frames or more, the 8 longest) is then also analysed
+ * on its own, and when the stretches'
  * own footprints fit clearly better (mean cost under half the whole's, and 0.1 lower, over a
  * stretch), each stretch is composited at its own footprint, its mapping joined monotonically
  * to the others': `vidkompy-reframed` (`fg-frame` where it changed, `x`, `y`, `scale`,

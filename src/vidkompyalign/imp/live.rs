@@ -608,35 +608,17 @@ impl VidkompyAlign {
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Err(gst::FlowError::Error);
         };
-        let backend = self.compute();
-        let tracker = tracker.clone();
         let frames = |held: &VecDeque<Held>| -> Vec<(usize, gst::Buffer)> {
             held.iter().map(|h| (h.index, h.buffer.clone())).collect()
         };
-        let (bg, fg) = (frames(&live.bg), frames(&live.fg));
         let cancel = Arc::new(Cancel::new());
-        let c = cancel.clone();
-        let handle = std::thread::Builder::new()
-            .name("vidkompy-search".into())
-            .spawn(move || {
-                let luma = |side: Side, i: usize| {
-                    let (held, info) = match side {
-                        Side::Bg => (&bg, &bg_info),
-                        Side::Fg => (&fg, &fg_info),
-                    };
-                    let (_, b) = held.iter().find(|(k, _)| *k == i)?;
-                    with_luma(b, info, Thumb::full).map(Arc::new)
-                };
-                tracker.locate(backend.dots(), &luma, &c).ok().flatten()
-            })
-            .map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Thread,
-                    ("Cannot start the footprint search thread: {e}")
-                );
-                gst::FlowError::Error
-            })?;
+        let handle = self.spawn_locate(
+            "search",
+            tracker.clone(),
+            (frames(&live.bg), bg_info),
+            FgLuma::Held(frames(&live.fg), fg_info),
+            cancel.clone(),
+        )?;
         // Started early (no frame due yet): checked again on the whole window.
         let full_at = (due == 0).then(|| now + lookahead.saturating_sub(span));
         live.search_job = Some(SearchJob {
@@ -651,6 +633,42 @@ impl VidkompyAlign {
             return self.live_search(state, due, timeout, drain);
         }
         Ok(())
+    }
+
+    /// Searches the footprint on a thread of its own (`vidkompy-<what>`): `tracker`'s
+    /// thumbnails, full-resolution luma from the bg frames held and from `fg`.
+    fn spawn_locate(
+        &self,
+        what: &str,
+        tracker: Tracker,
+        (bg, bg_info): (Vec<(usize, gst::Buffer)>, gst_video::VideoInfo),
+        fg: FgLuma,
+        cancel: Arc<Cancel>,
+    ) -> Result<std::thread::JoinHandle<Option<Alignment>>, gst::FlowError> {
+        let backend = self.compute();
+        std::thread::Builder::new()
+            .name(format!("vidkompy-{what}"))
+            .spawn(move || {
+                let luma = |side: Side, i: usize| match side {
+                    Side::Bg => {
+                        let (_, b) = bg.iter().find(|(k, _)| *k == i)?;
+                        with_luma(b, &bg_info, Thumb::full).map(Arc::new)
+                    }
+                    Side::Fg => fg.get(i),
+                };
+                tracker
+                    .locate(backend.dots(), &luma, &cancel)
+                    .ok()
+                    .flatten()
+            })
+            .map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Thread,
+                    ("Cannot start the footprint {what} thread: {e}")
+                );
+                gst::FlowError::Error
+            })
     }
 
     /// Applies the result of a footprint search started when the newest fg frame was at `now`.
@@ -856,35 +874,14 @@ impl VidkompyAlign {
                 .collect();
             (tracker.clone(), FgLuma::Held(held, fg_info), None)
         };
-        let backend = self.compute();
         let cancel = Arc::new(Cancel::new());
-        let c = cancel.clone();
         gst::debug!(
             CAT,
             imp = self,
             "footprint re-check at fg time {now} (worse: {worse}, on kept frames: {})",
             deferred.as_ref().map_or(0, |d| d.tries)
         );
-        let handle = std::thread::Builder::new()
-            .name("vidkompy-recheck".into())
-            .spawn(move || {
-                let luma = |side: Side, i: usize| match side {
-                    Side::Bg => {
-                        let (_, b) = bg.iter().find(|(k, _)| *k == i)?;
-                        with_luma(b, &bg_info, Thumb::full).map(Arc::new)
-                    }
-                    Side::Fg => fg.get(i),
-                };
-                tracker.locate(backend.dots(), &luma, &c).ok().flatten()
-            })
-            .map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Thread,
-                    ("Cannot start the footprint re-check thread: {e}")
-                );
-                gst::FlowError::Error
-            })?;
+        let handle = self.spawn_locate("recheck", tracker, (bg, bg_info), fg, cancel.clone())?;
         live.recheck = Some(RecheckJob {
             handle: Some(handle),
             confirm: confirm && deferred.is_none(),

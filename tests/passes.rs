@@ -86,6 +86,47 @@ fn seekable_inputs_are_read_again_not_stored_with_the_same_result() {
     assert!(last.get::<u64>("done").unwrap() >= last.get::<u64>("total").unwrap());
 }
 
+/// A fg that shows a late stretch of a longer bg (fg frame i is bg frame 60 + i, of 96): the
+/// passes after the first read the bg again only from the first frame they need, with the
+/// same output as storing frames.
+#[test]
+fn later_passes_read_the_bg_only_where_the_fg_needs_it() {
+    init();
+    let Some((dir, bg, fg)) = common::small_pair("passes-late", 96, (60, 24)) else {
+        eprintln!("skipped: no footage");
+        return;
+    };
+    let p = gst::parse::launch(&format!(
+        "vidkompyalign name=a ! appsink name=s sync=false \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
+         identity name=count signal-handoffs=true ! a.bg \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+        common::q(&bg),
+        common::q(&fg)
+    ))
+    .unwrap();
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = read.clone();
+    common::element::<gst::Element>(&p, "count")
+        .unwrap()
+        .connect("handoff", false, move |_| {
+            r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        });
+    let frames = common::collect(&common::element(&p, "s").unwrap());
+    common::run_to_eos(&p, 120).unwrap();
+    let two = std::mem::take(&mut frames.lock().unwrap().0);
+    let stored = run(&bg, &fg, "two-pass=false").unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(two.len(), 24);
+    same_frames(&two, &stored.frames);
+    // 96 in the first pass; then bg 60..84 (and the frames around the refinement's pairs) at
+    // most twice, with some queued when a pass ends. From the start, each pass would read 60
+    // frames before the first it needs.
+    let read = read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(read <= 96 + 2 * (24 + 8), "bg frames read: {read}");
+}
+
 #[test]
 fn a_loaded_alignment_is_applied_in_two_passes() {
     init();

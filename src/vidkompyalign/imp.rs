@@ -2421,8 +2421,49 @@ impl VidkompyAlign {
         Ok(done)
     }
 
-    /// Seeks both inputs back to the start of their first segment (flushing).
-    fn rewind(&self) -> Result<(), gst::FlowError> {
+    /// The bg frames the next pass of two-pass mode needs: those the fetch wants, else those
+    /// the output maps fg frames to.
+    fn bg_needed(state: &State) -> Option<std::ops::RangeInclusive<usize>> {
+        let frames: &[usize] = match (&state.fetch, &state.output) {
+            (Some(f), _) => &f.wanted.bg,
+            (None, Some(o)) => &o.mapping,
+            _ => return None,
+        };
+        Some(*frames.iter().min()?..=*frames.iter().max()?)
+    }
+
+    /// Where to seek the bg to read its frames `needed` again: from the first one's stream
+    /// time to the next one's after the last (the stop, `None` at the end). `None` when frames
+    /// read again could not be told apart by their timestamps (missing or not increasing):
+    /// the bg is then read from its start.
+    fn bg_span(
+        ps: &PadState,
+        needed: std::ops::RangeInclusive<usize>,
+    ) -> Option<(gst::ClockTime, Option<gst::ClockTime>)> {
+        let pts = ps
+            .times
+            .iter()
+            .map(|t| t.pts)
+            .collect::<Option<Vec<gst::ClockTime>>>()?;
+        if pts.windows(2).any(|w| w[0] >= w[1]) {
+            return None;
+        }
+        let seg = ps.first_segment.as_ref()?;
+        let start = seg.to_stream_time(*pts.get(*needed.start())?)?;
+        let stop = match pts.get(needed.end() + 1) {
+            Some(&p) => Some(seg.to_stream_time(p)?),
+            None => None,
+        };
+        Some((start, stop))
+    }
+
+    /// Seeks both inputs back to the start of their first segment (flushing); the bg only to
+    /// the frames `bg_needed` (a fg that shows a short stretch of a long bg reads little of
+    /// it again).
+    fn rewind(
+        &self,
+        bg_needed: Option<std::ops::RangeInclusive<usize>>,
+    ) -> Result<(), gst::FlowError> {
         let seqnums = [gst::Seqnum::next(), gst::Seqnum::next()];
         let segments = {
             let mut guard = self.state();
@@ -2436,40 +2477,52 @@ impl VidkompyAlign {
             });
             state.bg.pass_frames = 0;
             state.fg.pass_frames = 0;
+            let bg_span = bg_needed.and_then(|r| Self::bg_span(&state.bg, r));
             [
-                state.bg.first_segment.clone(),
-                state.fg.first_segment.clone(),
+                (state.bg.first_segment.clone(), bg_span),
+                (state.fg.first_segment.clone(), None),
             ]
         };
-        for (((pad, name), seg), seqnum) in [(&self.bg_pad, "bg"), (&self.fg_pad, "fg")]
+        for (((pad, name), (seg, span)), seqnum) in [(&self.bg_pad, "bg"), (&self.fg_pad, "fg")]
             .into_iter()
             .zip(segments)
             .zip(seqnums)
         {
             // Seek positions are stream times (where the segment's `time` says the stream
             // is at its start; most demuxers have time = start, splitmuxsrc does not).
-            let start = seg
+            let seg_start = seg
                 .as_ref()
                 .and_then(|s| s.start().and_then(|t| s.to_stream_time(t)))
-                .or(Some(gst::ClockTime::ZERO));
-            let stop = seg
+                .unwrap_or(gst::ClockTime::ZERO);
+            let seg_stop = seg
                 .as_ref()
                 .and_then(|s| s.stop().and_then(|t| s.to_stream_time(t)));
+            let (start, stop) = match span {
+                Some((from, to)) => (
+                    Some(from.max(seg_start)),
+                    match (to, seg_stop) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                ),
+                None => (Some(seg_start), seg_stop),
+            };
             let event = gst::event::Seek::builder(
                 1.0,
                 gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
                 gst::SeekType::Set,
                 start,
-                if stop.is_some() {
-                    gst::SeekType::Set
-                } else {
-                    gst::SeekType::None
-                },
+                // Set even when open (to the end): an earlier pass may have set a stop.
+                gst::SeekType::Set,
                 stop,
             )
             .seqnum(seqnum)
             .build();
-            gst::debug!(CAT, imp = self, "seeking {name} back to {start:?}");
+            gst::debug!(
+                CAT,
+                imp = self,
+                "seeking {name} back to {start:?}..{stop:?}"
+            );
             if !pad.push_event(event) {
                 gst::element_imp_error!(
                     self,
@@ -3219,8 +3272,9 @@ impl AggregatorImpl for VidkompyAlign {
                 return Ok(gst::FlowSuccess::Ok);
             }
             self.end_of_fetch(state)?;
+            let needed = Self::bg_needed(state);
             drop(guard);
-            self.rewind()?;
+            self.rewind(needed)?;
             return Ok(gst::FlowSuccess::Ok);
         }
 
@@ -3248,8 +3302,9 @@ impl AggregatorImpl for VidkompyAlign {
         self.reading_progress(state, true);
         self.end_of_first_pass(state)?;
         if state.mode == Mode::TwoPass {
+            let needed = Self::bg_needed(state);
             drop(guard);
-            self.rewind()?;
+            self.rewind(needed)?;
         }
         Ok(gst::FlowSuccess::Ok)
     }

@@ -29,7 +29,8 @@
  * the analysis's feature matrices) for the analysis, a short second pass fetches the dozen
  * frames the sub-pixel refinement needs (among the fg's first 240, up to 720 if those match
  * poorly), and both inputs are then
- * sought back to the start once more and composited as they are read. Otherwise (or with
+ * sought back to the start once more and composited as they are read (in both later passes the
+ * bg only from the first frame the pass needs, up to the last). Otherwise (or with
  * `two-pass=false`, or `match-region=edges`, which needs every frame at full resolution) frames
  * are stored: at most two upstream buffers per pad by reference, copies in memory up to
  * `max-memory`, the rest in a spill file in `temp-dir` that is unlinked as soon as it is

@@ -480,7 +480,7 @@ pub struct Begun {
 
 /// fg frames among which the refinement pairs are looked for first: the shorter the stretch,
 /// the less a second pass over a long, seekable input reads to fetch them.
-pub const REFINE_PREFIX_MIN: usize = 240;
+pub const REFINE_PREFIX_MIN: usize = 72;
 
 /// In each of [`REFINE_PAIRS`] stretches of the fg's first frames, its best-matched frame
 /// (lowest cost: the bg frame most likely shows the same moment). The first

@@ -27,7 +27,7 @@
  * answer the SEEKING query as seekable (files), it keeps no frame: a first pass keeps per-frame
  * features (a thumbnail of a few KB; past 8 MiB per pad in a spill file in `temp-dir`, as are
  * the analysis's feature matrices) for the analysis, a short second pass fetches the dozen
- * frames the sub-pixel refinement needs (among the fg's first 240, up to 720 if those match
+ * frames the sub-pixel refinement needs (among the fg's first 72, up to 720 if those match
  * poorly), and both inputs are then
  * sought back to the start once more and composited as they are read (in both later passes the
  * bg only from the first frame the pass needs, up to the last). Otherwise (or with

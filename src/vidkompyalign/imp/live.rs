@@ -41,10 +41,11 @@ const KEPT_REFINE_PX: f64 = 0.5;
 const REFRAME_PX: f64 = 8.0;
 /// Recent committed matches of which half matching nothing well starts a re-check.
 const RECENT_MATCHES: usize = 12;
-/// For this long (fg running time) after the bg last lagged, a re-check searches on fg frames
-/// kept until the bg shows their moments, not on the frames held: the lag flickers on a loaded
-/// machine, and held frames compared with a bg that has not shown them fit a wrong footprint.
-const LAG_MEMORY: u64 = 2_000_000_000;
+/// Least confidence of a footprint that replaces the one in use because the matches got worse
+/// (a re-framed fg fits its new footprint about as well as the old one did): fg frames held
+/// while the bg has not shown their moments yet (it lags; the lag flickers under load) fit a
+/// wrong footprint at 0.8 or so.
+const REFRAME_TRUST: f64 = 0.95;
 /// While the bg lags by more than the lookahead, a search on the fg frames held compares
 /// moments the bg has not shown yet: the search is done on a copy of those fg frames once the
 /// bg advanced this much past them, then after twice, four times... as much...
@@ -174,8 +175,6 @@ pub(super) struct LiveRun {
     /// fg frames are being matched to the newest bg frame because theirs has not arrived
     /// (the bg lags by more than the lookahead, or stalled).
     lagging: bool,
-    /// fg running time of the last fg frame matched while the bg lagged.
-    lagged_at: Option<u64>,
     /// The running footprint re-check, if any.
     recheck: Option<RecheckJob>,
     /// fg running time of the last footprint search or re-check start.
@@ -827,11 +826,7 @@ impl VidkompyAlign {
         let periodic = since >= RECHECK || (worse && since >= RECHECK_SOON) || confirm;
         // While the bg lags, the fg frames held show moments it has not shown yet: keep them
         // and search once it has.
-        let lagged = live.lagging
-            || live
-                .lagged_at
-                .is_some_and(|t| now.saturating_sub(t) < LAG_MEMORY);
-        if (live.want_deferred || (periodic && lagged)) && live.deferred.is_none() {
+        if (live.want_deferred || (periodic && live.lagging)) && live.deferred.is_none() {
             live.want_deferred = false;
             live.checked_at = now;
             live.deferred = Some(Deferred {
@@ -853,8 +848,7 @@ impl VidkompyAlign {
             .deferred
             .as_ref()
             .is_some_and(|d| newest_bg >= d.newest.saturating_add(DEFER_STEP << d.tries.min(16)));
-        // While the bg lags (or did lately), only kept frames are searched: see LAG_MEMORY.
-        if !deferred_due && (!periodic || lagged) {
+        if !deferred_due && !periodic {
             return Ok(());
         }
         let Some(tracker) = live.tracker.as_ref() else {
@@ -959,7 +953,8 @@ impl VidkompyAlign {
         // A better fit on kept frames or a full window replaces smaller moves too: the one in
         // use may be a couple of pixels off.
         let least = if kept { KEPT_REFINE_PX } else { REFINE_PX };
-        if moved <= least || !(job.worse || better) {
+        let worse = job.worse && a.spatial_confidence >= REFRAME_TRUST;
+        if moved <= least || !(worse || better) {
             return Ok(());
         }
         // A correction (kept frames, a full window) is not reported as a re-framing.
@@ -1151,9 +1146,6 @@ impl VidkompyAlign {
                 break;
             };
             let lagging = beyond && !bg_ended;
-            if lagging {
-                live.lagged_at = Some(h.rt);
-            }
             if lagging != live.lagging {
                 live.lagging = lagging;
                 live.want_deferred |= lagging;
@@ -1207,7 +1199,6 @@ impl VidkompyAlign {
         let mut run = LiveRun {
             output: old.output,
             lagging: old.lagging,
-            lagged_at: old.lagged_at,
             received: old.received,
             ..LiveRun::default()
         };

@@ -19,7 +19,9 @@
  * `footprint-x`, `footprint-y`, `footprint-width`, `footprint-height`, `spatial-confidence`,
  * `temporal-confidence`, `mean-cost`, `first-bg-frame`, `last-bg-frame`, `fg-frames`, `rate`,
  * `mapping`, `frames` (`read-again` or `stored`), `stored-bytes`, `spilled-bytes`,
- * `spilled-thumbnail-bytes`, `spilled-feature-bytes`, `device` and `analysis-time`). Content that does not match gives a warning, the set (or centred) footprint
+ * `spilled-thumbnail-bytes`, `spilled-feature-bytes`, `device`, `analysis-time` and `segments`,
+ * an array of `segment` structures: see below). Content that does not match gives a warning,
+ * the set (or centred) footprint
  * and the running-time mapping: each fg frame takes the bg frame showing at the same running
  * time.
  *

@@ -692,6 +692,10 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
                 m.get::<f64>("previous-x").unwrap(),
                 m.get::<f64>("previous-y").unwrap(),
             );
+            eprintln!(
+                "{what}: footprint ({px:.2}, {py:.2}) -> ({x:.2}, {y:.2}) x{scale:.4} at fg frame \
+                 {at}"
+            );
             assert!(
                 (px - 80.0).abs() <= 1.5 && (py - 46.0).abs() <= 1.5,
                 "{what}: first footprint at ({px:.2}, {py:.2})"

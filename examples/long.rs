@@ -7,7 +7,7 @@
 //! many fg frames were mapped to their true bg frame.
 //!
 //! ```text
-//! cargo run --release --example long -- [MINUTES ...] [--store]
+//! cargo run --release --example long -- [MINUTES ...] [--store] [--excerpt]
 //! ```
 //!
 //! The pair is generated once into `target/bench-long/` (H.264 in Matroska): the bg is the
@@ -16,7 +16,9 @@
 //! 1920x1080; the fg is the region of the source under the bg's footprint (960x540 at
 //! (480, 270)) at 1280x720 (scale 0.75), re-graded, starting 5 s into the bg and ending 5 s
 //! before it. So fg frame `i` shows bg frame `i + 120`. `--store` also runs `two-pass=false`
-//! (frames stored under the default max-memory, spilled past it).
+//! (frames stored under the default max-memory, spilled past it). `--excerpt` also aligns a
+//! 10 s fg cut from the middle of the long one (a short recording of a moment of a long bg:
+//! the later passes read only the bg around it).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -31,6 +33,8 @@ const WINDOW: (u32, u32) = (1280, 720);
 const BG: (u32, u32) = (1920, 1080);
 const FG: (u32, u32) = (1280, 720);
 const FOOTPRINT: (u32, u32, u32, u32) = (480, 270, 960, 540);
+/// Frames of the `--excerpt` fg (10 s).
+const EXCERPT: usize = 10 * FPS as usize;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -144,8 +148,9 @@ fn row(
     dec: &Measured,
     run: &Measured,
     report: &Path,
+    offset: usize,
 ) -> Result<(), String> {
-    let (exact, err) = score(report)?;
+    let (exact, err) = score(report, offset)?;
     println!(
         "| {label} | {frames} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} % | {} | {} | {} B | {exact} | {err:.2} |",
         dec.wall,
@@ -162,6 +167,7 @@ fn row(
 
 fn parent(args: &[String]) -> Result<(), String> {
     let store = args.iter().any(|a| a == "--store");
+    let excerpt = args.iter().any(|a| a == "--excerpt");
     let mut minutes: Vec<u32> = args.iter().filter_map(|a| a.parse().ok()).collect();
     if minutes.is_empty() {
         minutes = vec![1, 5, 10];
@@ -199,20 +205,52 @@ fn parent(args: &[String]) -> Result<(), String> {
             &dec,
             &two,
             &report,
+            OFFSET,
         )?;
         if store {
             let st = measure("store", &bg, &fg, &report)?;
-            row(&format!("{m} min, two-pass=false"), "", &dec, &st, &report)?;
+            row(
+                &format!("{m} min, two-pass=false"),
+                "",
+                &dec,
+                &st,
+                &report,
+                OFFSET,
+            )?;
+        }
+        if excerpt {
+            // fg frames from the middle on: they show bg frames from `start + OFFSET` on.
+            let n_fg = n_bg - 2 * OFFSET;
+            let start = n_fg / 2 - EXCERPT / 2;
+            let cut = dir.join(format!("fg-{m}min-excerpt.mkv"));
+            if !cut.is_file() {
+                let (frames, info) = common::decode_frames(&fg, start, EXCERPT, None)?;
+                let mut w = Writer::new(&cut, &info, 6000)?;
+                for f in frames {
+                    w.push(f)?;
+                }
+                w.finish()?;
+            }
+            let dec = measure("decode", &bg, &cut, &report)?;
+            let two = measure("two-pass", &bg, &cut, &report)?;
+            row(
+                &format!("{m} min bg, {} s fg from its middle", EXCERPT / FPS as usize),
+                &format!("{n_bg} / {}", two.frames),
+                &dec,
+                &two,
+                &report,
+                start + OFFSET,
+            )?;
         }
     }
     Ok(())
 }
 
-/// Exact mappings (fg i -> bg i + OFFSET) and the footprint's corner error, from a report.
-fn score(report: &Path) -> Result<(String, f64), String> {
+/// Exact mappings (fg i -> bg i + `offset`) and the footprint's corner error, from a report.
+fn score(report: &Path, offset: usize) -> Result<(String, f64), String> {
     let r = gstvidkompy::align::mapping::Report::read(report).map_err(|e| e.to_string())?;
     let n = r.frames.len();
-    let exact = r.frames.iter().filter(|e| e.bg == e.fg + OFFSET).count();
+    let exact = r.frames.iter().filter(|e| e.bg == e.fg + offset).count();
     let (x, y, w, _) = FOOTPRINT;
     let scale = w as f64 / FG.0 as f64;
     let corner = ((r.x - x as f64).powi(2) + (r.y - y as f64).powi(2)).sqrt();

@@ -234,7 +234,10 @@ fn parent(args: &[String]) -> Result<(), String> {
             let dec = measure("decode", &bg, &cut, &report)?;
             let two = measure("two-pass", &bg, &cut, &report)?;
             row(
-                &format!("{m} min bg, {} s fg from its middle", EXCERPT / FPS as usize),
+                &format!(
+                    "{m} min bg, {} s fg from its middle",
+                    EXCERPT / FPS as usize
+                ),
                 &format!("{n_bg} / {}", two.frames),
                 &dec,
                 &two,

@@ -77,6 +77,28 @@ pub fn rate_from_duration(frame_ns: u64) -> (i32, i32) {
     ((fps * 1000.0).round().max(1.0) as i32, 1000)
 }
 
+/// The index of the value in `sorted` (ascending) nearest to `t`, if it is at most `tol` away.
+pub fn nearest(sorted: &[u64], t: u64, tol: u64) -> Option<usize> {
+    let p = sorted.partition_point(|&x| x < t);
+    [p.checked_sub(1), (p < sorted.len()).then_some(p)]
+        .into_iter()
+        .flatten()
+        .min_by_key(|&i| sorted[i].abs_diff(t))
+        .filter(|&i| sorted[i].abs_diff(t) <= tol)
+}
+
+/// Half the smallest positive step between consecutive values: how far a timestamp read again
+/// may be from the one first read and still be the same frame (containers round timestamps,
+/// and a source may offset them differently after a seek).
+pub fn half_step(sorted: &[u64]) -> u64 {
+    sorted
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .filter(|&d| d > 0)
+        .min()
+        .map_or(0, |d| d / 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +157,16 @@ mod tests {
         assert_eq!(rate_from_duration(16_666_667), (60, 1));
         assert_eq!(rate_from_duration(0), (0, 1));
         assert_eq!(rate_from_duration(37 * MS), (27027, 1000));
+    }
+
+    #[test]
+    fn nearest_timestamp_within_a_tolerance() {
+        let v = [0, 41_666_666, 83_333_333, 125_000_000];
+        assert_eq!(half_step(&v), 20_833_333);
+        assert_eq!(nearest(&v, 83_000_000, 1_000_000), Some(2));
+        assert_eq!(nearest(&v, 84_000_000, 1_000_000), Some(2));
+        assert_eq!(nearest(&v, 60_000_000, 1_000_000), None);
+        assert_eq!(nearest(&v, 200_000_000, 100_000_000), Some(3));
+        assert_eq!(nearest(&[], 5, 10), None);
     }
 }

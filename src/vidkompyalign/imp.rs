@@ -1773,8 +1773,20 @@ impl VidkompyAlign {
             } else {
                 None
             };
+        if state.seeked {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "report entries found by timestamp: {}",
+                by_pts.is_some()
+            );
+        }
         if by_pts.is_some() {
             (fg.frames, bg.frames) = (report.fg.frames, report.bg.frames);
+            // Read from a seek, the fg may be in caps it changed to later (the report has
+            // its first ones): the footprints are in bg pixels, and the fg is converted to them
+            // from whatever size it has.
+            (fg.width, fg.height) = (report.fg.width, report.fg.height);
         }
         report.check_fits(path, fg, bg).map_err(|e| {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
@@ -1838,32 +1850,43 @@ impl VidkompyAlign {
 
     /// For each fg frame read, its report entry and the bg frame read that has the entry's bg
     /// timestamp (the nearest later one, else the last); `None` unless every fg frame read has
-    /// an entry (by timestamp) and the bg read reaches back to the first one needed.
+    /// an entry (by timestamp, within half a frame: containers round timestamps, and a source
+    /// may offset them differently after a seek) and the bg read reaches back to the first one
+    /// needed.
     fn report_by_pts(report: &Report, state: &State) -> Option<Vec<(usize, usize)>> {
-        let entries: std::collections::HashMap<u64, usize> = report
+        let mut entries: Vec<(u64, usize)> = report
             .frames
             .iter()
             .enumerate()
             .filter_map(|(k, e)| Some((e.fg_pts?, k)))
             .collect();
+        entries.sort_unstable();
+        let keys: Vec<u64> = entries.iter().map(|e| e.0).collect();
+        let fg_tol = timing::half_step(&keys);
         let bg_pts: Vec<u64> = state
             .bg
             .times
             .iter()
             .map(|t| t.pts.map(|p| p.nseconds()))
             .collect::<Option<_>>()?;
+        if bg_pts.windows(2).any(|w| w[0] >= w[1]) {
+            return None;
+        }
+        let bg_tol = timing::half_step(&bg_pts);
         let (&first, &last) = (bg_pts.first()?, bg_pts.last()?);
         let mut out = Vec::with_capacity(state.fg.times.len());
         for t in &state.fg.times {
-            let k = *entries.get(&t.pts?.nseconds())?;
-            let b = report.frames[k].bg_pts?;
-            if b < first {
+            let at = timing::nearest(&keys, t.pts?.nseconds(), fg_tol)?;
+            let k = entries.get(at)?.1;
+            let b = report.frames.get(k)?.bg_pts?;
+            if b.saturating_add(bg_tol) < first {
                 return None;
             }
             let j = if b > last {
                 bg_pts.len() - 1
             } else {
-                bg_pts.partition_point(|&p| p < b)
+                timing::nearest(&bg_pts, b, bg_tol)
+                    .unwrap_or_else(|| bg_pts.partition_point(|&p| p < b))
             };
             out.push((k, j));
         }
@@ -2432,8 +2455,8 @@ impl VidkompyAlign {
         Some(*frames.iter().min()?..=*frames.iter().max()?)
     }
 
-    /// Where to seek the bg to read its frames `needed` again: from the first one's stream
-    /// time to the next one's after the last (the stop, `None` at the end). `None` when frames
+    /// Where to seek the bg to read its frames `needed` again: from two frames before the
+    /// first one's stream time to the next one's after the last (the stop, `None` at the end). `None` when frames
     /// read again could not be told apart by their timestamps (missing or not increasing):
     /// the bg is then read from its start.
     fn bg_span(
@@ -2449,7 +2472,10 @@ impl VidkompyAlign {
             return None;
         }
         let seg = ps.first_segment.as_ref()?;
-        let start = seg.to_stream_time(*pts.get(*needed.start())?)?;
+        // Two frames early: a decoder clips the frame that straddles the seek position and
+        // gives it that position as its timestamp, which is the next frame's (read again, a
+        // frame is known by its timestamp).
+        let start = seg.to_stream_time(*pts.get(needed.start().saturating_sub(2))?)?;
         let stop = match pts.get(needed.end() + 1) {
             Some(&p) => Some(seg.to_stream_time(p)?),
             None => None,

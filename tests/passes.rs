@@ -673,18 +673,19 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
     };
     for (tag, at) in [("half", 18), ("late", 30)] {
         let fg_src = reframed_at(&dir, tag, &bg, &fg, at);
+        let report = dir.join("r.json");
+        let launch = |props: &str| {
+            format!(
+                "vidkompyalign name=a {props} ! appsink name=s sync=false \
+                 filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+                 {fg_src} ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+                common::q(&bg),
+            )
+        };
         for props in ["", "two-pass=false"] {
             let what = format!("re-framed at {at} {props}");
-            let report = dir.join("r.json");
             let run = common::run_collect(
-                &format!(
-                    "vidkompyalign name=a report={} {props} ! appsink name=s sync=false \
-                     filesrc location={} ! decodebin ! videoconvert ! \
-                     video/x-raw,format=I420 ! a.bg \
-                     {fg_src} ! videoconvert ! video/x-raw,format=I420 ! a.fg",
-                    common::q(&report),
-                    common::q(&bg),
-                ),
+                &launch(&format!("report={} {props}", common::q(&report))),
                 120,
             )
             .unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -755,14 +756,7 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
             }
             // The report's segments, loaded, give the same output.
             let loaded = common::run_collect(
-                &format!(
-                    "vidkompyalign name=a alignment={} {props} ! appsink name=s sync=false \
-                     filesrc location={} ! decodebin ! videoconvert ! \
-                     video/x-raw,format=I420 ! a.bg \
-                     {fg_src} ! videoconvert ! video/x-raw,format=I420 ! a.fg",
-                    common::q(&report),
-                    common::q(&bg),
-                ),
+                &launch(&format!("alignment={} {props}", common::q(&report))),
                 120,
             )
             .unwrap_or_else(|e| panic!("{what}, loaded: {e}"));

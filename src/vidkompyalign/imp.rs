@@ -1668,7 +1668,6 @@ impl VidkompyAlign {
         let Some(first) = segs.first() else {
             return;
         };
-        let place = &Self::place_of(first);
         let segments = gst::Array::new(segs.iter().map(|s| {
             gst::Structure::builder("segment")
                 .field("fg-frame", s.from as u64)
@@ -1683,14 +1682,15 @@ impl VidkompyAlign {
                 .field("mean-cost", s.mean_cost.unwrap_or(nan))
                 .build()
         }));
+        // The first stretch's footprint (the only one, unless the fg was re-framed).
         let s = gst::Structure::builder("vidkompy-alignment")
-            .field("x", a.map_or(f64::from(place.x), |a| a.x))
-            .field("y", a.map_or(f64::from(place.y), |a| a.y))
-            .field("scale", a.map_or(place.scale, |a| a.scale))
-            .field("footprint-x", place.x)
-            .field("footprint-y", place.y)
-            .field("footprint-width", place.width)
-            .field("footprint-height", place.height)
+            .field("x", first.x)
+            .field("y", first.y)
+            .field("scale", first.scale)
+            .field("footprint-x", first.footprint.x)
+            .field("footprint-y", first.footprint.y)
+            .field("footprint-width", first.footprint.width)
+            .field("footprint-height", first.footprint.height)
             .field(
                 "spatial-confidence",
                 a.map_or(nan, |a| a.spatial_confidence),
@@ -1913,7 +1913,6 @@ impl VidkompyAlign {
         let Some(first) = segs.first() else {
             return Err(gst::FlowError::Error);
         };
-        let place = &Self::place_of(first);
         let (fg, bg) = Self::streams(state, geo);
         let pts =
             |ps: &PadState, i: usize| ps.times.get(i).and_then(|t| t.pts).map(|t| t.nseconds());
@@ -1922,15 +1921,11 @@ impl VidkompyAlign {
             version: mapping::VERSION,
             fg,
             bg,
-            x: a.map_or(f64::from(place.x), |a| a.x),
-            y: a.map_or(f64::from(place.y), |a| a.y),
-            scale: a.map_or(place.scale, |a| a.scale),
-            footprint: mapping::Footprint {
-                x: place.x,
-                y: place.y,
-                width: place.width,
-                height: place.height,
-            },
+            // The first stretch's footprint (the only one, unless the fg was re-framed).
+            x: first.x,
+            y: first.y,
+            scale: first.scale,
+            footprint: first.footprint,
             spatial_confidence: a.and_then(|a| finite(a.spatial_confidence)),
             temporal_confidence: a.and_then(|a| finite(a.temporal_confidence)),
             mean_cost: a.and_then(|a| finite(a.mean_cost)),

@@ -1269,22 +1269,34 @@ impl VidkompyAlign {
         self.finish_prepare(state, prep, &segs, mapping)
     }
 
-    /// Posts `vidkompy-reframed` (as live mode does) for a fg re-framed at a caps change,
-    /// found offline.
+    /// The fields every `vidkompy-reframed` message has (offline and live): the new footprint
+    /// `(x, y, scale)` with its confidence, the previous one, and the fg frame where it starts.
+    fn reframed_message(
+        new: (f64, f64, f64),
+        confidence: f64,
+        old: (f64, f64, f64),
+        fg_frame: usize,
+    ) -> gst::structure::Builder {
+        gst::Structure::builder("vidkompy-reframed")
+            .field("x", new.0)
+            .field("y", new.1)
+            .field("scale", new.2)
+            .field("previous-x", old.0)
+            .field("previous-y", old.1)
+            .field("previous-scale", old.2)
+            .field("spatial-confidence", confidence)
+            .field("fg-frame", fg_frame as u64)
+    }
+
+    /// Posts `vidkompy-reframed` for a fg re-framed at a caps change, found offline.
     fn post_reframed(&self, old: &Segment, new: &Segment) {
-        let s = gst::Structure::builder("vidkompy-reframed")
-            .field("x", new.x)
-            .field("y", new.y)
-            .field("scale", new.scale)
-            .field("previous-x", old.x)
-            .field("previous-y", old.y)
-            .field("previous-scale", old.scale)
-            .field(
-                "spatial-confidence",
-                new.spatial_confidence.unwrap_or(f64::NAN),
-            )
-            .field("fg-frame", new.from as u64)
-            .build();
+        let s = Self::reframed_message(
+            (new.x, new.y, new.scale),
+            new.spatial_confidence.unwrap_or(f64::NAN),
+            (old.x, old.y, old.scale),
+            new.from,
+        )
+        .build();
         gst::info!(
             CAT,
             imp = self,

@@ -1005,18 +1005,15 @@ impl VidkompyAlign {
             );
             return Ok(());
         }
-        let s = gst::Structure::builder("vidkompy-reframed")
-            .field("x", a.x)
-            .field("y", a.y)
-            .field("scale", a.scale)
-            .field("previous-x", old.x)
-            .field("previous-y", old.y)
-            .field("previous-scale", old.scale)
-            .field("spatial-confidence", a.spatial_confidence)
-            .field("fg-frame", fg_frame as u64)
-            .field("fg-running-time", started_at)
-            .field("count", state.live.as_ref().map_or(0, |l| l.reframed))
-            .build();
+        let s = Self::reframed_message(
+            (a.x, a.y, a.scale),
+            a.spatial_confidence,
+            (old.x, old.y, old.scale),
+            fg_frame,
+        )
+        .field("fg-running-time", started_at)
+        .field("count", state.live.as_ref().map_or(0, |l| l.reframed))
+        .build();
         gst::warning!(CAT, imp = self, "the fg was re-framed: {s}");
         let _ = self
             .obj()

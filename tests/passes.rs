@@ -578,6 +578,20 @@ fn resized_at(
     )
 }
 
+/// Runs a launch line of the caps pair: every one of the 36 fg frames is output, without a
+/// warning.
+fn caps_run(desc: &str, what: &str) -> common::Run {
+    let run = common::run_collect(desc, 120).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(run.frames.len(), 36, "{what}");
+    let warnings: Vec<_> = run
+        .messages
+        .iter()
+        .filter(|m| m.name() == "warning")
+        .collect();
+    assert!(warnings.is_empty(), "{what}: {warnings:?}");
+    run
+}
+
 /// Offline, caps that change mid-stream on either pad are accepted: the frames are converted
 /// to the pad's first caps, so the output keeps the bg's first size and every fg frame still
 /// takes its true bg frame (fg frame i shows bg frame 12 + i), read twice or stored.
@@ -605,23 +619,15 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
     ] {
         for props in ["", "two-pass=false"] {
             let report = dir.join("r.json");
-            let run = common::run_collect(
+            let run = caps_run(
                 &format!(
                     "vidkompyalign name=a report={} {props} ! appsink name=s sync=false \
                      {bg_src} ! videoconvert ! video/x-raw,format=I420 ! a.bg \
                      {fg_src} ! videoconvert ! video/x-raw,format=I420 ! a.fg",
                     common::q(&report)
                 ),
-                120,
-            )
-            .unwrap_or_else(|e| panic!("{what} {props}: {e}"));
-            assert_eq!(run.frames.len(), 36, "{what} {props}");
-            let warnings: Vec<_> = run
-                .messages
-                .iter()
-                .filter(|m| m.name() == "warning")
-                .collect();
-            assert!(warnings.is_empty(), "{what} {props}: {warnings:?}");
+                &format!("{what} {props}"),
+            );
             let caps = run.caps.as_ref().unwrap().structure(0).unwrap().to_owned();
             assert_eq!(
                 (caps.get::<i32>("width"), caps.get::<i32>("height")),
@@ -684,18 +690,10 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
         };
         for props in ["", "two-pass=false"] {
             let what = format!("re-framed at {at} {props}");
-            let run = common::run_collect(
+            let run = caps_run(
                 &launch(&format!("report={} {props}", common::q(&report))),
-                120,
-            )
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert_eq!(run.frames.len(), 36, "{what}");
-            let warnings: Vec<_> = run
-                .messages
-                .iter()
-                .filter(|m| m.name() == "warning")
-                .collect();
-            assert!(warnings.is_empty(), "{what}: {warnings:?}");
+                &what,
+            );
             let m = run
                 .message("vidkompy-reframed")
                 .unwrap_or_else(|| panic!("{what}: no vidkompy-reframed in {:?}", run.messages));

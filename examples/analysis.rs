@@ -136,7 +136,7 @@ fn run() -> Result<(), String> {
     let input = Input {
         fg: &fgd.frames,
         bg: &bgd.frames,
-        dots: &temporal::CpuDots,
+        dots: &temporal::CpuKernels,
         spills: &temporal::InMemory,
         geometry,
         constraints: Constraints::default(),

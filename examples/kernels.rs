@@ -167,6 +167,53 @@ fn main() {
             .map(|g| best(runs, || g.band_dots(&fg, &bg, &lo, width)));
         print_row(label, c, g);
     }
+    // DTW accumulation over the same shapes (max step 4, jumps allowed).
+    let cancel = gstvidkompy::align::Cancel::new();
+    for (label, n, m, width) in [
+        (
+            "DTW accumulation, whole 1200 x 1440 matrix",
+            1200,
+            1440,
+            1440,
+        ),
+        (
+            "DTW accumulation, 14160 rows x 64-frame band",
+            14160,
+            14400,
+            64,
+        ),
+    ] {
+        let a = accumulation(n, m, width);
+        let runs = iters.min(5);
+        let c = best(runs, || {
+            temporal::accumulate(&a, &cancel).map_err(|e| e.to_string())
+        });
+        let g = gpu
+            .as_ref()
+            .map(|g| best(runs, || g.accumulate(&a, &cancel)));
+        print_row(label, c, g);
+    }
+}
+
+/// A DTW band of random costs (up to 2) over `n` fg and `m` bg frames, rows `width` wide
+/// along the diagonal.
+fn accumulation(n: usize, m: usize, width: usize) -> temporal::Accumulation {
+    let width = width.min(m);
+    let lo: Vec<u32> = (0..n)
+        .map(|i| (i + 120).min(m - width) as u32)
+        .map(|l| if width == m { 0 } else { l })
+        .collect();
+    let cells = noise(n * width * 4, 9)
+        .chunks_exact(4)
+        .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) << 1)
+        .collect();
+    temporal::Accumulation {
+        lo,
+        start: (0..=n).map(|i| (i * width) as u32).collect(),
+        cells,
+        pen: [0u64, 0, 0, 1 << 28, 1 << 30].to_vec(),
+        jump: Some(1 << 31),
+    }
 }
 
 /// One table row: CPU and GPU times and whether both gave the same result.

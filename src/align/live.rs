@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::analysis::{self, Alignment, Luma, Side};
 use super::features::{Feature, Thumb};
 use super::spatial::{Constraints, Estimate, Geometry};
-use super::temporal::{self, Dots, DtwParams, Features, Line, Priors};
+use super::temporal::{self, DtwParams, Features, Kernels, Line, Priors};
 use super::{Cancel, Cancelled};
 
 /// Committed matches the guide line is fitted on (the last ones; about ten seconds at 24 fps).
@@ -176,7 +176,7 @@ impl Tracker {
     /// window positions). `luma` gives the full-resolution luma of frames by their index.
     pub fn locate(
         &self,
-        dots: &dyn Dots,
+        dots: &dyn Kernels,
         luma: &Luma<'_>,
         cancel: &Cancel,
     ) -> Result<Option<Alignment>, Cancelled> {
@@ -328,7 +328,7 @@ impl Tracker {
     pub fn commit(
         &mut self,
         n: usize,
-        dots: &dyn Dots,
+        dots: &dyn Kernels,
         cancel: &Cancel,
     ) -> Result<Committed, Cancelled> {
         let n = n.min(self.fg.0.len());
@@ -405,12 +405,12 @@ impl Tracker {
                 band: priors.band,
                 jump: priors.jump,
             };
-            let path = temporal::dtw(&costs, &params, cancel)?;
+            let path = temporal::dtw_with(&costs, &params, dots, cancel)?;
             let distinct = temporal::distinctiveness(&costs, &path);
             (path, distinct, 1)
         } else {
             let costs = temporal::Costs::from_matrix(&extended);
-            let (path, _) = temporal::align(&costs, max_step, priors, cancel)?;
+            let (path, _) = temporal::align_with(&costs, max_step, priors, dots, cancel)?;
             let distinct = temporal::distinctiveness(&costs, &path);
             (path, distinct, 0)
         };
@@ -514,7 +514,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::align::temporal::CpuDots;
+    use crate::align::temporal::CpuKernels;
 
     /// A textured "scene" at moment `t`: a smooth pattern that moves with `t`.
     fn scene(t: usize, w: usize, h: usize) -> Thumb {
@@ -595,11 +595,11 @@ mod tests {
             t.push(Side::Fg, k, Arc::new(scene(fg_moment(k), 64, 48)));
             t.forget_bg_before(k.saturating_sub(keep));
             let due = t.pending().saturating_sub(lookahead);
-            let c = t.commit(due, &CpuDots, &cancel).unwrap();
+            let c = t.commit(due, &CpuKernels, &cancel).unwrap();
             reanchored |= c.reanchored;
             out.extend(c.matches);
         }
-        let c = t.commit(t.pending(), &CpuDots, &cancel).unwrap();
+        let c = t.commit(t.pending(), &CpuKernels, &cancel).unwrap();
         out.extend(c.matches);
         (out, reanchored)
     }
@@ -641,14 +641,14 @@ mod tests {
             Side::Fg => Some(fg(i)),
         };
         let cancel = Cancel::new();
-        let early = t.locate(&CpuDots, &luma, &cancel).unwrap().unwrap();
+        let early = t.locate(&CpuKernels, &luma, &cancel).unwrap().unwrap();
         // Later the bg has shown those moments (fg frames 3..8 are bg frames 13..18); the fg
         // frames held then are others, so the search takes the copy of the earlier ones.
         for k in 8..30 {
             t.push(Side::Bg, k, bg(k));
         }
         let again = t.with_fg(&held);
-        let late = again.locate(&CpuDots, &luma, &cancel).unwrap().unwrap();
+        let late = again.locate(&CpuKernels, &luma, &cancel).unwrap().unwrap();
         // The fit on moments both show is the better one.
         assert!(late.mean_cost < early.mean_cost, "{late:?} {early:?}");
         assert!(
@@ -814,10 +814,20 @@ mod tests {
         let mut t = Tracker::new(geo, Constraints::default(), None);
         let cancel = Cancel::new();
         t.push(Side::Fg, 0, Arc::new(scene(0, 64, 48)));
-        assert!(t.commit(1, &CpuDots, &cancel).unwrap().matches.is_empty());
+        assert!(
+            t.commit(1, &CpuKernels, &cancel)
+                .unwrap()
+                .matches
+                .is_empty()
+        );
         let mut t = tracker();
         t.push(Side::Fg, 0, Arc::new(scene(0, 64, 48)));
-        assert!(t.commit(1, &CpuDots, &cancel).unwrap().matches.is_empty());
+        assert!(
+            t.commit(1, &CpuKernels, &cancel)
+                .unwrap()
+                .matches
+                .is_empty()
+        );
         assert_eq!(t.pending(), 1);
     }
 }

@@ -380,19 +380,25 @@ fn dots_row_avx2(a: &[i16], bg: &Features, lo: usize, row: &mut [i32]) {
     dots_row_any(a, bg, lo, row);
 }
 
-/// Where the cost matrix's dot products are computed: [`band_dots`] on the CPU, or a GPU
-/// backend. Integer dot products are exact, so every implementation gives the same numbers
-/// (and a backend that fails computes them on the CPU instead).
-pub trait Dots: Sync + std::fmt::Debug {
+/// Where the analysis's heavy kernels run: the cost matrix's dot products ([`band_dots`]) and
+/// DTW's accumulation ([`accumulate`]), on the CPU or a GPU backend. Both are integer
+/// arithmetic, exact in any order, so every implementation gives the same numbers (and a
+/// backend that fails computes them on the CPU instead).
+pub trait Kernels: Sync + std::fmt::Debug {
     /// As [`band_dots`].
     fn band_dots(&self, fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Vec<i32>;
+
+    /// As [`accumulate`] (integer arithmetic: every backend gives the same numbers).
+    fn accumulate(&self, a: &Accumulation, cancel: &Cancel) -> Result<Accumulated, Cancelled> {
+        accumulate(a, cancel)
+    }
 }
 
 /// [`band_dots`] on the CPU, rows in parallel.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CpuDots;
+pub struct CpuKernels;
 
-impl Dots for CpuDots {
+impl Kernels for CpuKernels {
     fn band_dots(&self, fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Vec<i32> {
         band_dots(fg, bg, lo, width)
     }
@@ -400,11 +406,11 @@ impl Dots for CpuDots {
 
 /// The full cost matrix (fg x bg).
 pub fn cost_matrix(fg: &Features, bg: &Features) -> Array2<f32> {
-    cost_matrix_with(fg, bg, &CpuDots)
+    cost_matrix_with(fg, bg, &CpuKernels)
 }
 
 /// The full cost matrix (fg x bg), its dot products from `dots`.
-pub fn cost_matrix_with(fg: &Features, bg: &Features, dots: &dyn Dots) -> Array2<f32> {
+pub fn cost_matrix_with(fg: &Features, bg: &Features, dots: &dyn Kernels) -> Array2<f32> {
     let (n, m) = (fg.len(), bg.len());
     let d = dots.band_dots(fg, bg, &vec![0; n], m);
     let mut c = Array2::zeros((n, m));
@@ -496,7 +502,7 @@ impl Costs {
 
     /// The costs of a band: row `i` covers bg frames `band[i].0..band[i].1`.
     pub fn banded(fg: &dyn FeatureRows, bg: &dyn FeatureRows, band: &[(usize, usize)]) -> Costs {
-        Self::banded_with(fg, bg, band, &CpuDots)
+        Self::banded_with(fg, bg, band, &CpuKernels)
     }
 
     /// [`Costs::banded`] with the dot products from `dots`.
@@ -504,7 +510,7 @@ impl Costs {
         fg: &dyn FeatureRows,
         bg: &dyn FeatureRows,
         band: &[(usize, usize)],
-        dots: &dyn Dots,
+        dots: &dyn Kernels,
     ) -> Costs {
         Self::banded_with_medians(fg, bg, band, dots, None)
     }
@@ -516,7 +522,7 @@ impl Costs {
         fg: &dyn FeatureRows,
         bg: &dyn FeatureRows,
         band: &[(usize, usize)],
-        dots: &dyn Dots,
+        dots: &dyn Kernels,
         medians: Option<&[f32]>,
     ) -> Costs {
         let (n, m) = (fg.rows(), bg.rows());
@@ -641,7 +647,7 @@ impl Costs {
 
 /// Every row's median cost over the sampled bg frames, in blocks of rows (memory bounded
 /// whatever the length).
-fn sampled_medians(fg: &dyn FeatureRows, bg: &dyn FeatureRows, dots: &dyn Dots) -> Vec<f32> {
+fn sampled_medians(fg: &dyn FeatureRows, bg: &dyn FeatureRows, dots: &dyn Kernels) -> Vec<f32> {
     let (n, m) = (fg.rows(), bg.rows());
     let cols: Vec<usize> = sampled(n, m).collect();
     if cols.is_empty() {
@@ -741,39 +747,103 @@ fn line_penalty(p: &DtwParams, i: usize, j: usize) -> f64 {
     }
 }
 
-/// The cheapest monotonic path through `cost` with an open begin and end, within its band.
-pub fn dtw(cost: &Costs, p: &DtwParams, cancel: &Cancel) -> Result<Path, Cancelled> {
-    let (n, m) = (cost.n(), cost.m());
-    if n == 0 || m == 0 || cost.cells() == 0 {
-        return Ok(Path {
-            bg: Vec::new(),
-            cost: Vec::new(),
+/// Fixed-point unit of DTW's costs: a cell's cost (its line penalty included) and the step
+/// and jump penalties are counted in 2^-32ths (finer than an `f32` cost's own precision above
+/// 10^-3, where near-identical frames differ) and accumulated as 64-bit integers, which add
+/// exactly in any order, so that every backend finds the very same path. A cell costs at most
+/// 2^4 (2 plus its line penalty): 2^28 rows of them fit.
+pub const DTW_ONE: f64 = 4_294_967_296.0;
+
+/// Largest cost of one cell or one penalty in fixed point.
+const DTW_CELL_MAX: u64 = 1 << 36;
+
+fn dtw_fixed(v: f64) -> u64 {
+    // `as` saturates (and maps NaN to 0).
+    (v * DTW_ONE).round().clamp(0.0, DTW_CELL_MAX as f64) as u64
+}
+
+/// The DTW accumulation over a band in fixed point, what a backend computes: row `i` holds bg
+/// frames `lo[i]..lo[i] + (start[i + 1] - start[i])`, its cells' costs at
+/// `cells[start[i]..start[i + 1]]`.
+///
+/// Row 0 is its cells. Every further cell adds its cost to the cheapest of its predecessors:
+/// the previous row's cells `j - s` for steps `s` in `0..=max_step` (plus `pen[s]`), and with a
+/// `jump` penalty, the cheapest cell before `j - max_step` (plus `jump`); the first one wins a
+/// tie, the cell itself is its own predecessor when it has none (and then costs its own cost
+/// plus [`DTW_ALONE`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accumulation {
+    pub lo: Vec<u32>,
+    pub start: Vec<u32>,
+    pub cells: Vec<u64>,
+    /// Penalty of each step `0..=max_step`.
+    pub pen: Vec<u64>,
+    pub jump: Option<u64>,
+}
+
+/// What a cell without predecessors (a band that leaps ahead of the previous row's) adds to
+/// its own cost: more than any path through the whole band, so that such a cell never wins
+/// over a connected one.
+pub const DTW_ALONE: u64 = 1 << 62;
+
+/// The result of an [`Accumulation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accumulated {
+    /// The bg frame each cell's path came from, cell by cell as `cells`.
+    pub back: Vec<u32>,
+    /// The last row's accumulated costs.
+    pub last: Vec<u64>,
+}
+
+impl Accumulation {
+    pub fn rows(&self) -> usize {
+        self.lo.len()
+    }
+
+    /// Cells of row `i`.
+    pub fn row(&self, i: usize) -> std::ops::Range<usize> {
+        self.start[i] as usize..self.start[i + 1] as usize
+    }
+
+    /// Widest row.
+    pub fn width(&self) -> usize {
+        (0..self.rows())
+            .map(|i| self.row(i).len())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// [`Accumulation`] on the CPU. Sums saturate at `u64::MAX`, as the GPU's do.
+pub fn accumulate(a: &Accumulation, cancel: &Cancel) -> Result<Accumulated, Cancelled> {
+    let n = a.rows();
+    let mut back = vec![0u32; a.cells.len()];
+    if n == 0 {
+        return Ok(Accumulated {
+            back,
+            last: Vec::new(),
         });
     }
-    let k = p.max_step.max(1);
-    let pen: Vec<f64> = (0..=k).map(|s| f64::from(step_penalty(p, s))).collect();
-    let jump = (p.jump > 0.0 && p.jump.is_finite()).then_some(f64::from(p.jump));
-    // The bg frame each cell came from, per row of the band.
-    let mut back = vec![0u32; cost.cells()];
-    // Running minimum of the previous row, for jumps: (value, column).
-    let mut lead: Vec<(f64, u32)> = Vec::new();
-    let (lo0, row0) = cost.row(0);
-    let mut prev: Vec<f64> = row0
-        .iter()
-        .zip(lo0..)
-        .map(|(&c, j)| f64::from(c) + line_penalty(p, 0, j))
-        .collect();
-    let mut prev_lo = lo0;
-    let mut cur: Vec<f64> = Vec::new();
+    let k = a.pen.len().saturating_sub(1).max(1);
+    let pen = |s: usize| a.pen.get(s).copied().unwrap_or(0);
+    let mut prev: Vec<u64> = a.cells[a.row(0)].to_vec();
+    for (b, j) in back[a.row(0)].iter_mut().zip(a.lo[0]..) {
+        *b = j;
+    }
+    let mut prev_lo = a.lo[0] as usize;
+    // Running minimum of the previous row, for jumps: (value, bg frame).
+    let mut lead: Vec<(u64, u32)> = Vec::new();
+    let mut cur: Vec<u64> = Vec::new();
     for i in 1..n {
         if i % 256 == 0 {
             cancel.check()?;
         }
-        let (lo, row) = cost.row(i);
-        let b = &mut back[cost.start[i]..cost.start[i + 1]];
-        if jump.is_some() {
+        let lo = a.lo[i] as usize;
+        let cells = &a.cells[a.row(i)];
+        let b = &mut back[a.row(i)];
+        if a.jump.is_some() {
             lead.clear();
-            let mut run = (f64::INFINITY, 0u32);
+            let mut run = (u64::MAX, 0u32);
             for (q, &v) in prev.iter().enumerate() {
                 if v < run.0 {
                     run = (v, (prev_lo + q) as u32);
@@ -783,41 +853,92 @@ pub fn dtw(cost: &Costs, p: &DtwParams, cancel: &Cancel) -> Result<Path, Cancell
         }
         let prev_hi = prev_lo + prev.len();
         cur.clear();
-        for (q, (&c, bq)) in row.iter().zip(b.iter_mut()).enumerate() {
+        for (q, (&c, bq)) in cells.iter().zip(b.iter_mut()).enumerate() {
             let j = lo + q;
-            let (mut best, mut arg) = (f64::INFINITY, j as u32);
-            // Predecessors j - s in the previous row's band.
-            let s_min = j.saturating_sub(prev_hi - 1);
-            let s_max = k.min(j.saturating_sub(prev_lo));
-            if j >= prev_lo {
+            let (mut best, mut arg) = (DTW_ALONE, j as u32);
+            let mut found = false;
+            if j >= prev_lo && !prev.is_empty() {
+                // Predecessors j - s in the previous row's band.
+                let s_min = j.saturating_sub(prev_hi - 1);
+                let s_max = k.min(j - prev_lo);
                 for s in s_min..=s_max {
-                    let v = prev[j - s - prev_lo] + pen[s];
-                    if v < best {
-                        best = v;
-                        arg = (j - s) as u32;
+                    let v = prev[j - s - prev_lo].saturating_add(pen(s));
+                    if !found || v < best {
+                        (best, arg, found) = (v, (j - s) as u32, true);
                     }
                 }
             }
-            if let Some(jp) = jump
-                && j > k
-                && j - k > prev_lo
+            if let Some(jp) = a.jump
+                && j > k + prev_lo
+                && !lead.is_empty()
             {
-                let at = (j - k - 1 - prev_lo).min(lead.len() - 1);
-                let (v, from) = lead[at];
-                if v + jp < best {
-                    best = v + jp;
-                    arg = from;
+                let (v, from) = lead[(j - k - 1 - prev_lo).min(lead.len() - 1)];
+                let v = v.saturating_add(jp);
+                if !found || v < best {
+                    (best, arg) = (v, from);
                 }
             }
-            cur.push(best + f64::from(c) + line_penalty(p, i, j));
+            cur.push(best.saturating_add(c));
             *bq = arg;
         }
         std::mem::swap(&mut prev, &mut cur);
         prev_lo = lo;
     }
-    let mut j = prev_lo
-        + (0..prev.len())
-            .min_by(|&a, &b| prev[a].total_cmp(&prev[b]))
+    Ok(Accumulated { back, last: prev })
+}
+
+/// The fixed-point accumulation of DTW with `p` over `cost`.
+pub fn accumulation(cost: &Costs, p: &DtwParams) -> Accumulation {
+    let n = cost.n();
+    let k = p.max_step.max(1);
+    let jump = (p.jump > 0.0 && p.jump.is_finite()).then(|| dtw_fixed(f64::from(p.jump)));
+    let mut cells = Vec::with_capacity(cost.cells());
+    for i in 0..n {
+        let (lo, row) = cost.row(i);
+        cells.extend(
+            row.iter()
+                .zip(lo..)
+                .map(|(&c, j)| dtw_fixed(f64::from(c) + line_penalty(p, i, j))),
+        );
+    }
+    // Bands and frame counts are far below 2^32 (a frame index is a u32 in reports too).
+    Accumulation {
+        lo: cost.lo.iter().map(|&l| l as u32).collect(),
+        start: cost.start.iter().map(|&s| s as u32).collect(),
+        cells,
+        pen: (0..=k)
+            .map(|s| dtw_fixed(f64::from(step_penalty(p, s))))
+            .collect(),
+        jump,
+    }
+}
+
+/// The cheapest monotonic path through `cost` with an open begin and end, within its band,
+/// accumulated on the CPU.
+pub fn dtw(cost: &Costs, p: &DtwParams, cancel: &Cancel) -> Result<Path, Cancelled> {
+    dtw_with(cost, p, &CpuKernels, cancel)
+}
+
+/// [`dtw`], accumulated by `kernels` (every backend finds the same path).
+pub fn dtw_with(
+    cost: &Costs,
+    p: &DtwParams,
+    kernels: &dyn Kernels,
+    cancel: &Cancel,
+) -> Result<Path, Cancelled> {
+    let n = cost.n();
+    if n == 0 || cost.m() == 0 || cost.cells() == 0 {
+        return Ok(Path {
+            bg: Vec::new(),
+            cost: Vec::new(),
+        });
+    }
+    let acc = kernels.accumulate(&accumulation(cost, p), cancel)?;
+    let (last_lo, _) = cost.row(n - 1);
+    // The first cheapest end.
+    let mut j = last_lo
+        + (0..acc.last.len())
+            .min_by_key(|&q| (acc.last[q], q))
             .unwrap_or(0);
     let mut bg = vec![0usize; n];
     for i in (0..n).rev() {
@@ -825,7 +946,10 @@ pub fn dtw(cost: &Costs, p: &DtwParams, cancel: &Cancel) -> Result<Path, Cancell
         let (lo, row) = cost.row(i);
         let q = j.saturating_sub(lo).min(row.len().saturating_sub(1));
         bg[i] = lo + q;
-        j = back.get(cost.start[i] + q).map_or(lo + q, |&b| b as usize);
+        j = acc
+            .back
+            .get(cost.start[i] + q)
+            .map_or(lo + q, |&b| b as usize);
     }
     let cost = bg
         .iter()
@@ -974,13 +1098,25 @@ pub fn align(
     priors: Priors,
     cancel: &Cancel,
 ) -> Result<(Path, Option<Line>), Cancelled> {
-    let first = dtw(
+    align_with(cost, max_step, priors, &CpuKernels, cancel)
+}
+
+/// [`align`], DTW accumulated by `kernels`.
+pub fn align_with(
+    cost: &Costs,
+    max_step: usize,
+    priors: Priors,
+    kernels: &dyn Kernels,
+    cancel: &Cancel,
+) -> Result<(Path, Option<Line>), Cancelled> {
+    let first = dtw_with(
         cost,
         &DtwParams {
             max_step,
             jump: priors.jump,
             ..Default::default()
         },
+        kernels,
         cancel,
     )?;
     let line = path_line(&first.bg, &distinctiveness(cost, &first), CONFIDENT);
@@ -988,7 +1124,7 @@ pub fn align(
         return Ok((first, line));
     };
     let guided = |l: Line| {
-        dtw(
+        dtw_with(
             cost,
             &DtwParams {
                 max_step: max_step.max(l.rate.ceil() as usize + 1),
@@ -998,6 +1134,7 @@ pub fn align(
                 band: priors.band,
                 jump: priors.jump,
             },
+            kernels,
             cancel,
         )
     };
@@ -1040,7 +1177,7 @@ pub fn align_features(
     bg: &dyn FeatureRows,
     max_step: usize,
     priors: Priors,
-    dots: &dyn Dots,
+    dots: &dyn Kernels,
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
     align_within(fg, bg, WHOLE_CELLS, max_step, priors, dots, cancel)
@@ -1053,7 +1190,7 @@ fn align_within(
     whole: usize,
     max_step: usize,
     priors: Priors,
-    dots: &dyn Dots,
+    dots: &dyn Kernels,
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
     let (n, m) = (fg.rows(), bg.rows());
@@ -1069,6 +1206,7 @@ fn align_within(
             1,
             max_step,
             priors,
+            dots,
             cancel,
         );
     }
@@ -1083,6 +1221,7 @@ fn align_within(
         f,
         max_step,
         priors,
+        dots,
         cancel,
     )
 }
@@ -1099,12 +1238,12 @@ pub fn align_near(
     radius: usize,
     max_step: usize,
     priors: Priors,
-    dots: &dyn Dots,
+    dots: &dyn Kernels,
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
     let band = band_around(previous, None, 1, fg.rows(), bg.rows(), radius);
     let costs = Costs::banded_with_medians(fg, bg, &band, dots, medians);
-    align_costs(&costs, 1, max_step, priors, cancel)
+    align_costs(&costs, 1, max_step, priors, dots, cancel)
 }
 
 fn align_costs(
@@ -1112,10 +1251,11 @@ fn align_costs(
     decimation: usize,
     max_step: usize,
     priors: Priors,
+    dots: &dyn Kernels,
     cancel: &Cancel,
 ) -> Result<Aligned, Cancelled> {
     cancel.check()?;
-    let (path, line) = align(costs, max_step, priors, cancel)?;
+    let (path, line) = align_with(costs, max_step, priors, dots, cancel)?;
     let distinct = distinctiveness(costs, &path);
     Ok(Aligned {
         path,
@@ -1376,7 +1516,7 @@ mod tests {
         let truth = |i: usize| 250 + i;
         let fg_rows: Vec<Vec<f32>> = (0..3000).map(|i| scene[truth(i)].clone()).collect();
         let fg = feats(&fg_rows, 0.3, 2);
-        let banded = align_features(&fg, &bg, 5, Priors::default(), &CpuDots, &cancel).unwrap();
+        let banded = align_features(&fg, &bg, 5, Priors::default(), &CpuKernels, &cancel).unwrap();
         assert!(banded.decimation >= 2, "{}", banded.decimation);
         assert!(banded.cells * 10 < 3000 * 3400, "{} cells", banded.cells);
         let full = Costs::from_matrix(&cost_matrix(&fg, &bg));
@@ -1460,8 +1600,8 @@ mod tests {
             sbg.select(&[7, 3, 4, 2999]).q,
             bg.select(&[7, 3, 4, 2999]).q
         );
-        let a = align_features(&fg, &bg, 5, Priors::default(), &CpuDots, &cancel).unwrap();
-        let b = align_features(&sfg, &sbg, 5, Priors::default(), &CpuDots, &cancel).unwrap();
+        let a = align_features(&fg, &bg, 5, Priors::default(), &CpuKernels, &cancel).unwrap();
+        let b = align_features(&sfg, &sbg, 5, Priors::default(), &CpuKernels, &cancel).unwrap();
         assert!(a.decimation >= 2, "{}", a.decimation);
         assert_eq!(a, b);
         let near = |f: &dyn FeatureRows, g: &dyn FeatureRows| {
@@ -1473,7 +1613,7 @@ mod tests {
                 8,
                 5,
                 Priors::default(),
-                &CpuDots,
+                &CpuKernels,
                 &cancel,
             )
             .unwrap()
@@ -1496,7 +1636,7 @@ mod tests {
         };
         let fg_rows: Vec<Vec<f32>> = (0..3200).map(|i| scene[truth(i)].clone()).collect();
         let fg = feats(&fg_rows, 0.3, 4);
-        let a = align_features(&fg, &bg, 5, Priors::default(), &CpuDots, &cancel).unwrap();
+        let a = align_features(&fg, &bg, 5, Priors::default(), &CpuKernels, &cancel).unwrap();
         assert!(a.decimation >= 3, "{}", a.decimation);
         assert!(a.cells * 50 < 3200 * 9000, "{} cells", a.cells);
         let wrong: Vec<usize> = (0..3200)

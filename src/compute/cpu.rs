@@ -3,7 +3,7 @@
 //! The CPU implementation of [`Compute`]: rows in parallel with rayon.
 
 use super::Compute;
-use crate::align::temporal::{CpuDots, Dots};
+use crate::align::temporal::{CpuKernels, Kernels};
 use crate::composite::{self, CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use rayon::prelude::*;
 
@@ -19,8 +19,8 @@ impl Compute for Cpu {
         "cpu"
     }
 
-    fn dots(&self) -> &dyn Dots {
-        &CpuDots
+    fn kernels(&self) -> &dyn Kernels {
+        &CpuKernels
     }
 
     fn composite(

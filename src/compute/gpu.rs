@@ -7,7 +7,8 @@
 //! kernel is bit-exact with the CPU path: integer arithmetic only, so the two never disagree.
 
 use super::Compute;
-use crate::align::temporal::{Dots, Features};
+use crate::align::temporal::{Accumulated, Accumulation, Features, Kernels};
+use crate::align::{Cancel, Cancelled};
 use crate::composite::{self, CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -39,6 +40,7 @@ pub struct Context {
     info: AdapterInfo,
     composite: Kernel,
     dots: Kernel,
+    dtw: Kernel,
     /// The first uncaptured error the device reported (they are otherwise panics in wgpu).
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -129,12 +131,14 @@ fn init() -> Result<Context, String> {
     }));
     let composite = kernel(&device, "composite", include_str!("shaders/composite.wgsl"))?;
     let dots = kernel(&device, "dots", include_str!("shaders/dots.wgsl"))?;
+    let dtw = kernel(&device, "dtw", include_str!("shaders/dtw.wgsl"))?;
     Ok(Context {
         device,
         queue,
         info,
         composite,
         dots,
+        dtw,
         uncaptured,
     })
 }
@@ -199,6 +203,18 @@ impl Context {
         groups: (u32, u32, u32),
         out: &wgpu::Buffer,
     ) -> Result<Vec<u8>, String> {
+        let mut all = self.run_all(kernel, buffers, groups, &[(out, 0..out.size())])?;
+        all.pop().ok_or_else(|| "GPU readback missing".to_string())
+    }
+
+    /// [`Context::run`], reading back a byte range of each of `outs`.
+    fn run_all(
+        &self,
+        kernel: &Kernel,
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32, u32),
+        outs: &[(&wgpu::Buffer, std::ops::Range<u64>)],
+    ) -> Result<Vec<Vec<u8>>, String> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
@@ -213,13 +229,17 @@ impl Context {
             layout: &kernel.layout,
             entries: &entries,
         });
-        let size = out.size();
-        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let readbacks: Vec<wgpu::Buffer> = outs
+            .iter()
+            .map(|(_, range)| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: range.end - range.start,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
         let mut enc = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -229,12 +249,17 @@ impl Context {
             pass.set_bind_group(0, &group, &[]);
             pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         }
-        enc.copy_buffer_to_buffer(out, 0, &readback, 0, size);
+        for ((out, range), readback) in outs.iter().zip(&readbacks) {
+            enc.copy_buffer_to_buffer(out, range.start, readback, 0, range.end - range.start);
+        }
         self.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
-        readback.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
+        for readback in &readbacks {
+            let tx = tx.clone();
+            readback.map_async(wgpu::MapMode::Read, .., move |r| {
+                let _ = tx.send(r);
+            });
+        }
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| format!("GPU wait failed: {e}"))?;
@@ -244,15 +269,22 @@ impl Context {
         if let Some(e) = self.uncaptured.lock().ok().and_then(|e| e.clone()) {
             return Err(format!("GPU error: {e}"));
         }
-        rx.recv()
-            .map_err(|_| "GPU readback was dropped".to_string())?
-            .map_err(|e| format!("GPU readback failed: {e}"))?;
-        let data = readback
-            .get_mapped_range(..)
-            .map_err(|e| format!("GPU readback failed: {e}"))?
-            .to_vec();
-        readback.unmap();
-        Ok(data)
+        for _ in &readbacks {
+            rx.recv()
+                .map_err(|_| "GPU readback was dropped".to_string())?
+                .map_err(|e| format!("GPU readback failed: {e}"))?;
+        }
+        readbacks
+            .iter()
+            .map(|readback| {
+                let data = readback
+                    .get_mapped_range(..)
+                    .map_err(|e| format!("GPU readback failed: {e}"))?
+                    .to_vec();
+                readback.unmap();
+                Ok(data)
+            })
+            .collect()
     }
 }
 
@@ -365,6 +397,132 @@ impl Gpu {
     }
 }
 
+/// Cells one DTW dispatch takes at most (their costs and back-pointers well below any binding
+/// limit).
+const DTW_CELLS_PER_DISPATCH: usize = 8 << 20;
+
+/// Workgroup barriers one DTW dispatch passes at most (21 per row of up to 256 cells, 18 more
+/// per further 256): short dispatches, cancellable between them. Lavapipe (Mesa 22.3) loses the
+/// writes of a dispatch past about 2^16 barriers (measured: back-pointers of rows after about
+/// 2100 of 2600 rows in one dispatch came back 0); a quarter of that is safe.
+const DTW_BARRIERS_PER_DISPATCH: usize = 1 << 14;
+
+impl Gpu {
+    /// As [`crate::align::temporal::accumulate`], bit-exact with it: rows in chunks, one
+    /// workgroup each, the last row kept on the GPU between them; back-pointers come back.
+    pub fn accumulate(&self, a: &Accumulation, cancel: &Cancel) -> Result<Accumulated, String> {
+        let n = a.rows();
+        if a.start.len() != n + 1 || a.start.last().map_or(0, |&s| s as usize) != a.cells.len() {
+            return Err("DTW band does not match its cells".into());
+        }
+        if n == 0 {
+            return Ok(Accumulated {
+                back: Vec::new(),
+                last: Vec::new(),
+            });
+        }
+        let as_u32 = |v: usize| u32::try_from(v).map_err(|_| format!("{v} too large"));
+        let ctx = &self.ctx;
+        let half = a.width().max(1);
+        let barriers = 3 + 18 * half.div_ceil(256);
+        let b_line = ctx.storage("dtw line", &vec![0u8; 7 * half * 4], true);
+        let pen = if a.pen.is_empty() {
+            vec![0]
+        } else {
+            a.pen.clone()
+        };
+        let b_pen = ctx.storage("dtw penalties", bytemuck::cast_slice(&pen), false);
+        let k = as_u32(a.pen.len().saturating_sub(1))?;
+        let mut back = Vec::with_capacity(a.cells.len());
+        let mut last = Vec::new();
+        let (mut prev_lo, mut prev_len, mut flip) = (0u32, 0u32, 0u32);
+        let mut r0 = 0;
+        while r0 < n {
+            if cancel.is_cancelled() {
+                return Err("cancelled".into());
+            }
+            // At least one row; more while within both limits.
+            let base = a.start[r0] as usize;
+            let mut r1 = r0 + 1;
+            while r1 < n
+                && (r1 - r0 + 1) * barriers <= DTW_BARRIERS_PER_DISPATCH
+                && (a.start[r1 + 1] as usize - base) <= DTW_CELLS_PER_DISPATCH
+            {
+                r1 += 1;
+            }
+            let rows = r1 - r0;
+            let mut meta: Vec<u32> = a.lo[r0..r1].to_vec();
+            meta.extend(a.start[r0..=r1].iter().map(|&s| s - a.start[r0]));
+            let cells = &a.cells[base..a.start[r1] as usize];
+            let params = [
+                as_u32(rows)?,
+                k,
+                u32::from(a.jump.is_some()),
+                a.jump.unwrap_or(0) as u32,
+                (a.jump.unwrap_or(0) >> 32) as u32,
+                prev_lo,
+                prev_len,
+                flip,
+                u32::from(r0 == 0),
+                as_u32(half)?,
+                0,
+                0,
+            ];
+            let b_params = ctx.uniform(&params);
+            let b_meta = ctx.storage("dtw rows", bytemuck::cast_slice(&meta), false);
+            // A binding is never empty.
+            let padded;
+            let cells_bytes: &[u8] = if cells.is_empty() {
+                padded = [0u64];
+                bytemuck::cast_slice(&padded)
+            } else {
+                bytemuck::cast_slice(cells)
+            };
+            let b_cells = ctx.storage("dtw cells", cells_bytes, false);
+            let b_back = ctx.storage("dtw back", &vec![0u8; cells_bytes.len() / 2], true);
+            // The row after this chunk's last is in the other half.
+            flip ^= (rows % 2) as u32;
+            let last_row = a.row(r1 - 1).len() as u64 * 8;
+            let mut outs = vec![(&b_back, 0..cells.len() as u64 * 4)];
+            if r1 == n && last_row > 0 {
+                let at = u64::from(flip) * half as u64 * 8;
+                outs.push((&b_line, at..at + last_row));
+            }
+            let outs: Vec<_> = outs.into_iter().filter(|(_, r)| !r.is_empty()).collect();
+            let bytes = ctx.run_all(
+                &ctx.dtw,
+                &[&b_params, &b_meta, &b_cells, &b_pen, &b_line, &b_back],
+                (1, 1, 1),
+                &outs,
+            )?;
+            let mut bytes = bytes.into_iter();
+            let to_u32 = |b: Vec<u8>| -> Vec<u32> {
+                b.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            };
+            if !cells.is_empty() {
+                back.extend(to_u32(bytes.next().unwrap_or_default()));
+            }
+            if r1 == n && last_row > 0 {
+                last = bytes
+                    .next()
+                    .unwrap_or_default()
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect();
+            }
+            prev_lo = a.lo[r1 - 1];
+            prev_len = as_u32(a.row(r1 - 1).len())?;
+            r0 = r1;
+        }
+        if back.len() != a.cells.len() {
+            return Err("GPU DTW returned too few back-pointers".into());
+        }
+        Ok(Accumulated { back, last })
+    }
+}
+
 /// Words of 4 bytes covering `bytes` bytes.
 fn words(bytes: usize) -> usize {
     bytes.div_ceil(4)
@@ -372,7 +530,7 @@ fn words(bytes: usize) -> usize {
 
 /// The analysis's dot products on the GPU; if the device fails, on the CPU (the same numbers),
 /// with the failure kept for [`Compute::take_failure`].
-impl Dots for Gpu {
+impl Kernels for Gpu {
     fn band_dots(&self, fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Vec<i32> {
         match Gpu::band_dots(self, fg, bg, lo, width) {
             Ok(d) => d,
@@ -384,6 +542,19 @@ impl Dots for Gpu {
             }
         }
     }
+
+    fn accumulate(&self, a: &Accumulation, cancel: &Cancel) -> Result<Accumulated, Cancelled> {
+        match Gpu::accumulate(self, a, cancel) {
+            Ok(d) => Ok(d),
+            Err(_) if cancel.is_cancelled() => Err(Cancelled),
+            Err(e) => {
+                if let Ok(mut f) = self.failure.lock() {
+                    f.get_or_insert(e);
+                }
+                crate::align::temporal::accumulate(a, cancel)
+            }
+        }
+    }
 }
 
 impl Compute for Gpu {
@@ -391,7 +562,7 @@ impl Compute for Gpu {
         &self.name
     }
 
-    fn dots(&self) -> &dyn Dots {
+    fn kernels(&self) -> &dyn Kernels {
         self
     }
 

@@ -3,7 +3,7 @@
 //! The heavy kernels behind one trait, so that a GPU implementation can stand beside the CPU one.
 //! The element holds an `Arc<dyn Compute>` and never touches pixels itself.
 
-use crate::align::temporal::Dots;
+use crate::align::temporal::Kernels;
 use crate::composite::{CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     ) -> Result<(), CompositeError>;
 
     /// Where this backend computes the analysis's cost-matrix dot products.
-    fn dots(&self) -> &dyn Dots;
+    fn kernels(&self) -> &dyn Kernels;
 
     /// The first failure of the device since the last call, if any (the work was then done on
     /// the CPU instead).
@@ -89,7 +89,8 @@ pub fn backend(choice: Choice) -> Result<(Arc<dyn Compute>, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::align::temporal::{self, Features};
+    use crate::align::Cancel;
+    use crate::align::temporal::{self, Accumulation, Features};
 
     /// Random bytes.
     fn noise(n: usize, seed: u32) -> Vec<u8> {
@@ -107,6 +108,19 @@ mod tests {
             x_sub,
             y_sub,
             bytes_per_pixel,
+        }
+    }
+
+    /// The GPU backend; `None` (the test skips, saying so) only when there is no adapter at
+    /// all. An adapter whose device or kernels cannot be made fails the test.
+    fn gpu_or_skip() -> Option<Gpu> {
+        if let Err(e) = gpu::adapter() {
+            eprintln!("skipped: no GPU adapter ({e})");
+            return None;
+        }
+        match Gpu::new() {
+            Ok(g) => Some(g),
+            Err(e) => panic!("there is an adapter, but no GPU backend: {e}"),
         }
     }
 
@@ -155,12 +169,8 @@ mod tests {
 
     #[test]
     fn gpu_composites_exactly_like_the_cpu() {
-        let gpu = match Gpu::new() {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("skipped: no GPU adapter ({e})");
-                return;
-            }
+        let Some(gpu) = gpu_or_skip() else {
+            return;
         };
         eprintln!("GPU: {:?}", gpu.info());
         let i420 = [layout(0, 0, 1), layout(1, 1, 1), layout(1, 1, 1)];
@@ -201,12 +211,8 @@ mod tests {
 
     #[test]
     fn gpu_dot_products_equal_the_cpu_s_bit_for_bit() {
-        let gpu = match Gpu::new() {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("skipped: no GPU adapter ({e})");
-                return;
-            }
+        let Some(gpu) = gpu_or_skip() else {
+            return;
         };
         // Unit-norm-sized values, an odd feature length, bands that run past the last bg row;
         // then values at the i16 limits, whose sums wrap on both sides alike.
@@ -227,6 +233,92 @@ mod tests {
                 want.len()
             );
             assert!(want.iter().any(|&v| v != 0));
+        }
+    }
+
+    /// A random DTW band: rows of 1..=width cells whose starts move forward by 0..3 bg frames,
+    /// now and then leaping past the previous row (unreachable cells); costs of `levels`
+    /// values (few: many ties) up to 2, a few far higher.
+    fn random_accumulation(
+        n: usize,
+        width: usize,
+        seed: u32,
+        jump: bool,
+        levels: u32,
+        pen: [u64; 5],
+    ) -> Accumulation {
+        let mut s = seed;
+        let mut next = |m: u32| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) % m
+        };
+        let (mut lo, mut start, mut cells) = (Vec::new(), vec![0u32], Vec::new());
+        let mut l = 0u32;
+        for _ in 0..n {
+            l += if next(50) == 0 {
+                width as u32 + 5
+            } else {
+                next(3)
+            };
+            let len = 1 + next(width as u32);
+            lo.push(l);
+            for _ in 0..len {
+                cells.push(match next(400) {
+                    // Far over any real cost, and close to where sums saturate.
+                    0 => 1 << 40,
+                    1 => u64::MAX - 7,
+                    _ => u64::from(next(levels)) * ((2u64 << 32) / u64::from(levels)),
+                });
+            }
+            start.push(cells.len() as u32);
+        }
+        Accumulation {
+            lo,
+            start,
+            cells,
+            pen: pen.to_vec(),
+            jump: jump.then_some(1 << 31),
+        }
+    }
+
+    #[test]
+    fn gpu_dtw_accumulation_equals_the_cpu_s_bit_for_bit() {
+        let Some(gpu) = gpu_or_skip() else {
+            return;
+        };
+        let cancel = Cancel::new();
+        // Wider rows than a workgroup, jumps or not, ties, and (the last) more rows than one
+        // dispatch takes, so that the last row is carried from one dispatch to the next.
+        let pen = [3000u64, 0, 0, 2000, 8000].map(|v| v << 16);
+        // Steps dearer than a jump: jumps win, through running minima full of ties.
+        let dear = [1u64 << 32; 5];
+        let cases = [
+            (300, 700, 1, true, 1 << 16, pen),
+            (300, 40, 2, false, 1 << 16, pen),
+            (300, 40, 3, true, 4, pen),
+            (300, 700, 5, true, 4, pen),
+            (100, 700, 6, true, 1, dear),
+            (2600, 24, 4, true, 8, pen),
+        ];
+        for (n, width, seed, jump, levels, pen) in cases {
+            let a = random_accumulation(n, width, seed, jump, levels, pen);
+            let want = temporal::accumulate(&a, &cancel).unwrap();
+            let got = gpu.accumulate(&a, &cancel).unwrap();
+            assert_eq!(want.last, got.last, "case {seed}: last rows differ");
+            let bad = want
+                .back
+                .iter()
+                .zip(&got.back)
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(
+                bad,
+                0,
+                "case {seed}: {bad} of {} back-pointers differ",
+                a.cells.len()
+            );
+            // Not a trivial case: paths come from elsewhere than straight above.
+            assert!(want.back.iter().zip(0..).any(|(&b, q)| b != a.lo[0] + q));
         }
     }
 

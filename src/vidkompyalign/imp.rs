@@ -903,7 +903,7 @@ impl VidkompyAlign {
     fn input<'a>(
         state: &'a State,
         prep: &Prep,
-        dots: &'a dyn crate::align::temporal::Dots,
+        dots: &'a dyn crate::align::temporal::Kernels,
     ) -> analysis::Input<'a> {
         analysis::Input {
             fg: &state.fg.thumbs,
@@ -1325,7 +1325,7 @@ impl VidkompyAlign {
         stretches: &[std::ops::Range<usize>],
     ) -> Result<(Option<analysis::Begun>, Parts<analysis::Begun>), crate::align::Cancelled> {
         let backend = self.compute();
-        let input = Self::input(state, prep, backend.dots());
+        let input = Self::input(state, prep, backend.kernels());
         let whole = analysis::begin(&input, &self.cancel)?;
         let parts = stretches
             .iter()
@@ -1353,7 +1353,7 @@ impl VidkompyAlign {
         luma: &analysis::Luma<'_>,
     ) -> Result<(Option<Alignment>, Parts<Alignment>), crate::align::Cancelled> {
         let backend = self.compute();
-        let input = Self::input(state, prep, backend.dots());
+        let input = Self::input(state, prep, backend.kernels());
         let whole = begun
             .map(|b| analysis::finish(&input, b, luma, &self.cancel))
             .transpose()?;

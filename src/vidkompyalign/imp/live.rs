@@ -662,7 +662,7 @@ impl VidkompyAlign {
                     Side::Fg => fg.get(i),
                 };
                 tracker
-                    .locate(backend.dots(), &luma, &cancel)
+                    .locate(backend.kernels(), &luma, &cancel)
                     .ok()
                     .flatten()
             })
@@ -1090,7 +1090,7 @@ impl VidkompyAlign {
                 return Err(gst::FlowError::Error);
             };
             let c = t
-                .commit(due, backend.dots(), &self.cancel)
+                .commit(due, backend.kernels(), &self.cancel)
                 .map_err(|_| gst::FlowError::Flushing)?;
             if c.reanchored {
                 live.reanchored += 1;

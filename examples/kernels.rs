@@ -9,6 +9,7 @@
 //! cargo run --release --example kernels -- [ITERATIONS]
 //! ```
 
+use gstvidkompy::align::ncc;
 use gstvidkompy::align::temporal::{self, Features};
 use gstvidkompy::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use gstvidkompy::compute::{self, Compute};
@@ -193,6 +194,56 @@ fn main() {
             .map(|g| best(runs, || g.accumulate(&a, &cancel)));
         print_row(label, c, g);
     }
+    // The spatial refinement's correlations at its finest level for the 1080p bench pair: a
+    // 480x270 template per pair against its 960x540 bg level, 6 pairs, 5 x 5 offsets at 5
+    // scales (the window of one search step).
+    let (images, templates) = refinement_level(6, (960, 540), (480, 270));
+    let mut jobs = Vec::new();
+    for k in 0..5u32 {
+        for p in 0..6u32 {
+            for v in 0..5 {
+                for u in 0..5 {
+                    jobs.push([p, p, 238 + u + k, 133 + v]);
+                }
+            }
+        }
+    }
+    let w = ncc::WindowDots {
+        images: images.iter().map(|q| (&q[..], 960)).collect(),
+        templates: templates.iter().collect(),
+        jobs,
+    };
+    let runs = iters.min(5);
+    let c = best(runs, || Ok(ncc::window_dots(&w)));
+    let g = gpu.as_ref().map(|g| best(runs, || g.window_dots(&w)));
+    print_row("refinement NCC, 750 windows of 480x270 in 960x540", c, g);
+}
+
+/// `n` random bg level images of `size` in fixed point and a template of `t` for each.
+fn refinement_level(
+    n: usize,
+    size: (usize, usize),
+    t: (usize, usize),
+) -> (Vec<Vec<i16>>, Vec<ncc::QTemplate>) {
+    let images = (0..n)
+        .map(|p| {
+            noise(size.0 * size.1, 20 + p as u32)
+                .into_iter()
+                .map(|b| i16::from(b) * 8)
+                .collect()
+        })
+        .collect();
+    let templates = (0..n)
+        .map(|p| {
+            let bytes = noise(t.0 * t.1, 40 + p as u32);
+            let img =
+                ndarray::Array2::from_shape_fn((t.1, t.0), |(y, x)| f32::from(bytes[y * t.0 + x]));
+            ncc::Template::new(&img)
+                .and_then(|t| ncc::QTemplate::new(&t))
+                .expect("a random template is not flat")
+        })
+        .collect();
+    (images, templates)
 }
 
 /// A DTW band of random costs (up to 2) over `n` fg and `m` bg frames, rows `width` wide

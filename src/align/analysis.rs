@@ -663,6 +663,7 @@ pub fn finish(
                 from,
                 input.constraints,
                 &mut levels,
+                input.dots,
                 cancel,
             )
         })?;

@@ -137,6 +137,13 @@ impl Integral {
         Integral { sum, sum2 }
     }
 
+    /// Sum of the window at `(v, u)` of `th` x `tw`.
+    #[inline]
+    pub fn window_sum(&self, v: usize, u: usize, th: usize, tw: usize) -> f64 {
+        let a = &self.sum;
+        a[(v + th, u + tw)] - a[(v, u + tw)] - a[(v + th, u)] + a[(v, u)]
+    }
+
     /// Sum of squared deviations from the mean over the window at `(v, u)` of `th` x `tw`.
     #[inline]
     pub fn window_var(&self, v: usize, u: usize, th: usize, tw: usize) -> f64 {
@@ -313,6 +320,145 @@ pub fn ncc_at(img: &Image, integral: &Integral, t: &Template, v: usize, u: usize
         acc += f64::from(dot(ts, is));
     }
     acc / (t.norm * var.sqrt())
+}
+
+/// Fixed-point unit of an image's values in [`WindowDots`]: 1/8 of a grey level (at most 2040,
+/// an `i16`).
+pub const IMAGE_ONE: f64 = 8.0;
+
+/// An image's values in fixed point ([`IMAGE_ONE`]), row-major.
+pub fn quantise_image(img: &Image) -> Vec<i16> {
+    img.iter()
+        .map(|&v| (f64::from(v) * IMAGE_ONE).round().clamp(0.0, 2040.0) as i16)
+        .collect()
+}
+
+/// A template in fixed point: its zero-mean values scaled so that the largest is at most
+/// 2047 and a row's products with a [`quantise_image`] image fit an `i32` (so that sums are
+/// exact, in any order, on any backend).
+#[derive(Debug, Clone)]
+pub struct QTemplate {
+    pub q: Vec<i16>,
+    pub w: usize,
+    pub h: usize,
+    /// Sum of `q` (small but not 0 after rounding).
+    pub sum: i64,
+    /// Euclidean norm of `q`.
+    pub norm: f64,
+}
+
+impl QTemplate {
+    pub fn new(t: &Template) -> Option<QTemplate> {
+        let (h, w) = t.img.dim();
+        let peak = t.img.iter().fold(0f32, |m, &v| m.max(v.abs()));
+        if w == 0 || h == 0 || peak <= 0.0 {
+            return None;
+        }
+        let limit = ((i32::MAX as usize) / (2040 * w)).min(2047) as f64;
+        let k = limit / f64::from(peak);
+        let q: Vec<i16> = t
+            .img
+            .iter()
+            .map(|&v| (f64::from(v) * k).round().clamp(-limit, limit) as i16)
+            .collect();
+        let sum = q.iter().map(|&v| i64::from(v)).sum();
+        let norm = q.iter().map(|&v| i64::from(v) * i64::from(v)).sum::<i64>() as f64;
+        Some(QTemplate {
+            q,
+            w,
+            h,
+            sum,
+            norm: norm.sqrt(),
+        })
+    }
+}
+
+/// The sum of products of `t` with the window of `img` (`img_w` wide, [`quantise_image`]) at
+/// `(v, u)`: each row's in an `i32` (it fits, see [`QTemplate`]), rows summed in an `i64`.
+pub fn window_dot(img: &[i16], img_w: usize, t: &QTemplate, v: usize, u: usize) -> i64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { window_dot_avx2(img, img_w, t, v, u) };
+        }
+    }
+    window_dot_any(img, img_w, t, v, u)
+}
+
+/// [`window_dot_any`] compiled for AVX2 (the default x86-64 target has only SSE2, which does
+/// half the work per instruction).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn window_dot_avx2(img: &[i16], img_w: usize, t: &QTemplate, v: usize, u: usize) -> i64 {
+    window_dot_any(img, img_w, t, v, u)
+}
+
+#[inline(always)]
+fn window_dot_any(img: &[i16], img_w: usize, t: &QTemplate, v: usize, u: usize) -> i64 {
+    t.q.chunks_exact(t.w.max(1))
+        .enumerate()
+        .map(|(y, trow)| {
+            let at = (v + y) * img_w + u;
+            img.get(at..at + t.w)
+                .map_or(0, |irow| i64::from(super::temporal::dot_q(trow, irow)))
+        })
+        .sum()
+}
+
+/// A batch of [`window_dot`]s, what a backend computes: job `[t, i, u, v]` is template
+/// `templates[t]` at `(v, u)` of image `images[i]` (values and width); every window lies
+/// inside its image.
+#[derive(Debug, Clone, Default)]
+pub struct WindowDots<'a> {
+    pub images: Vec<(&'a [i16], usize)>,
+    pub templates: Vec<&'a QTemplate>,
+    pub jobs: Vec<[u32; 4]>,
+}
+
+impl WindowDots<'_> {
+    /// Whether every job's template and image exist and its window lies inside the image.
+    pub fn is_valid(&self) -> bool {
+        self.jobs.iter().all(|&[t, i, u, v]| {
+            match (self.templates.get(t as usize), self.images.get(i as usize)) {
+                (Some(t), Some(&(img, w))) => {
+                    w > 0
+                        && u as usize + t.w <= w
+                        && (v as usize + t.h) * w <= img.len()
+                        && t.q.len() == t.w * t.h
+                }
+                _ => false,
+            }
+        })
+    }
+}
+
+/// [`WindowDots`] on the CPU, jobs in parallel (0 for an invalid job).
+pub fn window_dots(w: &WindowDots<'_>) -> Vec<i64> {
+    use rayon::prelude::*;
+    w.jobs
+        .par_iter()
+        .map(
+            |&[t, i, u, v]| match (w.templates.get(t as usize), w.images.get(i as usize)) {
+                (Some(t), Some(&(img, width))) => window_dot(img, width, t, v as usize, u as usize),
+                _ => 0,
+            },
+        )
+        .collect()
+}
+
+/// NCC of `t` at `(v, u)` of an image with `integral` from its [`window_dot`] `dot`: exact
+/// integers in, the same number out on every backend.
+pub fn ncc_from_dot(dot: i64, t: &QTemplate, integral: &Integral, v: usize, u: usize) -> f64 {
+    let (th, tw) = (t.h, t.w);
+    let var = integral.window_var(v, u, th, tw);
+    if var <= FLAT_VAR * (th * tw) as f64 {
+        return 0.0;
+    }
+    let mean = integral.window_sum(v, u, th, tw) / (th * tw) as f64;
+    // sum of t·(img - mean), img = value / IMAGE_ONE.
+    let num = dot as f64 / IMAGE_ONE - mean * t.sum as f64;
+    num / (t.norm * var.sqrt())
 }
 
 #[cfg(test)]

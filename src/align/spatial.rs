@@ -10,7 +10,8 @@
 //! by parabola fits.
 
 use super::features::{Image, Rect, Thumb, downscale_image, resample};
-use super::ncc::{self, Fft2, Integral, Prepared, Scratch, Template, TemplateSpectrum};
+use super::ncc::{self, Fft2, Integral, Prepared, QTemplate, Scratch, Template, TemplateSpectrum};
+use super::temporal::{CpuKernels, Kernels};
 use super::{Cancel, Cancelled};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -553,12 +554,13 @@ struct Level {
 /// allocation, which the cache keeps alive so that the key stays unique.
 #[derive(Default)]
 pub struct LevelCache {
-    bg: Cached<(Image, Integral)>,
+    bg: Cached<(Image, Integral, Vec<i16>)>,
     fg: Cached<Image>,
 }
 
-/// A bg frame at one level, with its integral images.
-type BgLevel = Arc<(Image, Integral)>;
+/// A bg frame at one level, with its integral images and its values in fixed point
+/// ([`ncc::quantise_image`]).
+type BgLevel = Arc<(Image, Integral, Vec<i16>)>;
 
 /// Frames cached at one level, keyed by frame allocation and level.
 type Cached<T> = HashMap<(usize, usize), (Arc<Thumb>, Arc<T>)>;
@@ -598,7 +600,8 @@ impl LevelCache {
             bg: cached(&mut self.bg, &bg, f, |t| {
                 let img = t.image_at(f);
                 let int = Integral::new(&img);
-                (img, int)
+                let q = ncc::quantise_image(&img);
+                (img, int, q)
             }),
             fg: cached(&mut self.fg, &fg, f, |t| t.image_at(f)),
         }
@@ -606,12 +609,13 @@ impl LevelCache {
 }
 
 /// The fg samples resampled to the template of one candidate scale: its size in level px.
-type Templates = Option<(usize, usize, Vec<Option<Template>>)>;
+type Templates = Option<(usize, usize, Vec<Option<QTemplate>>)>;
 
 /// Scores of one level's candidates (scale step `k`, offset `(u, v)` in level px), each
 /// computed once however often the search window moves over it: mean NCC over the pairs.
 struct Scores<'a> {
     level: &'a Level,
+    kernels: &'a dyn Kernels,
     geo: Geometry,
     /// The scale at step 0 and the relative change per step.
     origin: f64,
@@ -644,25 +648,64 @@ impl Scores<'_> {
             .level
             .fg
             .iter()
-            .map(|fg| Template::new(&resample(fg, r, tw, th)))
+            .map(|fg| Template::new(&resample(fg, r, tw, th)).and_then(|t| QTemplate::new(&t)))
             .collect();
         Some((tw, th, list))
     }
 
-    fn score(&self, k: i64, u: i64, v: i64) -> Option<f64> {
-        let (tw, th, templates) = self.templates.get(&k)?.as_ref()?;
-        let (bh, bw) = self.level.bg.first()?.0.dim();
-        if u < 0 || v < 0 || u as usize + tw > bw || v as usize + th > bh {
-            return None;
-        }
-        let (mut acc, mut n) = (0f64, 0usize);
-        for (t, bg) in templates.iter().zip(&self.level.bg) {
-            if let Some(t) = t {
-                acc += ncc::ncc_at(&bg.0, &bg.1, t, v as usize, u as usize);
-                n += 1;
+    /// The scores of `cands`: for each, the mean NCC over the pairs whose template is not flat
+    /// (`None` where none is or the template does not fit), from correlations computed by the
+    /// kernels in one batch.
+    fn scores(&self, cands: &[(i64, i64, i64)]) -> Vec<Option<f64>> {
+        let bg = &self.level.bg;
+        let Some((bh, bw)) = bg.first().map(|b| b.0.dim()) else {
+            return vec![None; cands.len()];
+        };
+        let mut w = ncc::WindowDots {
+            images: bg.iter().map(|b| (&b.2[..], b.0.dim().1)).collect(),
+            ..Default::default()
+        };
+        // Template index of each (scale step, pair).
+        let mut index: HashMap<(i64, usize), u32> = HashMap::new();
+        // Jobs of each candidate: (first job, jobs).
+        let mut spans = Vec::with_capacity(cands.len());
+        for &(k, u, v) in cands {
+            let Some((tw, th, list)) = self.templates.get(&k).and_then(Option::as_ref) else {
+                spans.push((0, 0));
+                continue;
+            };
+            if u < 0 || v < 0 || u as usize + tw > bw || v as usize + th > bh {
+                spans.push((0, 0));
+                continue;
             }
+            let first = w.jobs.len();
+            for (p, t) in list.iter().enumerate() {
+                let Some(t) = t else { continue };
+                let ti = *index.entry((k, p)).or_insert_with(|| {
+                    w.templates.push(t);
+                    (w.templates.len() - 1) as u32
+                });
+                w.jobs.push([ti, p as u32, u as u32, v as u32]);
+            }
+            spans.push((first, w.jobs.len() - first));
         }
-        (n > 0).then(|| acc / n as f64)
+        let dots = self.kernels.window_dots(&w);
+        spans
+            .iter()
+            .map(|&(first, n)| {
+                (n > 0).then(|| {
+                    let sum: f64 = (first..first + n)
+                        .map(|j| {
+                            let [t, p, u, v] = w.jobs[j];
+                            let t = w.templates[t as usize];
+                            let integral = &bg[p as usize].1;
+                            ncc::ncc_from_dot(dots[j], t, integral, v as usize, u as usize)
+                        })
+                        .sum();
+                    sum / n as f64
+                })
+            })
+            .collect()
     }
 
     /// The candidates of a window: steps `ks`, offsets within `r` of `center`.
@@ -695,11 +738,8 @@ impl Scores<'_> {
             .copied()
             .filter(|c| !self.known.contains_key(c))
             .collect();
-        let scored: Vec<_> = todo
-            .par_iter()
-            .map(|&(k, u, v)| ((k, u, v), self.score(k, u, v)))
-            .collect();
-        self.known.extend(scored);
+        let scored = self.scores(&todo);
+        self.known.extend(todo.into_iter().zip(scored));
         cands
             .iter()
             .filter_map(|&(k, u, v)| {
@@ -746,6 +786,7 @@ pub fn refine(
         from_factor,
         constraints,
         &mut LevelCache::default(),
+        &CpuKernels,
         cancel,
     )
 }
@@ -760,7 +801,9 @@ pub fn finest_level(geo: Geometry, scale: f64) -> usize {
     finest
 }
 
-/// [`refine`], with the pyramid levels of the frames kept in `cache` for later refinements.
+/// [`refine`], with the pyramid levels of the frames kept in `cache` for later refinements,
+/// the correlations computed by `kernels`.
+#[allow(clippy::too_many_arguments)]
 pub fn refine_cached(
     geo: Geometry,
     pairs: &[FramePair],
@@ -768,6 +811,7 @@ pub fn refine_cached(
     from_factor: f64,
     constraints: Constraints,
     cache: &mut LevelCache,
+    kernels: &dyn Kernels,
     cancel: &Cancel,
 ) -> Result<Estimate, Cancelled> {
     if pairs.is_empty() {
@@ -807,6 +851,7 @@ pub fn refine_cached(
         );
         let mut scores = Scores {
             level: &level,
+            kernels,
             geo,
             origin: est.scale,
             step,

@@ -380,8 +380,9 @@ fn dots_row_avx2(a: &[i16], bg: &Features, lo: usize, row: &mut [i32]) {
     dots_row_any(a, bg, lo, row);
 }
 
-/// Where the analysis's heavy kernels run: the cost matrix's dot products ([`band_dots`]) and
-/// DTW's accumulation ([`accumulate`]), on the CPU or a GPU backend. Both are integer
+/// Where the analysis's heavy kernels run: the cost matrix's dot products ([`band_dots`]),
+/// DTW's accumulation ([`accumulate`]) and the spatial refinement's correlations
+/// ([`super::ncc::window_dots`]), on the CPU or a GPU backend. Both are integer
 /// arithmetic, exact in any order, so every implementation gives the same numbers (and a
 /// backend that fails computes them on the CPU instead).
 pub trait Kernels: Sync + std::fmt::Debug {
@@ -391,6 +392,11 @@ pub trait Kernels: Sync + std::fmt::Debug {
     /// As [`accumulate`] (integer arithmetic: every backend gives the same numbers).
     fn accumulate(&self, a: &Accumulation, cancel: &Cancel) -> Result<Accumulated, Cancelled> {
         accumulate(a, cancel)
+    }
+
+    /// As [`super::ncc::window_dots`]: the spatial refinement's correlations (integers).
+    fn window_dots(&self, w: &super::ncc::WindowDots<'_>) -> Vec<i64> {
+        super::ncc::window_dots(w)
     }
 }
 

@@ -7,6 +7,7 @@
 //! kernel is bit-exact with the CPU path: integer arithmetic only, so the two never disagree.
 
 use super::Compute;
+use crate::align::ncc::WindowDots;
 use crate::align::temporal::{Accumulated, Accumulation, Features, Kernels};
 use crate::align::{Cancel, Cancelled};
 use crate::composite::{self, CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
@@ -41,6 +42,7 @@ pub struct Context {
     composite: Kernel,
     dots: Kernel,
     dtw: Kernel,
+    window_dots: Kernel,
     /// The first uncaptured error the device reported (they are otherwise panics in wgpu).
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -132,6 +134,11 @@ fn init() -> Result<Context, String> {
     let composite = kernel(&device, "composite", include_str!("shaders/composite.wgsl"))?;
     let dots = kernel(&device, "dots", include_str!("shaders/dots.wgsl"))?;
     let dtw = kernel(&device, "dtw", include_str!("shaders/dtw.wgsl"))?;
+    let window_dots = kernel(
+        &device,
+        "window_dots",
+        include_str!("shaders/window_dots.wgsl"),
+    )?;
     Ok(Context {
         device,
         queue,
@@ -139,6 +146,7 @@ fn init() -> Result<Context, String> {
         composite,
         dots,
         dtw,
+        window_dots,
         uncaptured,
     })
 }
@@ -401,11 +409,12 @@ impl Gpu {
 /// limit).
 const DTW_CELLS_PER_DISPATCH: usize = 8 << 20;
 
-/// Workgroup barriers one DTW dispatch passes at most (21 per row of up to 256 cells, 18 more
-/// per further 256): short dispatches, cancellable between them. Lavapipe (Mesa 22.3) loses the
-/// writes of a dispatch past about 2^16 barriers (measured: back-pointers of rows after about
-/// 2100 of 2600 rows in one dispatch came back 0); a quarter of that is safe.
-const DTW_BARRIERS_PER_DISPATCH: usize = 1 << 14;
+/// Loop iterations an invocation of one DTW dispatch runs at most (a row costs each
+/// invocation up to `1 + ceil(width / 256) · (max_step + 11)`): short dispatches, cancellable
+/// between them, and within lavapipe's limit: Mesa 22.3's llvmpipe leaves a shader's loops
+/// after 65535 iterations in all (measured: back-pointers of the rows after about 2100 of 2600
+/// in one dispatch came back 0).
+const DTW_ITERATIONS_PER_DISPATCH: usize = 1 << 15;
 
 impl Gpu {
     /// As [`crate::align::temporal::accumulate`], bit-exact with it: rows in chunks, one
@@ -424,7 +433,7 @@ impl Gpu {
         let as_u32 = |v: usize| u32::try_from(v).map_err(|_| format!("{v} too large"));
         let ctx = &self.ctx;
         let half = a.width().max(1);
-        let barriers = 3 + 18 * half.div_ceil(256);
+        let per_row = 1 + half.div_ceil(256) * (a.pen.len() + 10);
         let b_line = ctx.storage("dtw line", &vec![0u8; 7 * half * 4], true);
         let pen = if a.pen.is_empty() {
             vec![0]
@@ -445,7 +454,7 @@ impl Gpu {
             let base = a.start[r0] as usize;
             let mut r1 = r0 + 1;
             while r1 < n
-                && (r1 - r0 + 1) * barriers <= DTW_BARRIERS_PER_DISPATCH
+                && (r1 - r0 + 1) * per_row <= DTW_ITERATIONS_PER_DISPATCH
                 && (a.start[r1 + 1] as usize - base) <= DTW_CELLS_PER_DISPATCH
             {
                 r1 += 1;
@@ -523,6 +532,93 @@ impl Gpu {
     }
 }
 
+/// Loop iterations one invocation of the correlation kernel runs at most (lavapipe, Mesa
+/// 22.3, leaves a shader's loops after 65535 iterations in all: measured, a 800 x 150
+/// template's sum came back short).
+const WINDOW_TASK_ITERATIONS: usize = 1 << 15;
+
+impl Gpu {
+    /// As [`crate::align::ncc::window_dots`], bit-exact with it: one invocation per band of
+    /// rows of a job, over all templates and images uploaded once.
+    pub fn window_dots(&self, w: &WindowDots<'_>) -> Result<Vec<i64>, String> {
+        if !w.is_valid() {
+            return Err("a correlation window lies outside its image".into());
+        }
+        let n = w.jobs.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let as_u32 = |v: usize| u32::try_from(v).map_err(|_| format!("{v} too large"));
+        let ctx = &self.ctx;
+        // Templates, then images, each starting at an even value.
+        let mut values: Vec<i16> = Vec::new();
+        let mut planes = |list: Vec<(&[i16], usize, usize)>| -> Result<Vec<u32>, String> {
+            let mut out = Vec::with_capacity(list.len() * 4);
+            for (q, width, height) in list {
+                out.extend([as_u32(values.len())?, as_u32(width)?, as_u32(height)?, 0]);
+                values.extend_from_slice(q);
+                if values.len() % 2 == 1 {
+                    values.push(0);
+                }
+            }
+            Ok(out)
+        };
+        let templates = planes(w.templates.iter().map(|t| (&t.q[..], t.w, t.h)).collect())?;
+        let images = planes(
+            w.images
+                .iter()
+                .map(|&(q, width)| (q, width, q.len() / width.max(1)))
+                .collect(),
+        )?;
+        let words: Vec<u32> = values
+            .chunks_exact(2)
+            .map(|c| (c[0] as u16 as u32) | ((c[1] as u16 as u32) << 16))
+            .collect();
+        let jobs: Vec<u32> = w.jobs.iter().flatten().copied().collect();
+        // Bands of rows of at most WINDOW_TASK_ITERATIONS loop iterations.
+        let mut tasks: Vec<u32> = Vec::new();
+        for (j, &[t, ..]) in w.jobs.iter().enumerate() {
+            let t = w.templates[t as usize];
+            let rows = (WINDOW_TASK_ITERATIONS / (t.w + 1)).max(1);
+            for y0 in (0..t.h).step_by(rows) {
+                tasks.extend([as_u32(j)?, as_u32(y0)?, as_u32((y0 + rows).min(t.h))?, 0]);
+            }
+        }
+        let n_tasks = tasks.len() / 4;
+        if n_tasks == 0 {
+            return Ok(vec![0; n]);
+        }
+        let groups = as_u32(n_tasks.div_ceil(64))?;
+        let b_params = ctx.uniform(&[as_u32(n_tasks)?, 0, 0, 0]);
+        let b_tasks = ctx.storage("window tasks", bytemuck::cast_slice(&tasks), false);
+        let b_values = ctx.storage("window values", bytemuck::cast_slice(&words), false);
+        let b_templates = ctx.storage("templates", bytemuck::cast_slice(&templates), false);
+        let b_images = ctx.storage("images", bytemuck::cast_slice(&images), false);
+        let b_jobs = ctx.storage("window jobs", bytemuck::cast_slice(&jobs), false);
+        let b_out = ctx.storage("window dots", &vec![0u8; n_tasks * 8], true);
+        let bytes = ctx.run(
+            &ctx.window_dots,
+            &[
+                &b_params,
+                &b_values,
+                &b_templates,
+                &b_images,
+                &b_jobs,
+                &b_tasks,
+                &b_out,
+            ],
+            (groups.min(65535), groups.div_ceil(65535), 1),
+            &b_out,
+        )?;
+        let mut out = vec![0i64; n];
+        for (task, c) in tasks.chunks_exact(4).zip(bytes.chunks_exact(8)) {
+            let part = i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            out[task[0] as usize] += part;
+        }
+        Ok(out)
+    }
+}
+
 /// Words of 4 bytes covering `bytes` bytes.
 fn words(bytes: usize) -> usize {
     bytes.div_ceil(4)
@@ -539,6 +635,18 @@ impl Kernels for Gpu {
                     f.get_or_insert(e);
                 }
                 crate::align::temporal::band_dots(fg, bg, lo, width)
+            }
+        }
+    }
+
+    fn window_dots(&self, w: &WindowDots<'_>) -> Vec<i64> {
+        match Gpu::window_dots(self, w) {
+            Ok(d) => d,
+            Err(e) => {
+                if let Ok(mut f) = self.failure.lock() {
+                    f.get_or_insert(e);
+                }
+                crate::align::ncc::window_dots(w)
             }
         }
     }

@@ -323,6 +323,87 @@ mod tests {
     }
 
     #[test]
+    fn gpu_window_correlations_equal_the_cpu_s_bit_for_bit() {
+        use crate::align::features::Image;
+        use crate::align::ncc::{self, QTemplate, Template, WindowDots};
+        let Some(gpu) = gpu_or_skip() else {
+            return;
+        };
+        let mut s = 11u32;
+        let mut next = |m: u32| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) % m
+        };
+        // Images at the top of the fixed-point range (2040) and templates wide enough that a
+        // row's sum comes close to the i32 limit; odd widths. The big template's own image
+        // and its negative give totals past 2^32 of both signs.
+        let source = Image::from_shape_fn((300, 800), |_| {
+            if next(3) == 0 {
+                255.0
+            } else {
+                next(256) as f32
+            }
+        });
+        let own: Vec<i16> = ncc::quantise_image(&source);
+        let negative: Vec<i16> = own.iter().map(|&v| 2040 - v).collect();
+        let sizes = [(901, 333), (57, 31), (800, 300), (800, 300)];
+        let mut images: Vec<(Vec<i16>, usize)> = sizes[..2]
+            .iter()
+            .map(|&(w, h)| {
+                let q = (0..w * h)
+                    .map(|_| {
+                        if next(4) == 0 {
+                            2040
+                        } else {
+                            next(2041) as i16
+                        }
+                    })
+                    .collect();
+                (q, w)
+            })
+            .collect();
+        images.push((own, 800));
+        images.push((negative, 800));
+        let template = |img: &Image| QTemplate::new(&Template::new(img).unwrap()).unwrap();
+        let small = |w: usize, h: usize, next: &mut dyn FnMut(u32) -> u32| {
+            template(&Image::from_shape_fn((h, w), |_| next(256) as f32))
+        };
+        let templates = [
+            template(&source),
+            small(37, 21, &mut next),
+            small(9, 5, &mut next),
+        ];
+        let mut jobs = vec![[0, 2, 0, 0], [0, 3, 0, 0]];
+        for (ti, t) in templates.iter().enumerate() {
+            for (ii, &(w, h)) in sizes.iter().enumerate().take(2) {
+                if t.w > w || t.h > h {
+                    continue;
+                }
+                for _ in 0..20 {
+                    let u = next((w - t.w + 1) as u32);
+                    let v = next((h - t.h + 1) as u32);
+                    jobs.push([ti as u32, ii as u32, u, v]);
+                }
+            }
+        }
+        let w = WindowDots {
+            images: images.iter().map(|(q, w)| (&q[..], *w)).collect(),
+            templates: templates.iter().collect(),
+            jobs,
+        };
+        let want = ncc::window_dots(&w);
+        let got = gpu.window_dots(&w).unwrap();
+        assert_eq!(want, got);
+        // The big template's sums need more than 32 bits, of both signs.
+        assert!(want[0] > i64::from(u32::MAX), "{}", want[0]);
+        assert!(want[1] < -i64::from(u32::MAX), "{}", want[1]);
+        // A window outside its image is refused, not read out of bounds.
+        let mut bad = w.clone();
+        bad.jobs.push([2, 1, 50, 0]);
+        assert!(gpu.window_dots(&bad).is_err());
+    }
+
+    #[test]
     fn the_cpu_backend_never_needs_an_adapter() {
         let (b, why) = backend(Choice::Cpu).unwrap();
         assert_eq!(b.name(), "cpu");

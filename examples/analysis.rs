@@ -4,10 +4,11 @@
 //! of every frame, then the full-resolution luma of the frames the refinement asks for), then
 //! runs the pure library analysis `RUNS` times and prints each stage's fastest time. For
 //! working on the analysis's speed on a shared machine: no decoding in the timed part, and the
-//! minimum of several runs is far less noisy than one pipeline run.
+//! minimum of several runs is far less noisy than one pipeline run. With `--gpu`, the kernels
+//! behind `Kernels` (cost dots, DTW, refinement correlations) run on the GPU.
 //!
 //! ```text
-//! cargo run --release --example analysis -- [BG FG] [RUNS]
+//! cargo run --release --example analysis -- [--gpu] [BG FG] [RUNS]
 //! ```
 //!
 //! Without files, the 1-minute pair of `cargo run --release --example long -- 1` (generate it
@@ -92,7 +93,17 @@ fn decode<T>(
 
 fn run() -> Result<(), String> {
     gst::init().map_err(|e| e.to_string())?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // --gpu: the analysis's kernels on the GPU (any adapter, lavapipe included).
+    let gpu = match args.iter().position(|a| a == "--gpu") {
+        Some(at) => {
+            args.remove(at);
+            let g = gstvidkompy::compute::Gpu::new()?;
+            println!("kernels on the GPU: {}", g.info().name);
+            Some(g)
+        }
+        None => None,
+    };
     let (bg, fg, runs) = match args.as_slice() {
         [bg, fg, rest @ ..] => (
             PathBuf::from(bg),
@@ -136,7 +147,10 @@ fn run() -> Result<(), String> {
     let input = Input {
         fg: &fgd.frames,
         bg: &bgd.frames,
-        dots: &temporal::CpuKernels,
+        dots: match &gpu {
+            Some(g) => g,
+            None => &temporal::CpuKernels,
+        },
         spills: &temporal::InMemory,
         geometry,
         constraints: Constraints::default(),
@@ -200,6 +214,12 @@ fn run() -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(e) = gpu.as_ref().and_then(|g| {
+        use gstvidkompy::compute::Compute;
+        g.take_failure()
+    }) {
+        println!("the GPU failed, that work ran on the CPU: {e}");
+    }
     println!(
         "x {:.2} y {:.2} scale {:.4} spatial {:.4} temporal {:.4}; fg 0 -> bg {}",
         a.x,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 
 //! Offline benchmark on a 1080p pair: the same decodes through `vidkompyalign` (automatic
-//! alignment; `vidkompy`: two passes over the files, `stored`: `two-pass=false`) and through
+//! alignment, `device=cpu`; `vidkompy`: two passes over the files, `stored`: `two-pass=false`,
+//! `gpu`: two passes with `device=gpu`, when there is an adapter) and through
 //! `compositor` at the known offset, all into `fakesink sync=false`.
 //! Prints wall times, their ratio, the analysis time and each run's peak memory (VmHWM; every
 //! pipeline runs in a child process of its own).
@@ -51,11 +52,13 @@ fn child(args: &[String]) -> Result<(), String> {
              filesrc location={bg} ! decodebin ! videoconvert ! c.sink_0 \
              filesrc location={fg} ! decodebin ! videoconvert ! c.sink_1"
         ),
-        "vidkompy" | "stored" => format!(
-            "vidkompyalign name=a two-pass={} ! identity name=count ! fakesink sync=false \
+        "vidkompy" | "stored" | "gpu" => format!(
+            "vidkompyalign name=a two-pass={} device={} ! identity name=count ! \
+             fakesink sync=false \
              filesrc location={bg} ! decodebin ! videoconvert ! a.bg \
              filesrc location={fg} ! decodebin ! videoconvert ! a.fg",
-            mode == "vidkompy"
+            mode != "stored",
+            if mode == "gpu" { "gpu" } else { "cpu" }
         ),
         "decode" => format!(
             "filesrc location={bg} ! decodebin ! videoconvert ! identity name=count ! \
@@ -141,7 +144,13 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
         "pipeline", "wall s", "analysis s", "VmHWM MiB", "frames"
     );
     let mut walls = Vec::new();
-    for mode in ["decode", "compositor", "vidkompy", "stored"] {
+    let gpu = gstvidkompy::compute::gpu::adapter().ok();
+    let modes: &[&str] = if gpu.is_some() {
+        &["decode", "compositor", "vidkompy", "stored", "gpu"]
+    } else {
+        &["decode", "compositor", "vidkompy", "stored"]
+    };
+    for &mode in modes {
         let (wall, analysis, hwm, frames) = run(mode)?;
         println!(
             "{mode:<12} {wall:>8.2} {analysis:>10.2} {:>12.0} {frames:>7}",
@@ -156,5 +165,13 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
         walls[3] / walls[1],
         walls[0] / walls[1]
     );
+    if let (Some(info), Some(g)) = (gpu, walls.get(4)) {
+        println!(
+            "device=gpu ({}) / device=cpu, two passes: {:.2}x wall; to compositor {:.2}x",
+            info.name,
+            g / walls[2],
+            g / walls[1]
+        );
+    }
     Ok(())
 }

@@ -474,6 +474,50 @@ mod tests {
     }
 
     #[test]
+    fn fixed_point_ncc_agrees_with_the_float_one_and_finds_the_template() {
+        // A smooth image with fractional values (as a pyramid level's box averages are).
+        let img = texture(60, 70, 3).mapv(|v| v * 0.7 + 0.375);
+        let integral = Integral::new(&img);
+        let q = quantise_image(&img);
+        let region = img.slice(ndarray::s![20..44, 30..62]).to_owned();
+        let t = Template::new(&region.mapv(|v| 0.5 * v + 40.0)).unwrap();
+        let qt = QTemplate::new(&t).unwrap();
+        let (mut best, mut at, mut worst) = (f64::MIN, (0, 0), 0f64);
+        for v in 0..=60 - qt.h {
+            for u in 0..=70 - qt.w {
+                let fixed = ncc_from_dot(window_dot(&q, 70, &qt, v, u), &qt, &integral, v, u);
+                let float = ncc_at(&img, &integral, &t, v, u);
+                worst = worst.max((fixed - float).abs());
+                if fixed > best {
+                    (best, at) = (fixed, (v, u));
+                }
+            }
+        }
+        assert_eq!(at, (20, 30));
+        assert!((best - 1.0).abs() < 1e-3, "{best}");
+        assert!(worst < 2e-3, "fixed and float NCC differ by {worst}");
+        // Indifferent to the image's offset, although the quantised template's sum is not
+        // exactly 0 (the window's mean corrects for it).
+        assert_ne!(qt.sum, 0);
+        let dim = img.mapv(|v| v * 0.5);
+        let bright = dim.mapv(|v| v + 100.0);
+        let ncc = |img: &Image, v: usize, u: usize| {
+            let q = quantise_image(img);
+            ncc_from_dot(
+                window_dot(&q, 70, &qt, v, u),
+                &qt,
+                &Integral::new(img),
+                v,
+                u,
+            )
+        };
+        for (v, u) in [(20, 30), (3, 11), (30, 1)] {
+            let (a, b) = (ncc(&dim, v, u), ncc(&bright, v, u));
+            assert!((a - b).abs() < 1e-6, "at ({v}, {u}): {a} and {b}");
+        }
+    }
+
+    #[test]
     fn dot_products() {
         let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
         let b = vec![2.0f32; 19];

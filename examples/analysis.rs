@@ -149,7 +149,7 @@ fn run() -> Result<(), String> {
         bg: &bgd.frames,
         dots: match &gpu {
             Some(g) => g,
-            None => &temporal::CpuKernels,
+            None => &gstvidkompy::align::kernels::CpuKernels,
         },
         spills: &temporal::InMemory,
         geometry,

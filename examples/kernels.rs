@@ -250,10 +250,7 @@ fn refinement_level(
 /// along the diagonal.
 fn accumulation(n: usize, m: usize, width: usize) -> temporal::Accumulation {
     let width = width.min(m);
-    let lo: Vec<u32> = (0..n)
-        .map(|i| (i + 120).min(m - width) as u32)
-        .map(|l| if width == m { 0 } else { l })
-        .collect();
+    let lo: Vec<u32> = (0..n).map(|i| (i + 120).min(m - width) as u32).collect();
     let cells = noise(n * width * 4, 9)
         .chunks_exact(4)
         .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) << 1)

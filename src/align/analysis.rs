@@ -47,7 +47,7 @@ pub struct Input<'a> {
     pub fg: &'a dyn Thumbs,
     pub bg: &'a dyn Thumbs,
     /// Where the cost matrices' dot products are computed.
-    pub dots: &'a dyn temporal::Kernels,
+    pub dots: &'a dyn super::kernels::Kernels,
     /// Where features may be kept outside memory.
     pub spills: &'a dyn temporal::Spills,
     pub geometry: Geometry,
@@ -739,7 +739,7 @@ mod tests {
         let input = Input {
             fg: &fg,
             bg: &bg,
-            dots: &temporal::CpuKernels,
+            dots: &crate::align::kernels::CpuKernels,
             spills: &temporal::InMemory,
             geometry: Geometry {
                 fg: (40, 30),

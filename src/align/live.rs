@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use super::analysis::{self, Alignment, Luma, Side};
 use super::features::{Feature, Thumb};
+use super::kernels::Kernels;
 use super::spatial::{Constraints, Estimate, Geometry};
-use super::temporal::{self, DtwParams, Features, Kernels, Line, Priors};
+use super::temporal::{self, DtwParams, Features, Line, Priors};
 use super::{Cancel, Cancelled};
 
 /// Committed matches the guide line is fitted on (the last ones; about ten seconds at 24 fps).
@@ -514,7 +515,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::align::temporal::CpuKernels;
+    use crate::align::kernels::CpuKernels;
 
     /// A textured "scene" at moment `t`: a smooth pattern that moves with `t`.
     fn scene(t: usize, w: usize, h: usize) -> Thumb {

@@ -5,6 +5,7 @@
 //!
 //! - [`analysis`]: the whole offline analysis, from thumbnails to footprint and mapping;
 //! - [`features`]: per-frame thumbnails and normalised feature vectors;
+//! - [`kernels`]: the heavy integer kernels behind one trait, for the CPU or a GPU backend;
 //! - [`live`]: alignment of live streams on a sliding window, committed frame by frame;
 //! - [`mapping`]: the result as a JSON document (report and reuse);
 //! - [`ncc`]: normalised cross-correlation, through FFTs or directly;
@@ -17,6 +18,7 @@
 
 pub mod analysis;
 pub mod features;
+pub mod kernels;
 pub mod live;
 pub mod mapping;
 pub mod ncc;

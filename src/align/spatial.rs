@@ -10,8 +10,8 @@
 //! by parabola fits.
 
 use super::features::{Image, Rect, Thumb, downscale_image, resample};
+use super::kernels::{CpuKernels, Kernels};
 use super::ncc::{self, Fft2, Integral, Prepared, QTemplate, Scratch, Template, TemplateSpectrum};
-use super::temporal::{CpuKernels, Kernels};
 use super::{Cancel, Cancelled};
 use rayon::prelude::*;
 use std::collections::HashMap;

@@ -13,6 +13,7 @@
 //! fractional speed (drift, 24 vs 60 fps) is followed without bias.
 
 use super::features::{self, Feature};
+use super::kernels::{CpuKernels, Kernels};
 use super::{Cancel, Cancelled};
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
@@ -378,36 +379,6 @@ fn dots_row_any(a: &[i16], bg: &Features, lo: usize, row: &mut [i32]) {
 #[target_feature(enable = "avx2")]
 fn dots_row_avx2(a: &[i16], bg: &Features, lo: usize, row: &mut [i32]) {
     dots_row_any(a, bg, lo, row);
-}
-
-/// Where the analysis's heavy kernels run: the cost matrix's dot products ([`band_dots`]),
-/// DTW's accumulation ([`accumulate`]) and the spatial refinement's correlations
-/// ([`super::ncc::window_dots`]), on the CPU or a GPU backend. Both are integer
-/// arithmetic, exact in any order, so every implementation gives the same numbers (and a
-/// backend that fails computes them on the CPU instead).
-pub trait Kernels: Sync + std::fmt::Debug {
-    /// As [`band_dots`].
-    fn band_dots(&self, fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Vec<i32>;
-
-    /// As [`accumulate`] (integer arithmetic: every backend gives the same numbers).
-    fn accumulate(&self, a: &Accumulation, cancel: &Cancel) -> Result<Accumulated, Cancelled> {
-        accumulate(a, cancel)
-    }
-
-    /// As [`super::ncc::window_dots`]: the spatial refinement's correlations (integers).
-    fn window_dots(&self, w: &super::ncc::WindowDots<'_>) -> Vec<i64> {
-        super::ncc::window_dots(w)
-    }
-}
-
-/// [`band_dots`] on the CPU, rows in parallel.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CpuKernels;
-
-impl Kernels for CpuKernels {
-    fn band_dots(&self, fg: &Features, bg: &Features, lo: &[usize], width: usize) -> Vec<i32> {
-        band_dots(fg, bg, lo, width)
-    }
 }
 
 /// The full cost matrix (fg x bg).

@@ -3,7 +3,7 @@
 //! The CPU implementation of [`Compute`]: rows in parallel with rayon.
 
 use super::Compute;
-use crate::align::temporal::{CpuKernels, Kernels};
+use crate::align::kernels::{CpuKernels, Kernels};
 use crate::composite::{self, CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use rayon::prelude::*;
 

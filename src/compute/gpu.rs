@@ -7,8 +7,9 @@
 //! kernel is bit-exact with the CPU path: integer arithmetic only, so the two never disagree.
 
 use super::Compute;
+use crate::align::kernels::Kernels;
 use crate::align::ncc::WindowDots;
-use crate::align::temporal::{Accumulated, Accumulation, Features, Kernels};
+use crate::align::temporal::{Accumulated, Accumulation, Features};
 use crate::align::{Cancel, Cancelled};
 use crate::composite::{self, CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -394,11 +395,7 @@ impl Gpu {
                 (as_u32(width.div_ceil(64))?, as_u32(rows.len())?, 1),
                 &b_out,
             )?;
-            out.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
+            out.extend(read_back::<i32>(&bytes));
             start = rows.end;
         }
         Ok(out)
@@ -433,15 +430,13 @@ impl Gpu {
         let as_u32 = |v: usize| u32::try_from(v).map_err(|_| format!("{v} too large"));
         let ctx = &self.ctx;
         let half = a.width().max(1);
-        let per_row = 1 + half.div_ceil(256) * (a.pen.len() + 10);
+        // At least steps 0 and 1: the CPU path takes a missing penalty as 0.
+        let mut pen = a.pen.clone();
+        pen.resize(pen.len().max(2), 0);
+        let k = as_u32(pen.len() - 1)?;
+        let per_row = 1 + half.div_ceil(256) * (pen.len() + 10);
         let b_line = ctx.storage("dtw line", &vec![0u8; 7 * half * 4], true);
-        let pen = if a.pen.is_empty() {
-            vec![0]
-        } else {
-            a.pen.clone()
-        };
         let b_pen = ctx.storage("dtw penalties", bytemuck::cast_slice(&pen), false);
-        let k = as_u32(a.pen.len().saturating_sub(1))?;
         let mut back = Vec::with_capacity(a.cells.len());
         let mut last = Vec::new();
         let (mut prev_lo, mut prev_len, mut flip) = (0u32, 0u32, 0u32);
@@ -505,21 +500,11 @@ impl Gpu {
                 &outs,
             )?;
             let mut bytes = bytes.into_iter();
-            let to_u32 = |b: Vec<u8>| -> Vec<u32> {
-                b.chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect()
-            };
             if !cells.is_empty() {
-                back.extend(to_u32(bytes.next().unwrap_or_default()));
+                back.extend(read_back::<u32>(&bytes.next().unwrap_or_default()));
             }
             if r1 == n && last_row > 0 {
-                last = bytes
-                    .next()
-                    .unwrap_or_default()
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                    .collect();
+                last = read_back::<u64>(&bytes.next().unwrap_or_default());
             }
             prev_lo = a.lo[r1 - 1];
             prev_len = as_u32(a.row(r1 - 1).len())?;
@@ -611,12 +596,19 @@ impl Gpu {
             &b_out,
         )?;
         let mut out = vec![0i64; n];
-        for (task, c) in tasks.chunks_exact(4).zip(bytes.chunks_exact(8)) {
-            let part = i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        for (task, part) in tasks.chunks_exact(4).zip(read_back::<i64>(&bytes)) {
             out[task[0] as usize] += part;
         }
         Ok(out)
     }
+}
+
+/// The values of a read-back buffer (little-endian, as the GPU and this CPU store them).
+fn read_back<T: bytemuck::Pod>(bytes: &[u8]) -> Vec<T> {
+    bytes
+        .chunks_exact(std::mem::size_of::<T>())
+        .map(bytemuck::pod_read_unaligned)
+        .collect()
 }
 
 /// Words of 4 bytes covering `bytes` bytes.

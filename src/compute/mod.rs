@@ -3,7 +3,7 @@
 //! The heavy kernels behind one trait, so that a GPU implementation can stand beside the CPU one.
 //! The element holds an `Arc<dyn Compute>` and never touches pixels itself.
 
-use crate::align::temporal::Kernels;
+use crate::align::kernels::Kernels;
 use crate::composite::{CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use std::sync::Arc;
 

@@ -903,7 +903,7 @@ impl VidkompyAlign {
     fn input<'a>(
         state: &'a State,
         prep: &Prep,
-        dots: &'a dyn crate::align::temporal::Kernels,
+        dots: &'a dyn crate::align::kernels::Kernels,
     ) -> analysis::Input<'a> {
         analysis::Input {
             fg: &state.fg.thumbs,

@@ -467,21 +467,29 @@ impl Cycling {
         self.assert_no_error();
     }
 
-    /// Waits for `n` more output buffers, watching the bus for errors.
+    /// Waits for `n` more output buffers, watching the bus for errors; a timeout says what the
+    /// bus said last (QoS drops, latency, state changes), to tell a stall from dropped frames.
     fn more(&self, n: usize) {
         let target = self.count() + n;
         let bus = self.pipeline.bus().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen: std::collections::VecDeque<String> = Default::default();
         while self.count() < target {
             assert!(
                 Instant::now() < deadline,
-                "no output: {} of {target}",
-                self.count()
+                "no output: {} of {target}; pipeline {:?}; last messages: {seen:?}",
+                self.count(),
+                self.pipeline.current_state()
             );
-            if let Some(m) = bus.timed_pop_filtered(
-                gst::ClockTime::from_mseconds(20),
-                &[gst::MessageType::Error],
-            ) {
+            if let Some(m) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) {
+                if m.type_() != gst::MessageType::Error {
+                    if seen.len() == 12 {
+                        seen.pop_front();
+                    }
+                    let from = m.src().map(|s| s.name().to_string()).unwrap_or_default();
+                    seen.push_back(format!("{:?} from {from}: {:?}", m.type_(), m.structure()));
+                    continue;
+                }
                 panic!("{m:?}");
             }
         }

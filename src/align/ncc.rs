@@ -112,6 +112,12 @@ impl Fft2 {
     }
 }
 
+/// The sum over the `th` x `tw` window at `(v, u)` of the image whose prefix sums are `a`.
+#[inline]
+fn box_sum(a: &Array2<f64>, v: usize, u: usize, th: usize, tw: usize) -> f64 {
+    a[(v + th, u + tw)] - a[(v, u + tw)] - a[(v + th, u)] + a[(v, u)]
+}
+
 /// Prefix sums of an image and of its squares, `(h+1, w+1)`, for window statistics.
 #[derive(Debug, Clone)]
 pub struct Integral {
@@ -140,17 +146,15 @@ impl Integral {
     /// Sum of the window at `(v, u)` of `th` x `tw`.
     #[inline]
     pub fn window_sum(&self, v: usize, u: usize, th: usize, tw: usize) -> f64 {
-        let a = &self.sum;
-        a[(v + th, u + tw)] - a[(v, u + tw)] - a[(v + th, u)] + a[(v, u)]
+        box_sum(&self.sum, v, u, th, tw)
     }
 
     /// Sum of squared deviations from the mean over the window at `(v, u)` of `th` x `tw`.
     #[inline]
     pub fn window_var(&self, v: usize, u: usize, th: usize, tw: usize) -> f64 {
-        let s = |a: &Array2<f64>| a[(v + th, u + tw)] - a[(v, u + tw)] - a[(v + th, u)] + a[(v, u)];
         let n = (th * tw) as f64;
-        let s1 = s(&self.sum);
-        (s(&self.sum2) - s1 * s1 / n).max(0.0)
+        let s1 = self.window_sum(v, u, th, tw);
+        (box_sum(&self.sum2, v, u, th, tw) - s1 * s1 / n).max(0.0)
     }
 }
 
@@ -279,47 +283,6 @@ pub fn ncc_add_fft(
             *a += c * i * k;
         }
     }
-}
-
-/// Dot product in eight independent lanes, so that the compiler vectorises it.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut lanes = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for k in 0..8 {
-            lanes[k] += x[k] * y[k];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-/// NCC of `t` placed at `(v, u)` of `img`, computed directly.
-pub fn ncc_at(img: &Image, integral: &Integral, t: &Template, v: usize, u: usize) -> f64 {
-    let (th, tw) = t.img.dim();
-    let var = integral.window_var(v, u, th, tw);
-    if var <= FLAT_VAR * (th * tw) as f64 {
-        return 0.0;
-    }
-    let mut acc = 0f64;
-    for y in 0..th {
-        let trow = t.img.row(y);
-        let irow = img.row(v + y);
-        let (ts, is) = (
-            trow.as_slice().unwrap_or(&[]),
-            irow.as_slice().map(|s| &s[u..u + tw]).unwrap_or(&[]),
-        );
-        acc += f64::from(dot(ts, is));
-    }
-    acc / (t.norm * var.sqrt())
 }
 
 /// Fixed-point unit of an image's values in [`WindowDots`]: 1/8 of a grey level (at most 2040,
@@ -464,6 +427,47 @@ pub fn ncc_from_dot(dot: i64, t: &QTemplate, integral: &Integral, v: usize, u: u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Dot product in eight independent lanes, so that the compiler vectorises it.
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut lanes = [0f32; 8];
+        let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+        let tail: f32 = ac
+            .remainder()
+            .iter()
+            .zip(bc.remainder())
+            .map(|(x, y)| x * y)
+            .sum();
+        for (x, y) in ac.zip(bc) {
+            for k in 0..8 {
+                lanes[k] += x[k] * y[k];
+            }
+        }
+        lanes.iter().sum::<f32>() + tail
+    }
+
+    /// NCC of `t` placed at `(v, u)` of `img`, computed directly in floats: the reference the
+    /// FFT path and the fixed-point one ([`ncc_from_dot`]) are checked against.
+    fn ncc_at(img: &Image, integral: &Integral, t: &Template, v: usize, u: usize) -> f64 {
+        let (th, tw) = t.img.dim();
+        let var = integral.window_var(v, u, th, tw);
+        if var <= FLAT_VAR * (th * tw) as f64 {
+            return 0.0;
+        }
+        let mut acc = 0f64;
+        for y in 0..th {
+            let trow = t.img.row(y);
+            let irow = img.row(v + y);
+            let (ts, is) = (
+                trow.as_slice().unwrap_or(&[]),
+                irow.as_slice().map(|s| &s[u..u + tw]).unwrap_or(&[]),
+            );
+            acc += f64::from(dot(ts, is));
+        }
+        acc / (t.norm * var.sqrt())
+    }
 
     fn texture(h: usize, w: usize, seed: u32) -> Image {
         let mut s = seed;

@@ -109,6 +109,27 @@ fn force_live_with_the_fg_two_seconds_behind() {
     check(&delayed(48, 132, Feed::ForceLive), "force-live, 2 s");
 }
 
+/// `force-live` on inputs that are not live and not paced by a clock (files): they arrive as
+/// fast as they are made, the bg (fewer pixels) ahead; the element reads each pad only as far
+/// as the alignment needs, so that the bg frames the fg's moments match are still held.
+#[test]
+fn force_live_on_files_reads_the_pads_in_step() {
+    // The fg 2 s later; then the same at 2.5 times the bg's rate (24 -> 60 fps).
+    let mut later = Case::new((0..120).collect(), (48..118).collect());
+    let mut faster = Case::new(
+        (0..140).collect(),
+        (0..200).map(|i| 20 + i * 2 / 5).collect(),
+    );
+    faster.fg_fps = gst::Fraction::new(60, 1);
+    for (case, name) in [
+        (&mut later, "files, fg 2 s later"),
+        (&mut faster, "files, fg at 60 fps"),
+    ] {
+        case.props.push(("force-live", true.to_value()));
+        check(case, name);
+    }
+}
+
 #[test]
 fn rtp_over_udp_on_the_loopback_with_the_fg_one_second_behind() {
     // 320x180 bg, 240x138 fg: a few datagrams a frame, well within a socket's buffer.

@@ -354,11 +354,18 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     let bg = timed(bg, case.bg_fps);
     let fg_fps = case.fg_declared_fps.unwrap_or(case.fg_fps);
     let mut fg = timed(fg, fg_fps);
+    // `force-live` can only be set at construction: in the description.
+    let construct = if case.props.iter().any(|(k, _)| *k == "force-live") {
+        "force-live=true"
+    } else {
+        ""
+    };
     let desc = match case.live {
-        None => "vidkompyalign name=a ! appsink name=out sync=false \
+        None => format!(
+            "vidkompyalign name=a {construct} ! appsink name=out sync=false \
                  appsrc name=bg format=time block=true max-bytes=4000000 ! a.bg \
                  appsrc name=fg format=time block=true max-bytes=4000000 ! a.fg"
-            .to_string(),
+        ),
         Some(live) => {
             for b in &mut fg {
                 let b = b.make_mut();
@@ -395,7 +402,7 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
         .downcast::<gst::Pipeline>()
         .unwrap();
     let get = |n: &str| pipeline.by_name(n).unwrap();
-    for (k, v) in &case.props {
+    for (k, v) in case.props.iter().filter(|(k, _)| *k != "force-live") {
         // Strings name enum values by nick.
         match v.get::<&str>() {
             Ok(nick) => get("a").set_property_from_str(k, nick),

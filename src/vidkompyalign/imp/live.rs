@@ -31,6 +31,9 @@ const EARLY_TRUST: f64 = 0.98;
 const RECHECK: u64 = 5_000_000_000;
 /// The soonest a re-check follows the last one when matches got worse (a re-framed fg).
 const RECHECK_SOON: u64 = 1_000_000_000;
+/// How far, in fg running time, a paced run reads past the start of a re-check before it
+/// waits for the re-check's result.
+const PACED_RECHECK_JOIN: u64 = 1_000_000_000;
 /// Bg pixels a footprint corner must move by for a re-check to replace the footprint (a
 /// refined estimate: the first window may have held little of the other stream).
 const REFINE_PX: f64 = 2.0;
@@ -200,6 +203,14 @@ pub(super) struct LiveRun {
     /// The last running-time steps between frames, per pad (bg, fg): the frame duration of a
     /// stream whose caps give no framerate (RTP, for one).
     steps: [VecDeque<u64>; 2],
+    /// No upstream is live (files with `force-live`): the pads are read in the order the
+    /// alignment needs (see `live_take_paced`), found footprints are waited for, and the
+    /// clock forces no commitment.
+    paced: bool,
+    /// bg running time less fg running time of the last committed match (paced runs).
+    shift: Option<i64>,
+    /// bg frame of the last committed match.
+    last_bg: Option<usize>,
 }
 
 /// Steps kept per pad to measure a frame duration.
@@ -240,6 +251,14 @@ impl VidkompyAlign {
         obj.is_force_live() || obj.latency().is_some()
     }
 
+    /// Whether an upstream of either sink pad is live (asked with a latency query).
+    fn upstream_live(&self) -> bool {
+        [&self.bg_pad, &self.fg_pad].iter().any(|pad| {
+            let mut q = gst::query::Latency::new();
+            pad.peer_query(&mut q) && q.result().0
+        })
+    }
+
     /// Why live mode cannot run with these settings, if it cannot.
     pub(super) fn live_refusal(&self) -> Option<String> {
         let s = super::lock(&self.settings).clone();
@@ -276,6 +295,10 @@ impl VidkompyAlign {
         {
             let guard = self.state();
             if let Some(live) = guard.as_ref().and_then(|s| s.live.as_ref()) {
+                if live.paced {
+                    // Not held to the clock: wait for data.
+                    return None;
+                }
                 if !live.ready.is_empty() {
                     return Some(gst::ClockTime::ZERO);
                 }
@@ -322,90 +345,159 @@ impl VidkompyAlign {
 
     /// Takes every buffer waiting on `pad` into the live state.
     fn live_take(&self, state: &mut State, side: Side) -> Result<(), gst::FlowError> {
+        let pad = match side {
+            Side::Bg => &self.bg_pad,
+            Side::Fg => &self.fg_pad,
+        };
+        while let Some(buffer) = pad.pop_buffer() {
+            self.live_hold(state, side, buffer)?;
+        }
+        Ok(())
+    }
+
+    /// Running time (ns) of the buffer waiting on `pad`, if it has one with a time.
+    fn head_rt(pad: &gst_base::AggregatorPad) -> Option<u64> {
+        let buffer = pad.peek_buffer()?;
+        let segment = pad.segment().downcast::<gst::ClockTime>().ok()?;
+        segment.to_running_time(buffer.pts()?).map(|t| t.nseconds())
+    }
+
+    /// Takes the next buffer of a paced run (no live upstream: files), in the order the
+    /// alignment needs them, so that neither stream is read further ahead than
+    /// it must be and the bg frames held stay few: before the footprint is found, the bg runs
+    /// ahead of the fg by up to `max-offset` plus the lookahead (it may show the fg's moments
+    /// that much later); then the two are read in step along the path (bg running time less
+    /// the last committed match's offset). A pad that holds nothing waits, unless it ended.
+    fn live_take_paced(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        let settings = super::lock(&self.settings).clone();
+        let ended = |pad: &gst_base::AggregatorPad| pad.is_eos() && !pad.has_buffer();
+        let side = match (self.bg_pad.has_buffer(), self.fg_pad.has_buffer()) {
+            (true, false) if ended(&self.fg_pad) => Side::Bg,
+            (false, true) if ended(&self.bg_pad) => Side::Fg,
+            (true, true) => {
+                let shift = state.live.as_ref().and_then(|l| l.shift);
+                match (Self::head_rt(&self.bg_pad), Self::head_rt(&self.fg_pad)) {
+                    (Some(b), Some(f)) => {
+                        let lead = match shift {
+                            // In step along the path, the bg a lookahead ahead.
+                            Some(s) => s.saturating_add(settings.lookahead as i64),
+                            None => settings.max_offset.saturating_add(settings.lookahead) as i64,
+                        };
+                        if (b as i64) <= (f as i64).saturating_add(lead) {
+                            Side::Bg
+                        } else {
+                            Side::Fg
+                        }
+                    }
+                    // Untimed buffers: the fg's moments wait for the bg's.
+                    _ => Side::Bg,
+                }
+            }
+            // Nothing, or one pad waits for data.
+            _ => return Ok(()),
+        };
+        let pad = match side {
+            Side::Bg => &self.bg_pad,
+            Side::Fg => &self.fg_pad,
+        };
+        // One buffer per round: the alignment's steps between buffers (commitments, and the
+        // offset they give) do not depend on how many had arrived, so the same files give the
+        // same output.
+        match pad.pop_buffer() {
+            Some(buffer) => self.live_hold(state, side, buffer),
+            None => Ok(()),
+        }
+    }
+
+    /// Holds one buffer of `side` in the live state: a copy, its thumbnail and times.
+    fn live_hold(
+        &self,
+        state: &mut State,
+        side: Side,
+        buffer: gst::Buffer,
+    ) -> Result<(), gst::FlowError> {
         let (pad, name) = match side {
             Side::Bg => (&self.bg_pad, "bg"),
             Side::Fg => (&self.fg_pad, "fg"),
         };
-        while let Some(buffer) = pad.pop_buffer() {
-            let ps = match side {
-                Side::Bg => &state.bg,
-                Side::Fg => &state.fg,
-            };
-            let Some(info) = ps.info.clone() else {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("Buffer on pad {name} before any caps")
-                );
-                return Err(gst::FlowError::Error);
-            };
-            let k = usize::from(side == Side::Fg);
-            let index = state.live.as_ref().map_or(0, |l| l.received[k]);
-            let segment = pad.segment().downcast::<gst::ClockTime>().ok();
-            if side == Side::Fg && state.fg.first_segment.is_none() {
-                state.fg.first_segment = segment.clone();
-            }
-            let Some(live) = state.live.as_mut() else {
-                return Err(gst::FlowError::Error);
-            };
-            let pts = buffer.pts();
-            let running_time = segment
-                .as_ref()
-                .and_then(|s| pts.and_then(|p| s.to_running_time(p)));
-            let times = FrameTimes {
-                pts,
-                duration: buffer.duration(),
-                running_time,
-            };
-            let rt = running_time.map_or(
-                index as u64 * live.duration(k, Some(&info)).unwrap_or(FALLBACK_DURATION),
-                |t| t.nseconds(),
+        let ps = match side {
+            Side::Bg => &state.bg,
+            Side::Fg => &state.fg,
+        };
+        let Some(info) = ps.info.clone() else {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Buffer on pad {name} before any caps")
             );
-            let last = match side {
-                Side::Bg => live.bg.back(),
-                Side::Fg => live.fg.back().or(live.ready.back().map(|(h, _)| h)),
-            };
-            if let Some(step) = last.and_then(|l| rt.checked_sub(l.rt)).filter(|&d| d > 0) {
-                let steps = &mut live.steps[k];
-                if steps.len() == STEPS {
-                    steps.pop_front();
-                }
-                steps.push_back(step);
+            return Err(gst::FlowError::Error);
+        };
+        let k = usize::from(side == Side::Fg);
+        let index = state.live.as_ref().map_or(0, |l| l.received[k]);
+        let segment = pad.segment().downcast::<gst::ClockTime>().ok();
+        if side == Side::Fg && state.fg.first_segment.is_none() {
+            state.fg.first_segment = segment.clone();
+        }
+        let Some(live) = state.live.as_mut() else {
+            return Err(gst::FlowError::Error);
+        };
+        let pts = buffer.pts();
+        let running_time = segment
+            .as_ref()
+            .and_then(|s| pts.and_then(|p| s.to_running_time(p)));
+        let times = FrameTimes {
+            pts,
+            duration: buffer.duration(),
+            running_time,
+        };
+        let rt = running_time.map_or(
+            index as u64 * live.duration(k, Some(&info)).unwrap_or(FALLBACK_DURATION),
+            |t| t.nseconds(),
+        );
+        let last = match side {
+            Side::Bg => live.bg.back(),
+            Side::Fg => live.fg.back().or(live.ready.back().map(|(h, _)| h)),
+        };
+        if let Some(step) = last.and_then(|l| rt.checked_sub(l.rt)).filter(|&d| d > 0) {
+            let steps = &mut live.steps[k];
+            if steps.len() == STEPS {
+                steps.pop_front();
             }
-            let Some(thumb) = with_luma(&buffer, &info, Thumb::new) else {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Decode,
-                    ("Frame {index} on pad {name} does not match its caps")
-                );
-                return Err(gst::FlowError::Error);
-            };
-            // A copy: upstream's buffer goes back to its pool now.
-            let buffer = buffer.copy_deep().map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::NoSpaceLeft,
-                    ("Cannot copy frame {index} of pad {name}")
-                );
-                gst::FlowError::Error
-            })?;
-            let thumb = Arc::new(thumb);
-            if let Some(t) = live.tracker.as_mut() {
-                t.push(side, index, thumb.clone());
-            }
-            let held = Held {
-                index,
-                times,
-                rt,
-                buffer,
-                thumb,
-            };
-            live.received[k] += 1;
-            gst::trace!(CAT, imp = self, "live {name} frame {index} at {rt}");
-            match side {
-                Side::Bg => live.bg.push_back(held),
-                Side::Fg => live.fg.push_back(held),
-            }
+            steps.push_back(step);
+        }
+        let Some(thumb) = with_luma(&buffer, &info, Thumb::new) else {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Decode,
+                ("Frame {index} on pad {name} does not match its caps")
+            );
+            return Err(gst::FlowError::Error);
+        };
+        // A copy: upstream's buffer goes back to its pool now.
+        let buffer = buffer.copy_deep().map_err(|_| {
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::NoSpaceLeft,
+                ("Cannot copy frame {index} of pad {name}")
+            );
+            gst::FlowError::Error
+        })?;
+        let thumb = Arc::new(thumb);
+        if let Some(t) = live.tracker.as_mut() {
+            t.push(side, index, thumb.clone());
+        }
+        let held = Held {
+            index,
+            times,
+            rt,
+            buffer,
+            thumb,
+        };
+        live.received[k] += 1;
+        gst::trace!(CAT, imp = self, "live {name} frame {index} at {rt}");
+        match side {
+            Side::Bg => live.bg.push_back(held),
+            Side::Fg => live.fg.push_back(held),
         }
         Ok(())
     }
@@ -464,7 +556,11 @@ impl VidkompyAlign {
             .map(|(h, _)| h.rt)
             .or(live.fg.front().map(|h| h.rt));
         let keep_from = oldest_fg.map(|t| t.saturating_sub(settings.max_offset));
-        let old = |h: &Held| keep_from.is_some_and(|k| h.rt < k);
+        // Paced: the path never goes back, so no bg frame before the last committed match is
+        // matched again (the bg read ahead while the footprint was searched for goes then).
+        let floor = live.last_bg.filter(|_| live.paced);
+        let old =
+            |h: &Held| keep_from.is_some_and(|k| h.rt < k) || floor.is_some_and(|f| h.index < f);
         // The tracker matches only frames within max-offset, even while older ones stay held
         // for committed matches waiting for output: a lead that grows past max-offset
         // re-anchors instead of holding ever more bg.
@@ -560,8 +656,10 @@ impl VidkompyAlign {
         };
         if let Some(job) = live.search_job.as_ref() {
             let finished = job.handle.as_ref().is_none_or(|h| h.is_finished());
-            // Frames due by the clock wait for the rest of it (late rather than misplaced).
-            if !(finished || drain || (timeout && due > 0)) {
+            // Frames due by the clock wait for the rest of it (late rather than misplaced), as
+            // do those due in a paced run.
+            let paced = live.paced;
+            if !(finished || drain || ((timeout || paced) && due > 0)) {
                 return Ok(());
             }
             let Some(mut job) = live.search_job.take() else {
@@ -601,7 +699,8 @@ impl VidkompyAlign {
         let span = now.saturating_sub(live.fg.front().map_or(now, |h| h.rt));
         let try_now = match live.search {
             Search::Found => false,
-            Search::Pending => due > 0 || (span >= start && !live.early_tried),
+            // A paced run waits for its frames: the search starts on the whole window.
+            Search::Pending => due > 0 || (span >= start && !live.early_tried && !live.paced),
             Search::Retry(after) => due > 0 && now >= after,
         };
         let Some(tracker) = live.tracker.as_ref() else {
@@ -787,9 +886,19 @@ impl VidkompyAlign {
     /// than [`REFRAME_PX`], also a `vidkompy-reframed` message and a fresh path.
     fn live_recheck(&self, state: &mut State) -> Result<(), gst::FlowError> {
         let finished = state.live.as_mut().and_then(|l| {
+            // A paced run takes the result at a point of its own input, not whenever the
+            // thread happens to finish: the same files give the same output.
+            let newest = l.fg.back().map_or(0, |h| h.rt);
+            let done = |j: &RecheckJob| {
+                if l.paced {
+                    newest >= j.started_at.saturating_add(PACED_RECHECK_JOIN)
+                } else {
+                    j.handle.as_ref().is_none_or(|h| h.is_finished())
+                }
+            };
             l.recheck
                 .as_ref()
-                .is_some_and(|j| j.handle.as_ref().is_none_or(|h| h.is_finished()))
+                .is_some_and(done)
                 .then(|| l.recheck.take())
                 .flatten()
         });
@@ -1166,6 +1275,10 @@ impl VidkompyAlign {
                     .obj()
                     .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
             }
+            if let Some(b) = live.bg.iter().find(|b| b.index == j) {
+                live.shift = Some(b.rt as i64 - h.rt as i64);
+            }
+            live.last_bg = Some(j);
             live.ready.push_back((h, j));
         }
         Ok(())
@@ -1197,6 +1310,7 @@ impl VidkompyAlign {
             output: old.output,
             lagging: old.lagging,
             received: old.received,
+            paced: old.paced,
             ..LiveRun::default()
         };
         if pad == "fg" {
@@ -1222,12 +1336,23 @@ impl VidkompyAlign {
                 return Err(gst::FlowError::Flushing);
             };
             if state.live.is_none() {
-                gst::info!(CAT, imp = self, "live mode");
-                state.live = Some(LiveRun::default());
+                let paced = !self.upstream_live();
+                gst::info!(CAT, imp = self, "live mode (paced: {paced})");
+                state.live = Some(LiveRun {
+                    paced,
+                    ..LiveRun::default()
+                });
             }
+            let paced = state.live.as_ref().is_some_and(|l| l.paced);
+            // A paced run is not held to the clock.
+            let timeout = timeout && !paced;
             if !drain {
-                self.live_take(state, Side::Bg)?;
-                self.live_take(state, Side::Fg)?;
+                if paced {
+                    self.live_take_paced(state)?;
+                } else {
+                    self.live_take(state, Side::Bg)?;
+                    self.live_take(state, Side::Fg)?;
+                }
             }
             self.live_tracker(state);
             let due = if drain {

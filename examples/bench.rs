@@ -2,7 +2,8 @@
 
 //! Offline benchmark on a 1080p pair: the same decodes through `vidkompyalign` (automatic
 //! alignment, `device=cpu`; `vidkompy`: two passes over the files, `stored`: `two-pass=false`,
-//! `gpu`: two passes with `device=gpu`, when there is an adapter) and through
+//! `windowed`: `force-live=true`, one pass aligned on a sliding window, `gpu`: two passes with
+//! `device=gpu`, when there is an adapter) and through
 //! `compositor` at the known offset, all into `fakesink sync=false`.
 //! Prints wall times, their ratio, the analysis time and each run's peak memory (VmHWM; every
 //! pipeline runs in a child process of its own).
@@ -52,13 +53,18 @@ fn child(args: &[String]) -> Result<(), String> {
              filesrc location={bg} ! decodebin ! videoconvert ! c.sink_0 \
              filesrc location={fg} ! decodebin ! videoconvert ! c.sink_1"
         ),
-        "vidkompy" | "stored" | "gpu" => format!(
-            "vidkompyalign name=a two-pass={} device={} ! identity name=count ! \
+        "vidkompy" | "stored" | "gpu" | "windowed" => format!(
+            "vidkompyalign name=a two-pass={} device={}{} ! identity name=count ! \
              fakesink sync=false \
              filesrc location={bg} ! decodebin ! videoconvert ! a.bg \
              filesrc location={fg} ! decodebin ! videoconvert ! a.fg",
             mode != "stored",
-            if mode == "gpu" { "gpu" } else { "cpu" }
+            if mode == "gpu" { "gpu" } else { "cpu" },
+            if mode == "windowed" {
+                " force-live=true"
+            } else {
+                ""
+            }
         ),
         "decode" => format!(
             "filesrc location={bg} ! decodebin ! videoconvert ! identity name=count ! \
@@ -146,9 +152,16 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
     let mut walls = Vec::new();
     let gpu = gstvidkompy::compute::gpu::adapter().ok();
     let modes: &[&str] = if gpu.is_some() {
-        &["decode", "compositor", "vidkompy", "stored", "gpu"]
+        &[
+            "decode",
+            "compositor",
+            "vidkompy",
+            "stored",
+            "windowed",
+            "gpu",
+        ]
     } else {
-        &["decode", "compositor", "vidkompy", "stored"]
+        &["decode", "compositor", "vidkompy", "stored", "windowed"]
     };
     for &mode in modes {
         let (wall, analysis, hwm, frames) = run(mode)?;
@@ -159,13 +172,14 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
         walls.push(wall);
     }
     println!(
-        "vidkompy / compositor wall time: two-pass {:.2}x, stored {:.2}x (decode alone: {:.2}x \
-         of compositor)",
+        "vidkompy / compositor wall time: two-pass {:.2}x, stored {:.2}x, windowed {:.2}x \
+         (decode alone: {:.2}x of compositor)",
         walls[2] / walls[1],
         walls[3] / walls[1],
+        walls[4] / walls[1],
         walls[0] / walls[1]
     );
-    if let (Some(info), Some(g)) = (gpu, walls.get(4)) {
+    if let (Some(info), Some(g)) = (gpu, walls.get(5)) {
         println!(
             "device=gpu ({}) / device=cpu, two passes: {:.2}x wall; to compositor {:.2}x",
             info.name,

@@ -65,7 +65,11 @@
  * each fg frame
  * is matched `lookahead` after it arrives, from the last match on (monotonic) and guided by the
  * line of the recent matches; `lookahead` is added to the reported latency. Streams without a
- * framerate (RTP) are timed by their timestamps. Messages in live mode:
+ * framerate (RTP) are timed by their timestamps. With `force-live` on inputs that are not live
+ * (files), the pads are read one buffer at a time in the order the alignment needs (the bg at
+ * most `max-offset` plus `lookahead` ahead until the footprint is found, then in step along
+ * the path), searches are waited for and the clock forces nothing: one decode, output while
+ * reading, and the same output every run. Messages in live mode:
  *
  * - `vidkompy-bg-lagging` (`lagging`, `fg-frame`, `bg-frame`): fg frames take the newest bg
  *   frame because theirs has not arrived (the bg shows the scene later than the fg by more than

@@ -121,13 +121,43 @@ fn force_live_on_files_reads_the_pads_in_step() {
         (0..200).map(|i| 20 + i * 2 / 5).collect(),
     );
     faster.fg_fps = gst::Fraction::new(60, 1);
-    for (case, name) in [
+    let dir = std::env::temp_dir().join(format!("vidkompy-live-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (k, (case, name)) in [
         (&mut later, "files, fg 2 s later"),
         (&mut faster, "files, fg at 60 fps"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let report = dir.join(format!("report-{k}.json"));
         case.props.push(("force-live", true.to_value()));
+        case.props
+            .push(("report", report.to_str().unwrap().to_value()));
         check(case, name);
+        // The report says what was output: every fg frame, in order, with its true bg frame.
+        let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+        assert_eq!(r.mapping, "windowed", "{name}");
+        assert_eq!(r.fg.frames, case.fg_src.len(), "{name}");
+        assert_eq!(r.frames.len(), case.fg_src.len(), "{name}");
+        let exact = r
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| e.fg == *i && case.bg_src.get(e.bg) == Some(&case.fg_src[*i]))
+            .count();
+        assert!(
+            exact * 100 >= r.frames.len() * 95,
+            "{name}: {exact} exact in the report"
+        );
+        assert!(
+            (r.x - 200.0).abs() < 1.5 && (r.y - 88.0).abs() < 1.5,
+            "{name}: {} {}",
+            r.x,
+            r.y
+        );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -1919,15 +1919,47 @@ impl VidkompyAlign {
         kind: &str,
         elapsed: std::time::Duration,
     ) -> Result<(), gst::FlowError> {
+        if settings.report.is_none() {
+            return Ok(());
+        }
+        let pts =
+            |ps: &PadState, i: usize| ps.times.get(i).and_then(|t| t.pts).map(|t| t.nseconds());
+        let frames = mapping
+            .iter()
+            .enumerate()
+            .map(|(i, &j)| mapping::Entry {
+                fg: i,
+                fg_pts: pts(&state.fg, i),
+                bg: j,
+                bg_pts: pts(&state.bg, j),
+                cost: costs
+                    .and_then(|c| c.get(i).copied())
+                    .filter(|c| c.is_finite()),
+            })
+            .collect();
+        let streams = Self::streams(state, geo);
+        self.write_report_of(settings, streams, segs, a, frames, kind, elapsed)
+    }
+
+    /// Writes the report (when `report` is set): the first segment's footprint, `a`'s
+    /// confidences and timings, and `frames`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_report_of(
+        &self,
+        settings: &Settings,
+        (fg, bg): (mapping::Stream, mapping::Stream),
+        segs: &[Segment],
+        a: Option<&Alignment>,
+        frames: Vec<mapping::Entry>,
+        kind: &str,
+        elapsed: std::time::Duration,
+    ) -> Result<(), gst::FlowError> {
         let Some(path) = settings.report.as_deref() else {
             return Ok(());
         };
         let Some(first) = segs.first() else {
             return Err(gst::FlowError::Error);
         };
-        let (fg, bg) = Self::streams(state, geo);
-        let pts =
-            |ps: &PadState, i: usize| ps.times.get(i).and_then(|t| t.pts).map(|t| t.nseconds());
         let finite = |v: f64| v.is_finite().then_some(v);
         let report = Report {
             version: mapping::VERSION,
@@ -1958,19 +1990,7 @@ impl VidkompyAlign {
             } else {
                 Vec::new()
             },
-            frames: mapping
-                .iter()
-                .enumerate()
-                .map(|(i, &j)| mapping::Entry {
-                    fg: i,
-                    fg_pts: pts(&state.fg, i),
-                    bg: j,
-                    bg_pts: pts(&state.bg, j),
-                    cost: costs
-                        .and_then(|c| c.get(i).copied())
-                        .filter(|c| c.is_finite()),
-                })
-                .collect(),
+            frames,
         };
         let path = std::path::Path::new(path);
         report.write(path).map_err(|e| {

@@ -86,7 +86,9 @@
  *
  * Caps changes on either pad output the frames held, then negotiate the output again and search
  * the footprint again. Seeks at a rate other than 1 are refused. Not in live mode: the report
- * file (a warning), match-region=edges and alignment files (refused with an error).
+ * file (a warning; with `force-live` on files it is written when the fg ends: every fg frame's
+ * bg frame as output, the footprints used as segments, `mapping` = `windowed`),
+ * match-region=edges and alignment files (refused with an error).
  *
  * ## Example launch line
  * ```text

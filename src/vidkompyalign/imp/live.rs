@@ -15,6 +15,7 @@ use crate::align::Cancel;
 use crate::align::analysis::{Alignment, Side};
 use crate::align::features::Thumb;
 use crate::align::live::Tracker;
+use crate::align::mapping::{self, Segment};
 use crate::align::placement;
 use crate::align::spatial::{Estimate, Geometry};
 use crate::store::FrameTimes;
@@ -211,6 +212,22 @@ pub(super) struct LiveRun {
     shift: Option<i64>,
     /// bg frame of the last committed match.
     last_bg: Option<usize>,
+    /// Paced runs: what the report says (written when the fg ends).
+    record: Record,
+}
+
+/// The alignment of a paced run, as output: for the report.
+#[derive(Default)]
+struct Record {
+    /// Every fg frame's bg frame, in order.
+    frames: Vec<mapping::Entry>,
+    /// The footprints used, each from the fg frame it was first composited on.
+    segments: Vec<Segment>,
+    /// The last footprint search's or re-check's result that was used.
+    alignment: Option<Alignment>,
+    /// Time the footprint searches took.
+    spent: std::time::Duration,
+    written: bool,
 }
 
 /// Steps kept per pad to measure a frame duration.
@@ -276,7 +293,7 @@ impl VidkompyAlign {
                     .into(),
             );
         }
-        if s.report.is_some() {
+        if s.report.is_some() && self.upstream_live() {
             gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Write,
@@ -329,6 +346,10 @@ impl VidkompyAlign {
         let Some(live) = guard.as_mut().and_then(|s| s.live.as_mut()) else {
             return;
         };
+        if live.paced {
+            // Files: every frame goes out, however late.
+            return;
+        }
         let (_, _, diff, timestamp) = event.get();
         let Some(ts) = timestamp else {
             return;
@@ -869,6 +890,7 @@ impl VidkompyAlign {
         };
         let segs = [Self::segment(0, &place, found)];
         self.post_alignment(state, &segs, found, &window, kind, elapsed);
+        Self::live_record(state, &segs[0], found, elapsed);
         let keep = state.output.as_ref().is_some_and(|o| {
             let ov = &o.overlay;
             (ov.x, ov.y, ov.width, ov.height) == (place.x, place.y, place.width, place.height)
@@ -1098,6 +1120,12 @@ impl VidkompyAlign {
             live.fg.front().map_or(live.received[1], |h| h.index)
         };
         state.output = Some(self.live_output(state, place)?);
+        Self::live_record(
+            state,
+            &Self::segment(0, &place, Some(&a)),
+            Some(&a),
+            Default::default(),
+        );
         self.post_alignment(
             state,
             &[Self::segment(0, &place, Some(&a))],
@@ -1131,6 +1159,74 @@ impl VidkompyAlign {
     }
 
     /// The output plan for a footprint.
+    /// Paced runs: `seg` is composited from the next fg frame output on (the frames committed
+    /// and not output yet included).
+    fn live_record(
+        state: &mut State,
+        seg: &Segment,
+        a: Option<&Alignment>,
+        elapsed: std::time::Duration,
+    ) {
+        let Some(live) = state.live.as_mut().filter(|l| l.paced) else {
+            return;
+        };
+        let r = &mut live.record;
+        r.spent += elapsed;
+        if a.is_some() {
+            r.alignment = a.cloned();
+        }
+        let seg = Segment {
+            from: live.output,
+            ..*seg
+        };
+        if r.segments.last().is_some_and(|l| l.from == seg.from) {
+            r.segments.pop();
+        }
+        r.segments.push(seg);
+    }
+
+    /// Paced runs with `report`: writes it once the fg ended (every frame output).
+    fn live_write_report(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        let settings = super::lock(&self.settings).clone();
+        let (Some(fg), Some(bg)) = (state.fg.info.as_ref(), state.bg.info.as_ref()) else {
+            return Ok(());
+        };
+        let streams = (
+            mapping::Stream {
+                width: fg.width(),
+                height: fg.height(),
+                frames: 0,
+            },
+            mapping::Stream {
+                width: bg.width(),
+                height: bg.height(),
+                frames: 0,
+            },
+        );
+        let Some(live) = state.live.as_mut().filter(|l| l.paced && !l.record.written) else {
+            return Ok(());
+        };
+        live.record.written = true;
+        let r = std::mem::take(&mut live.record);
+        let (mut fg_s, mut bg_s) = streams;
+        fg_s.frames = live.received[1];
+        bg_s.frames = live.received[0];
+        let kind = if live.search == Search::Found {
+            "windowed"
+        } else {
+            "running-time"
+        };
+        self.write_report_of(
+            &settings,
+            (fg_s, bg_s),
+            &r.segments,
+            r.alignment.as_ref(),
+            r.frames,
+            kind,
+            r.spent,
+        )
+    }
+
     fn live_output(
         &self,
         state: &State,
@@ -1194,7 +1290,7 @@ impl VidkompyAlign {
             return Ok(());
         }
         let bg_ended = self.bg_pad.is_eos() && !self.bg_pad.has_buffer();
-        let matches: Vec<(usize, bool)> = if live.search == Search::Found {
+        let matches: Vec<(usize, bool, Option<f32>)> = if live.search == Search::Found {
             let Some(t) = live.tracker.as_mut() else {
                 return Err(gst::FlowError::Error);
             };
@@ -1222,7 +1318,10 @@ impl VidkompyAlign {
                     .obj()
                     .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
             }
-            c.matches.iter().map(|m| (m.bg, m.beyond)).collect()
+            c.matches
+                .iter()
+                .map(|m| (m.bg, m.beyond, Some(m.cost)))
+                .collect()
         } else {
             if let Some(t) = live.tracker.as_mut() {
                 t.skip_fg(due);
@@ -1243,11 +1342,11 @@ impl VidkompyAlign {
                         .find(|b| b.rt <= h.rt)
                         .or(live.bg.front())
                         .map_or(0, |b| b.index);
-                    (floor.map_or(j, |f| j.max(f)), newest <= h.rt)
+                    (floor.map_or(j, |f| j.max(f)), newest <= h.rt, None)
                 })
                 .collect()
         };
-        for (j, beyond) in matches {
+        for (j, beyond, cost) in matches {
             let Some(h) = live.fg.pop_front() else {
                 break;
             };
@@ -1275,8 +1374,18 @@ impl VidkompyAlign {
                     .obj()
                     .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
             }
-            if let Some(b) = live.bg.iter().find(|b| b.index == j) {
+            let bg = live.bg.iter().find(|b| b.index == j);
+            if let Some(b) = bg {
                 live.shift = Some(b.rt as i64 - h.rt as i64);
+            }
+            if live.paced {
+                live.record.frames.push(mapping::Entry {
+                    fg: h.index,
+                    fg_pts: h.times.pts.map(|t| t.nseconds()),
+                    bg: j,
+                    bg_pts: bg.and_then(|b| b.times.pts).map(|t| t.nseconds()),
+                    cost: cost.filter(|c| c.is_finite()),
+                });
             }
             live.last_bg = Some(j);
             live.ready.push_back((h, j));
@@ -1311,6 +1420,7 @@ impl VidkompyAlign {
             lagging: old.lagging,
             received: old.received,
             paced: old.paced,
+            record: old.record,
             ..LiveRun::default()
         };
         if pad == "fg" {
@@ -1439,6 +1549,7 @@ impl VidkompyAlign {
                     .as_ref()
                     .is_none_or(|l| l.fg.is_empty() && l.ready.is_empty());
             if finished && out.is_empty() && caps_to_set.is_none() {
+                self.live_write_report(state)?;
                 gst::debug!(CAT, imp = self, "fg ended: all frames output");
                 return Err(gst::FlowError::Eos);
             }

@@ -8,6 +8,10 @@
 //! cargo run --release --example evaluate -- [--windowed] [CLIP]
 //! ```
 //!
+//! `--windowed` sets `force-live` (files aligned on a sliding window, one decode);
+//! `VIDKOMPY_EVAL_ONLY=text` runs only the cases whose name contains it;
+//! `VIDKOMPY_EVAL_REPORT=path` has each case write its report there.
+//!
 //! Truth comes from how each pair was made: every bg and fg frame shows a known source frame.
 //! "Exact": the chosen bg frame shows the fg frame's source frame or an identical duplicate (only
 //! fg frames whose source frame the bg has are counted). "±1": the chosen bg frame is at most one
@@ -150,7 +154,16 @@ fn main() {
     // `--windowed`: files aligned on a sliding window in one pass (`force-live` on inputs
     // that are not live).
     let windowed = std::env::args().any(|a| a == "--windowed");
+    // `VIDKOMPY_EVAL_ONLY=text` runs the cases whose name contains it.
+    let only = std::env::var("VIDKOMPY_EVAL_ONLY").ok();
     for (name, mut case) in cases(fps) {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        // `VIDKOMPY_EVAL_REPORT=path` writes each case's report there (the last case's stays).
+        if let Ok(r) = std::env::var("VIDKOMPY_EVAL_REPORT") {
+            case.props.push(("report", r.to_value()));
+        }
         if windowed {
             case.props.push(("force-live", true.to_value()));
         }

@@ -114,18 +114,25 @@ fn force_live_with_the_fg_two_seconds_behind() {
 /// as the alignment needs, so that the bg frames the fg's moments match are still held.
 #[test]
 fn force_live_on_files_reads_the_pads_in_step() {
-    // The fg 2 s later; then the same at 2.5 times the bg's rate (24 -> 60 fps).
+    // The fg 2 s later; the same at 2.5 times the bg's rate (24 -> 60 fps).
     let mut later = Case::new((0..120).collect(), (48..118).collect());
     let mut faster = Case::new(
         (0..140).collect(),
         (0..200).map(|i| 20 + i * 2 / 5).collect(),
     );
     faster.fg_fps = gst::Fraction::new(60, 1);
+    // Every other source frame, its caps claiming 5 fps (the bg: 24): the path follows the
+    // speed the content shows, 2 bg frames per fg frame, not the 4.8 the rates say, and its
+    // running times drifting 5 s apart from the bg's do not make the bg frames it needs old.
+    let mut lying = Case::new((0..140).collect(), (10..138).step_by(2).collect());
+    lying.fg_fps = gst::Fraction::new(12, 1);
+    lying.fg_declared_fps = Some(gst::Fraction::new(5, 1));
     let dir = std::env::temp_dir().join(format!("vidkompy-live-files-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (k, (case, name)) in [
         (&mut later, "files, fg 2 s later"),
         (&mut faster, "files, fg at 60 fps"),
+        (&mut lying, "files, fg rate claimed 5 fps, content 12"),
     ]
     .into_iter()
     .enumerate()

@@ -115,6 +115,8 @@ pub struct Tracker {
     /// Per recent committed match, how much cheaper its bg neighbours (before, after) were:
     /// their cost minus the match's (negative: the neighbour matched better).
     evidence: VecDeque<[Option<f32>; 2]>,
+    /// The bg ended: every bg frame there will be is held, none is still to come.
+    bg_ended: bool,
 }
 
 impl Tracker {
@@ -130,6 +132,7 @@ impl Tracker {
             history: VecDeque::new(),
             floor: 0,
             evidence: VecDeque::new(),
+            bg_ended: false,
         }
     }
 
@@ -159,6 +162,12 @@ impl Tracker {
             thumb,
             feature,
         });
+    }
+
+    /// The bg ended: no frame comes after those held, so fg frames can no longer match one
+    /// still to come.
+    pub fn end_bg(&mut self) {
+        self.bg_ended = true;
     }
 
     /// Forgets the bg frames before `index`.
@@ -211,6 +220,14 @@ impl Tracker {
             t.push(Side::Fg, *i, thumb.clone());
         }
         t
+    }
+
+    /// The speed (bg frames per fg frame) found by aligning content, which guides the path until
+    /// its own matches do: the streams' nominal rates can be wrong (timestamps that lie).
+    pub fn set_rate(&mut self, rate: f64) {
+        if rate.is_finite() && rate > 0.0 {
+            self.nominal_rate = Some(rate);
+        }
     }
 
     /// Takes features at footprint `e` from now on (those of held frames are recomputed).
@@ -367,7 +384,11 @@ impl Tracker {
             .guide()
             .or(self.nominal_rate.map(|rate| Line { offset: 0.0, rate }))
             .map_or(1.0, |l| l.rate.max(1.0));
-        let extra = (rows as f64 * rate).ceil() as usize + 2;
+        let extra = if self.bg_ended {
+            0
+        } else {
+            (rows as f64 * rate).ceil() as usize + 2
+        };
         let (good, minima) = self.good_and_minima(&matrix);
         let unsure: Vec<bool> = minima.iter().map(|&m| !m.is_finite() || m > good).collect();
         let mut extended = ndarray::Array2::zeros((rows, real + extra));

@@ -56,6 +56,15 @@ const REFRAME_TRUST: f64 = 0.95;
 const DEFER_STEP: u64 = 250_000_000;
 /// ...this many times (the last with the bg 4 s past them).
 const DEFER_TRIES: u32 = 5;
+/// fg frames a paced run's first footprint search waits for (besides the lookahead): a
+/// second's worth can show too little motion to tell a footprint a few pixels off in a pan
+/// from a match a frame off (evaluate --windowed, exact matches over both clips' cases: 4404
+/// of 4640 with none, 4587 with 36, 4581 with 48, 4591 with 60; 72 and more lose vtest's
+/// re-timed cases).
+const PACED_SEARCH_FRAMES: usize = 48;
+/// Temporal confidence of a paced run's footprint search above which the speed it found
+/// replaces the nominal one.
+const PACED_RATE_TRUST: f64 = 0.5;
 /// Frame duration assumed for a stream whose caps give no framerate.
 const FALLBACK_DURATION: u64 = 1_000_000_000 / 30;
 
@@ -576,10 +585,14 @@ impl VidkompyAlign {
             .front()
             .map(|(h, _)| h.rt)
             .or(live.fg.front().map(|h| h.rt));
-        let keep_from = oldest_fg.map(|t| t.saturating_sub(settings.max_offset));
         // Paced: the path never goes back, so no bg frame before the last committed match is
-        // matched again (the bg read ahead while the footprint was searched for goes then).
+        // matched again (the bg read ahead while the footprint was searched for goes then);
+        // and the path, not the running times (which may drift apart, or lie), says which bg
+        // frames are old.
         let floor = live.last_bg.filter(|_| live.paced);
+        let keep_from = oldest_fg
+            .filter(|_| floor.is_none())
+            .map(|t| t.saturating_sub(settings.max_offset));
         let old =
             |h: &Held| keep_from.is_some_and(|k| h.rt < k) || floor.is_some_and(|f| h.index < f);
         // The tracker matches only frames within max-offset, even while older ones stay held
@@ -626,6 +639,10 @@ impl VidkompyAlign {
         let fg_ended = ended(&self.fg_pad);
         if fg_ended && (ended(&self.bg_pad) || live.bg.is_empty()) {
             return n;
+        }
+        if live.paced && live.search == Search::Pending && !fg_ended && n < PACED_SEARCH_FRAMES {
+            // A paced run's first search waits for enough fg frames to show the scene.
+            return 0;
         }
         let lookahead = super::lock(&self.settings).lookahead;
         let dur = live
@@ -835,6 +852,14 @@ impl VidkompyAlign {
                 if let Some(live) = state.live.as_mut() {
                     if let Some(t) = live.tracker.as_mut() {
                         t.set_footprint(est);
+                        // Paced (files): the speed the window's content shows guides the path
+                        // rather than the nominal rates (timestamps and framerates can lie).
+                        if live.paced
+                            && a.temporal_confidence >= PACED_RATE_TRUST
+                            && let Some(rate) = a.rate
+                        {
+                            t.set_rate(rate);
+                        }
                     }
                     live.search = Search::Found;
                     live.checked_at = now;
@@ -1294,6 +1319,9 @@ impl VidkompyAlign {
             let Some(t) = live.tracker.as_mut() else {
                 return Err(gst::FlowError::Error);
             };
+            if bg_ended {
+                t.end_bg();
+            }
             let c = t
                 .commit(due, backend.kernels(), &self.cancel)
                 .map_err(|_| gst::FlowError::Flushing)?;

@@ -1213,29 +1213,21 @@ impl VidkompyAlign {
     /// Paced runs with `report`: writes it once the fg ended (every frame output).
     fn live_write_report(&self, state: &mut State) -> Result<(), gst::FlowError> {
         let settings = super::lock(&self.settings).clone();
-        let (Some(fg), Some(bg)) = (state.fg.info.as_ref(), state.bg.info.as_ref()) else {
+        let size = |info: Option<&gst_video::VideoInfo>| info.map(|i| (i.width(), i.height()));
+        let (Some(fg), Some(bg)) = (size(state.fg.info.as_ref()), size(state.bg.info.as_ref()))
+        else {
             return Ok(());
         };
-        let streams = (
-            mapping::Stream {
-                width: fg.width(),
-                height: fg.height(),
-                frames: 0,
-            },
-            mapping::Stream {
-                width: bg.width(),
-                height: bg.height(),
-                frames: 0,
-            },
-        );
         let Some(live) = state.live.as_mut().filter(|l| l.paced && !l.record.written) else {
             return Ok(());
         };
-        live.record.written = true;
         let r = std::mem::take(&mut live.record);
-        let (mut fg_s, mut bg_s) = streams;
-        fg_s.frames = live.received[1];
-        bg_s.frames = live.received[0];
+        live.record.written = true;
+        let stream = |(width, height), frames| mapping::Stream {
+            width,
+            height,
+            frames,
+        };
         let kind = if live.search == Search::Found {
             "windowed"
         } else {
@@ -1243,7 +1235,7 @@ impl VidkompyAlign {
         };
         self.write_report_of(
             &settings,
-            (fg_s, bg_s),
+            (stream(fg, live.received[1]), stream(bg, live.received[0])),
             &r.segments,
             r.alignment.as_ref(),
             r.frames,

@@ -355,11 +355,11 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     let fg_fps = case.fg_declared_fps.unwrap_or(case.fg_fps);
     let mut fg = timed(fg, fg_fps);
     // `force-live` can only be set at construction: in the description.
-    let construct = if case.props.iter().any(|(k, _)| *k == "force-live") {
-        "force-live=true"
-    } else {
-        ""
-    };
+    let force_live = case
+        .props
+        .iter()
+        .any(|(k, v)| *k == "force-live" && v.get::<bool>() == Ok(true));
+    let construct = if force_live { "force-live=true" } else { "" };
     let desc = match case.live {
         None => format!(
             "vidkompyalign name=a {construct} ! appsink name=out sync=false \

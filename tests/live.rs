@@ -129,12 +129,22 @@ fn force_live_on_files_reads_the_pads_in_step() {
     let mut lying = Case::new((0..140).collect(), (10..138).step_by(2).collect());
     lying.fg_fps = gst::Fraction::new(12, 1);
     lying.fg_declared_fps = Some(gst::Fraction::new(5, 1));
+    // The bg camera pans 2 px a frame (tests/alignment.rs has the same pair offline): the
+    // first search's window is one steady pan, where a footprint a pan step off fits the
+    // neighbouring bg frame almost as well (before: 1.99 px off, 9 of 100 frames exact).
+    let mut panning = Case::new((0..140).collect(), (30..130).collect());
+    panning.pan = Some(truth::Pan {
+        size: (640, 360),
+        at: (0, 0),
+        step: (2, 0),
+    });
     let dir = std::env::temp_dir().join(format!("vidkompy-live-files-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (k, (case, name)) in [
         (&mut later, "files, fg 2 s later"),
         (&mut faster, "files, fg at 60 fps"),
         (&mut lying, "files, fg rate claimed 5 fps, content 12"),
+        (&mut panning, "files, the bg panning"),
     ]
     .into_iter()
     .enumerate()

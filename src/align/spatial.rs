@@ -541,11 +541,18 @@ pub fn coarse_in_time(
 pub struct FramePair {
     pub fg: Arc<Thumb>,
     pub bg: Arc<Thumb>,
+    /// Other bg frames that may show the moment instead (its neighbours): the pair scores as
+    /// the best fit among `bg` and these at each candidate footprint, so that the footprint
+    /// and the bg frame are found together.
+    pub near: Vec<Arc<Thumb>>,
 }
 
 struct Level {
     f: usize,
+    /// The pairs' bg frames and their `near` ones, in pair order.
     bg: Vec<BgLevel>,
+    /// The pair each of `bg` belongs to.
+    owner: Vec<u32>,
     fg: Vec<Arc<Image>>,
 }
 
@@ -593,10 +600,19 @@ fn cached<T: Send + Sync>(
 
 impl LevelCache {
     fn level(&mut self, pairs: &[FramePair], f: usize) -> Level {
-        let bg: Vec<&Arc<Thumb>> = pairs.iter().map(|p| &p.bg).collect();
+        let (bg, owner): (Vec<&Arc<Thumb>>, Vec<u32>) = pairs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                std::iter::once(&p.bg)
+                    .chain(&p.near)
+                    .map(move |b| (b, i as u32))
+            })
+            .unzip();
         let fg: Vec<&Arc<Thumb>> = pairs.iter().map(|p| &p.fg).collect();
         Level {
             f,
+            owner,
             bg: cached(&mut self.bg, &bg, f, |t| {
                 let img = t.image_at(f);
                 let int = Integral::new(&img);
@@ -654,12 +670,44 @@ impl Scores<'_> {
     }
 
     /// The scores of `cands`: for each, the mean NCC over the pairs whose template is not flat
-    /// (`None` where none is or the template does not fit), from correlations computed by the
-    /// kernels in one batch.
+    /// (`None` where none is or the template does not fit), a pair's NCC being its best over
+    /// its bg frame and the `near` ones.
     fn scores(&self, cands: &[(i64, i64, i64)]) -> Vec<Option<f64>> {
+        let owner = &self.level.owner;
+        self.frame_nccs(cands)
+            .into_iter()
+            .map(|fits| {
+                // Pair by pair: the best of each pair's run, then the mean.
+                let (mut sum, mut pairs) = (0.0, 0usize);
+                let mut run: Option<(u32, f64)> = None;
+                for (b, c) in fits {
+                    let p = owner[b as usize];
+                    run = match run {
+                        Some((q, best)) if q == p => Some((q, best.max(c))),
+                        Some((_, best)) => {
+                            sum += best;
+                            pairs += 1;
+                            Some((p, c))
+                        }
+                        None => Some((p, c)),
+                    };
+                }
+                if let Some((_, best)) = run {
+                    sum += best;
+                    pairs += 1;
+                }
+                (pairs > 0).then(|| sum / pairs as f64)
+            })
+            .collect()
+    }
+
+    /// For each of `cands`, the NCC of each bg frame of the level (pairs' frames and their
+    /// `near` ones, in order) with its pair's template, where the template is not flat and
+    /// fits, from correlations computed by the kernels in one batch.
+    fn frame_nccs(&self, cands: &[(i64, i64, i64)]) -> Vec<Vec<(u32, f64)>> {
         let bg = &self.level.bg;
         let Some((bh, bw)) = bg.first().map(|b| b.0.dim()) else {
-            return vec![None; cands.len()];
+            return vec![Vec::new(); cands.len()];
         };
         let mut w = ncc::WindowDots {
             images: bg.iter().map(|b| (&b.2[..], b.0.dim().1)).collect(),
@@ -679,13 +727,13 @@ impl Scores<'_> {
                 continue;
             }
             let first = w.jobs.len();
-            for (p, t) in list.iter().enumerate() {
-                let Some(t) = t else { continue };
-                let ti = *index.entry((k, p)).or_insert_with(|| {
+            for (b, &p) in self.level.owner.iter().enumerate() {
+                let Some(t) = &list[p as usize] else { continue };
+                let ti = *index.entry((k, p as usize)).or_insert_with(|| {
                     w.templates.push(t);
                     (w.templates.len() - 1) as u32
                 });
-                w.jobs.push([ti, p as u32, u as u32, v as u32]);
+                w.jobs.push([ti, b as u32, u as u32, v as u32]);
             }
             spans.push((first, w.jobs.len() - first));
         }
@@ -693,17 +741,15 @@ impl Scores<'_> {
         spans
             .iter()
             .map(|&(first, n)| {
-                (n > 0).then(|| {
-                    let sum: f64 = (first..first + n)
-                        .map(|j| {
-                            let [t, p, u, v] = w.jobs[j];
-                            let t = w.templates[t as usize];
-                            let integral = &bg[p as usize].1;
-                            ncc::ncc_from_dot(dots[j], t, integral, v as usize, u as usize)
-                        })
-                        .sum();
-                    sum / n as f64
-                })
+                (first..first + n)
+                    .map(|j| {
+                        let [t, b, u, v] = w.jobs[j];
+                        let t = w.templates[t as usize];
+                        let integral = &bg[b as usize].1;
+                        let c = ncc::ncc_from_dot(dots[j], t, integral, v as usize, u as usize);
+                        (b, c)
+                    })
+                    .collect()
             })
             .collect()
     }
@@ -799,6 +845,53 @@ pub fn finest_level(geo: Geometry, scale: f64) -> usize {
         finest *= 2;
     }
     finest
+}
+
+/// Whether some pair's bg frame fits the footprint `est` worse than one of its `near` frames
+/// does (at the finest level, at the offset nearest `est`): then a refinement with the `near`
+/// frames may find a better fit than one without them.
+pub fn near_fits_better(
+    geo: Geometry,
+    pairs: &[FramePair],
+    est: Estimate,
+    cache: &mut LevelCache,
+    kernels: &dyn Kernels,
+) -> bool {
+    if pairs.iter().all(|p| p.near.is_empty()) {
+        return false;
+    }
+    let f = finest_level(geo, est.scale);
+    let level = cache.level(pairs, f);
+    let mut scores = Scores {
+        level: &level,
+        kernels,
+        geo,
+        origin: est.scale,
+        step: 0.0,
+        templates: HashMap::new(),
+        known: HashMap::new(),
+    };
+    scores.templates.insert(0, scores.templates_for(0));
+    let at = (
+        0,
+        (est.x / f as f64).round() as i64,
+        (est.y / f as f64).round() as i64,
+    );
+    let fits = scores.frame_nccs(&[at]).pop().unwrap_or_default();
+    // The first entry of each pair's run is its own bg frame.
+    let mut own: Option<(u32, f64)> = None;
+    for (b, c) in fits {
+        let p = level.owner[b as usize];
+        match own {
+            Some((q, o)) if q == p => {
+                if c > o {
+                    return true;
+                }
+            }
+            _ => own = Some((p, c)),
+        }
+    }
+    false
 }
 
 /// [`refine`], with the pyramid levels of the frames kept in `cache` for later refinements,
@@ -990,6 +1083,7 @@ mod tests {
         let pairs = vec![FramePair {
             fg: Arc::new(Thumb::from_image(&fg)),
             bg: Arc::new(Thumb::from_image(&bg)),
+            near: Vec::new(),
         }];
         let e = refine(geo, &pairs, c.estimate, bf, Constraints::default(), &cancel).unwrap();
         let corners = [
@@ -1027,6 +1121,7 @@ mod tests {
         let pairs = vec![FramePair {
             fg: Arc::new(Thumb::from_image(&fg)),
             bg: Arc::new(Thumb::from_image(&bg)),
+            near: Vec::new(),
         }];
         let e = refine(geo, &pairs, c.estimate, bf, Constraints::default(), &cancel).unwrap();
         let far = (

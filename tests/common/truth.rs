@@ -143,6 +143,32 @@ pub struct Case {
     pub props: Vec<(&'static str, glib::Value)>,
     /// Fed in real time (through `clocksync`) rather than as fast as the element takes them.
     pub live: Option<Live>,
+    /// The bg camera pans: each source frame is seen through a window that moves with it.
+    pub pan: Option<Pan>,
+}
+
+/// A bg seen through a window panning across the source clip: source frame `k` shows the
+/// source rect of `size` at `at + k * step` (source px), scaled to the bg's size; the fg shows
+/// the footprint inside that window (the fg camera pans with the bg's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pan {
+    pub size: (u32, u32),
+    pub at: (u32, u32),
+    /// Source px per source frame; even, as crop offsets must be (see `Case::new`).
+    pub step: (i32, i32),
+}
+
+impl Pan {
+    /// The window source frame `k` is seen through.
+    pub fn window(&self, k: usize) -> (u32, u32, u32, u32) {
+        let at = |a: u32, d: i32| (i64::from(a) + i64::from(d) * k as i64).max(0) as u32;
+        (
+            at(self.at.0, self.step.0),
+            at(self.at.1, self.step.1),
+            self.size.0,
+            self.size.1,
+        )
+    }
 }
 
 /// How a case is fed live.
@@ -187,6 +213,7 @@ impl Case {
             reframe: None,
             props: Vec::new(),
             live: None,
+            pan: None,
         }
     }
 
@@ -310,17 +337,26 @@ pub fn run(src: &Source, case: &Case) -> Outcome {
 pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     let (sw, sh) = (src.info.width(), src.info.height());
     let bgs = case.bg_size;
-    let sx = fg_src.info.width() as f64 / bgs.0 as f64;
-    let sy = fg_src.info.height() as f64 / bgs.1 as f64;
+    // The source rect bg frames showing source frame `k` show.
+    let window = |k: usize| match case.pan {
+        Some(p) => p.window(k),
+        None => (0, 0, fg_src.info.width(), fg_src.info.height()),
+    };
     let bg: Vec<gst::Buffer> = case
         .bg_src
         .iter()
-        .map(|&k| derive(src, k, (0, 0, sw, sh), bgs, case.fade(k), (1.0, 0.0), false))
+        .map(|&k| {
+            let w = case.pan.map_or((0, 0, sw, sh), |p| p.window(k));
+            derive(src, k, w, bgs, case.fade(k), (1.0, 0.0), false)
+        })
         .collect();
-    let region_of = |(fx, fy, fw, fh): (u32, u32, u32, u32)| {
+    let region_of = |(fx, fy, fw, fh): (u32, u32, u32, u32), k: usize| {
+        let (wx, wy, ww, wh) = window(k);
+        let sx = ww as f64 / bgs.0 as f64;
+        let sy = wh as f64 / bgs.1 as f64;
         (
-            (fx as f64 * sx).round() as u32,
-            (fy as f64 * sy).round() as u32,
+            wx + (fx as f64 * sx).round() as u32,
+            wy + (fy as f64 * sy).round() as u32,
             (fw as f64 * sx).round() as u32,
             (fh as f64 * sy).round() as u32,
         )
@@ -331,8 +367,8 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
         .enumerate()
         .map(|(i, &k)| {
             let region = match case.reframe {
-                Some((from, fp)) if i >= from => region_of(fp),
-                _ => region_of(case.footprint),
+                Some((from, fp)) if i >= from => region_of(fp, k),
+                _ => region_of(case.footprint, k),
             };
             let fg = |k: usize| {
                 let f = case.fade(k);

@@ -32,6 +32,11 @@ const EARLY_TRUST: f64 = 0.98;
 const RECHECK: u64 = 5_000_000_000;
 /// The soonest a re-check follows the last one when matches got worse (a re-framed fg).
 const RECHECK_SOON: u64 = 1_000_000_000;
+/// Paced runs: the most times the periodic re-check's interval doubles while re-checks
+/// confirm the footprint (5 s, 10 s, 20 s, then every 40 s). A file's fg is re-framed, if at
+/// all, at an edit, which the matches getting worse reveal sooner than any period; the
+/// periodic re-checks only guard against a footprint fitted a little off.
+const PACED_RECHECK_DOUBLINGS: u32 = 3;
 /// How far, in fg running time, a paced run reads past the start of a re-check before it
 /// waits for the re-check's result.
 const PACED_RECHECK_JOIN: u64 = 1_000_000_000;
@@ -193,6 +198,9 @@ pub(super) struct LiveRun {
     recheck: Option<RecheckJob>,
     /// fg running time of the last footprint search or re-check start.
     checked_at: u64,
+    /// Paced runs: periodic re-checks in a row that confirmed the footprint (each doubles the
+    /// time to the next, up to [`PACED_RECHECK_DOUBLINGS`]).
+    confirmed: u32,
     /// Times the footprint was replaced by a re-check (the fg was re-framed).
     reframed: u64,
     /// Confidence and mean match cost of the search that found the footprint in use.
@@ -985,7 +993,8 @@ impl VidkompyAlign {
             .and_then(|t| t.unsure_share(RECENT_MATCHES))
             .is_some_and(|s| s >= 0.5);
         let confirm = live.confirm_at.is_some_and(|t| now >= t);
-        let periodic = since >= RECHECK || (worse && since >= RECHECK_SOON) || confirm;
+        let every = RECHECK << live.confirmed.min(PACED_RECHECK_DOUBLINGS);
+        let periodic = since >= every || (worse && since >= RECHECK_SOON) || confirm;
         // While the bg lags, the fg frames held show moments it has not shown yet: keep them
         // and search once it has.
         if (live.want_deferred || (periodic && live.lagging)) && live.deferred.is_none() {
@@ -1116,7 +1125,11 @@ impl VidkompyAlign {
         // use may be a couple of pixels off.
         let least = if kept { KEPT_REFINE_PX } else { REFINE_PX };
         let worse = job.worse && a.spatial_confidence >= REFRAME_TRUST;
-        if moved <= least || !(worse || better) {
+        let confirmed = moved <= least;
+        if let Some(l) = state.live.as_mut().filter(|l| l.paced) {
+            l.confirmed = if confirmed { l.confirmed + 1 } else { 0 };
+        }
+        if confirmed || !(worse || better) {
             return Ok(());
         }
         // A correction (kept frames, a full window) is not reported as a re-framing.

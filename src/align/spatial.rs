@@ -1096,6 +1096,101 @@ mod tests {
         assert!(e.score > 0.95, "{e:?}");
     }
 
+    /// A camera panning 3 px a frame over a wide scene in which an object moves on its own:
+    /// pairs whose bg frame is one off (in either direction) fit a footprint off by the pan;
+    /// with their neighbours as `near` frames the refinement finds the footprint and the right
+    /// frames together.
+    #[test]
+    fn pairs_a_frame_off_in_a_pan_are_mended_by_their_near_frames() {
+        let cancel = Cancel::new();
+        let world = scene(270, 640, 5);
+        let moment = |k: usize| -> Image {
+            let mut img = world.slice(ndarray::s![.., 3 * k..3 * k + 480]).to_owned();
+            // An object moving down 4 px a frame, whatever the camera does.
+            for y in 40 + 4 * k..64 + 4 * k {
+                for x in 250..274 {
+                    img[[y, x]] = 255.0 - img[[y, x]];
+                }
+            }
+            img
+        };
+        let (fx, fy, fw, fh) = (131.0, 57.0, 200.0, 120.0);
+        let fg = |k: usize| {
+            let r = Rect {
+                x: fx,
+                y: fy,
+                w: fw,
+                h: fh,
+            };
+            resample(&moment(k), r, 320, 192).mapv(|v| 0.7 * v + 20.0)
+        };
+        let geo = Geometry {
+            fg: (320, 192),
+            bg: (480, 270),
+        };
+        let thumb = |img: Image| Arc::new(Thumb::from_image(&img));
+        // fg moments 6, 9, 12 paired with bg frames 7, 8 and 13.
+        let pairs = |near: bool| -> Vec<FramePair> {
+            [(6, 7), (9, 8), (12, 13)]
+                .into_iter()
+                .map(|(i, j)| FramePair {
+                    fg: thumb(fg(i)),
+                    bg: thumb(moment(j)),
+                    near: if near {
+                        vec![thumb(moment(j - 1)), thumb(moment(j + 1))]
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect()
+        };
+        let start = Estimate {
+            x: fx + 2.0,
+            y: fy - 1.0,
+            scale: fw / 320.0 * 1.01,
+            score: 0.0,
+        };
+        let off = |e: &Estimate| {
+            [
+                (e.x - fx).abs(),
+                (e.y - fy).abs(),
+                (e.x + 320.0 * e.scale - fx - fw).abs(),
+                (e.y + 192.0 * e.scale - fy - fh).abs(),
+            ]
+            .into_iter()
+            .fold(0.0, f64::max)
+        };
+        let plain = refine(
+            geo,
+            &pairs(false),
+            start,
+            4.0,
+            Constraints::default(),
+            &cancel,
+        )
+        .unwrap();
+        let mut cache = LevelCache::default();
+        assert!(
+            near_fits_better(geo, &pairs(true), plain, &mut cache, &CpuKernels),
+            "a neighbour fits better than some pair's own frame at {plain:?}"
+        );
+        let near = refine(
+            geo,
+            &pairs(true),
+            start,
+            4.0,
+            Constraints::default(),
+            &cancel,
+        )
+        .unwrap();
+        assert!(off(&near) <= 0.5, "{near:?}, {} px off", off(&near));
+        assert!(
+            near.score > plain.score + 0.01,
+            "{near:?} against {plain:?}"
+        );
+        // Without them: 1.4 px off at 0.82 (here); with them: 0.002 px at 0.999.
+    }
+
     #[test]
     fn a_fg_with_the_bg_s_framing_covers_it_whole() {
         let cancel = Cancel::new();

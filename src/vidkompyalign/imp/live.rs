@@ -62,11 +62,13 @@ const DEFER_STEP: u64 = 250_000_000;
 /// ...this many times (the last with the bg 4 s past them).
 const DEFER_TRIES: u32 = 5;
 /// fg frames a paced run's first footprint search waits for (besides the lookahead): a
-/// second's worth can show too little motion to tell a footprint a few pixels off in a pan
-/// from a match a frame off. evaluate --windowed, exact matches over both clips' cases (of
-/// 4640): 4404 with none, 4593 with 48, 4596 with 72, 4632 with 120; long 1 --windowed: 79.7 %
-/// exact with 48, 88 % with 72 and with 120. 72 holds less (the fg frames and the bg read
-/// ahead while it waits are held in full).
+/// second's worth can show too little motion to fix the speed and the path's start. Since the
+/// refinement tells a footprint a pan step off from the right one, long 1 --windowed is 100 %
+/// exact with 36, 48 or 72; evaluate --windowed, exact matches over starlight's cases (of
+/// 2058): 2038 with 36 (drift +-2 % 91 %), 1981 with 48, 2015 with 72 (all but bg 30 / fg 25
+/// fps and fg touching two bg edges at 100 %); vtest 2581 of 2582 with each. (Before that
+/// change: 4404 with none, 4593 with 48, 4596 with 72, 4632 with 120 over both clips; long
+/// 79.7 % with 48, 88 % with 72.) The frames held while it waits are held in full.
 const PACED_SEARCH_FRAMES: usize = 72;
 /// Temporal confidence of a paced run's footprint search above which the speed it found
 /// replaces the nominal one.

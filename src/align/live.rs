@@ -117,6 +117,12 @@ pub struct Tracker {
     evidence: VecDeque<[Option<f32>; 2]>,
     /// The bg ended: every bg frame there will be is held, none is still to come.
     bg_ended: bool,
+    /// Matches a footprint search found for the fg frames of its window, oldest first:
+    /// (fg frame, bg frame, cost). Committed as they are: the search aligned its whole window
+    /// at once (with the refined footprint), which a commit's shorter window cannot better.
+    planned: VecDeque<(usize, usize, f32)>,
+    /// Distinctiveness given to planned matches (the search's mean).
+    planned_distinct: f32,
 }
 
 impl Tracker {
@@ -133,7 +139,76 @@ impl Tracker {
             floor: 0,
             evidence: VecDeque::new(),
             bg_ended: false,
+            planned: VecDeque::new(),
+            planned_distinct: 0.0,
         }
+    }
+
+    /// The indices of the first fg and bg frames held and of the newest bg frame held: where
+    /// a search on this tracker's window (see [`Tracker::locate`]) counts its mapping from,
+    /// and how far it saw.
+    pub fn window(&self) -> Option<(usize, usize, usize)> {
+        Some((
+            self.fg.0.front()?.index,
+            self.bg.0.front()?.index,
+            self.bg.0.back()?.index,
+        ))
+    }
+
+    /// Takes the matches of a search ([`Tracker::locate`] on a copy of [`Tracker::window`]
+    /// `window`): the fg frames of its window not committed yet are matched as it matched
+    /// them, up to the first one it matched to the newest bg frame it had (the frames after
+    /// may show moments that bg frame came before: commits align those).
+    pub fn plan(&mut self, window: (usize, usize, usize), a: &Alignment) {
+        let (fg0, bg0, newest) = window;
+        self.planned = a
+            .mapping
+            .iter()
+            .zip(&a.costs)
+            .enumerate()
+            .map(|(i, (&j, &c))| (fg0 + i, bg0 + j, c))
+            .take_while(|&(_, j, _)| j < newest)
+            .collect();
+        self.planned_distinct = a.temporal_confidence as f32;
+    }
+
+    /// Commits planned matches from the first fg frame held on, at most `n`, while their bg
+    /// frames are held.
+    fn commit_planned(&mut self, n: usize) -> Vec<Match> {
+        let mut matches = Vec::new();
+        while matches.len() < n {
+            let Some(first) = self.fg.0.front().map(|e| e.index) else {
+                break;
+            };
+            while self.planned.front().is_some_and(|p| p.0 < first) {
+                self.planned.pop_front();
+            }
+            let Some(&(fg, bg, cost)) = self.planned.front() else {
+                break;
+            };
+            if fg != first || bg < self.floor || self.bg.position(bg).is_none() {
+                self.planned.clear();
+                break;
+            }
+            self.planned.pop_front();
+            self.fg.0.pop_front();
+            let m = Match {
+                fg,
+                bg,
+                cost,
+                distinct: self.planned_distinct,
+                beyond: false,
+                unsure: false,
+            };
+            self.last = Some(m);
+            self.floor = bg;
+            self.history.push_back(m);
+            if self.history.len() > HISTORY {
+                self.history.pop_front();
+            }
+            matches.push(m);
+        }
+        matches
     }
 
     fn feature(&self, side: Side, t: &Thumb) -> Option<Feature> {
@@ -282,6 +357,7 @@ impl Tracker {
     /// goes): the next commit aligns its window afresh, as the first one. For a footprint that
     /// changed, after which the path so far says little.
     pub fn restart(&mut self) {
+        self.planned.clear();
         self.last = None;
         self.history.clear();
         self.evidence.clear();
@@ -352,6 +428,13 @@ impl Tracker {
         let n = n.min(self.fg.0.len());
         if n == 0 || self.footprint.is_none() || self.bg.0.is_empty() {
             return Ok(Committed::default());
+        }
+        let planned = self.commit_planned(n);
+        if !planned.is_empty() {
+            return Ok(Committed {
+                matches: planned,
+                reanchored: false,
+            });
         }
         // Columns: the bg from the last committed match on (or all held, at the start or when
         // that frame is gone).
@@ -683,6 +766,72 @@ mod tests {
     fn monotonic(m: &[Match]) -> bool {
         m.windows(2)
             .all(|w| w[1].bg >= w[0].bg && w[1].fg == w[0].fg + 1)
+    }
+
+    /// A search's matches are committed as it found them, for the fg frames of its window
+    /// still held; past them (or once a planned bg frame is gone) commits align as before,
+    /// from the last planned match.
+    #[test]
+    fn a_search_s_matches_are_committed_as_planned_then_aligned_on() {
+        // A static scene: every frame looks the same, so content alone cannot place them;
+        // then moments that move, bg frame k showing moment k, fg frame i moment i + 3.
+        let moment = |k: usize| k.saturating_sub(20);
+        let mut t = tracker();
+        for k in 0..40 {
+            t.push(Side::Bg, k, Arc::new(scene(moment(k), 64, 48)));
+        }
+        for i in 0..30 {
+            t.push(Side::Fg, i, Arc::new(scene(moment(i + 3), 64, 48)));
+        }
+        let window = t.window().unwrap();
+        assert_eq!(window, (0, 0, 39));
+        // The search matched fg frames 0..12 to bg frames 3..15.
+        let a = Alignment {
+            x: 0.0,
+            y: 0.0,
+            scale: 1.0,
+            spatial_confidence: 1.0,
+            mapping: (3..15).collect(),
+            costs: vec![0.01; 12],
+            mean_cost: 0.01,
+            temporal_confidence: 0.9,
+            rate: Some(1.0),
+            timings: Default::default(),
+        };
+        t.plan(window, &a);
+        let cancel = Cancel::new();
+        let c = t.commit(5, &CpuKernels, &cancel).unwrap();
+        let got: Vec<(usize, usize)> = c.matches.iter().map(|m| (m.fg, m.bg)).collect();
+        assert_eq!(got, (0..5).map(|i| (i, i + 3)).collect::<Vec<_>>());
+        // The rest of the plan, then the frames after it aligned from its last match.
+        let mut all = got;
+        while t.pending() > 0 {
+            let c = t.commit(t.pending(), &CpuKernels, &cancel).unwrap();
+            if c.matches.is_empty() {
+                break;
+            }
+            all.extend(c.matches.iter().map(|m| (m.fg, m.bg)));
+        }
+        assert_eq!(all.len(), 30);
+        assert_eq!(
+            all[..12],
+            (0..12).map(|i| (i, i + 3)).collect::<Vec<_>>()[..]
+        );
+        assert!(all.windows(2).all(|w| w[0].1 <= w[1].1), "{all:?}");
+        assert_eq!(all[29], (29, 32), "{all:?}");
+        // A plan whose bg frames are gone is dropped: the commit aligns instead.
+        let mut t = tracker();
+        for k in 0..40 {
+            t.push(Side::Bg, k, Arc::new(scene(k, 64, 48)));
+        }
+        for i in 0..10 {
+            t.push(Side::Fg, i, Arc::new(scene(i + 30, 64, 48)));
+        }
+        t.plan((0, 0, 39), &a);
+        t.forget_bg_before(20);
+        let c = t.commit(10, &CpuKernels, &cancel).unwrap();
+        let got: Vec<(usize, usize)> = c.matches.iter().map(|m| (m.fg, m.bg)).collect();
+        assert_eq!(got, (0..10).map(|i| (i, i + 30)).collect::<Vec<_>>());
     }
 
     #[test]

@@ -137,6 +137,8 @@ struct SearchJob {
     cancel: Arc<Cancel>,
     /// The newest fg frame's running time when it started.
     now: u64,
+    /// The tracker's window it searched: first fg and bg frames, newest bg frame.
+    window: Option<(usize, usize, usize)>,
     /// fg running time at which the fg held would have spanned the lookahead (the search
     /// started early, on fewer frames): a re-check is due then.
     full_at: Option<u64>,
@@ -736,7 +738,7 @@ impl VidkompyAlign {
                 live.early_tried = true;
                 return Ok(());
             }
-            self.live_searched(state, alignment, job.now, job.started.elapsed())?;
+            self.live_searched(state, alignment, &job)?;
             if let Some(live) = state.live.as_mut()
                 && live.search == Search::Found
             {
@@ -770,6 +772,7 @@ impl VidkompyAlign {
             held.iter().map(|h| (h.index, h.buffer.clone())).collect()
         };
         let cancel = Arc::new(Cancel::new());
+        let window = tracker.window();
         let handle = self.spawn_locate(
             "search",
             tracker.clone(),
@@ -783,6 +786,7 @@ impl VidkompyAlign {
             handle: Some(handle),
             cancel,
             now,
+            window,
             full_at,
             started: std::time::Instant::now(),
         });
@@ -829,14 +833,14 @@ impl VidkompyAlign {
             })
     }
 
-    /// Applies the result of a footprint search started when the newest fg frame was at `now`.
+    /// Applies the result of a footprint search `job`.
     fn live_searched(
         &self,
         state: &mut State,
         alignment: Option<Alignment>,
-        now: u64,
-        elapsed: std::time::Duration,
+        job: &SearchJob,
     ) -> Result<(), gst::FlowError> {
+        let (now, elapsed) = (job.now, job.started.elapsed());
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Err(gst::FlowError::Error);
         };
@@ -868,6 +872,10 @@ impl VidkompyAlign {
                 if let Some(live) = state.live.as_mut() {
                     if let Some(t) = live.tracker.as_mut() {
                         t.set_footprint(est);
+                        // The window's fg frames go where the search matched them.
+                        if let Some(window) = job.window {
+                            t.plan(window, a);
+                        }
                         // Paced (files): the speed the window's content shows guides the path
                         // rather than the nominal rates (timestamps and framerates can lie).
                         if live.paced

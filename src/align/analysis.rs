@@ -711,6 +711,24 @@ pub fn finish(
         } else {
             &[0]
         };
+        let refine = move |frames: &[FramePair],
+                           start: Estimate,
+                           levels: &mut spatial::LevelCache,
+                           timings: &mut Timings| {
+            cancel.check()?;
+            timings.time("refine", || {
+                spatial::refine_cached(
+                    geo,
+                    frames,
+                    start,
+                    from,
+                    input.constraints,
+                    levels,
+                    input.dots,
+                    cancel,
+                )
+            })
+        };
         let mut best: Option<(Estimate, Vec<(usize, usize)>)> = None;
         let mut whole = 0;
         for &d in shifts {
@@ -728,19 +746,7 @@ pub fn finish(
                 // Compared on as many pairs only.
                 continue;
             }
-            cancel.check()?;
-            let e = timings.time("refine", || {
-                spatial::refine_cached(
-                    geo,
-                    &frames,
-                    est,
-                    from,
-                    input.constraints,
-                    &mut levels,
-                    input.dots,
-                    cancel,
-                )
-            })?;
+            let e = refine(&frames, est, &mut levels, &mut timings)?;
             if best.as_ref().is_none_or(|b| e.score > b.0.score) {
                 best = Some((e, shifted));
             }
@@ -755,20 +761,7 @@ pub fn finish(
             Vec::new()
         };
         if spatial::near_fits_better(geo, &near, est, &mut levels, input.dots) {
-            let frames = near;
-            cancel.check()?;
-            est = timings.time("refine", || {
-                spatial::refine_cached(
-                    geo,
-                    &frames,
-                    est,
-                    from,
-                    input.constraints,
-                    &mut levels,
-                    input.dots,
-                    cancel,
-                )
-            })?;
+            est = refine(&near, est, &mut levels, &mut timings)?;
         }
         // The first round ended with a sub-pixel fit at the finest level.
         from = 2.0 * spatial::finest_level(geo, est.scale) as f64;

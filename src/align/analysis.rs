@@ -666,8 +666,9 @@ pub fn finish(
     //    footprint. Twice: pairs from the coarse footprint can be a frame apart, and motion
     //    between them biases the refinement; the second round takes the bg frame the refined
     //    alignment matches (within one frame of the first).
-    // Each frame's luma fetched once: the refinements' pyramid levels are cached by frame
-    // allocation, and the rounds and hypotheses share most frames.
+    // Each refinement frame's luma fetched once: the refinements' pyramid levels are cached by
+    // frame allocation, and the rounds and hypotheses share most frames. (Only these: the
+    // edge features below read every frame, which must not all be kept.)
     let fetched: Mutex<HashMap<(Side, usize), Fetched>> = Mutex::default();
     let once = |side: Side, i: usize| {
         if let Some(l) = fetched.lock().ok().and_then(|m| m.get(&(side, i)).cloned()) {
@@ -679,7 +680,7 @@ pub fn finish(
         }
         l
     };
-    let luma: &Luma<'_> = &once;
+    let pair_luma: &Luma<'_> = &once;
     let mut levels = spatial::LevelCache::default();
     let fixed = {
         let c = input.constraints;
@@ -739,7 +740,7 @@ pub fn finish(
                     (k < input.bg.len()).then_some((i, k))
                 })
                 .collect();
-            let frames = frame_pairs(&shifted, luma, false);
+            let frames = frame_pairs(&shifted, pair_luma, false);
             if d == 0 {
                 whole = frames.len();
             } else if frames.is_empty() || frames.len() < whole {
@@ -756,7 +757,7 @@ pub fn finish(
             pairs = p;
         }
         let near = if shifts.len() > 1 {
-            frame_pairs(&pairs, luma, true)
+            frame_pairs(&pairs, pair_luma, true)
         } else {
             Vec::new()
         };

@@ -872,8 +872,13 @@ impl VidkompyAlign {
                 if let Some(live) = state.live.as_mut() {
                     if let Some(t) = live.tracker.as_mut() {
                         t.set_footprint(est);
-                        // The window's fg frames go where the search matched them.
-                        if let Some(window) = job.window {
+                        // Paced (files): the window's fg frames go where the search matched
+                        // them. Not live: a bg lagging by most of the lookahead leaves the
+                        // window's last fg frames matched to frames the bg had not shown yet
+                        // (live example, 0.4 s lag, 0.5 s lookahead: within +-1 100 -> 87.6 %).
+                        if live.paced
+                            && let Some(window) = job.window
+                        {
                             t.plan(window, a);
                         }
                         // Paced (files): the speed the window's content shows guides the path

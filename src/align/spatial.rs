@@ -673,32 +673,29 @@ impl Scores<'_> {
     /// (`None` where none is or the template does not fit), a pair's NCC being its best over
     /// its bg frame and the `near` ones.
     fn scores(&self, cands: &[(i64, i64, i64)]) -> Vec<Option<f64>> {
-        let owner = &self.level.owner;
         self.frame_nccs(cands)
             .into_iter()
             .map(|fits| {
-                // Pair by pair: the best of each pair's run, then the mean.
-                let (mut sum, mut pairs) = (0.0, 0usize);
-                let mut run: Option<(u32, f64)> = None;
-                for (b, c) in fits {
-                    let p = owner[b as usize];
-                    run = match run {
-                        Some((q, best)) if q == p => Some((q, best.max(c))),
-                        Some((_, best)) => {
-                            sum += best;
-                            pairs += 1;
-                            Some((p, c))
-                        }
-                        None => Some((p, c)),
-                    };
-                }
-                if let Some((_, best)) = run {
-                    sum += best;
-                    pairs += 1;
-                }
-                (pairs > 0).then(|| sum / pairs as f64)
+                let per_pair = self.per_pair(&fits);
+                let sum: f64 = per_pair.iter().map(|&(_, best)| best).sum();
+                (!per_pair.is_empty()).then(|| sum / per_pair.len() as f64)
             })
             .collect()
+    }
+
+    /// Per pair in `fits` (one candidate's [`Scores::frame_nccs`]), the NCC of its own bg frame
+    /// and the best over it and its `near` ones. A pair's entries come together, its own frame
+    /// first.
+    fn per_pair(&self, fits: &[(u32, f64)]) -> Vec<(f64, f64)> {
+        let mut out: Vec<(u32, f64, f64)> = Vec::new();
+        for &(b, c) in fits {
+            let p = self.level.owner[b as usize];
+            match out.last_mut() {
+                Some((q, _, best)) if *q == p => *best = best.max(c),
+                _ => out.push((p, c, c)),
+            }
+        }
+        out.into_iter().map(|(_, own, best)| (own, best)).collect()
     }
 
     /// For each of `cands`, the NCC of each bg frame of the level (pairs' frames and their
@@ -878,20 +875,7 @@ pub fn near_fits_better(
         (est.y / f as f64).round() as i64,
     );
     let fits = scores.frame_nccs(&[at]).pop().unwrap_or_default();
-    // The first entry of each pair's run is its own bg frame.
-    let mut own: Option<(u32, f64)> = None;
-    for (b, c) in fits {
-        let p = level.owner[b as usize];
-        match own {
-            Some((q, o)) if q == p => {
-                if c > o {
-                    return true;
-                }
-            }
-            _ => own = Some((p, c)),
-        }
-    }
-    false
+    scores.per_pair(&fits).iter().any(|&(own, best)| best > own)
 }
 
 /// [`refine`], with the pyramid levels of the frames kept in `cache` for later refinements,

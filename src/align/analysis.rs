@@ -781,8 +781,13 @@ pub fn finish(
         })?;
         last = timings.time("temporal", || temporal_of(input, &fg, &bg, None, cancel))?;
     }
+    Ok(alignment(est, last, timings))
+}
+
+/// The result of an analysis that ended at footprint `est` with temporal alignment `last`.
+fn alignment(est: Estimate, last: Temporal, timings: Timings) -> Alignment {
     let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
-    Ok(Alignment {
+    Alignment {
         x: est.x,
         y: est.y,
         scale: est.scale,
@@ -793,7 +798,44 @@ pub fn finish(
         mapping: last.path.bg,
         rate: last.rate,
         timings,
-    })
+    }
+}
+
+/// A quick check of a footprint found before, `est`, on new frames: a temporal alignment at
+/// it, then a fit on the best-matched pairs at the finest levels only, starting from `est`
+/// (a px or two and a few scale steps around it; no coarse search, no shifted pairs). A
+/// footprint that still fits as well as when it was found needs no full search: what a
+/// periodic re-check tries first (a quarter of its cost). `None` when there is nothing to align.
+pub fn refit(
+    input: &Input<'_>,
+    est: Estimate,
+    luma: &Luma<'_>,
+    cancel: &Cancel,
+) -> Result<Option<Alignment>, Cancelled> {
+    if input.bg.is_empty() || input.fg.is_empty() {
+        return Ok(None);
+    }
+    let geo = input.geometry;
+    let mut timings = Timings::default();
+    let last = temporal_at(input, &est, &mut None, &mut timings, None, cancel)?;
+    let frames = frame_pairs(&choose_pairs(&last), luma, false);
+    if frames.is_empty() {
+        return Ok(None);
+    }
+    let from = 2.0 * spatial::finest_level(geo, est.scale) as f64;
+    let e = timings.time("refine", || {
+        spatial::refine_cached(
+            geo,
+            &frames,
+            est,
+            from,
+            input.constraints,
+            &mut spatial::LevelCache::default(),
+            input.dots,
+            cancel,
+        )
+    })?;
+    Ok(Some(alignment(e, last, timings)))
 }
 
 /// The whole analysis when every frame's luma is at hand. `None` when there is nothing to

@@ -265,6 +265,49 @@ impl Tracker {
         luma: &Luma<'_>,
         cancel: &Cancel,
     ) -> Result<Option<Alignment>, Cancelled> {
+        self.with_input(dots, luma, |input, luma| {
+            analysis::analyse(input, luma, cancel)
+        })
+    }
+
+    /// How far footprint `a` lies from the one in use: the largest move of a corner, in bg px
+    /// (`None` before one is set).
+    pub fn moved(&self, a: &Alignment) -> Option<f64> {
+        let old = self.footprint()?;
+        let (fw, fh) = (f64::from(self.geometry.fg.0), f64::from(self.geometry.fg.1));
+        let corners = |x: f64, y: f64, s: f64| [x, y, x + fw * s, y + fh * s];
+        Some(
+            corners(old.x, old.y, old.scale)
+                .iter()
+                .zip(corners(a.x, a.y, a.scale))
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max),
+        )
+    }
+
+    /// [`analysis::refit`] of the footprint in use on the frames held: `None` before one is
+    /// set, or when nothing aligns.
+    pub fn refit(
+        &self,
+        dots: &dyn Kernels,
+        luma: &Luma<'_>,
+        cancel: &Cancel,
+    ) -> Result<Option<Alignment>, Cancelled> {
+        let Some(est) = self.footprint() else {
+            return Ok(None);
+        };
+        self.with_input(dots, luma, |input, luma| {
+            analysis::refit(input, est, luma, cancel)
+        })
+    }
+
+    /// Runs `f` on the frames held, as an analysis input and a luma source by window index.
+    fn with_input<R>(
+        &self,
+        dots: &dyn Kernels,
+        luma: &Luma<'_>,
+        f: impl FnOnce(&analysis::Input<'_>, &Luma<'_>) -> Result<Option<R>, Cancelled>,
+    ) -> Result<Option<R>, Cancelled> {
         let (fg0, bg0) = match (self.fg.0.front(), self.bg.0.front()) {
             (Some(f), Some(b)) => (f.index, b.index),
             _ => return Ok(None),
@@ -283,7 +326,7 @@ impl Tracker {
             Side::Fg => luma(side, fg0 + i),
             Side::Bg => luma(side, bg0 + i),
         };
-        analysis::analyse(&input, &by_index, cancel)
+        f(&input, &by_index)
     }
 
     /// A copy whose fg window is `frames` (consecutive indices, oldest first) instead of the
@@ -761,6 +804,54 @@ mod tests {
             "{late:?}"
         );
         assert_eq!(late.mapping, vec![13, 14, 15, 16, 17]);
+    }
+
+    #[test]
+    fn a_refit_confirms_the_footprint_in_use_follows_a_small_error_and_drops_at_a_wrong_one() {
+        // The fg is the bg's region (24, 16, 48, 36), fg frame i showing bg frame i + 4.
+        let geo = Geometry {
+            fg: (48, 36),
+            bg: (96, 72),
+        };
+        let bg = |k: usize| Arc::new(scene(k, 96, 72));
+        let fg = |i: usize| Arc::new(crop(&scene(i + 4, 96, 72), (24, 16, 48, 36)));
+        let luma = |side: Side, i: usize| match side {
+            Side::Bg => Some(bg(i)),
+            Side::Fg => Some(fg(i)),
+        };
+        let cancel = Cancel::new();
+        let mut t = Tracker::new(geo, Constraints::default(), Some(1.0));
+        for k in 0..30 {
+            t.push(Side::Bg, k, bg(k));
+        }
+        for i in 0..20 {
+            t.push(Side::Fg, i, fg(i));
+        }
+        assert_eq!(t.refit(&CpuKernels, &luma, &cancel).unwrap(), None);
+        let at = |t: &mut Tracker, x: f64, y: f64| {
+            t.set_footprint(Estimate {
+                x,
+                y,
+                scale: 1.0,
+                score: 0.99,
+            });
+            let a = t.refit(&CpuKernels, &luma, &cancel).unwrap().unwrap();
+            (a.x, a.y, a.spatial_confidence, t.moved(&a).unwrap())
+        };
+        let right = at(&mut t, 24.0, 16.0);
+        assert!(right.2 > 0.99 && right.3 < 0.3, "{right:?}");
+        // A px off: the fit goes back to the footprint.
+        let near = at(&mut t, 25.0, 15.0);
+        assert!(
+            (near.0 - 24.0).abs() < 0.3 && (near.1 - 16.0).abs() < 0.3 && near.3 > 0.7,
+            "{near:?}"
+        );
+        // Far off: a refit stays near it (no search) and fits visibly worse.
+        let wrong = at(&mut t, 40.0, 30.0);
+        assert!(
+            wrong.2 < right.2 - 0.05 && wrong.3 < 4.0,
+            "{wrong:?} {right:?}"
+        );
     }
 
     fn monotonic(m: &[Match]) -> bool {

@@ -45,6 +45,9 @@ const PACED_RECHECK_JOIN: u64 = 1_000_000_000;
 const REFINE_PX: f64 = 2.0;
 /// The same for a better fit found on kept fg frames or a whole window after an early search.
 const KEPT_REFINE_PX: f64 = 0.5;
+/// A re-check's fit at the footprint in use that falls no more than this below the fit it was
+/// found with (and stays within [`REFINE_PX`]) confirms it without a full search.
+const REFIT_MARGIN: f64 = 0.01;
 /// Bg pixels a footprint corner must move by to count as a re-framed fg feed: message, and
 /// the path aligned afresh.
 const REFRAME_PX: f64 = 8.0;
@@ -778,6 +781,7 @@ impl VidkompyAlign {
             tracker.clone(),
             (frames(&live.bg), bg_info),
             FgLuma::Held(frames(&live.fg), fg_info),
+            false,
             cancel.clone(),
         )?;
         // Started early (no frame due yet): checked again on the whole window.
@@ -805,9 +809,11 @@ impl VidkompyAlign {
         tracker: Tracker,
         (bg, bg_info): (Vec<(usize, gst::Buffer)>, gst_video::VideoInfo),
         fg: FgLuma,
+        refit_first: bool,
         cancel: Arc<Cancel>,
     ) -> Result<std::thread::JoinHandle<Option<Alignment>>, gst::FlowError> {
         let backend = self.compute();
+        let element = self.obj().downgrade();
         std::thread::Builder::new()
             .name(format!("vidkompy-{what}"))
             .spawn(move || {
@@ -818,6 +824,32 @@ impl VidkompyAlign {
                     }
                     Side::Fg => fg.get(i),
                 };
+                // A footprint that still fits as well as when found, where it was: no full
+                // search (80 ms against 310 ms for a search on the long example's window).
+                let started = std::time::Instant::now();
+                if refit_first
+                    && let Some(old) = tracker.footprint()
+                    && let Ok(Some(a)) = tracker.refit(backend.kernels(), &luma, &cancel)
+                {
+                    let moved = tracker.moved(&a).unwrap_or(f64::INFINITY);
+                    let kept =
+                        a.spatial_confidence >= old.score - REFIT_MARGIN && moved <= REFINE_PX;
+                    if let Some(e) = element.upgrade() {
+                        gst::debug!(
+                            CAT,
+                            obj = e,
+                            "footprint refit in {:?}: confidence {:.4} (found at {:.4}), moved \
+                             {moved:.2} px{}",
+                            started.elapsed(),
+                            a.spatial_confidence,
+                            old.score,
+                            if kept { "" } else { ": full search" }
+                        );
+                    }
+                    if kept {
+                        return Some(a);
+                    }
+                }
                 tracker
                     .locate(backend.kernels(), &luma, &cancel)
                     .ok()
@@ -1072,7 +1104,17 @@ impl VidkompyAlign {
             "footprint re-check at fg time {now} (worse: {worse}, on kept frames: {})",
             deferred.as_ref().map_or(0, |d| d.tries)
         );
-        let handle = self.spawn_locate("recheck", tracker, (bg, bg_info), fg, cancel.clone())?;
+        // Periodic and worse-match re-checks try the footprint in use first; kept frames and a
+        // full window after an early search look for a better one.
+        let refit_first = deferred.is_none() && !confirm;
+        let handle = self.spawn_locate(
+            "recheck",
+            tracker,
+            (bg, bg_info),
+            fg,
+            refit_first,
+            cancel.clone(),
+        )?;
         live.recheck = Some(RecheckJob {
             handle: Some(handle),
             confirm: confirm && deferred.is_none(),
@@ -1105,21 +1147,14 @@ impl VidkompyAlign {
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Ok(());
         };
-        let Some(old) = state
+        let Some((old, moved)) = state
             .live
             .as_ref()
             .and_then(|l| l.tracker.as_ref())
-            .and_then(|t| t.footprint())
+            .and_then(|t| Some((t.footprint()?, t.moved(&a)?)))
         else {
             return Ok(());
         };
-        let (fw, fh) = (f64::from(fg_info.width()), f64::from(fg_info.height()));
-        let corners = |x: f64, y: f64, s: f64| [x, y, x + fw * s, y + fh * s];
-        let moved = corners(old.x, old.y, old.scale)
-            .iter()
-            .zip(corners(a.x, a.y, a.scale))
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f64::max);
         gst::debug!(
             CAT,
             imp = self,

@@ -15,6 +15,7 @@ use gst::glib;
 pub mod align;
 pub mod composite;
 pub mod compute;
+pub mod plot;
 pub mod store;
 mod vidkompyalign;
 

@@ -73,3 +73,7 @@ impl std::fmt::Display for Cancelled {
 }
 
 impl std::error::Error for Cancelled {}
+
+/// Below this spatial confidence (mean NCC of matched frames at the footprint) the fg is taken
+/// not to show the bg's scene.
+pub const MIN_SPATIAL_CONFIDENCE: f64 = 0.5;

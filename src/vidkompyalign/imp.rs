@@ -19,7 +19,7 @@ use crate::align::mapping::{self, Report, Segment};
 use crate::align::placement::{self, Request};
 use crate::align::segments::{self, Part};
 use crate::align::spatial::{self, Constraints, Geometry};
-use crate::align::{Cancel, timing};
+use crate::align::{Cancel, MIN_SPATIAL_CONFIDENCE, timing};
 use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use crate::compute::{self, Compute};
 use crate::store::{self, Budget, FrameTimes, PadStore, ThumbStore};
@@ -70,9 +70,6 @@ const MAX_COORD: i32 = 65535;
 const MAX_SCALE: f64 = 16.0;
 const MAX_BLEND_WIDTH: u32 = 4096;
 
-/// Below this spatial confidence (mean NCC of matched frames at the footprint) the fg is taken
-/// not to show the bg's scene.
-const MIN_SPATIAL_CONFIDENCE: f64 = 0.5;
 /// Below this temporal confidence (mean distinctiveness of the matches) the content mapping is
 /// not trusted and frames are mapped by running time.
 const MIN_TEMPORAL_CONFIDENCE: f64 = 0.1;

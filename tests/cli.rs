@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+
+//! The `vidkompy` command on a pair derived from real footage: it writes an MP4 whose video is
+//! the fg laid over the bg where and when it belongs, keeps the bg's audio shifted by the
+//! offset it found, draws the mapping, and fails with one clear line on bad input.
+
+mod common;
+
+use gst::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn vidkompy(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vidkompy"))
+        .args(args)
+        .output()
+        .expect("vidkompy runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The one line of an error: the last of stderr, and the only one from vidkompy.
+fn error_line(out: &Output) -> String {
+    let err = text(&out.stderr);
+    let ours: Vec<&str> = err.lines().filter(|l| l.starts_with("vidkompy:")).collect();
+    assert_eq!(ours.len(), 1, "stderr: {err}");
+    assert_eq!(err.lines().last(), Some(ours[0]), "stderr: {err}");
+    ours[0].to_string()
+}
+
+fn run_pipeline(desc: &str) {
+    let p = gst::parse::launch(desc).unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let bus = p.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the pipeline ends");
+    let _ = p.set_state(gst::State::Null);
+    if let gst::MessageView::Error(e) = msg.view() {
+        panic!("{desc}: {} {:?}", e.error(), e.debug());
+    }
+}
+
+/// Decoded samples (F32, mono, 48 kHz) of `path`'s audio, with the first one's time.
+fn audio_of(path: &Path) -> (Vec<f32>, u64) {
+    let desc = format!(
+        "filesrc location={} ! decodebin caps=\"audio/x-raw(ANY)\" expose-all-streams=false ! \
+         audioconvert ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! \
+         appsink name=s sync=false",
+        common::q(path)
+    );
+    let (bufs, _) = common::collect_frames(&desc, 60).unwrap();
+    let first = bufs
+        .first()
+        .and_then(|b| b.pts())
+        .map_or(0, |t| t.nseconds());
+    let mut samples = Vec::new();
+    for b in bufs {
+        let m = b.map_readable().unwrap();
+        samples.extend(
+            m.as_slice()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+    }
+    (samples, first)
+}
+
+fn rms(s: &[f32]) -> f64 {
+    (s.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+}
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn the_command_overlays_keeps_the_shifted_bg_audio_and_plots() {
+    gst::init().unwrap();
+    let Some(src) = common::footage() else {
+        eprintln!("SKIPPED: no real footage (../shared/data or opencv-doc); see README");
+        return;
+    };
+    let dir = Dir(std::env::temp_dir().join(format!("vidkompy-cli-{}", std::process::id())));
+    // bg 320x180, 48 frames (2 s at 24 fps); fg: the footprint 160x90 at (80, 46) at twice its
+    // resolution, re-graded, 36 frames from bg frame 12 (0.5 s) on.
+    let (bg_video, fg) = common::make_pair(
+        &src,
+        &dir.0,
+        (320, 180),
+        48,
+        (80, 46, 160, 90),
+        2.0,
+        (12, 36),
+    )
+    .unwrap();
+    let fps = {
+        let (_, info) = common::decode_frames(&bg_video, 0, 1, None).unwrap();
+        info.fps()
+    };
+    let skip_s = 12.0 * fps.denom() as f64 / fps.numer() as f64;
+    let fg_s = 36.0 * fps.denom() as f64 / fps.numer() as f64;
+    // The bg gets audio: silence until the fg's first moment, a tone after it. Kept shifted by
+    // the offset found, the output's audio is the tone from its start.
+    let bg = dir.0.join("bg-audio.mkv");
+    let silent = (skip_s * 48_000.0 / 480.0).round() as u32;
+    run_pipeline(&format!(
+        "filesrc location={} ! matroskademux ! h264parse ! matroskamux name=m ! filesink \
+         location={} \
+         concat name=c ! audioconvert ! avenc_aac ! aacparse ! m. \
+         audiotestsrc wave=silence samplesperbuffer=480 num-buffers={silent} ! \
+         audio/x-raw,rate=48000,channels=1 ! c. \
+         audiotestsrc wave=sine volume=0.5 samplesperbuffer=480 num-buffers=200 ! \
+         audio/x-raw,rate=48000,channels=1 ! c.",
+        common::q(&bg_video),
+        common::q(&bg)
+    ));
+
+    let (out, svg, report) = (
+        dir.0.join("out.mp4"),
+        dir.0.join("map.svg"),
+        dir.0.join("report.json"),
+    );
+    let res = Command::new(env!("CARGO_BIN_EXE_vidkompy"))
+        .args([&bg, &fg])
+        .arg("-o")
+        .arg(&out)
+        .arg("--plot")
+        .arg(&svg)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = text(&res.stdout);
+    assert!(res.status.success(), "{stdout}\n{}", text(&res.stderr));
+    // The summary: footprint, confidences, frames, stage times, the audio's source.
+    for part in [
+        "fg at x=",
+        "confidence: spatial",
+        "36 fg frames over bg frames 12..=47",
+        "time: reading",
+        "shifted by the offset found",
+    ] {
+        assert!(stdout.contains(part), "no {part:?} in:\n{stdout}");
+    }
+
+    // The report: where and when.
+    let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+    assert!(
+        (r.x - 80.0).abs() < 1.0 && (r.y - 46.0).abs() < 1.0,
+        "{} {}",
+        r.x,
+        r.y
+    );
+    let wrong: Vec<_> = r.frames.iter().filter(|e| e.bg != e.fg + 12).collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
+
+    // The video: one frame per fg frame, on the bg's canvas.
+    let (frames, caps) = common::collect_frames(
+        &format!(
+            "filesrc location={} ! decodebin caps=\"video/x-raw(ANY)\" \
+             expose-all-streams=false ! appsink name=s sync=false",
+            common::q(&out)
+        ),
+        60,
+    )
+    .unwrap();
+    assert_eq!(frames.len(), 36);
+    let info = gst_video::VideoInfo::from_caps(&caps.unwrap()).unwrap();
+    assert_eq!((info.width(), info.height()), (320, 180));
+
+    // The audio: as long as the fg, and the tone from the start (unshifted, its first
+    // 0.5 s would be the bg's silence).
+    let (samples, first) = audio_of(&out);
+    let secs = samples.len() as f64 / 48_000.0 + first as f64 / 1e9;
+    assert!(
+        (secs - fg_s).abs() < 0.1,
+        "{secs} s of audio for {fg_s} s of video"
+    );
+    // Past the encoder's priming (~21 ms), in the stretch the bg had silent before the shift.
+    let start = (0.05 * 48_000.0) as usize;
+    let end = (0.9 * skip_s * 48_000.0) as usize;
+    let early = rms(&samples[start..end.min(samples.len())]);
+    assert!(
+        early > 0.2,
+        "rms {early:.3} in the first {:.2} s",
+        0.9 * skip_s
+    );
+
+    // The picture.
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("bg time (s)"));
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line_and_leave_nothing() {
+    gst::init().unwrap();
+    let dir = Dir(std::env::temp_dir().join(format!("vidkompy-cli-bad-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let missing = dir.0.join("missing.mp4");
+    let out = vidkompy(&[&missing, &missing]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        error_line(&out),
+        format!("vidkompy: {}: no such file", missing.display())
+    );
+
+    let audio = dir.0.join("audio.mp4");
+    run_pipeline(&format!(
+        "audiotestsrc num-buffers=20 ! avenc_aac ! mp4mux ! filesink location={}",
+        common::q(&audio)
+    ));
+    let out = vidkompy(&[&audio, &audio]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        error_line(&out),
+        format!("vidkompy: {}: no video stream", audio.display())
+    );
+
+    // Noise shows nothing of a scene of noise made otherwise: nothing matches.
+    let (bg, fg, result) = (
+        dir.0.join("bg.mkv"),
+        dir.0.join("fg.mkv"),
+        dir.0.join("out.mp4"),
+    );
+    for (path, pattern) in [(&bg, "pinwheel"), (&fg, "snow")] {
+        run_pipeline(&format!(
+            "videotestsrc pattern={pattern} num-buffers=24 ! \
+             video/x-raw,width=320,height=180,framerate=24/1 ! x264enc ! matroskamux ! \
+             filesink location={}",
+            common::q(path)
+        ));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_vidkompy"))
+        .args([&bg, &fg])
+        .arg("-o")
+        .arg(&result)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        error_line(&out).starts_with("vidkompy: nothing matched"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!result.exists(), "a partial output was left");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_vidkompy"))
+        .args([&bg, &fg])
+        .arg("-o")
+        .arg(dir.0.join("out.avi"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(error_line(&out).contains("unknown container"));
+}

@@ -144,6 +144,28 @@ fn a_loaded_alignment_is_applied_in_two_passes() {
     same_frames(&first.frames, &again.frames);
 }
 
+#[test]
+fn the_plot_property_draws_the_mapping_offline_and_windowed() {
+    init();
+    let Some((dir, bg, fg)) = pair("plot") else {
+        eprintln!("skipped: no footage");
+        return;
+    };
+    for props in ["", "force-live=true"] {
+        let svg = dir.join("map.svg");
+        let _ = std::fs::remove_file(&svg);
+        run(&bg, &fg, &format!("plot={} {props}", common::q(&svg))).unwrap();
+        let text = std::fs::read_to_string(&svg)
+            .unwrap_or_else(|e| panic!("{props}: no plot written: {e}"));
+        assert!(text.starts_with("<svg"), "{props}");
+        // fg frame i shows bg frame 12 + i at 24 fps: a constant offset of 0.5 s.
+        for part in ["bg time (s)", "match cost", "constant offset +0.500 s"] {
+            assert!(text.contains(part), "{props}: no {part:?} in the plot");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A fresh, empty directory for one test.
 fn scratch(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("vidkompy-{tag}-{}", std::process::id()));

@@ -141,6 +141,7 @@ struct Settings {
     match_region: MatchRegion,
     edge_width: u32,
     report: Option<String>,
+    plot: Option<String>,
     alignment: Option<String>,
     two_pass: bool,
     max_memory: u64,
@@ -160,6 +161,7 @@ impl Default for Settings {
             match_region: DEFAULT_MATCH_REGION,
             edge_width: DEFAULT_EDGE_WIDTH,
             report: None,
+            plot: None,
             alignment: None,
             two_pass: DEFAULT_TWO_PASS,
             max_memory: DEFAULT_MAX_MEMORY,
@@ -1916,7 +1918,7 @@ impl VidkompyAlign {
         kind: &str,
         elapsed: std::time::Duration,
     ) -> Result<(), gst::FlowError> {
-        if settings.report.is_none() {
+        if settings.report.is_none() && settings.plot.is_none() {
             return Ok(());
         }
         let pts =
@@ -1939,7 +1941,7 @@ impl VidkompyAlign {
     }
 
     /// Writes the report (when `report` is set): the first segment's footprint, `a`'s
-    /// confidences and timings, and `frames`.
+    /// confidences and timings, and `frames`; and its picture (when `plot` is set).
     #[allow(clippy::too_many_arguments)]
     fn write_report_of(
         &self,
@@ -1951,9 +1953,9 @@ impl VidkompyAlign {
         kind: &str,
         elapsed: std::time::Duration,
     ) -> Result<(), gst::FlowError> {
-        let Some(path) = settings.report.as_deref() else {
+        if settings.report.is_none() && settings.plot.is_none() {
             return Ok(());
-        };
+        }
         let Some(first) = segs.first() else {
             return Err(gst::FlowError::Error);
         };
@@ -1989,12 +1991,22 @@ impl VidkompyAlign {
             },
             frames,
         };
-        let path = std::path::Path::new(path);
-        report.write(path).map_err(|e| {
-            gst::element_imp_error!(self, gst::ResourceError::OpenWrite, ("{e}"));
-            gst::FlowError::Error
-        })?;
-        gst::info!(CAT, imp = self, "report written to {}", path.display());
+        if let Some(path) = settings.report.as_deref() {
+            let path = std::path::Path::new(path);
+            report.write(path).map_err(|e| {
+                gst::element_imp_error!(self, gst::ResourceError::OpenWrite, ("{e}"));
+                gst::FlowError::Error
+            })?;
+            gst::info!(CAT, imp = self, "report written to {}", path.display());
+        }
+        if let Some(path) = settings.plot.as_deref() {
+            let path = std::path::Path::new(path);
+            crate::plot::write_svg(&report, path).map_err(|e| {
+                gst::element_imp_error!(self, gst::ResourceError::OpenWrite, ("{e}"));
+                gst::FlowError::Error
+            })?;
+            gst::info!(CAT, imp = self, "plot drawn into {}", path.display());
+        }
         Ok(())
     }
 
@@ -2900,6 +2912,15 @@ impl ObjectImpl for VidkompyAlign {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("plot")
+                    .nick("Plot")
+                    .blurb(
+                        "Path of an SVG picture of the alignment drawn when the report is \
+                         written (offline and windowed): the mapping, fg time across and bg time \
+                         up, against the line of constant offset, and each frame's match cost",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("alignment")
                     .nick("Alignment")
                     .blurb(
@@ -2992,6 +3013,7 @@ impl ObjectImpl for VidkompyAlign {
             "match-region" => s.match_region = value.get().unwrap_or(DEFAULT_MATCH_REGION),
             "edge-width" => s.edge_width = value.get().unwrap_or(DEFAULT_EDGE_WIDTH),
             "report" => s.report = value.get::<Option<String>>().ok().flatten(),
+            "plot" => s.plot = value.get::<Option<String>>().ok().flatten(),
             "alignment" => s.alignment = value.get::<Option<String>>().ok().flatten(),
             "two-pass" => s.two_pass = value.get().unwrap_or(DEFAULT_TWO_PASS),
             "max-memory" => s.max_memory = value.get().unwrap_or(DEFAULT_MAX_MEMORY),
@@ -3019,6 +3041,7 @@ impl ObjectImpl for VidkompyAlign {
             "match-region" => s.match_region.to_value(),
             "edge-width" => s.edge_width.to_value(),
             "report" => s.report.to_value(),
+            "plot" => s.plot.to_value(),
             "alignment" => s.alignment.to_value(),
             "two-pass" => s.two_pass.to_value(),
             "max-memory" => s.max_memory.to_value(),

@@ -318,11 +318,11 @@ impl VidkompyAlign {
                     .into(),
             );
         }
-        if s.report.is_some() && self.upstream_live() {
+        if (s.report.is_some() || s.plot.is_some()) && self.upstream_live() {
             gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Write,
-                ("The report file is not written with live inputs: the alignment is posted \
+                ("The report file and plot are not written with live inputs: the alignment is posted \
                   as vidkompy-alignment messages instead")
             );
         }

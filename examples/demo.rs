@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 
 //! The main job on a default sample: derives a bg/fg pair from a real clip, overlays the fg on
-//! the bg with `vidkompyalign`, and writes `out.mp4`.
+//! the bg with the `vidkompy` command, and writes `out.mp4` and a picture of the alignment,
+//! `out.svg`.
 //!
 //! ```text
-//! cargo run --release --example demo -- [SOURCE_CLIP] [OUTPUT]
+//! cargo build --release && cargo run --release --example demo -- [SOURCE_CLIP] [OUTPUT]
 //! ```
 //!
 //! The pair: the bg is the clip scaled to at most 960 px wide; the fg is the middle half of the
@@ -14,7 +15,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use gst::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -80,62 +80,57 @@ fn run() -> Result<(), String> {
         t0.elapsed().as_secs_f64()
     );
 
-    let desc = format!(
-        "vidkompyalign name=a blend-width=8 ! videoconvert ! x264enc ! mp4mux ! \
-         filesink location={} \
-         filesrc location={} ! decodebin ! videoconvert ! a.bg \
-         filesrc location={} ! decodebin ! videoconvert ! a.fg",
-        common::q(&out),
-        common::q(&bg),
-        common::q(&fg)
-    );
-    println!("gst-launch-1.0 {desc}");
-    let t1 = Instant::now();
-    let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?;
-    let bus = pipeline.bus().ok_or("no bus")?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| e.to_string())?;
-    let result = loop {
-        let Some(m) = bus.timed_pop(gst::ClockTime::from_seconds(600)) else {
-            break Err("no end of stream within 600 s".to_string());
-        };
-        match m.view() {
-            gst::MessageView::Eos(_) => break Ok(()),
-            gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
-            gst::MessageView::Warning(w) => println!("warning: {}", w.error()),
-            gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure().filter(|s| s.name() == "vidkompy-alignment") {
-                    let f = |k: &str| s.get::<f64>(k).unwrap_or(f64::NAN);
-                    println!(
-                        "alignment: x={:.2} y={:.2} scale={:.4} (truth: {fx} {fy} {:.4}); \
-                         spatial confidence {:.3}; bg frames {}..={} (truth {}..={}); \
-                         temporal confidence {:.3}; mapping by {}; analysis {:.2} s",
-                        f("x"),
-                        f("y"),
-                        f("scale"),
-                        0.5,
-                        f("spatial-confidence"),
-                        s.get::<u64>("first-bg-frame").unwrap_or(0),
-                        s.get::<u64>("last-bg-frame").unwrap_or(0),
-                        per_s,
-                        4 * per_s - 1,
-                        f("temporal-confidence"),
-                        s.get::<&str>("mapping").unwrap_or("?"),
-                        s.get::<gst::ClockTime>("analysis-time")
-                            .map(|t| t.seconds_f64())
-                            .unwrap_or(f64::NAN),
-                    );
-                }
-            }
-            _ => (),
-        }
-    };
-    let _ = pipeline.set_state(gst::State::Null);
-    result?;
+    // The main job: the `vidkompy` command (built beside this example by `cargo build
+    // --release`), with a picture of the alignment and its report.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let vidkompy = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .map(|release| release.join("vidkompy"))
+        .filter(|p| p.is_file())
+        .ok_or("the vidkompy command is not built: run `cargo build --release` first")?;
+    let (plot, report) = (out.with_extension("svg"), dir.join("report.json"));
     println!(
-        "wrote {} in {:.1} s",
+        "{} {} {} -o {} --blend-width 8 --plot {} --report {}",
+        vidkompy.display(),
+        bg.display(),
+        fg.display(),
         out.display(),
+        plot.display(),
+        report.display()
+    );
+    let t1 = Instant::now();
+    let status = std::process::Command::new(&vidkompy)
+        .args([&bg, &fg])
+        .arg("-o")
+        .arg(&out)
+        .args(["--blend-width", "8", "--plot"])
+        .arg(&plot)
+        .arg("--report")
+        .arg(&report)
+        .status()
+        .map_err(|e| format!("{}: {e}", vidkompy.display()))?;
+    if !status.success() {
+        return Err(format!("vidkompy failed ({status})"));
+    }
+    let r = gstvidkompy::align::mapping::Report::read(&report).map_err(|e| e.to_string())?;
+    let (first, last) = (
+        r.frames.first().map_or(0, |e| e.bg),
+        r.frames.last().map_or(0, |e| e.bg),
+    );
+    println!(
+        "found x={:.2} y={:.2} scale={:.4}, bg frames {first}..={last}; truth {fx} {fy} 0.5000, \
+         bg frames {}..={}",
+        r.x,
+        r.y,
+        r.scale,
+        per_s,
+        4 * per_s - 1
+    );
+    println!(
+        "wrote {} and {} in {:.1} s",
+        out.display(),
+        plot.display(),
         t1.elapsed().as_secs_f64()
     );
     Ok(())

@@ -2886,7 +2886,7 @@ impl ObjectImpl for VidkompyAlign {
                 glib::ParamSpecEnum::builder_with_default("device", Device::Auto)
                     .nick("Device")
                     .blurb(
-                        "Where compositing runs: auto takes a hardware GPU (Vulkan) when there \
+                        "Where compositing and the analysis's heavy kernels run: auto takes a hardware GPU (Vulkan) when there \
                          is one and otherwise the CPU (a software Vulkan adapter such as \
                          lavapipe is slower than the CPU path); gpu insists on a GPU, software \
                          adapters included, and fails at start without one; cpu never uses a \

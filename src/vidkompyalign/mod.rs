@@ -90,9 +90,33 @@
  * bg frame as output, the footprints used as segments, `mapping` = `windowed`),
  * match-region=edges and alignment files (refused with an error).
  *
- * ## Example launch line
+ * Progress is posted as `vidkompy-progress` element messages: `stage` (`reading`, `analysis`,
+ * `fetch`, `output`), `done` and, when known, `total` (frames), `elapsed` for the analysis.
+ * With `report` the alignment is also written as JSON (the whole frame mapping with PTS and
+ * costs), with `plot` drawn as an SVG (the mapping against the line of constant offset, the
+ * match costs below); `alignment` applies such a report without analysis.
+ *
+ * ## Example launch lines
+ * Offline, files:
  * ```text
- * gst-launch-1.0 vidkompyalign name=a ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4 \
+ * gst-launch-1.0 vidkompyalign name=a report=align.json plot=align.svg ! videoconvert ! \
+ *     x264enc ! mp4mux ! filesink location=out.mp4 \
+ *     filesrc location=bg.mp4 ! decodebin ! videoconvert ! a.bg \
+ *     filesrc location=fg.mp4 ! decodebin ! videoconvert ! a.fg
+ * ```
+ * Live, two RTP feeds (H.264), the fg shown `lookahead` (1 s) after it arrives:
+ * ```text
+ * gst-launch-1.0 vidkompyalign name=a lookahead=1000000000 ! videoconvert ! autovideosink \
+ *     udpsrc port=5000 caps="application/x-rtp,media=video,encoding-name=H264,clock-rate=90000" ! \
+ *         rtph264depay ! avdec_h264 ! videoconvert ! a.bg \
+ *     udpsrc port=5002 caps="application/x-rtp,media=video,encoding-name=H264,clock-rate=90000" ! \
+ *         rtph264depay ! avdec_h264 ! videoconvert ! a.fg
+ * ```
+ * On a GPU (`device=gpu`: any Vulkan adapter, Mesa's lavapipe included; the default `auto`
+ * takes a hardware one when there is one):
+ * ```text
+ * gst-launch-1.0 vidkompyalign name=a device=gpu ! videoconvert ! x264enc ! mp4mux ! \
+ *     filesink location=out.mp4 \
  *     filesrc location=bg.mp4 ! decodebin ! videoconvert ! a.bg \
  *     filesrc location=fg.mp4 ! decodebin ! videoconvert ! a.fg
  * ```

@@ -199,6 +199,54 @@ fn the_command_overlays_keeps_the_shifted_bg_audio_and_plots() {
     // The picture.
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("bg time (s)"));
+
+    // A fg with audio of its own (a tone) keeps it, unshifted; H.265 into Matroska, the
+    // alignment reused from the report (no analysis).
+    let fg_audio = dir.0.join("fg-audio.mkv");
+    run_pipeline(&format!(
+        "filesrc location={} ! matroskademux ! h264parse ! matroskamux name=m ! filesink \
+         location={} \
+         audiotestsrc wave=sine volume=0.5 samplesperbuffer=480 num-buffers={} ! \
+         audio/x-raw,rate=48000,channels=1 ! audioconvert ! avenc_aac ! aacparse ! m.",
+        common::q(&fg),
+        common::q(&fg_audio),
+        (fg_s * 100.0).round() as u32
+    ));
+    let mkv = dir.0.join("out.mkv");
+    let res = Command::new(env!("CARGO_BIN_EXE_vidkompy"))
+        .args([&bg, &fg_audio])
+        .arg("-o")
+        .arg(&mkv)
+        .args(["--codec", "h265", "--alignment"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = text(&res.stdout);
+    assert!(res.status.success(), "{stdout}\n{}", text(&res.stderr));
+    assert!(
+        stdout.contains(&format!("audio: from {}\n", fg_audio.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("frames mapped by loaded"), "{stdout}");
+    let (frames, caps) = common::collect_frames(
+        &format!(
+            "filesrc location={} ! matroskademux ! h265parse ! avdec_h265 ! appsink name=s \
+             sync=false",
+            common::q(&mkv)
+        ),
+        60,
+    )
+    .unwrap();
+    assert_eq!(frames.len(), 36);
+    let info = gst_video::VideoInfo::from_caps(&caps.unwrap()).unwrap();
+    assert_eq!((info.width(), info.height()), (320, 180));
+    let (samples, first) = audio_of(&mkv);
+    let secs = samples.len() as f64 / 48_000.0 + first as f64 / 1e9;
+    assert!(
+        (secs - fg_s).abs() < 0.1,
+        "{secs} s of audio for {fg_s} s of video"
+    );
+    assert!(rms(&samples[start..end.min(samples.len())]) > 0.2);
 }
 
 #[test]

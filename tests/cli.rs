@@ -7,14 +7,24 @@
 mod common;
 
 use gst::prelude::*;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn vidkompy(args: &[&Path]) -> Output {
+/// Runs the command with `args` (paths and flags).
+fn vidkompy(args: &[&dyn AsRef<OsStr>]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vidkompy"))
-        .args(args)
+        .args(args.iter().map(|a| a.as_ref()))
         .output()
         .expect("vidkompy runs")
+}
+
+/// [`vidkompy`], which must succeed: its stdout.
+fn vidkompy_ok(args: &[&dyn AsRef<OsStr>]) -> String {
+    let res = vidkompy(args);
+    let stdout = text(&res.stdout);
+    assert!(res.status.success(), "{stdout}\n{}", text(&res.stderr));
+    stdout
 }
 
 fn text(b: &[u8]) -> String {
@@ -130,18 +140,7 @@ fn the_command_overlays_keeps_the_shifted_bg_audio_and_plots() {
         dir.0.join("map.svg"),
         dir.0.join("report.json"),
     );
-    let res = Command::new(env!("CARGO_BIN_EXE_vidkompy"))
-        .args([&bg, &fg])
-        .arg("-o")
-        .arg(&out)
-        .arg("--plot")
-        .arg(&svg)
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
-    let stdout = text(&res.stdout);
-    assert!(res.status.success(), "{stdout}\n{}", text(&res.stderr));
+    let stdout = vidkompy_ok(&[&bg, &fg, &"-o", &out, &"--plot", &svg, &"--report", &report]);
     // The summary: footprint, confidences, frames, stage times, the audio's source.
     for part in [
         "fg at x=",
@@ -213,16 +212,16 @@ fn the_command_overlays_keeps_the_shifted_bg_audio_and_plots() {
         (fg_s * 100.0).round() as u32
     ));
     let mkv = dir.0.join("out.mkv");
-    let res = Command::new(env!("CARGO_BIN_EXE_vidkompy"))
-        .args([&bg, &fg_audio])
-        .arg("-o")
-        .arg(&mkv)
-        .args(["--codec", "h265", "--alignment"])
-        .arg(&report)
-        .output()
-        .unwrap();
-    let stdout = text(&res.stdout);
-    assert!(res.status.success(), "{stdout}\n{}", text(&res.stderr));
+    let stdout = vidkompy_ok(&[
+        &bg,
+        &fg_audio,
+        &"-o",
+        &mkv,
+        &"--codec",
+        &"h265",
+        &"--alignment",
+        &report,
+    ]);
     assert!(
         stdout.contains(&format!("audio: from {}\n", fg_audio.display())),
         "{stdout}"
@@ -288,12 +287,7 @@ fn bad_inputs_fail_with_one_line_and_leave_nothing() {
             common::q(path)
         ));
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_vidkompy"))
-        .args([&bg, &fg])
-        .arg("-o")
-        .arg(&result)
-        .output()
-        .unwrap();
+    let out = vidkompy(&[&bg, &fg, &"-o", &result]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         error_line(&out).starts_with("vidkompy: nothing matched"),
@@ -302,12 +296,15 @@ fn bad_inputs_fail_with_one_line_and_leave_nothing() {
     );
     assert!(!result.exists(), "a partial output was left");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_vidkompy"))
-        .args([&bg, &fg])
-        .arg("-o")
-        .arg(dir.0.join("out.avi"))
-        .output()
-        .unwrap();
+    let out = vidkompy(&[&bg, &fg, &"-o", &dir.0.join("out.avi")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(error_line(&out).contains("unknown container"));
+
+    // A flag out of its property's range: an error, not a panic.
+    let out = vidkompy(&[&bg, &fg, &"--scale", &"100", &"-o", &result]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        error_line(&out),
+        "vidkompy: --scale 100: out of range (0 to 16)"
+    );
 }

@@ -249,16 +249,43 @@ fn build(
         .name("align")
         .build()
         .map_err(|_| "the vidkompyalign element is missing".to_string())?;
+    // Values out of the property's range are an error, not a panic.
+    let range = |name: &str| -> Result<(f64, f64), String> {
+        let p = align
+            .find_property(name)
+            .ok_or_else(|| format!("vidkompyalign has no property {name}"))?;
+        if let Some(p) = p.downcast_ref::<glib::ParamSpecInt>() {
+            Ok((f64::from(p.minimum()), f64::from(p.maximum())))
+        } else if let Some(p) = p.downcast_ref::<glib::ParamSpecUInt>() {
+            Ok((f64::from(p.minimum()), f64::from(p.maximum())))
+        } else if let Some(p) = p.downcast_ref::<glib::ParamSpecDouble>() {
+            Ok((p.minimum(), p.maximum()))
+        } else {
+            Err(format!("property {name} is not a number"))
+        }
+    };
+    let check = |name: &str, v: f64| -> Result<(), String> {
+        let (lo, hi) = range(name)?;
+        if (lo..=hi).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!("--{name} {v}: out of range ({lo} to {hi})"))
+        }
+    };
     if let Some(x) = args.x {
-        align.set_property("x", i32::try_from(x).map_err(|_| "--x is too large")?);
+        check("x", f64::from(x))?;
+        align.set_property("x", x as i32);
     }
     if let Some(y) = args.y {
-        align.set_property("y", i32::try_from(y).map_err(|_| "--y is too large")?);
+        check("y", f64::from(y))?;
+        align.set_property("y", y as i32);
     }
     if let Some(s) = args.scale {
+        check("scale", s)?;
         align.set_property("scale", s);
     }
     if let Some(b) = args.blend_width {
+        check("blend-width", f64::from(b))?;
         align.set_property("blend-width", b);
     }
     if let Some(m) = args.match_region {

@@ -31,13 +31,13 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The one line of an error: the last of stderr, and the only one from vidkompy.
+/// The one line of an error: all of stderr.
 fn error_line(out: &Output) -> String {
     let err = text(&out.stderr);
-    let ours: Vec<&str> = err.lines().filter(|l| l.starts_with("vidkompy:")).collect();
-    assert_eq!(ours.len(), 1, "stderr: {err}");
-    assert_eq!(err.lines().last(), Some(ours[0]), "stderr: {err}");
-    ours[0].to_string()
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {err}");
+    assert!(lines[0].starts_with("vidkompy: "), "stderr: {err}");
+    lines[0].to_string()
 }
 
 fn run_pipeline(desc: &str) {

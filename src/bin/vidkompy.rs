@@ -101,6 +101,15 @@ enum Codec {
 }
 
 fn main() {
+    // Without a session (no valid XDG_RUNTIME_DIR: root shells, CI), Mesa's device-select Vulkan
+    // layer tries to reach a Wayland display while the element looks for a GPU, and
+    // libwayland prints "error: XDG_RUNTIME_DIR is invalid ..." before any error of ours.
+    // The layer only orders devices (the element picks its own), so it is turned off there.
+    let no_session = std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|d| !Path::new(&d).is_dir());
+    if no_session && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
     let args = Args::parse();
     if let Err(e) = run(&args) {
         eprintln!("vidkompy: {e}");

@@ -606,6 +606,8 @@ fn run_pipeline(
                             out.reading.get_or_insert(start.elapsed());
                             reading.set_message("analysing");
                         }
+                        // The short pass that reads again the frames the refinement needs.
+                        "fetch" => reading.set_message("fetching frames to refine on"),
                         _ => (),
                     },
                     "vidkompy-alignment" => {
@@ -715,5 +717,45 @@ fn summary(plan: &Plan<'_>, out: &Outcome, plot: Option<&Path>) {
     }
     if let Some(p) = plot {
         println!("  plot: {}", p.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_output_is_named_after_both_inputs_like_the_python_tool_s() {
+        assert_eq!(
+            default_output(Path::new("/videos/wide.mkv"), Path::new("close.take2.mp4")),
+            PathBuf::from("wide_overlay_close.take2.mp4")
+        );
+    }
+
+    #[test]
+    fn flags_parse_as_documented() {
+        let a = Args::try_parse_from([
+            "vidkompy",
+            "bg.mp4",
+            "fg.mp4",
+            "--x",
+            "10",
+            "--scale",
+            "0.5",
+            "--codec",
+            "h265",
+            "--quality",
+            "30",
+            "-q",
+            "--match-region",
+            "edges",
+            "--device",
+            "cpu",
+        ])
+        .unwrap();
+        assert_eq!((a.x, a.y, a.scale), (Some(10), None, Some(0.5)));
+        assert_eq!((a.codec, a.quality, a.quiet), (Codec::H265, 30, true));
+        assert!(Args::try_parse_from(["vidkompy", "bg.mp4", "fg.mp4", "--quality", "52"]).is_err());
+        assert!(Args::try_parse_from(["vidkompy", "bg.mp4"]).is_err());
     }
 }

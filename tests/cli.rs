@@ -300,6 +300,14 @@ fn bad_inputs_fail_with_one_line_and_leave_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(error_line(&out).contains("unknown container"));
 
+    let out = vidkompy(&[&bg, &fg, &"-o", &dir.0.join("no/such/dir/out.mp4")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(error_line(&out).ends_with("no/such/dir: no such directory"));
+    let out = vidkompy(&[&bg, &fg, &"-o", &fg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(error_line(&out).ends_with("the output would overwrite an input"));
+    assert!(std::fs::metadata(&fg).unwrap().len() > 0);
+
     // A flag out of its property's range: an error, not a panic.
     let out = vidkompy(&[&bg, &fg, &"--scale", &"100", &"-o", &result]);
     assert_eq!(out.status.code(), Some(1));

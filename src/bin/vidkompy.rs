@@ -475,6 +475,22 @@ fn run(args: &Args) -> Result<(), String> {
         .output
         .clone()
         .unwrap_or_else(|| default_output(&args.bg, &args.fg));
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("{}: no such directory", dir.display()));
+    }
+    let same = |p: &Path| {
+        std::fs::canonicalize(p).ok() == std::fs::canonicalize(&output).ok() && output.exists()
+    };
+    if same(&args.bg) || same(&args.fg) {
+        return Err(format!(
+            "{}: the output would overwrite an input",
+            output.display()
+        ));
+    }
     // The element writes a report whether asked or not: the plot reads it.
     let temp_report = std::env::temp_dir().join(format!("vidkompy-{}.json", std::process::id()));
     let report = args.report.clone().unwrap_or_else(|| temp_report.clone());
@@ -561,9 +577,16 @@ fn run_pipeline(
     encoding.set_prefix("encoding");
 
     let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| "cannot start the pipeline".to_string())?;
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        // The element that refused says why on the bus.
+        let why = bus
+            .timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])
+            .and_then(|m| match m.view() {
+                gst::MessageView::Error(e) => Some(e.error().to_string()),
+                _ => None,
+            });
+        return Err(why.unwrap_or_else(|| "cannot start the pipeline".into()));
+    }
     let start = Instant::now();
     let mut out = Outcome::default();
     let mut aligned_at = None;

@@ -81,6 +81,31 @@ fn audio_of(path: &Path) -> (Vec<f32>, u64) {
     (samples, first)
 }
 
+/// Checks an output of the test pair: its video (read through `decode`, what follows the
+/// file's source in a launch line) is 36 frames at 320x180 and its audio lasts as long as the
+/// fg (`fg_s`). Returns the audio's samples.
+fn checked_output(path: &Path, decode: &str, fg_s: f64) -> Vec<f32> {
+    let (frames, caps) = common::collect_frames(
+        &format!(
+            "filesrc location={} ! {decode} ! appsink name=s sync=false",
+            common::q(path)
+        ),
+        60,
+    )
+    .unwrap();
+    assert_eq!(frames.len(), 36, "{}", path.display());
+    let info = gst_video::VideoInfo::from_caps(&caps.unwrap()).unwrap();
+    assert_eq!((info.width(), info.height()), (320, 180));
+    let (samples, first) = audio_of(path);
+    let secs = samples.len() as f64 / 48_000.0 + first as f64 / 1e9;
+    assert!(
+        (secs - fg_s).abs() < 0.1,
+        "{}: {secs} s of audio for {fg_s} s of video",
+        path.display()
+    );
+    samples
+}
+
 fn rms(s: &[f32]) -> f64 {
     (s.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / s.len().max(1) as f64).sqrt()
 }
@@ -163,27 +188,12 @@ fn the_command_overlays_keeps_the_shifted_bg_audio_and_plots() {
     let wrong: Vec<_> = r.frames.iter().filter(|e| e.bg != e.fg + 12).collect();
     assert!(wrong.is_empty(), "{wrong:?}");
 
-    // The video: one frame per fg frame, on the bg's canvas.
-    let (frames, caps) = common::collect_frames(
-        &format!(
-            "filesrc location={} ! decodebin caps=\"video/x-raw(ANY)\" \
-             expose-all-streams=false ! appsink name=s sync=false",
-            common::q(&out)
-        ),
-        60,
-    )
-    .unwrap();
-    assert_eq!(frames.len(), 36);
-    let info = gst_video::VideoInfo::from_caps(&caps.unwrap()).unwrap();
-    assert_eq!((info.width(), info.height()), (320, 180));
-
-    // The audio: as long as the fg, and the tone from the start (unshifted, its first
-    // 0.5 s would be the bg's silence).
-    let (samples, first) = audio_of(&out);
-    let secs = samples.len() as f64 / 48_000.0 + first as f64 / 1e9;
-    assert!(
-        (secs - fg_s).abs() < 0.1,
-        "{secs} s of audio for {fg_s} s of video"
+    // The video: one frame per fg frame, on the bg's canvas; the audio: as long as the fg,
+    // and the tone from the start (unshifted, its first 0.5 s would be the bg's silence).
+    let samples = checked_output(
+        &out,
+        "decodebin caps=\"video/x-raw(ANY)\" expose-all-streams=false",
+        fg_s,
     );
     // Past the encoder's priming (~21 ms), in the stretch the bg had silent before the shift.
     let start = (0.05 * 48_000.0) as usize;
@@ -227,24 +237,7 @@ fn the_command_overlays_keeps_the_shifted_bg_audio_and_plots() {
         "{stdout}"
     );
     assert!(stdout.contains("frames mapped by loaded"), "{stdout}");
-    let (frames, caps) = common::collect_frames(
-        &format!(
-            "filesrc location={} ! matroskademux ! h265parse ! avdec_h265 ! appsink name=s \
-             sync=false",
-            common::q(&mkv)
-        ),
-        60,
-    )
-    .unwrap();
-    assert_eq!(frames.len(), 36);
-    let info = gst_video::VideoInfo::from_caps(&caps.unwrap()).unwrap();
-    assert_eq!((info.width(), info.height()), (320, 180));
-    let (samples, first) = audio_of(&mkv);
-    let secs = samples.len() as f64 / 48_000.0 + first as f64 / 1e9;
-    assert!(
-        (secs - fg_s).abs() < 0.1,
-        "{secs} s of audio for {fg_s} s of video"
-    );
+    let samples = checked_output(&mkv, "matroskademux ! h265parse ! avdec_h265", fg_s);
     assert!(rms(&samples[start..end.min(samples.len())]) > 0.2);
 }
 

@@ -608,6 +608,22 @@ impl Costs {
         (self.lo[i], &self.data[self.start[i]..self.start[i + 1]])
     }
 
+    /// Rows `r` alone (fg frames `r.start..r.end` as frames `0..`).
+    pub fn rows(&self, r: std::ops::Range<usize>) -> Costs {
+        let base = self.start[r.start];
+        Costs {
+            m: self.m,
+            lo: self.lo[r.clone()].to_vec(),
+            start: self.start[r.start..=r.end]
+                .iter()
+                .map(|s| s - base)
+                .collect(),
+            data: self.data[base..self.start[r.end]].to_vec(),
+            median: self.median[r.clone()].to_vec(),
+            ends: self.ends[r].to_vec(),
+        }
+    }
+
     /// The cost of a cell: in the band, or bg frame 0 or the last; `None` elsewhere.
     pub fn get(&self, i: usize, j: usize) -> Option<f32> {
         let (lo, row) = self.row(i);
@@ -1124,9 +1140,68 @@ pub fn align_with(
         l = l2;
         path = guided(l)?;
     }
+    realign_inside(&mut path, cost, &l, |c: &Costs, l: Line| {
+        dtw_with(
+            c,
+            &DtwParams {
+                max_step: max_step.max(l.rate.ceil() as usize + 1),
+                guide: Some(l),
+                lambda: priors.lambda,
+                mu: priors.mu,
+                band: priors.band,
+                jump: priors.jump,
+            },
+            kernels,
+            cancel,
+        )
+    })?;
     let distinct = distinctiveness(cost, &path);
     clamp_outside(&mut path, cost, &l, &distinct);
     Ok((path, Some(l)))
+}
+
+/// The fg frames `line` places inside the bg, aligned again on their own (by `guided`, with the
+/// line moved to their first frame), where some fg frames lie before the bg's first frame or
+/// after its last. Those show moments the bg lacks, so their costs cannot say where the frames
+/// inside start: left in, near-identical frames of a static scene carry the path past the bg
+/// frames the first frames inside show, and a monotonic path cannot come back to them. The
+/// frames outside then keep their match only as far as the path stays monotonic (the rest take
+/// the end frame, as [`clamp_outside`] gives them).
+fn realign_inside(
+    path: &mut Path,
+    cost: &Costs,
+    line: &Line,
+    guided: impl Fn(&Costs, Line) -> Result<Path, Cancelled>,
+) -> Result<(), Cancelled> {
+    let (n, m) = (cost.n(), cost.m());
+    let at = |i: usize| line.offset + line.rate * i as f64;
+    let i0 = (0..n).find(|&i| at(i) >= -0.5).unwrap_or(n);
+    let i1 = (i0..n).find(|&i| at(i) > m as f64 - 0.5).unwrap_or(n);
+    if (i0 == 0 && i1 == n) || i1 - i0 < 2 || m == 0 {
+        return Ok(());
+    }
+    let inner = guided(
+        &cost.rows(i0..i1),
+        Line {
+            offset: at(i0),
+            rate: line.rate,
+        },
+    )?;
+    path.bg[i0..i1].copy_from_slice(&inner.bg);
+    path.cost[i0..i1].copy_from_slice(&inner.cost);
+    for i in (0..i0).rev() {
+        if path.bg[i] > path.bg[i + 1] {
+            path.bg[i] = path.bg[i + 1];
+            path.cost[i] = cost.get(i, path.bg[i]).unwrap_or(1.0);
+        }
+    }
+    for i in i1..n {
+        if path.bg[i] < path.bg[i - 1] {
+            path.bg[i] = path.bg[i - 1];
+            path.cost[i] = cost.get(i, path.bg[i]).unwrap_or(1.0);
+        }
+    }
+    Ok(())
 }
 
 /// The result of [`align_features`].

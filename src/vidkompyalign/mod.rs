@@ -78,10 +78,12 @@
  * - `vidkompy-reframed` (`x`, `y`, `scale`, `previous-*`, `fg-frame`): the footprint, re-checked
  *   on another thread every 5 s (sooner when matches get worse), moved: the fg feed was
  *   re-framed; it is followed (a new `vidkompy-alignment` is posted too).
- * - `vidkompy-reanchored` (`fg-frame`, `bg-frame`, `count`): the bg leads by more than
- *   `max-offset` (a delay that drifted): the path starts again from the oldest bg frame held,
- *   which bounds the bg held whatever the drift. Posted when re-anchoring starts; while the lead
- *   keeps growing it re-anchors again at most commits, and `count` says how often so far.
+ * - `vidkompy-reanchored` (`reanchoring`, `fg-frame`, `bg-frame`, `count`): the bg leads by
+ *   more than `max-offset` (a delay that drifted): the path starts again from the oldest bg
+ *   frame held, which bounds the bg held whatever the drift. Posted with `reanchoring=true`
+ *   when re-anchoring starts; while the lead keeps growing it re-anchors again at most commits;
+ *   posted with `reanchoring=false` when a commit keeps its anchor again or the fg ends.
+ *   `count` says how often it re-anchored so far.
  * - QoS messages for fg frames dropped because downstream's QoS said they would be late.
  *
  * Caps changes on either pad output the frames held, then negotiate the output again and search

@@ -584,6 +584,25 @@ impl VidkompyAlign {
         live.tracker = Some(t);
     }
 
+    /// Posts `vidkompy-reanchored`: re-anchoring started (`reanchoring`) or stopped, at the
+    /// match (fg frame, bg frame) committed then, after `count` re-anchorings so far.
+    fn post_reanchored(&self, reanchoring: bool, at: Option<(usize, usize)>, count: u64) {
+        let s = gst::Structure::builder("vidkompy-reanchored")
+            .field("reanchoring", reanchoring)
+            .field("fg-frame", at.map_or(0, |m| m.0 as u64))
+            .field("bg-frame", at.map_or(0, |m| m.1 as u64))
+            .field("count", count)
+            .build();
+        if reanchoring {
+            gst::warning!(CAT, imp = self, "{s}");
+        } else {
+            gst::info!(CAT, imp = self, "{s}");
+        }
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
     /// Forgets bg frames more than `max-offset` (plus the lookahead) behind the oldest fg frame
     /// not output, keeping the newest; at most that span's worth of frames at the bg's rate.
     fn live_evict(&self, state: &mut State) {
@@ -1389,23 +1408,13 @@ impl VidkompyAlign {
             if c.reanchored {
                 live.reanchored += 1;
             }
-            // One message when re-anchoring starts: a lead that keeps growing re-anchors at
-            // every commit until it stops (`count` says how many times so far).
-            let starts = c.reanchored && !live.reanchoring;
-            if c.reanchored || !c.matches.is_empty() {
+            // One message when re-anchoring starts and one when it stops (a commit keeps its
+            // anchor again): a lead that keeps growing re-anchors at every commit in between
+            // (`count` says how many times so far).
+            if (c.reanchored || !c.matches.is_empty()) && c.reanchored != live.reanchoring {
                 live.reanchoring = c.reanchored;
-            }
-            if starts {
-                let m = c.matches.first().copied();
-                let s = gst::Structure::builder("vidkompy-reanchored")
-                    .field("fg-frame", m.map_or(0, |m| m.fg as u64))
-                    .field("bg-frame", m.map_or(0, |m| m.bg as u64))
-                    .field("count", live.reanchored)
-                    .build();
-                gst::warning!(CAT, imp = self, "{s}");
-                let _ = self
-                    .obj()
-                    .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+                let m = c.matches.first().map(|m| (m.fg, m.bg));
+                self.post_reanchored(c.reanchored, m, live.reanchored);
             }
             c.matches
                 .iter()
@@ -1638,6 +1647,12 @@ impl VidkompyAlign {
                     .as_ref()
                     .is_none_or(|l| l.fg.is_empty() && l.ready.is_empty());
             if finished && out.is_empty() && caps_to_set.is_none() {
+                // Re-anchoring stops with the fg.
+                if let Some(live) = state.live.as_mut().filter(|l| l.reanchoring) {
+                    live.reanchoring = false;
+                    let last = live.last_bg.map(|j| (live.output.saturating_sub(1), j));
+                    self.post_reanchored(false, last, live.reanchored);
+                }
                 self.live_write_report(state)?;
                 gst::debug!(CAT, imp = self, "fg ended: all frames output");
                 return Err(gst::FlowError::Eos);

@@ -32,10 +32,12 @@ fn run() -> Result<(), String> {
     let mut args = std::env::args_os().skip(1);
     let src = match args.next() {
         Some(p) => PathBuf::from(p),
-        None => common::footage().ok_or(
-            "no sample clip found: run `bash .ci/install-deps` (it fetches Debian's opencv-doc \
-             clips when ../shared/data is absent) or pass a clip",
-        )?,
+        None => Some(common::clip_path("vtest.avi"))
+            .filter(|p| p.is_file())
+            .ok_or(
+                "no sample clip: run `bash .ci/install-deps` (it fetches Debian's opencv-doc \
+                 clips into target/footage) or pass a clip",
+            )?,
     };
     let out = args
         .next()
@@ -47,12 +49,8 @@ fn run() -> Result<(), String> {
     let t0 = Instant::now();
     let (frames, info) = common::decode_frames(&src, 0, 1, None)?;
     drop(frames);
-    let fps = info.fps();
-    let per_s = if fps.numer() > 0 {
-        (fps.numer() / fps.denom()).max(1) as usize
-    } else {
-        24
-    };
+    // The pair is re-timed to 24 fps.
+    let per_s = common::PAIR_FPS as usize;
     let bg_w = info.width().min(960) & !3;
     let bg_h = ((info.height() as u64 * bg_w as u64 / info.width() as u64) as u32) & !3;
     let (fx, fy, fw, fh) = (bg_w / 4, bg_h / 4, bg_w / 2, bg_h / 2);

@@ -132,11 +132,8 @@ fn main() {
         .skip(1)
         .find(|a| a != "--windowed")
         .map(std::path::PathBuf::from)
-        .or_else(common::footage);
-    let Some(src) = truth::load(path.clone(), Some((960, 540)), FRAMES) else {
-        eprintln!("evaluate: no clip (pass one, or see the README for footage)");
-        std::process::exit(1);
-    };
+        .unwrap_or_else(common::footage);
+    let src = truth::load(&path, Some((960, 540)), FRAMES);
     let fps = src.info.fps();
     let fps = if fps.numer() > 0 {
         fps.numer() as f64 / fps.denom() as f64
@@ -146,7 +143,7 @@ fn main() {
     println!(
         "clip: {} ({} frames at 960x540, {fps:.3} fps); bg 640x360, fg footprint 320x180 at \
          (200, 88) recorded at 1.5x, re-graded, unless the case says otherwise\n",
-        path.map(|p| p.display().to_string()).unwrap_or_default(),
+        path.display(),
         FRAMES
     );
     println!("| case | spatial error px | exact | within ±1 | max dev | out / in | analysis s |");

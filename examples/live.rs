@@ -48,15 +48,12 @@ fn main() {
     let path = std::env::args_os()
         .nth(1)
         .map(std::path::PathBuf::from)
-        .or_else(common::footage);
-    let Some(src) = truth::load(path.clone(), Some((960, 540)), FRAMES) else {
-        eprintln!("live: no clip (pass one, or see the README for footage)");
-        std::process::exit(1);
-    };
+        .unwrap_or_else(common::footage);
+    let src = truth::load(&path, Some((960, 540)), FRAMES);
     println!(
         "clip: {} ({FRAMES} frames at 960x540, 24 fps); bg 640x360, fg footprint 320x180 at \
          (200, 88) recorded at 1.5x, re-graded; fed in real time\n",
-        path.map(|p| p.display().to_string()).unwrap_or_default(),
+        path.display(),
     );
     println!(
         "| lookahead s | relative delay | fg frames | exact | within ±1 | max dev | late ms \

@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! cargo run --release --example long -- [MINUTES ...] [--store] [--windowed] [--excerpt]
+//!     [--clip SOURCE_CLIP]
 //! ```
 //!
 //! The pair is generated once into `target/bench-long/` (H.264 in Matroska): the bg is the
@@ -182,7 +183,13 @@ fn parent(args: &[String]) -> Result<(), String> {
         minutes = vec![1, 5, 10];
     }
     gst::init().map_err(|e| e.to_string())?;
-    let src = common::footage().ok_or("no footage (see tests/common)")?;
+    // `--clip PATH`: the source clip (default: the tests' opencv-doc clip).
+    let src = args
+        .iter()
+        .position(|a| a == "--clip")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(common::footage);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-long");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     println!(

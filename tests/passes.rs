@@ -13,7 +13,7 @@ fn init() {
 }
 
 /// A ground-truth pair of H.264 files from real footage: fg frame i shows bg frame 12 + i.
-fn pair(tag: &str) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
+fn pair(tag: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     common::small_pair(&format!("passes-{tag}"), 48, (12, 36))
 }
 
@@ -46,10 +46,7 @@ fn same_frames(a: &[gst::Buffer], b: &[gst::Buffer]) {
 #[test]
 fn seekable_inputs_are_read_again_not_stored_with_the_same_result() {
     init();
-    let Some((dir, bg, fg)) = pair("same") else {
-        eprintln!("skipped: no footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("same");
     let two = run(&bg, &fg, "").unwrap();
     let stored = run(&bg, &fg, "two-pass=false").unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -92,10 +89,7 @@ fn seekable_inputs_are_read_again_not_stored_with_the_same_result() {
 #[test]
 fn later_passes_read_the_bg_only_where_the_fg_needs_it() {
     init();
-    let Some((dir, bg, fg)) = common::small_pair("passes-late", 96, (60, 24)) else {
-        eprintln!("skipped: no footage");
-        return;
-    };
+    let (dir, bg, fg) = common::small_pair("passes-late", 96, (60, 24));
     let p = gst::parse::launch(&format!(
         "vidkompyalign name=a ! appsink name=s sync=false \
          filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
@@ -130,10 +124,7 @@ fn later_passes_read_the_bg_only_where_the_fg_needs_it() {
 #[test]
 fn a_loaded_alignment_is_applied_in_two_passes() {
     init();
-    let Some((dir, bg, fg)) = pair("loaded") else {
-        eprintln!("skipped: no footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("loaded");
     let report = dir.join("report.json");
     let first = run(&bg, &fg, &format!("report={}", common::q(&report))).unwrap();
     let again = run(&bg, &fg, &format!("alignment={}", common::q(&report))).unwrap();
@@ -147,10 +138,7 @@ fn a_loaded_alignment_is_applied_in_two_passes() {
 #[test]
 fn the_plot_property_draws_the_mapping_offline_and_windowed() {
     init();
-    let Some((dir, bg, fg)) = pair("plot") else {
-        eprintln!("skipped: no footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("plot");
     for props in ["", "force-live=true"] {
         let svg = dir.join("map.svg");
         let _ = std::fs::remove_file(&svg);
@@ -177,10 +165,7 @@ fn scratch(tag: &str) -> std::path::PathBuf {
 #[test]
 fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
     init();
-    let Some((dir, bg, fg)) = pair("spill") else {
-        eprintln!("skipped: no footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("spill");
     let tmp = scratch("spill-tmp");
     let two = run(&bg, &fg, "").unwrap();
     // max-memory below one frame: every copy goes to disk.
@@ -228,10 +213,7 @@ fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
 #[test]
 fn thumbnails_and_features_past_max_memory_spill_to_disk_in_two_passes_with_the_same_result() {
     init();
-    let Some((dir, bg, fg)) = pair("thumbs") else {
-        eprintln!("skipped: no footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("thumbs");
     let tmp = scratch("thumbs-tmp");
     let two = run(&bg, &fg, "").unwrap();
     let spilled = run(
@@ -269,10 +251,7 @@ fn thumbnails_and_features_past_max_memory_spill_to_disk_in_two_passes_with_the_
 #[test]
 fn an_unwritable_temp_dir_is_an_element_error_naming_it() {
     init();
-    let Some((dir, bg, fg)) = pair("unwritable") else {
-        eprintln!("skipped: no footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("unwritable");
     // A directory under a regular file cannot be created or written, even by root.
     let file = dir.join("a-file");
     std::fs::write(&file, b"x").unwrap();
@@ -291,10 +270,7 @@ fn an_unwritable_temp_dir_is_an_element_error_naming_it() {
 #[test]
 fn a_full_disk_is_an_element_error_not_a_crash() {
     init();
-    let Some((dir, bg, fg)) = pair("full") else {
-        eprintln!("skipped: no footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("full");
     let plugins = common::plugin_copy(&dir);
     let registry = dir.join("registry.bin");
     let tmp = dir.join("tmp");
@@ -348,13 +324,10 @@ fn a_full_disk_is_an_element_error_not_a_crash() {
 #[test]
 fn corrupt_decoder_output_keeps_its_place_and_shows_in_the_costs() {
     init();
-    let (Some(bg), Some(fg)) = (
+    let (bg, fg) = (
         common::opencv_clip("Megamind.avi"),
         common::opencv_clip("Megamind_bugy.avi"),
-    ) else {
-        eprintln!("skipped: opencv-doc clips missing (.ci/install-deps unpacks them)");
-        return;
-    };
+    );
     let dir = scratch("bugy");
     let report = dir.join("r.json");
     let run = run(&bg, &fg, &format!("report={}", common::q(&report))).unwrap();
@@ -387,10 +360,7 @@ fn corrupt_decoder_output_keeps_its_place_and_shows_in_the_costs() {
 #[test]
 fn the_same_clip_on_both_pads_covers_the_whole_frame() {
     init();
-    let Some(clip) = common::opencv_clip("Megamind.avi") else {
-        eprintln!("skipped: opencv-doc clips missing (.ci/install-deps unpacks them)");
-        return;
-    };
+    let clip = common::opencv_clip("Megamind.avi");
     let run = run(&clip, &clip, "").unwrap();
     let a = run.message("vidkompy-alignment").unwrap();
     let (x, y, s) = (
@@ -494,10 +464,7 @@ fn seek_matches_the_whole_run_of(
 #[test]
 fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
     init();
-    let Some((dir, bg, fg)) = pair("seek") else {
-        eprintln!("SKIPPED: no real footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("seek");
     seek_matches_the_whole_run(&bg, &fg, "", 12);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -508,10 +475,7 @@ fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
 #[test]
 fn a_seek_finds_bg_frames_that_lie_before_the_position_sought() {
     init();
-    let Some(src) = common::footage() else {
-        eprintln!("SKIPPED: no real footage");
-        return;
-    };
+    let src = common::footage();
     let dir =
         std::env::temp_dir().join(format!("vidkompy-passes-seek-early-{}", std::process::id()));
     let (bg, fg) = common::make_pair_from(
@@ -620,10 +584,7 @@ fn caps_run(desc: &str, what: &str) -> common::Run {
 #[test]
 fn caps_changing_mid_stream_keep_the_alignment_offline() {
     init();
-    let Some((dir, bg, fg)) = pair("caps") else {
-        eprintln!("SKIPPED: no real footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("caps");
     let file = |p: &std::path::Path| format!("filesrc location={} ! decodebin", common::q(p));
     let fg_resized = resized_at(&dir, "fg", &fg, 36, 18, (480, 270));
     let bg_resized = resized_at(&dir, "bg", &bg, 48, 24, (480, 270));
@@ -687,10 +648,7 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
 #[test]
 fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
     init();
-    let Some((dir, bg, fg)) = pair("reframed") else {
-        eprintln!("SKIPPED: no real footage");
-        return;
-    };
+    let (dir, bg, fg) = pair("reframed");
     let (bg_frames, _) = common::decode_frames(&bg, 0, 48, None).unwrap();
     // Luma of the box around both footprints, (40, 20) to (240, 136).
     let luma = |b: &gst::Buffer| {

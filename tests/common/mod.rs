@@ -10,33 +10,74 @@ use std::path::{Path, PathBuf};
 
 pub mod truth;
 
-/// A sample clip of Debian's opencv-doc package (e.g. `vtest.avi`), as unpacked by
-/// `.ci/install-deps` into `target/footage` or installed system-wide.
-pub fn opencv_clip(name: &str) -> Option<PathBuf> {
-    let data = "usr/share/doc/opencv-doc/examples/data";
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        root.join("target/footage").join(data).join(name),
-        Path::new("/").join(data).join(name),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
+/// Where `.ci/install-deps` unpacks the sample clips of Debian's `opencv-doc` package, under the
+/// checkout: the tests read footage from there alone, never from beside the checkout.
+pub const CLIPS: &str = "target/footage/usr/share/doc/opencv-doc/examples/data";
+
+/// Where `.ci/install-deps` puts the opencv-doc sample clip `name` (see [`opencv_clip`]).
+pub fn clip_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(CLIPS).join(name)
 }
 
-/// The real clip tests derive their pairs from: `$VIDKOMPY_FOOTAGE`, else
-/// `../shared/data/starlight-1080p24.mp4` beside the checkout, else opencv-doc's vtest.avi as
-/// unpacked by `.ci/install-deps` (`target/footage/...`) or installed system-wide.
-pub fn footage() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("VIDKOMPY_FOOTAGE") {
-        candidates.push(p.into());
-    }
-    candidates.push(root.join("../shared/data/starlight-1080p24.mp4"));
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .or_else(|| opencv_clip("vtest.avi"))
+/// A sample clip of Debian's opencv-doc package as `.ci/install-deps` unpacks it: `vtest.avi`
+/// (static camera, pedestrians, 768x576 at 10 fps), `Megamind.avi` and `Megamind_bugy.avi`
+/// (animation, 720x528 at 23.976 fps; the second with damaged frames), `tree.avi` (320x240),
+/// and `box.mp4` and `cup.mp4` (hand-held objects, 640x480 at 25 fps; gunzipped from its HTML
+/// docs). Panics naming the command that fetches it when it is missing: a test without its
+/// footage must fail, not pass.
+pub fn opencv_clip(name: &str) -> PathBuf {
+    let p = clip_path(name);
+    assert!(
+        p.is_file(),
+        "missing footage {}: run `bash .ci/install-deps` in the checkout",
+        p.display()
+    );
+    p
+}
+
+/// The real clip most tests derive their pairs from: opencv-doc's vtest.avi (a static camera
+/// over a street with pedestrians, 768x576 at 10 fps), decoded at the sizes the tests need
+/// (cropped to their aspect ratio first, see [`fit_rect`]).
+pub fn footage() -> PathBuf {
+    opencv_clip("vtest.avi")
+}
+
+/// The largest centred rectangle (x, y, w, h) of a `w`x`h` frame with the aspect ratio of
+/// `aspect`, on even coordinates and sizes (I420 crops at even lines and columns): cropping to
+/// it before scaling to a size of that aspect ratio adds no borders and stretches nothing.
+pub fn fit_rect((w, h): (u32, u32), aspect: (u32, u32)) -> (u32, u32, u32, u32) {
+    let (aw, ah) = (u64::from(aspect.0.max(1)), u64::from(aspect.1.max(1)));
+    let (fw, fh) = if u64::from(w) * ah > u64::from(h) * aw {
+        ((u64::from(h) * aw / ah) as u32, h)
+    } else {
+        (w, (u64::from(w) * ah / aw) as u32)
+    };
+    let (fw, fh) = (fw & !1, fh & !1);
+    (((w - fw) / 2) & !1, ((h - fh) / 2) & !1, fw, fh)
+}
+
+/// `frame` (of `info`) with the rectangle `rect` (x, y, w, h in its pixels) scaled to `out`
+/// (I420), through GStreamer's video converter.
+pub fn convert_rect(
+    frame: &gst::Buffer,
+    info: &gst_video::VideoInfo,
+    rect: (u32, u32, u32, u32),
+    out: &gst_video::VideoInfo,
+) -> Result<gst::Buffer, String> {
+    let mut config = gst_video::VideoConverterConfig::new();
+    config.set_src_x(rect.0 as i32);
+    config.set_src_y(rect.1 as i32);
+    config.set_src_width(Some(rect.2 as i32));
+    config.set_src_height(Some(rect.3 as i32));
+    let conv =
+        gst_video::VideoConverter::new(info, out, Some(config)).map_err(|e| e.to_string())?;
+    let inf = gst_video::VideoFrame::from_buffer_readable(frame.clone(), info)
+        .map_err(|_| "unreadable frame".to_string())?;
+    let buf = gst::Buffer::with_size(out.size()).map_err(|e| e.to_string())?;
+    let mut of = gst_video::VideoFrame::from_buffer_writable(buf, out)
+        .map_err(|_| "unwritable frame".to_string())?;
+    conv.frame(&inf, &mut of);
+    Ok(of.into_buffer())
 }
 
 /// Runs a `gst-launch`-style description to EOS, failing with the first error's text.
@@ -87,20 +128,16 @@ pub fn element<T: IsA<gst::Element>>(pipeline: &gst::Element, name: &str) -> Res
 }
 
 /// Decodes frames `skip..skip + n` of `src` (fewer if it is shorter), in I420 at full size or
-/// scaled to `size`.
+/// at `size`: the largest centred part of the frame with `size`'s aspect ratio, scaled
+/// ([`fit_rect`]; no borders are added).
 pub fn decode_frames(
     src: &Path,
     skip: usize,
     n: usize,
     size: Option<(u32, u32)>,
 ) -> Result<(Vec<gst::Buffer>, gst_video::VideoInfo), String> {
-    let scale = size
-        .map(|(w, h)| {
-            format!("videoscale ! video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1,")
-        })
-        .unwrap_or_else(|| "video/x-raw,".into());
     let p = gst::parse::launch(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! {scale}format=I420 ! \
+        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
          appsink name=s sync=false max-buffers=4",
         q(src)
     ))
@@ -109,26 +146,49 @@ pub fn decode_frames(
     p.set_state(gst::State::Playing)
         .map_err(|e| format!("cannot decode {}: {e}", src.display()))?;
     let mut frames = Vec::with_capacity(n);
-    let mut info = None;
+    // The decoded frames' info, and the scaled frames' with the rectangle scaled from.
+    let mut infos: Option<(gst_video::VideoInfo, Option<(gst_video::VideoInfo, _)>)> = None;
     let mut index = 0;
-    while frames.len() < n {
+    let res = loop {
+        if frames.len() >= n {
+            break Ok(());
+        }
         let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) else {
-            break;
+            break Ok(());
         };
-        if info.is_none() {
+        if infos.is_none() {
             let caps = sample.caps().ok_or("no caps")?;
-            info = Some(gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?);
+            let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
+            let scaled = match size {
+                None => None,
+                Some((w, h)) => {
+                    let out = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
+                        .fps(info.fps())
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    Some((out, fit_rect((info.width(), info.height()), (w, h))))
+                }
+            };
+            infos = Some((info, scaled));
         }
         if index >= skip
             && let Some(b) = sample.buffer_owned()
+            && let Some((info, scaled)) = &infos
         {
-            frames.push(b);
+            match scaled {
+                None => frames.push(b),
+                Some((out, rect)) => match convert_rect(&b, info, *rect, out) {
+                    Ok(f) => frames.push(f),
+                    Err(e) => break Err(e),
+                },
+            }
         }
         index += 1;
-    }
+    };
     let _ = p.set_state(gst::State::Null);
-    let info = info.ok_or_else(|| format!("no frame decoded from {}", src.display()))?;
-    Ok((frames, info))
+    res?;
+    let (info, scaled) = infos.ok_or_else(|| format!("no frame decoded from {}", src.display()))?;
+    Ok((frames, scaled.map_or(info, |(out, _)| out)))
 }
 
 /// Encodes `frames` (of `info`) at `fps` through `filter` (a launch fragment ending in raw
@@ -180,14 +240,17 @@ pub fn encode(
     res
 }
 
+/// The frame rate of the pairs [`make_pair`] writes (the tests count time in its frames).
+pub const PAIR_FPS: i32 = 24;
+
 /// Writes a ground-truth pair derived from the first frames of `src` into `dir`:
 /// - `bg.mkv`: the clip scaled to `bg_w`x`bg_h`, `bg_frames` frames from its start;
 /// - `fg.mkv`: the region of the clip that maps to the footprint (`fx`, `fy`, `fw`x`fh` in
 ///   bg pixels), at `fg_scale`x the footprint's resolution, re-graded brighter, `fg_frames`
 ///   frames from source frame `fg_skip` on.
 ///
-/// Both at the source's frame rate (24 fps if it has none), so fg frame `i` shows bg frame
-/// `fg_skip + i`.
+/// Both re-timed to [`PAIR_FPS`], whatever the source's rate, so fg frame `i` shows bg frame
+/// `fg_skip + i` at `fg_skip / 24` s.
 /// Returns (bg, fg) paths.
 #[allow(clippy::too_many_arguments)]
 pub fn make_pair(
@@ -224,27 +287,34 @@ pub fn make_pair_from(
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let (frames, info) =
         decode_frames(src, 0, (bg_skip + bg_frames).max(fg_skip + fg_frames), None)?;
-    let fps = if info.fps().numer() > 0 {
-        info.fps()
-    } else {
-        gst::Fraction::new(24, 1)
-    };
+    let fps = gst::Fraction::new(PAIR_FPS, 1);
     let bg = dir.join("bg.mkv");
     let fg = dir.join("fg.mkv");
+    // The bg shows the largest centred part of the source with its aspect ratio, scaled: no
+    // borders, no stretch, whatever the source's aspect ratio.
+    let (w, h) = (info.width(), info.height());
+    let (rx, ry, rw, rh) = fit_rect((w, h), (bg_w, bg_h));
+    let crop = |left: u32, top: u32, cw: u32, ch: u32| {
+        format!(
+            "videocrop left={left} right={} top={top} bottom={} ! videoscale add-borders=false",
+            w - left - cw,
+            h - top - ch
+        )
+    };
     encode(
         &frames[bg_skip.min(frames.len())..(bg_skip + bg_frames).min(frames.len())],
         &info,
         fps,
-        &format!("videoscale ! video/x-raw,width={bg_w},height={bg_h},pixel-aspect-ratio=1/1"),
+        &format!(
+            "{} ! video/x-raw,width={bg_w},height={bg_h},pixel-aspect-ratio=1/1",
+            crop(rx, ry, rw, rh)
+        ),
         &bg,
     )?;
-    // The footprint in source pixels: the source is scaled to the bg's size.
-    let sx = info.width() as f64 / bg_w as f64;
-    let sy = info.height() as f64 / bg_h as f64;
-    let left = (fx as f64 * sx).round() as u32;
-    let top = (fy as f64 * sy).round() as u32;
-    let right = info.width() - left - (fw as f64 * sx).round() as u32;
-    let bottom = info.height() - top - (fh as f64 * sy).round() as u32;
+    // The footprint in source pixels: that part of the source is scaled to the bg's size.
+    let sx = f64::from(rw) / f64::from(bg_w);
+    let sy = f64::from(rh) / f64::from(bg_h);
+    let px = |v: u32, s: f64| (f64::from(v) * s).round() as u32;
     let out_w = ((fw as f64 * fg_scale).round() as u32) & !1;
     let out_h = ((fh as f64 * fg_scale).round() as u32) & !1;
     encode(
@@ -252,9 +322,9 @@ pub fn make_pair_from(
         &info,
         fps,
         &format!(
-            "videocrop left={left} right={right} top={top} bottom={bottom} ! videoscale ! \
-             video/x-raw,width={out_w},height={out_h},pixel-aspect-ratio=1/1 ! \
-             videobalance brightness=0.25 ! videoconvert ! video/x-raw,format=I420"
+            "{} ! video/x-raw,width={out_w},height={out_h},pixel-aspect-ratio=1/1 ! \
+             videobalance brightness=0.25 ! videoconvert ! video/x-raw,format=I420",
+            crop(rx + px(fx, sx), ry + px(fy, sy), px(fw, sx), px(fh, sy))
         ),
         &fg,
     )?;
@@ -424,16 +494,11 @@ pub fn init_plugin() {
 /// A small ground-truth pair of H.264 files from real footage, in a directory of its own
 /// (`vidkompy-<tag>-<pid>`): a 320x180 bg of `bg_frames` frames and a fg of the 160x90 region
 /// at (80, 46) recorded at 2x, `fg.1` frames long, starting at bg frame `fg.0` (fg frame i shows
-/// bg frame `fg.0 + i`). `None` when there is no footage.
-pub fn small_pair(
-    tag: &str,
-    bg_frames: usize,
-    fg: (usize, usize),
-) -> Option<(PathBuf, PathBuf, PathBuf)> {
-    let src = footage()?;
+/// bg frame `fg.0 + i`).
+pub fn small_pair(tag: &str, bg_frames: usize, fg: (usize, usize)) -> (PathBuf, PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("vidkompy-{tag}-{}", std::process::id()));
     let (bg, fg) = make_pair(
-        &src,
+        &footage(),
         &dir,
         (320, 180),
         bg_frames,
@@ -441,6 +506,6 @@ pub fn small_pair(
         2.0,
         fg,
     )
-    .unwrap();
-    Some((dir, bg, fg))
+    .unwrap_or_else(|e| panic!("cannot make the {tag} pair: {e}"));
+    (dir, bg, fg)
 }

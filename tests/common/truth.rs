@@ -15,18 +15,14 @@ pub struct Source {
     pub info: gst_video::VideoInfo,
 }
 
-/// The first `n` frames of a real clip, at `size` or its own. `None` when `path` is; a clip
-/// that does not decode or is too short panics (tests must not pass vacuously).
-pub fn load(
-    path: Option<std::path::PathBuf>,
-    size: Option<(u32, u32)>,
-    n: usize,
-) -> Option<Source> {
-    let path = path?;
-    let (frames, info) = super::decode_frames(&path, 0, n, size)
+/// The first `n` frames of a real clip, at `size` (cropped to its aspect ratio, then scaled)
+/// or its own. A clip that does not decode or is too short panics (tests must not pass
+/// vacuously).
+pub fn load(path: &std::path::Path, size: Option<(u32, u32)>, n: usize) -> Source {
+    let (frames, info) = super::decode_frames(path, 0, n, size)
         .unwrap_or_else(|e| panic!("cannot decode {}: {e}", path.display()));
     assert_eq!(frames.len(), n, "{} is too short", path.display());
-    Some(Source { frames, info })
+    Source { frames, info }
 }
 
 /// Crops `rect` (source px) out of a source frame and scales it to `out`, with GStreamer's
@@ -45,17 +41,8 @@ pub fn derive(
         .fps(src.info.fps())
         .build()
         .unwrap();
-    let mut config = gst_video::VideoConverterConfig::new();
-    config.set_src_x(rect.0 as i32);
-    config.set_src_y(rect.1 as i32);
-    config.set_src_width(Some(rect.2 as i32));
-    config.set_src_height(Some(rect.3 as i32));
-    let conv = gst_video::VideoConverter::new(&src.info, &out_info, Some(config)).unwrap();
-    let inf =
-        gst_video::VideoFrame::from_buffer_readable(src.frames[index].clone(), &src.info).unwrap();
-    let buf = gst::Buffer::with_size(out_info.size()).unwrap();
+    let buf = super::convert_rect(&src.frames[index], &src.info, rect, &out_info).unwrap();
     let mut of = gst_video::VideoFrame::from_buffer_writable(buf, &out_info).unwrap();
-    conv.frame(&inf, &mut of);
     if grade != (1.0, 0.0) || flip || fade < 1.0 {
         for p in 0..3 {
             let stride = of.plane_stride()[p as usize] as usize;

@@ -1116,31 +1116,8 @@ pub fn align_with(
     let Some(mut l) = line.filter(|l| l.rate > 0.0) else {
         return Ok((first, line));
     };
-    let guided = |l: Line| {
-        dtw_with(
-            cost,
-            &DtwParams {
-                max_step: max_step.max(l.rate.ceil() as usize + 1),
-                guide: Some(l),
-                lambda: priors.lambda,
-                mu: priors.mu,
-                band: priors.band,
-                jump: priors.jump,
-            },
-            kernels,
-            cancel,
-        )
-    };
-    let mut path = guided(l)?;
-    // The first pass wanders where content does not decide, and so does a line fitted to it;
-    // a line refitted to the guided path is truer and guides a last pass.
-    if let Some(l2) = path_line(&path.bg, &distinctiveness(cost, &path), CONFIDENT)
-        .filter(|l2| l2.rate > 0.0 && *l2 != l)
-    {
-        l = l2;
-        path = guided(l)?;
-    }
-    realign_inside(&mut path, cost, &l, |c: &Costs, l: Line| {
+    // DTW on `c` guided by `l`, with the priors.
+    let guided_on = |c: &Costs, l: Line| {
         dtw_with(
             c,
             &DtwParams {
@@ -1154,7 +1131,18 @@ pub fn align_with(
             kernels,
             cancel,
         )
-    })?;
+    };
+    let guided = |l: Line| guided_on(cost, l);
+    let mut path = guided(l)?;
+    // The first pass wanders where content does not decide, and so does a line fitted to it;
+    // a line refitted to the guided path is truer and guides a last pass.
+    if let Some(l2) = path_line(&path.bg, &distinctiveness(cost, &path), CONFIDENT)
+        .filter(|l2| l2.rate > 0.0 && *l2 != l)
+    {
+        l = l2;
+        path = guided(l)?;
+    }
+    realign_inside(&mut path, cost, &l, guided_on)?;
     let distinct = distinctiveness(cost, &path);
     clamp_outside(&mut path, cost, &l, &distinct);
     Ok((path, Some(l)))

@@ -15,11 +15,12 @@ use gst::glib;
 pub mod align;
 pub mod composite;
 pub mod compute;
+pub mod messages;
 pub mod plot;
 pub mod store;
 mod vidkompyalign;
 
-pub use vidkompyalign::VidkompyAlign;
+pub use vidkompyalign::{Device, MatchRegion, VidkompyAlign};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     vidkompyalign::register(plugin)

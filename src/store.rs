@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 
-//! The frame store: the frames of one pad, in arrival order, with their times.
+//! The frame store: the frames of one pad, in arrival order.
 //!
 //! Upstream buffers often come from fixed pools (hardware decoders, capture sources) that starve
 //! when a downstream element holds many of them. The store therefore keeps at most `max_refs`
 //! upstream buffers by reference (the newest ones) and replaces older ones by copies it owns:
 //! in memory while the [`Budget`] shared by both pads allows, past it in a spill file in the
-//! temp directory. The spill file is unlinked as soon as it is created, so it disappears when
+//! temp directory. The spill file has no name (or loses it as soon as it is created), so it disappears when
 //! the store is dropped (state change to NULL, error, or a crash) and never outlives the process.
 
 use crate::align::features::{Thumb, Thumbs};
@@ -20,7 +20,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Times of one stored frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,7 +44,6 @@ enum Slot {
 #[derive(Debug)]
 struct Stored {
     slot: Slot,
-    times: FrameTimes,
 }
 
 #[derive(Debug)]
@@ -125,30 +124,13 @@ pub struct SpillFile {
 }
 
 impl SpillFile {
-    /// Creates the file in `dir` and unlinks it at once: its space is freed when it is closed,
-    /// whatever happens.
+    /// Creates an anonymous file in `dir` (`O_TMPFILE` where the file system has it, else a
+    /// random name unlinked at once): its space is freed when it is closed, whatever happens.
     pub fn create(dir: PathBuf) -> Result<SpillFile, StoreError> {
-        let name = format!(
-            "vidkompy-{}-{}.spill",
-            std::process::id(),
-            SPILL_SERIAL.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = dir.join(name);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| {
-                StoreError::new(format!(
-                    "cannot create a spill file in temp-dir {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        std::fs::remove_file(&path).map_err(|e| {
+        let file = tempfile::tempfile_in(&dir).map_err(|e| {
             StoreError::new(format!(
-                "cannot unlink the spill file {}: {e}",
-                path.display()
+                "cannot create a spill file in temp-dir {}: {e}",
+                dir.display()
             ))
         })?;
         Ok(SpillFile { file, len: 0, dir })
@@ -190,8 +172,6 @@ impl SpillFile {
         self.len == 0
     }
 }
-
-static SPILL_SERIAL: AtomicUsize = AtomicUsize::new(0);
 
 /// Where the analysis keeps features past a byte limit per stream: unlinked spill files in the
 /// temp directory (gone when the analysis drops them). Counts the bytes written, and records
@@ -361,12 +341,10 @@ impl PadStore {
     pub fn push(
         &mut self,
         buffer: gst::Buffer,
-        times: FrameTimes,
         info: &gst_video::VideoInfo,
     ) -> Result<(), StoreError> {
         self.frames.push(Stored {
             slot: Slot::Buffer(buffer),
-            times,
         });
         while self.frames.len() - self.first_ref > self.max_refs {
             let i = self.first_ref;
@@ -466,10 +444,6 @@ impl PadStore {
                 Ok(b)
             }
         }
-    }
-
-    pub fn times(&self, i: usize) -> Option<FrameTimes> {
-        self.frames.get(i).map(|f| f.times)
     }
 
     /// How many frames are still upstream's buffers, held by reference.
@@ -677,7 +651,7 @@ mod tests {
         for i in 0..5u8 {
             let b = gst::Buffer::from_mut_slice(vec![i; 16]);
             upstream.push(b.clone());
-            s.push(b, FrameTimes::default(), &info).unwrap();
+            s.push(b, &info).unwrap();
         }
         assert_eq!(s.len(), 5);
         assert_eq!(s.refs_held(), 2);
@@ -703,8 +677,8 @@ mod tests {
         let mut b = PadStore::new(1, budget.clone(), Some(dir.clone()));
         for i in 0..4u8 {
             let buf = |v: u8| gst::Buffer::from_mut_slice(vec![v; 16]);
-            a.push(buf(i), FrameTimes::default(), &info).unwrap();
-            b.push(buf(100 + i), FrameTimes::default(), &info).unwrap();
+            a.push(buf(i), &info).unwrap();
+            b.push(buf(100 + i), &info).unwrap();
         }
         // Copies alternate between the pads: frame 0 of each fits in memory, frames 1 and 2
         // spill, frame 3 is still held by reference.
@@ -752,7 +726,7 @@ mod tests {
         )
         .unwrap();
         let mut s = PadStore::new(0, Budget::new(1), None);
-        s.push(buf, FrameTimes::default(), &info).unwrap();
+        s.push(buf, &info).unwrap();
         assert_eq!(s.spilled_bytes(), info.size() as u64);
         let back = s.buffer(0).unwrap();
         let f = gst_video::VideoFrame::from_buffer_readable(back, &info).unwrap();
@@ -771,11 +745,7 @@ mod tests {
         let dir = file.join("sub");
         let mut s = PadStore::new(0, Budget::new(1), Some(dir.clone()));
         let e = s
-            .push(
-                gst::Buffer::from_mut_slice(vec![0; 16]),
-                FrameTimes::default(),
-                &info,
-            )
+            .push(gst::Buffer::from_mut_slice(vec![0; 16]), &info)
             .unwrap_err();
         let _ = std::fs::remove_file(&file);
         assert!(e.to_string().contains(&dir.display().to_string()), "{e}");

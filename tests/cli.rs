@@ -110,6 +110,51 @@ fn rms(s: &[f32]) -> f64 {
     (s.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / s.len().max(1) as f64).sqrt()
 }
 
+/// Copies the Matroska file `src` (H.264 video, AAC audio) to `dst` with every timestamp
+/// later by `by`: a file whose streams do not start at 0.
+fn remux_shifted(src: &Path, dst: &Path, by: gst::ClockTime) {
+    let desc = format!(
+        "filesrc location={} ! matroskademux name=d \
+         d.video_0 ! queue ! h264parse name=v ! m.video_0 \
+         d.audio_0 ! queue ! aacparse name=a ! m.audio_0 \
+         matroskamux name=m ! filesink location={}",
+        common::q(src),
+        common::q(dst)
+    );
+    let p = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Bin>()
+        .unwrap();
+    for name in ["v", "a"] {
+        let pad = p.by_name(name).unwrap().static_pad("src").unwrap();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = info.data.as_mut() {
+                let b = b.make_mut();
+                if let Some(t) = b.pts() {
+                    b.set_pts(t + by);
+                }
+                if let Some(t) = b.dts() {
+                    b.set_dts(t + by);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    p.set_state(gst::State::Playing).unwrap();
+    let msg = p
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the remux ends");
+    let _ = p.set_state(gst::State::Null);
+    if let gst::MessageView::Error(e) = msg.view() {
+        panic!("remux: {} {:?}", e.error(), e.debug());
+    }
+}
+
 struct Dir(PathBuf);
 
 impl Drop for Dir {
@@ -205,6 +250,25 @@ fn the_command_overlays_keeps_the_shifted_bg_audio_and_plots() {
     // The picture.
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("bg time (s)"));
+
+    // A bg whose timestamps start at 2 s (a cut, a camera's file): its audio is shifted by
+    // the stream time of the bg frame under the first fg frame, not by that frame's index
+    // times the frame duration (which would leave the tone 2 s late, mostly cut off).
+    let late = dir.0.join("bg-late.mkv");
+    remux_shifted(&bg, &late, gst::ClockTime::from_seconds(2));
+    let out_late = dir.0.join("late.mp4");
+    let stdout = vidkompy_ok(&[&late, &fg, &"-o", &out_late]);
+    assert!(
+        stdout.contains("36 fg frames over bg frames 12..=47"),
+        "{stdout}"
+    );
+    let samples = checked_output(
+        &out_late,
+        "decodebin caps=\"video/x-raw(ANY)\" expose-all-streams=false",
+        fg_s,
+    );
+    let early = rms(&samples[start..end.min(samples.len())]);
+    assert!(early > 0.2, "bg from 2 s: rms {early:.3} at the start");
 
     // A fg with audio of its own (a tone) keeps it, unshifted; H.265 into Matroska, the
     // alignment reused from the report (no analysis).

@@ -752,6 +752,84 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
     }
 }
 
+/// A fg whose caps change and change back (A -> B -> A: re-framed at frame 12, back to its
+/// first framing at 24) gets a stretch at each change, each at its footprint, offline.
+#[test]
+fn a_fg_re_framed_and_back_opens_a_stretch_at_each_change() {
+    init();
+    let (dir, bg, fg) = pair("reframed-back");
+    reencode(&fg, 0..12, None, &dir.join("back-0.mkv"));
+    reencode_with(
+        &bg,
+        24..36,
+        "videocrop left=40 right=120 top=20 bottom=70 ! videoscale ! \
+         video/x-raw,width=480,height=270",
+        &dir.join("back-1.mkv"),
+    );
+    let (frames, info) = common::decode_frames(&fg, 0, 36, None).unwrap();
+    common::encode(
+        &frames[24..36],
+        &info,
+        gst::Fraction::new(24, 1),
+        "identity",
+        &dir.join("back-2.mkv"),
+    )
+    .unwrap();
+    let fg_src = format!(
+        "splitmuxsrc location={} ! decodebin",
+        common::q(&dir.join("back-*.mkv"))
+    );
+    let report = dir.join("r.json");
+    for props in ["", "two-pass=false"] {
+        let what = format!("A -> B -> A {props}");
+        let run = caps_run(
+            &format!(
+                "vidkompyalign name=a report={} {props} ! appsink name=s sync=false \
+                 filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+                 {fg_src} ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+                common::q(&report),
+                common::q(&bg),
+            ),
+            &what,
+        );
+        let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+        let starts: Vec<(usize, u32, u32)> = r
+            .segments
+            .iter()
+            .map(|s| (s.from, s.footprint.x, s.footprint.y))
+            .collect();
+        assert_eq!(
+            starts.iter().map(|s| s.0).collect::<Vec<_>>(),
+            vec![0, 12, 24],
+            "{what}: {starts:?}"
+        );
+        // The return is at the first footprint, (80, 46); the middle at (40, 20).
+        for (i, at) in [(0, (80, 46)), (1, (40, 20)), (2, (80, 46))] {
+            let (x, y) = (starts[i].1 as i64, starts[i].2 as i64);
+            assert!(
+                (x - at.0).abs() <= 1 && (y - at.1).abs() <= 1,
+                "{what}: stretch {i} at ({x}, {y})"
+            );
+        }
+        let wrong: Vec<(usize, usize)> = r
+            .frames
+            .iter()
+            .filter(|e| e.bg != 12 + e.fg)
+            .map(|e| (e.fg, e.bg))
+            .collect();
+        assert!(wrong.is_empty(), "{what}: wrong bg frames {wrong:?}");
+        let reframed = run
+            .messages
+            .iter()
+            .filter(|m| m.name() == "vidkompy-reframed")
+            .count();
+        assert_eq!(reframed, 2, "{what}");
+    }
+    if std::env::var_os("KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// A fg source (`splitmuxsrc`, seekable) that shows fg frames 0..at, then (480x270) the 160x90
 /// region at (40, 20) of the bg from its frame 12 + at on.
 fn reframed_at(

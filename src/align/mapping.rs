@@ -137,25 +137,25 @@ impl Report {
             what,
             err,
         };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "report".into());
-        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
         let write = || -> Result<(), std::io::Error> {
-            let mut f = std::fs::File::create(&tmp)?;
+            // A random name, removed if anything fails; mode 0666 less the umask, as a
+            // file created the plain way.
+            let mut f = tempfile::Builder::new()
+                .prefix(".vidkompy-report-")
+                .suffix(".tmp")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                .tempfile_in(dir)?;
             serde_json::to_writer_pretty(&mut f, self).map_err(std::io::Error::other)?;
             f.write_all(b"\n")?;
-            f.sync_all()
+            f.as_file().sync_all()?;
+            f.persist(path).map_err(|e| e.error)?;
+            Ok(())
         };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io("write", e));
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io("write", e)
-        })
+        write().map_err(|e| io("write", e))
     }
 
     /// Reads a report and checks that it describes a mapping it could be (a version this

@@ -22,20 +22,6 @@ pub struct Placement {
     pub scale: f64,
 }
 
-/// Which parts of a [`Placement`] were chosen by default rather than given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Defaulted {
-    pub x: bool,
-    pub y: bool,
-    pub scale: bool,
-}
-
-impl Defaulted {
-    pub fn any(&self) -> bool {
-        self.x || self.y || self.scale
-    }
-}
-
 /// What the user asked for: `None` means "not set".
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Request {
@@ -90,19 +76,10 @@ impl std::error::Error for PlacementError {}
 /// bg is shrunk to the largest scale that fits. Unset `x` / `y`: the footprint is centred on
 /// that axis. The result must lie inside the bg, else [`PlacementError::OutsideBg`] names every
 /// size involved.
-pub fn resolve(
-    fg: (u32, u32),
-    bg: (u32, u32),
-    req: Request,
-) -> Result<(Placement, Defaulted), PlacementError> {
+pub fn resolve(fg: (u32, u32), bg: (u32, u32), req: Request) -> Result<Placement, PlacementError> {
     if fg.0 == 0 || fg.1 == 0 || bg.0 == 0 || bg.1 == 0 {
         return Err(PlacementError::Empty { fg, bg });
     }
-    let defaulted = Defaulted {
-        x: req.x.is_none(),
-        y: req.y.is_none(),
-        scale: req.scale.is_none(),
-    };
     let fitted = req.scale.is_none() && req.x.is_none() && req.y.is_none();
     let scale = match req.scale {
         Some(s) => s,
@@ -134,16 +111,13 @@ pub fn resolve(
             bg,
         });
     }
-    Ok((
-        Placement {
-            x,
-            y,
-            width,
-            height,
-            scale,
-        },
-        defaulted,
-    ))
+    Ok(Placement {
+        x,
+        y,
+        width,
+        height,
+        scale,
+    })
 }
 
 /// The footprint for a sub-pixel estimate: composited at the nearest pixel, kept inside the bg
@@ -166,15 +140,14 @@ mod tests {
 
     #[test]
     fn centred_at_scale_one_when_unset() {
-        let (p, d) = resolve((100, 50), (300, 200), Request::default()).unwrap();
+        let p = resolve((100, 50), (300, 200), Request::default()).unwrap();
         assert_eq!((p.x, p.y, p.width, p.height), (100, 75, 100, 50));
         assert_eq!(p.scale, 1.0);
-        assert!(d.x && d.y && d.scale);
     }
 
     #[test]
     fn larger_fg_shrinks_to_fit_when_nothing_is_set() {
-        let (p, _) = resolve((1920, 1080), (640, 480), Request::default()).unwrap();
+        let p = resolve((1920, 1080), (640, 480), Request::default()).unwrap();
         assert_eq!((p.width, p.height), (640, 360));
         assert_eq!((p.x, p.y), (0, 60));
     }
@@ -201,9 +174,8 @@ mod tests {
             y: Some(20),
             scale: Some(0.5),
         };
-        let (p, d) = resolve((200, 100), (320, 240), req).unwrap();
+        let p = resolve((200, 100), (320, 240), req).unwrap();
         assert_eq!((p.x, p.y, p.width, p.height), (10, 20, 100, 50));
-        assert!(!d.any());
     }
 
     #[test]

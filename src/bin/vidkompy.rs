@@ -19,6 +19,8 @@
 use clap::{Parser, ValueEnum};
 use gst::glib;
 use gst::prelude::*;
+use gstvidkompy::messages::{self, ElementMessage, FootprintFrom, Progress};
+use gstvidkompy::{Device, MatchRegion};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -78,19 +80,6 @@ struct Args {
     /// Draw the mapping (fg time across, bg time up) and each frame's match cost into this SVG
     #[arg(long)]
     plot: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum MatchRegion {
-    Footprint,
-    Edges,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Device {
-    Auto,
-    Gpu,
-    Cpu,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
@@ -205,8 +194,17 @@ struct Audio {
 struct Plan<'a> {
     args: &'a Args,
     output: PathBuf,
-    report: PathBuf,
+    /// Where the element writes its report for `--plot` when `--report` names no file: a
+    /// temporary file of a random name, removed when the plan is dropped.
+    temp_report: Option<tempfile::TempPath>,
     audio: Option<Audio>,
+}
+
+impl Plan<'_> {
+    /// Where the element writes its report, if anywhere.
+    fn report(&self) -> Option<&Path> {
+        self.args.report.as_deref().or(self.temp_report.as_deref())
+    }
 }
 
 /// Decodes `path`'s first stream of `kind` (`video` or `audio`) and links it to `sink` when
@@ -298,21 +296,14 @@ fn build(
         align.set_property("blend-width", b);
     }
     if let Some(m) = args.match_region {
-        let nick = match m {
-            MatchRegion::Footprint => "footprint",
-            MatchRegion::Edges => "edges",
-        };
-        align.set_property_from_str("match-region", nick);
+        align.set_property("match-region", m);
     }
     if let Some(d) = args.device {
-        let nick = match d {
-            Device::Auto => "auto",
-            Device::Gpu => "gpu",
-            Device::Cpu => "cpu",
-        };
-        align.set_property_from_str("device", nick);
+        align.set_property("device", d);
     }
-    align.set_property("report", plan.report.to_string_lossy().as_ref());
+    if let Some(r) = plan.report() {
+        align.set_property("report", r.to_string_lossy().as_ref());
+    }
     if let Some(a) = &args.alignment {
         align.set_property("alignment", a.to_string_lossy().as_ref());
     }
@@ -420,31 +411,54 @@ fn build(
             .ok_or("audioconvert has no sink pad")?;
         if audio.shifted {
             let (shift, end) = (shift.clone(), audio.end);
-            sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                // A buffer left out is taken and reported handled (`Drop` after gstreamer-rs
-                // took the buffer makes GStreamer 1.22 unref a null pointer).
-                let drop = |info: &mut gst::PadProbeInfo| {
-                    info.data.take();
-                    gst::PadProbeReturn::Handled
-                };
-                // Blocks until the offset is known (the element's analysis).
-                let Some(at) = shift.wait() else {
-                    return drop(info);
-                };
-                let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
-                    return gst::PadProbeReturn::Ok;
-                };
-                let Some(pts) = buffer.pts().map(|p| p.nseconds()) else {
-                    return drop(info);
-                };
-                let dur = buffer.duration().map_or(0, |d| d.nseconds());
-                let t = pts.saturating_sub(at);
-                if pts + dur <= at || end.is_some_and(|e| t >= e) {
-                    return drop(info);
-                }
-                buffer.make_mut().set_pts(gst::ClockTime::from_nseconds(t));
-                gst::PadProbeReturn::Ok
-            });
+            // The audio's own segment, to read its buffers' stream times; downstream gets a
+            // segment from 0 instead, where the shifted timestamps lie.
+            let segment = Mutex::new(gst::FormattedSegment::<gst::ClockTime>::new());
+            sink.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |_, info| {
+                    // A buffer left out is taken and reported handled (`Drop` after
+                    // gstreamer-rs took the buffer makes GStreamer 1.22 unref a null pointer).
+                    let drop = |info: &mut gst::PadProbeInfo| {
+                        info.data.take();
+                        gst::PadProbeReturn::Handled
+                    };
+                    if let Some(gst::PadProbeData::Event(e)) = info.data.as_mut() {
+                        if let gst::EventView::Segment(seg) = e.view()
+                            && let Ok(seg) = seg.segment().clone().downcast::<gst::ClockTime>()
+                        {
+                            *segment.lock().unwrap_or_else(|e| e.into_inner()) = seg;
+                            *e = gst::event::Segment::new(
+                                &gst::FormattedSegment::<gst::ClockTime>::new(),
+                            );
+                        }
+                        return gst::PadProbeReturn::Ok;
+                    }
+                    // Blocks until the offset is known (the element's analysis).
+                    let Some(at) = shift.wait() else {
+                        return drop(info);
+                    };
+                    let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
+                        return gst::PadProbeReturn::Ok;
+                    };
+                    let stream_time = buffer.pts().and_then(|p| {
+                        segment
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .to_stream_time(p)
+                    });
+                    let Some(pts) = stream_time.map(|p| p.nseconds()) else {
+                        return drop(info);
+                    };
+                    let dur = buffer.duration().map_or(0, |d| d.nseconds());
+                    let t = pts.saturating_sub(at);
+                    if pts + dur <= at || end.is_some_and(|e| t >= e) {
+                        return drop(info);
+                    }
+                    buffer.make_mut().set_pts(gst::ClockTime::from_nseconds(t));
+                    gst::PadProbeReturn::Ok
+                },
+            );
         }
         read_into(&pipeline, &audio.path, "audio", sink)?;
     }
@@ -454,7 +468,7 @@ fn build(
 /// What the run found and how long each stage took, for the summary.
 #[derive(Default)]
 struct Outcome {
-    alignment: Option<gst::Structure>,
+    alignment: Option<messages::Alignment>,
     reading: Option<Duration>,
     analysis: Option<Duration>,
     encoding: Option<Duration>,
@@ -491,9 +505,18 @@ fn run(args: &Args) -> Result<(), String> {
             output.display()
         ));
     }
-    // The element writes a report whether asked or not: the plot reads it.
-    let temp_report = std::env::temp_dir().join(format!("vidkompy-{}.json", std::process::id()));
-    let report = args.report.clone().unwrap_or_else(|| temp_report.clone());
+    // The plot is drawn from the element's report.
+    let temp_report = match (&args.plot, &args.report) {
+        (Some(_), None) => Some(
+            tempfile::Builder::new()
+                .prefix("vidkompy-")
+                .suffix(".json")
+                .tempfile()
+                .map_err(|e| format!("cannot create a temporary file for the plot's data: {e}"))?
+                .into_temp_path(),
+        ),
+        _ => None,
+    };
     let audio = if fg.audio {
         Some(Audio {
             path: args.fg.clone(),
@@ -512,7 +535,7 @@ fn run(args: &Args) -> Result<(), String> {
     let plan = Plan {
         args,
         output,
-        report,
+        temp_report,
         audio,
     };
     let shift = Arc::new(Shift::default());
@@ -526,20 +549,18 @@ fn run(args: &Args) -> Result<(), String> {
         Ok(o) => o,
         Err(e) => {
             // No half-written output is left behind.
-            let _ = std::fs::remove_file(&temp_report);
             let _ = std::fs::remove_file(&plan.output);
             return Err(e);
         }
     };
-    let plotted = match &args.plot {
-        Some(svg) => gstvidkompy::align::mapping::Report::read(&plan.report)
-            .map_err(|e| e.to_string())
-            .and_then(|r| gstvidkompy::plot::write_svg(&r, svg))
-            .map(|()| Some(svg.clone())),
-        None => Ok(None),
+    let plotted = match (&args.plot, plan.report()) {
+        (Some(svg), Some(report)) => {
+            let r = gstvidkompy::align::mapping::Report::read(report).map_err(|e| e.to_string())?;
+            gstvidkompy::plot::write_svg(&r, svg)?;
+            Some(svg.clone())
+        }
+        _ => None,
     };
-    let _ = std::fs::remove_file(&temp_report);
-    let plotted = plotted?;
     if !args.quiet {
         summary(&plan, &outcome, plotted.as_deref());
     }
@@ -594,7 +615,6 @@ fn run_pipeline(
         .fps
         .map(|f| 1e9 * f.denom() as f64 / f.numer() as f64)
         .unwrap_or(0.0);
-    let fixed = args.x.is_some() && args.y.is_some() && args.scale.is_some();
     loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
             if aligned_at.is_some() {
@@ -614,58 +634,54 @@ fn run_pipeline(
                 });
             }
             gst::MessageView::Warning(w) => out.warnings.push(w.error().to_string()),
-            gst::MessageView::Element(e) => {
-                let Some(s) = e.structure() else { continue };
-                match s.name().as_str() {
-                    "vidkompy-progress" => match s.get::<&str>("stage").unwrap_or("") {
-                        "reading" => {
-                            if let Ok(t) = s.get::<u64>("total") {
+            gst::MessageView::Element(_) => {
+                if let Some(Ok(p)) = Progress::from_message(&msg) {
+                    match p {
+                        Progress::Reading { done, total, .. } => {
+                            if let Some(t) = total {
                                 reading.set_length(t);
                                 encoding.set_length(t);
                             }
-                            reading.set_position(s.get::<u64>("done").unwrap_or(0));
+                            reading.set_position(done);
                         }
-                        "analysis" => {
+                        Progress::Analysis { .. } => {
                             out.reading.get_or_insert(start.elapsed());
                             reading.set_message("analysing");
                         }
                         // The short pass that reads again the frames the refinement needs.
-                        "fetch" => reading.set_message("fetching frames to refine on"),
-                        _ => (),
-                    },
-                    "vidkompy-alignment" => {
-                        let confidence = s.get::<f64>("spatial-confidence").unwrap_or(f64::NAN);
-                        let loaded = args.alignment.is_some();
-                        if !loaded
-                            && !fixed
-                            && (confidence.is_nan()
-                                || confidence < gstvidkompy::align::MIN_SPATIAL_CONFIDENCE)
-                        {
-                            return Err(format!(
-                                "nothing matched: the fg was not found in the bg (spatial \
-                                 confidence {confidence:.3}); give --x, --y and --scale to place it"
-                            ));
+                        Progress::Fetch { .. } => {
+                            reading.set_message("fetching frames to refine on")
                         }
-                        let analysis = s
-                            .get::<gst::ClockTime>("analysis-time")
-                            .map(|t| Duration::from_nanos(t.nseconds()))
-                            .unwrap_or_default();
-                        out.analysis = Some(analysis);
-                        // Reading ends where the analysis starts (its progress message), else
-                        // the analysis time before now.
-                        let now = start.elapsed();
-                        out.reading.get_or_insert(now.saturating_sub(analysis));
-                        let first = s.get::<u64>("first-bg-frame").unwrap_or(0);
-                        shift.set(Some((first as f64 * bg_frame_ns).round() as u64));
-                        let fg_frames = s.get::<u64>("fg-frames").unwrap_or(total);
-                        reading.set_length(fg_frames);
-                        reading.set_position(fg_frames);
-                        reading.finish_with_message("done");
-                        encoding.set_length(fg_frames);
-                        aligned_at = Some(Instant::now());
-                        out.alignment = Some(s.to_owned());
+                        Progress::Output { .. } => (),
                     }
-                    _ => (),
+                } else if let Some(a) = messages::Alignment::from_message(&msg) {
+                    let a = a.map_err(|e| format!("the element's message: {e}"))?;
+                    // The element's own decision: the fg's content was not found.
+                    if a.footprint_from == FootprintFrom::Fallback {
+                        return Err(format!(
+                            "nothing matched: the fg was not found in the bg (spatial \
+                             confidence {:.3}); give --x, --y and --scale to place it",
+                            a.spatial_confidence
+                        ));
+                    }
+                    let analysis = Duration::from_nanos(a.analysis_time.nseconds());
+                    out.analysis = Some(analysis);
+                    // Reading ends where the analysis starts (its progress message), else
+                    // the analysis time before now.
+                    let now = start.elapsed();
+                    out.reading.get_or_insert(now.saturating_sub(analysis));
+                    // The bg's audio from the moment of its first matched frame on.
+                    let at = a.first_bg_time.map_or_else(
+                        || (a.first_bg_frame as f64 * bg_frame_ns).round() as u64,
+                        |t| t.nseconds(),
+                    );
+                    shift.set(Some(at));
+                    reading.set_length(a.fg_frames);
+                    reading.set_position(a.fg_frames);
+                    reading.finish_with_message("done");
+                    encoding.set_length(a.fg_frames);
+                    aligned_at = Some(Instant::now());
+                    out.alignment = Some(a);
                 }
             }
             _ => (),
@@ -688,32 +704,19 @@ fn summary(plan: &Plan<'_>, out: &Outcome, plot: Option<&Path>) {
         args.fg.display(),
         plan.output.display()
     );
-    if let Some(s) = &out.alignment {
-        let f = |k: &str| s.get::<f64>(k).unwrap_or(f64::NAN);
-        let u = |k: &str| s.get::<u32>(k).unwrap_or(0);
-        let n = |k: &str| s.get::<u64>(k).unwrap_or(0);
+    if let Some(a) = &out.alignment {
+        let f = &a.footprint;
         println!(
             "  fg at x={:.2} y={:.2} scale={:.4}: a {}x{} footprint at ({}, {}) in the bg",
-            f("x"),
-            f("y"),
-            f("scale"),
-            u("footprint-width"),
-            u("footprint-height"),
-            u("footprint-x"),
-            u("footprint-y")
+            a.x, a.y, a.scale, f.width, f.height, f.x, f.y
         );
         println!(
             "  confidence: spatial {:.3}, temporal {:.3}; frames mapped by {}",
-            f("spatial-confidence"),
-            f("temporal-confidence"),
-            s.get::<&str>("mapping").unwrap_or("?")
+            a.spatial_confidence, a.temporal_confidence, a.mapping
         );
         println!(
             "  {} fg frames over bg frames {}..={}; device {}",
-            n("fg-frames"),
-            n("first-bg-frame"),
-            n("last-bg-frame"),
-            s.get::<&str>("device").unwrap_or("?")
+            a.fg_frames, a.first_bg_frame, a.last_bg_frame, a.device
         );
     }
     let secs =

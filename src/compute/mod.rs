@@ -8,9 +8,11 @@ use crate::composite::{CompositeError, Overlay, PlaneLayout, PlaneMut, PlaneRef}
 use std::sync::Arc;
 
 mod cpu;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 
 pub use cpu::Cpu;
+#[cfg(feature = "gpu")]
 pub use gpu::Gpu;
 
 /// The kernels an implementation provides.
@@ -61,32 +63,54 @@ pub enum Choice {
 pub fn backend(choice: Choice) -> Result<(Arc<dyn Compute>, String), String> {
     match choice {
         Choice::Cpu => Ok((cpu(), "device=cpu".into())),
-        Choice::Gpu => {
-            let g = Gpu::new()?;
-            let why = format!("device=gpu: {} ({})", g.info().name, g.info().kind);
-            Ok((Arc::new(g), why))
-        }
-        Choice::Auto => match gpu::adapter() {
-            Ok(info) if info.hardware => match Gpu::new() {
-                Ok(g) => Ok((Arc::new(g), format!("auto: hardware GPU {}", info.name))),
-                Err(e) => Ok((
-                    cpu(),
-                    format!("auto: GPU {} unusable ({e}), CPU", info.name),
-                )),
-            },
-            Ok(info) => Ok((
-                cpu(),
-                format!(
-                    "auto: only a software adapter ({}), CPU (faster)",
-                    info.name
-                ),
-            )),
-            Err(e) => Ok((cpu(), format!("auto: {e}, CPU"))),
-        },
+        Choice::Gpu => gpu_backend(),
+        Choice::Auto => Ok(auto_backend()),
     }
 }
 
-#[cfg(test)]
+#[cfg(feature = "gpu")]
+fn gpu_backend() -> Result<(Arc<dyn Compute>, String), String> {
+    let g = Gpu::new()?;
+    let why = format!("device=gpu: {} ({})", g.info().name, g.info().kind);
+    Ok((Arc::new(g), why))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_backend() -> Result<(Arc<dyn Compute>, String), String> {
+    Err(NO_GPU_FEATURE.into())
+}
+
+/// Why a build without the `gpu` feature has no GPU.
+#[cfg(not(feature = "gpu"))]
+pub const NO_GPU_FEATURE: &str = "this build has no GPU support (built without the `gpu` feature)";
+
+#[cfg(feature = "gpu")]
+fn auto_backend() -> (Arc<dyn Compute>, String) {
+    match gpu::adapter() {
+        Ok(info) if info.hardware => match Gpu::new() {
+            Ok(g) => (Arc::new(g), format!("auto: hardware GPU {}", info.name)),
+            Err(e) => (
+                cpu(),
+                format!("auto: GPU {} unusable ({e}), CPU", info.name),
+            ),
+        },
+        Ok(info) => (
+            cpu(),
+            format!(
+                "auto: only a software adapter ({}), CPU (faster)",
+                info.name
+            ),
+        ),
+        Err(e) => (cpu(), format!("auto: {e}, CPU")),
+    }
+}
+
+#[cfg(not(feature = "gpu"))]
+fn auto_backend() -> (Arc<dyn Compute>, String) {
+    (cpu(), format!("auto: {NO_GPU_FEATURE}, CPU"))
+}
+
+#[cfg(all(test, feature = "gpu"))]
 mod tests {
     use super::*;
     use crate::align::Cancel;
@@ -402,6 +426,11 @@ mod tests {
         bad.jobs.push([2, 1, 50, 0]);
         assert!(gpu.window_dots(&bad).is_err());
     }
+}
+
+#[cfg(test)]
+mod backend_tests {
+    use super::*;
 
     #[test]
     fn the_cpu_backend_never_needs_an_adapter() {
@@ -410,9 +439,15 @@ mod tests {
         assert_eq!(why, "device=cpu");
         // auto takes the CPU unless the adapter is a hardware GPU.
         let (b, why) = backend(Choice::Auto).unwrap();
+        #[cfg(feature = "gpu")]
         match gpu::adapter() {
             Ok(info) if info.hardware => assert!(b.name().starts_with("gpu"), "{why}"),
             _ => assert_eq!(b.name(), "cpu", "{why}"),
+        }
+        #[cfg(not(feature = "gpu"))]
+        {
+            assert_eq!(b.name(), "cpu", "{why}");
+            assert!(backend(Choice::Gpu).unwrap_err().contains("`gpu` feature"));
         }
     }
 }

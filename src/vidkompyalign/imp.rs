@@ -13,6 +13,7 @@ use gst_video::prelude::*;
 
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
+use super::{Device, MatchRegion};
 use crate::align::analysis::{self, Alignment, Side};
 use crate::align::features::{FrameView, LumaLayout, Thumb};
 use crate::align::mapping::{self, Report, Segment};
@@ -22,6 +23,7 @@ use crate::align::spatial::{self, Constraints, Geometry};
 use crate::align::{Cancel, MIN_SPATIAL_CONFIDENCE, timing};
 use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use crate::compute::{self, Compute};
+use crate::messages::{self, ElementMessage, FootprintFrom, Frames, MappedBy, Progress, Reframed};
 use crate::store::{self, Budget, FrameTimes, PadStore, ThumbStore};
 
 mod live;
@@ -91,46 +93,6 @@ const REWIND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const SEEK_MARGIN: u64 = 2_000_000_000;
 /// At most this many points of the last alignment's line are kept for seeks.
 const LINE_POINTS: usize = 4096;
-
-/// What frames are matched on.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstVidkompyMatchRegion")]
-pub enum MatchRegion {
-    #[enum_value(name = "The whole footprint", nick = "footprint")]
-    Footprint = 0,
-    #[enum_value(
-        name = "A band along the inside of the fg's edges where the bg shows",
-        nick = "edges"
-    )]
-    Edges = 1,
-}
-
-/// Where the heavy kernels run.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstVidkompyDevice")]
-pub enum Device {
-    #[enum_value(name = "A hardware GPU when there is one, else the CPU", nick = "auto")]
-    Auto = 0,
-    #[enum_value(
-        name = "The GPU (a software Vulkan adapter included); an error without one",
-        nick = "gpu"
-    )]
-    Gpu = 1,
-    #[enum_value(name = "The CPU", nick = "cpu")]
-    Cpu = 2,
-}
-
-impl From<Device> for compute::Choice {
-    fn from(d: Device) -> Self {
-        match d {
-            Device::Auto => compute::Choice::Auto,
-            Device::Gpu => compute::Choice::Gpu,
-            Device::Cpu => compute::Choice::Cpu,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 struct Settings {
@@ -571,14 +533,17 @@ impl VidkompyAlign {
         let Some(state) = guard.as_mut() else {
             return false;
         };
+        let differs = |old: &gst_video::VideoInfo| {
+            old.format() != info.format()
+                || old.width() != info.width()
+                || old.height() != info.height()
+                || old.interlace_mode() != info.interlace_mode()
+        };
         let changed = {
             let ps = if name == "bg" { &state.bg } else { &state.fg };
-            ps.info.as_ref().is_some_and(|old| {
-                old.format() != info.format()
-                    || old.width() != info.width()
-                    || old.height() != info.height()
-                    || old.interlace_mode() != info.interlace_mode()
-            })
+            // Against the caps frames arrive in now: after A -> B, a return to A is a change.
+            let current = ps.incoming.as_ref().map(|i| &i.info).or(ps.info.as_ref());
+            current.is_some_and(differs)
         };
         if changed && state.mode == Mode::Live {
             // Serialized events reach this in the source pad's task, in order with buffers:
@@ -600,12 +565,26 @@ impl VidkompyAlign {
             return false;
         };
         let offline = state.mode != Mode::Live;
+        let first_pass = state.rewind.is_none() && state.fetch.is_none() && state.output.is_none();
         let ps = if name == "bg" {
             &mut state.bg
         } else {
             &mut state.fg
         };
-        if changed && offline && !ps.times.is_empty() {
+        let back_to_first = ps.info.as_ref().is_some_and(|first| !differs(first));
+        if changed && offline && !ps.times.is_empty() && back_to_first {
+            // Frames arrive in the first caps again (A -> B -> A): no conversion, and a
+            // stretch of its own from here, as at any change.
+            gst::info!(
+                CAT,
+                imp = self,
+                "{name} caps back to the first ones after {} frames: {caps}",
+                ps.times.len()
+            );
+            if first_pass {
+                ps.changed_at.push(ps.times.len());
+            }
+        } else if changed && offline && !ps.times.is_empty() {
             // Offline the analysis and the output plan span the whole stream in its first
             // caps: later frames are converted to them.
             let Some(first) = ps.info.clone() else {
@@ -647,8 +626,6 @@ impl VidkompyAlign {
                 )
             );
             if let Some(state) = self.state().as_mut() {
-                let first_pass =
-                    state.rewind.is_none() && state.fetch.is_none() && state.output.is_none();
                 let ps = if name == "bg" {
                     &mut state.bg
                 } else {
@@ -775,7 +752,7 @@ impl VidkompyAlign {
         if !store {
             return Ok(());
         }
-        ps.store.push(buffer, times, info).map_err(|e| {
+        ps.store.push(buffer, info).map_err(|e| {
             if e.full {
                 gst::element_imp_error!(self, gst::ResourceError::NoSpaceLeft, ("Pad {name}: {e}"));
             } else {
@@ -927,7 +904,7 @@ impl VidkompyAlign {
         let analysis_progress = || {
             let elapsed = spent + started.elapsed();
             let elapsed = gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64);
-            self.post_progress("analysis", &[("elapsed", elapsed.to_send_value())]);
+            self.post_progress(Progress::Analysis { elapsed });
         };
         analysis_progress();
         let r = std::thread::scope(|scope| {
@@ -963,7 +940,15 @@ impl VidkompyAlign {
         let (segs, alignment) = self.use_report(path, report, state, prep.geo)?;
         let mapping = alignment.mapping.clone();
         let elapsed = started.elapsed();
-        self.post_alignment(state, &segs, Some(&alignment), &mapping, "loaded", elapsed);
+        self.post_alignment(
+            state,
+            &segs,
+            Some(&alignment),
+            &mapping,
+            MappedBy::Loaded,
+            FootprintFrom::Report,
+            elapsed,
+        );
         let costs = Some(alignment.costs.as_slice());
         self.write_report(
             &prep.settings,
@@ -973,7 +958,7 @@ impl VidkompyAlign {
             Some(&alignment),
             &mapping,
             costs,
-            "loaded",
+            MappedBy::Loaded,
             elapsed,
         )?;
         self.finish_prepare(state, prep, &segs, mapping)
@@ -1006,7 +991,7 @@ impl VidkompyAlign {
         let place = match alignment.as_ref().filter(|_| spatial_ok) {
             Some(a) => placement::from_estimate(geo.fg, geo.bg, a.x, a.y, a.scale),
             None => {
-                let (place, _) = self.resolve_placement(&prep.settings, fg_info, bg_info)?;
+                let place = self.resolve_placement(&prep.settings, fg_info, bg_info)?;
                 let hint = Self::reframe_hint(&state.fg.changed_at);
                 gst::element_imp_warning!(
                     self,
@@ -1053,12 +1038,21 @@ impl VidkompyAlign {
             self.check_fg_changes(&state.fg.changed_at, &a.costs);
         }
         let kind = if temporal_ok {
-            "content"
+            MappedBy::Content
         } else {
-            "running-time"
+            MappedBy::RunningTime
         };
         let segs = [Self::segment(0, &place, alignment.as_ref())];
-        self.post_alignment(state, &segs, alignment.as_ref(), &mapping, kind, elapsed);
+        let from = Self::footprint_from(&prep.settings, spatial_ok);
+        self.post_alignment(
+            state,
+            &segs,
+            alignment.as_ref(),
+            &mapping,
+            kind,
+            from,
+            elapsed,
+        );
         let costs = alignment
             .as_ref()
             .filter(|_| temporal_ok)
@@ -1133,6 +1127,7 @@ impl VidkompyAlign {
         let mut pieces: Vec<Vec<usize>> = Vec::with_capacity(parts.len());
         let mut costs: Vec<f32> = Vec::with_capacity(by_time.len());
         let mut all_by_content = true;
+        let mut all_found = true;
         let mut confidence = (0.0, 0usize);
         let mut timings: Vec<(&'static str, f64)> = Vec::new();
         for a in whole
@@ -1153,13 +1148,16 @@ impl VidkompyAlign {
             let place = match found {
                 Some(e) => placement::from_estimate(geo.fg, geo.bg, e.x, e.y, e.scale),
                 None => {
-                    let (place, _) =
+                    all_found = false;
+                    let place =
                         self.resolve_placement(&prep.settings, &prep.fg_info, &prep.bg_info)?;
                     gst::element_imp_warning!(
                         self,
                         gst::StreamError::Failed,
                         (
-                            "The content of fg frames {}..{} (between caps changes) was not found                              in the bg: they are placed at x={} y={} scale={:.4} and mapped by                              running time",
+                            "The content of fg frames {}..{} (between caps changes) was not found \
+                             in the bg: they are placed at x={} y={} scale={:.4} and mapped by \
+                             running time",
                             r.start,
                             r.end,
                             place.x,
@@ -1247,11 +1245,12 @@ impl VidkompyAlign {
             timings: analysis::Timings(timings),
         };
         let kind = if all_by_content {
-            "content"
+            MappedBy::Content
         } else {
-            "running-time"
+            MappedBy::RunningTime
         };
-        self.post_alignment(state, &segs, Some(&joined), &mapping, kind, elapsed);
+        let from = Self::footprint_from(&prep.settings, all_found);
+        self.post_alignment(state, &segs, Some(&joined), &mapping, kind, from, elapsed);
         self.write_report(
             &prep.settings,
             state,
@@ -1268,42 +1267,42 @@ impl VidkompyAlign {
         self.finish_prepare(state, prep, &segs, mapping)
     }
 
-    /// The fields every `vidkompy-reframed` message has (offline and live): the new footprint
-    /// `(x, y, scale)` with its confidence, the previous one, and the fg frame where it starts.
-    fn reframed_message(
+    /// A `vidkompy-reframed` message (offline and live): the new footprint `(x, y, scale)`
+    /// with its confidence, the previous one, and the fg frame where it starts.
+    fn reframed(
         new: (f64, f64, f64),
         confidence: f64,
         old: (f64, f64, f64),
         fg_frame: usize,
-    ) -> gst::structure::Builder {
-        gst::Structure::builder("vidkompy-reframed")
-            .field("x", new.0)
-            .field("y", new.1)
-            .field("scale", new.2)
-            .field("previous-x", old.0)
-            .field("previous-y", old.1)
-            .field("previous-scale", old.2)
-            .field("spatial-confidence", confidence)
-            .field("fg-frame", fg_frame as u64)
+    ) -> Reframed {
+        Reframed {
+            x: new.0,
+            y: new.1,
+            scale: new.2,
+            previous_x: old.0,
+            previous_y: old.1,
+            previous_scale: old.2,
+            spatial_confidence: confidence,
+            fg_frame: fg_frame as u64,
+            fg_running_time: None,
+            count: None,
+        }
     }
 
     /// Posts `vidkompy-reframed` for a fg re-framed at a caps change, found offline.
     fn post_reframed(&self, old: &Segment, new: &Segment) {
-        let s = Self::reframed_message(
+        let m = Self::reframed(
             (new.x, new.y, new.scale),
             new.spatial_confidence.unwrap_or(f64::NAN),
             (old.x, old.y, old.scale),
             new.from,
-        )
-        .build();
+        );
         gst::info!(
             CAT,
             imp = self,
-            "the fg was re-framed at its caps change: {s}"
+            "the fg was re-framed at its caps change: {m:?}"
         );
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        let _ = self.obj().post_message(m.to_message(&*self.obj()));
     }
 
     /// Stretches of the fg between its caps changes (offline), each analysed on its own too:
@@ -1611,19 +1610,10 @@ impl VidkompyAlign {
         })
     }
 
-    /// Posts a `vidkompy-progress` element message: `stage` (`reading`, `analysis`, `output`),
-    /// `done` and, when known, `total` (frames; for `reading`, fg frames, the total from
-    /// upstream's duration), and `elapsed` for the analysis.
-    fn post_progress(&self, stage: &str, fields: &[(&str, glib::SendValue)]) {
-        let mut b = gst::Structure::builder("vidkompy-progress").field("stage", stage);
-        for (k, v) in fields {
-            b = b.field(*k, v.clone());
-        }
-        let s = b.build();
-        gst::debug!(CAT, imp = self, "{s}");
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    /// Posts a `vidkompy-progress` element message.
+    fn post_progress(&self, p: Progress) {
+        gst::debug!(CAT, imp = self, "{p:?}");
+        let _ = self.obj().post_message(p.to_message(&*self.obj()));
     }
 
     /// Whether a progress message is due (and marks it posted).
@@ -1644,10 +1634,6 @@ impl VidkompyAlign {
             return;
         }
         let (fg, bg) = (state.fg.times.len() as u64, state.bg.times.len() as u64);
-        let mut fields = vec![
-            ("done", fg.to_send_value()),
-            ("bg-frames", bg.to_send_value()),
-        ];
         // Upstream's duration over the fg's frame duration, when both are known.
         let total = self
             .fg_pad
@@ -1659,98 +1645,100 @@ impl VidkompyAlign {
                     .checked_mul(fps.numer() as u64)
                     .map(|n| n / (fps.denom() as u64 * 1_000_000_000))
             });
-        if let Some(t) = total {
-            fields.push(("total", t.to_send_value()));
+        self.post_progress(Progress::Reading {
+            done: fg,
+            bg_frames: bg,
+            total,
+        });
+    }
+
+    /// Where a footprint came from, `found` in the content or not.
+    fn footprint_from(settings: &Settings, found: bool) -> FootprintFrom {
+        let c = settings.constraints();
+        if c.x.is_some() && c.y.is_some() && c.scale.is_some() {
+            FootprintFrom::Properties
+        } else if found {
+            FootprintFrom::Content
+        } else {
+            FootprintFrom::Fallback
         }
-        self.post_progress("reading", &fields);
     }
 
     /// Posts the `vidkompy-alignment` element message.
+    #[allow(clippy::too_many_arguments)]
     fn post_alignment(
         &self,
         state: &State,
         segs: &[Segment],
         a: Option<&Alignment>,
         mapping: &[usize],
-        kind: &str,
+        kind: MappedBy,
+        from: FootprintFrom,
         elapsed: std::time::Duration,
     ) {
         let nan = f64::NAN;
         let Some(first) = segs.first() else {
             return;
         };
-        let segments = gst::Array::new(segs.iter().map(|s| {
-            gst::Structure::builder("segment")
-                .field("fg-frame", s.from as u64)
-                .field("x", s.x)
-                .field("y", s.y)
-                .field("scale", s.scale)
-                .field("footprint-x", s.footprint.x)
-                .field("footprint-y", s.footprint.y)
-                .field("footprint-width", s.footprint.width)
-                .field("footprint-height", s.footprint.height)
-                .field("spatial-confidence", s.spatial_confidence.unwrap_or(nan))
-                .field("mean-cost", s.mean_cost.unwrap_or(nan))
-                .build()
-        }));
+        let footprint = |f: &mapping::Footprint| messages::Footprint {
+            x: f.x,
+            y: f.y,
+            width: f.width,
+            height: f.height,
+        };
+        let segments = segs
+            .iter()
+            .map(|s| messages::Segment {
+                fg_frame: s.from as u64,
+                x: s.x,
+                y: s.y,
+                scale: s.scale,
+                footprint: footprint(&s.footprint),
+                spatial_confidence: s.spatial_confidence.unwrap_or(nan),
+                mean_cost: s.mean_cost.unwrap_or(nan),
+            })
+            .collect();
+        let first_bg = mapping.first().copied().unwrap_or(0);
         // The first stretch's footprint (the only one, unless the fg was re-framed).
-        let s = gst::Structure::builder("vidkompy-alignment")
-            .field("x", first.x)
-            .field("y", first.y)
-            .field("scale", first.scale)
-            .field("footprint-x", first.footprint.x)
-            .field("footprint-y", first.footprint.y)
-            .field("footprint-width", first.footprint.width)
-            .field("footprint-height", first.footprint.height)
-            .field(
-                "spatial-confidence",
-                a.map_or(nan, |a| a.spatial_confidence),
-            )
-            .field(
-                "temporal-confidence",
-                a.map_or(nan, |a| a.temporal_confidence),
-            )
-            .field("mean-cost", a.map_or(nan, |a| a.mean_cost))
-            .field(
-                "first-bg-frame",
-                mapping.first().copied().unwrap_or(0) as u64,
-            )
-            .field("last-bg-frame", mapping.last().copied().unwrap_or(0) as u64)
-            .field("fg-frames", mapping.len() as u64)
-            .field("rate", a.and_then(|a| a.rate).unwrap_or(nan))
-            .field("mapping", kind)
-            .field(
-                "frames",
-                match state.mode {
-                    Mode::TwoPass => "read-again",
-                    Mode::Live => "live",
-                    _ => "stored",
-                },
-            )
-            .field(
-                "stored-bytes",
-                (state.bg.store.owned_bytes() + state.fg.store.owned_bytes()) as u64,
-            )
-            .field(
-                "spilled-bytes",
-                state.bg.store.spilled_bytes() + state.fg.store.spilled_bytes(),
-            )
-            .field("device", self.compute().name())
-            .field(
-                "spilled-thumbnail-bytes",
-                state.bg.thumbs.spilled_bytes() + state.fg.thumbs.spilled_bytes(),
-            )
-            .field("spilled-feature-bytes", state.features.spilled_bytes())
-            .field(
-                "analysis-time",
-                gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64),
-            )
-            .field("segments", segments)
-            .build();
-        gst::info!(CAT, imp = self, "{s}");
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        let m = messages::Alignment {
+            x: first.x,
+            y: first.y,
+            scale: first.scale,
+            footprint: footprint(&first.footprint),
+            footprint_from: from,
+            spatial_confidence: a.map_or(nan, |a| a.spatial_confidence),
+            temporal_confidence: a.map_or(nan, |a| a.temporal_confidence),
+            mean_cost: a.map_or(nan, |a| a.mean_cost),
+            first_bg_frame: first_bg as u64,
+            last_bg_frame: mapping.last().copied().unwrap_or(0) as u64,
+            first_bg_time: Self::stream_time(&state.bg, first_bg),
+            fg_frames: mapping.len() as u64,
+            rate: a.and_then(|a| a.rate).unwrap_or(nan),
+            mapping: kind,
+            frames: match state.mode {
+                Mode::TwoPass => Frames::ReadAgain,
+                Mode::Live => Frames::Live,
+                _ => Frames::Stored,
+            },
+            stored_bytes: (state.bg.store.owned_bytes() + state.fg.store.owned_bytes()) as u64,
+            spilled_bytes: state.bg.store.spilled_bytes() + state.fg.store.spilled_bytes(),
+            spilled_thumbnail_bytes: state.bg.thumbs.spilled_bytes()
+                + state.fg.thumbs.spilled_bytes(),
+            spilled_feature_bytes: state.features.spilled_bytes(),
+            device: self.compute().name().to_string(),
+            analysis_time: gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64),
+            segments,
+        };
+        let msg = m.to_message(&*self.obj());
+        gst::info!(CAT, imp = self, "{:?}", msg.structure());
+        let _ = self.obj().post_message(msg);
+    }
+
+    /// The stream time of a pad's frame `i` of the first pass (offline), where it has a
+    /// timestamp.
+    fn stream_time(ps: &PadState, i: usize) -> Option<gst::ClockTime> {
+        let pts = ps.times.get(i)?.pts?;
+        ps.first_segment.as_ref()?.to_stream_time(pts)
     }
 
     /// Frame counts and sizes of both streams, as a report describes them.
@@ -1915,7 +1903,7 @@ impl VidkompyAlign {
         a: Option<&Alignment>,
         mapping: &[usize],
         costs: Option<&[f32]>,
-        kind: &str,
+        kind: MappedBy,
         elapsed: std::time::Duration,
     ) -> Result<(), gst::FlowError> {
         if settings.report.is_none() && settings.plot.is_none() {
@@ -1950,7 +1938,7 @@ impl VidkompyAlign {
         segs: &[Segment],
         a: Option<&Alignment>,
         frames: Vec<mapping::Entry>,
-        kind: &str,
+        kind: MappedBy,
         elapsed: std::time::Duration,
     ) -> Result<(), gst::FlowError> {
         if settings.report.is_none() && settings.plot.is_none() {
@@ -2015,7 +2003,7 @@ impl VidkompyAlign {
         settings: &Settings,
         fg: &gst_video::VideoInfo,
         bg: &gst_video::VideoInfo,
-    ) -> Result<(placement::Placement, placement::Defaulted), gst::FlowError> {
+    ) -> Result<placement::Placement, gst::FlowError> {
         placement::resolve(
             (fg.width(), fg.height()),
             (bg.width(), bg.height()),
@@ -2257,13 +2245,10 @@ impl VidkompyAlign {
     /// Posts output progress for fg frame `i` when due.
     fn output_progress(&self, state: &mut State, i: usize, total: usize) {
         if Self::progress_due(state, i == 0 || i + 1 == total) {
-            self.post_progress(
-                "output",
-                &[
-                    ("done", ((i + 1) as u64).to_send_value()),
-                    ("total", (total as u64).to_send_value()),
-                ],
-            );
+            self.post_progress(Progress::Output {
+                done: (i + 1) as u64,
+                total: total as u64,
+            });
         }
     }
 
@@ -2467,15 +2452,12 @@ impl VidkompyAlign {
         let fetched = (fg.fetched.len() + bg.fetched.len()) as u64;
         let wanted_n = (wanted.fg.len() + wanted.bg.len()) as u64;
         if Self::progress_due(state, done || state.fg.pass_frames <= 1) {
-            self.post_progress(
-                "fetch",
-                &[
-                    ("done", (state.fg.pass_frames as u64).to_send_value()),
-                    ("total", total.to_send_value()),
-                    ("frames-fetched", fetched.to_send_value()),
-                    ("frames-wanted", wanted_n.to_send_value()),
-                ],
-            );
+            self.post_progress(Progress::Fetch {
+                done: state.fg.pass_frames as u64,
+                total,
+                frames_fetched: fetched,
+                frames_wanted: wanted_n,
+            });
         }
         Ok(done)
     }

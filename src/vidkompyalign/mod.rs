@@ -130,6 +130,48 @@ use gst::prelude::*;
 
 mod imp;
 
+/// What frames are matched on.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[repr(u32)]
+#[enum_type(name = "GstVidkompyMatchRegion")]
+pub enum MatchRegion {
+    #[enum_value(name = "The whole footprint", nick = "footprint")]
+    Footprint = 0,
+    #[enum_value(
+        name = "A band along the inside of the fg's edges where the bg shows",
+        nick = "edges"
+    )]
+    Edges = 1,
+}
+
+/// Where the heavy kernels run.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[repr(u32)]
+#[enum_type(name = "GstVidkompyDevice")]
+pub enum Device {
+    #[enum_value(name = "A hardware GPU when there is one, else the CPU", nick = "auto")]
+    Auto = 0,
+    #[enum_value(
+        name = "The GPU (a software Vulkan adapter included); an error without one",
+        nick = "gpu"
+    )]
+    Gpu = 1,
+    #[enum_value(name = "The CPU", nick = "cpu")]
+    Cpu = 2,
+}
+
+impl From<Device> for crate::compute::Choice {
+    fn from(d: Device) -> Self {
+        match d {
+            Device::Auto => crate::compute::Choice::Auto,
+            Device::Gpu => crate::compute::Choice::Gpu,
+            Device::Cpu => crate::compute::Choice::Cpu,
+        }
+    }
+}
+
 glib::wrapper! {
     pub struct VidkompyAlign(ObjectSubclass<imp::VidkompyAlign>)
         @extends gst_base::Aggregator, gst::Element, gst::Object;

@@ -18,6 +18,7 @@ use crate::align::live::Tracker;
 use crate::align::mapping::{self, Segment};
 use crate::align::placement;
 use crate::align::spatial::{Estimate, Geometry};
+use crate::messages::{BgLagging, ElementMessage, FootprintFrom, MappedBy, Reanchored, Reframed};
 use crate::store::FrameTimes;
 
 /// How often, in fg running time, the footprint search is tried again while it finds nothing.
@@ -587,20 +588,18 @@ impl VidkompyAlign {
     /// Posts `vidkompy-reanchored`: re-anchoring started (`reanchoring`) or stopped, at the
     /// match (fg frame, bg frame) committed then, after `count` re-anchorings so far.
     fn post_reanchored(&self, reanchoring: bool, at: Option<(usize, usize)>, count: u64) {
-        let s = gst::Structure::builder("vidkompy-reanchored")
-            .field("reanchoring", reanchoring)
-            .field("fg-frame", at.map_or(0, |m| m.0 as u64))
-            .field("bg-frame", at.map_or(0, |m| m.1 as u64))
-            .field("count", count)
-            .build();
+        let m = Reanchored {
+            reanchoring,
+            fg_frame: at.map_or(0, |m| m.0 as u64),
+            bg_frame: at.map_or(0, |m| m.1 as u64),
+            count,
+        };
         if reanchoring {
-            gst::warning!(CAT, imp = self, "{s}");
+            gst::warning!(CAT, imp = self, "{m:?}");
         } else {
-            gst::info!(CAT, imp = self, "{s}");
+            gst::info!(CAT, imp = self, "{m:?}");
         }
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        let _ = self.obj().post_message(m.to_message(&*self.obj()));
     }
 
     /// Forgets bg frames more than `max-offset` (plus the lookahead) behind the oldest fg frame
@@ -951,7 +950,7 @@ impl VidkompyAlign {
                 place
             }
             None => {
-                let (place, _) = self.resolve_placement(&settings, &fg_info, &bg_info)?;
+                let place = self.resolve_placement(&settings, &fg_info, &bg_info)?;
                 let first = state
                     .live
                     .as_ref()
@@ -989,12 +988,13 @@ impl VidkompyAlign {
             .map(|a| a.mapping.clone())
             .unwrap_or_default();
         let kind = if found.is_some() {
-            "live"
+            MappedBy::Live
         } else {
-            "running-time"
+            MappedBy::RunningTime
         };
         let segs = [Self::segment(0, &place, found)];
-        self.post_alignment(state, &segs, found, &window, kind, elapsed);
+        let from = Self::footprint_from(&settings, found.is_some());
+        self.post_alignment(state, &segs, found, &window, kind, from, elapsed);
         Self::live_record(state, &segs[0], found, elapsed);
         let keep = state.output.as_ref().is_some_and(|o| {
             let ov = &o.overlay;
@@ -1244,7 +1244,8 @@ impl VidkompyAlign {
             &[Self::segment(0, &place, Some(&a))],
             Some(&a),
             &a.mapping,
-            "live",
+            MappedBy::Live,
+            FootprintFrom::Content,
             Default::default(),
         );
         if !reframed {
@@ -1255,19 +1256,18 @@ impl VidkompyAlign {
             );
             return Ok(());
         }
-        let s = Self::reframed_message(
-            (a.x, a.y, a.scale),
-            a.spatial_confidence,
-            (old.x, old.y, old.scale),
-            fg_frame,
-        )
-        .field("fg-running-time", started_at)
-        .field("count", state.live.as_ref().map_or(0, |l| l.reframed))
-        .build();
-        gst::warning!(CAT, imp = self, "the fg was re-framed: {s}");
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        let m = Reframed {
+            fg_running_time: Some(gst::ClockTime::from_nseconds(started_at)),
+            count: Some(state.live.as_ref().map_or(0, |l| l.reframed)),
+            ..Self::reframed(
+                (a.x, a.y, a.scale),
+                a.spatial_confidence,
+                (old.x, old.y, old.scale),
+                fg_frame,
+            )
+        };
+        gst::warning!(CAT, imp = self, "the fg was re-framed: {m:?}");
+        let _ = self.obj().post_message(m.to_message(&*self.obj()));
         Ok(())
     }
 
@@ -1317,9 +1317,9 @@ impl VidkompyAlign {
             frames,
         };
         let kind = if live.search == Search::Found {
-            "windowed"
+            MappedBy::Windowed
         } else {
-            "running-time"
+            MappedBy::RunningTime
         };
         self.write_report_of(
             &settings,
@@ -1452,11 +1452,11 @@ impl VidkompyAlign {
             if lagging != live.lagging {
                 live.lagging = lagging;
                 live.want_deferred |= lagging;
-                let s = gst::Structure::builder("vidkompy-bg-lagging")
-                    .field("lagging", lagging)
-                    .field("fg-frame", h.index as u64)
-                    .field("bg-frame", j as u64)
-                    .build();
+                let m = BgLagging {
+                    lagging,
+                    fg_frame: h.index as u64,
+                    bg_frame: j as u64,
+                };
                 if lagging {
                     gst::warning!(
                         CAT,
@@ -1468,9 +1468,7 @@ impl VidkompyAlign {
                 } else {
                     gst::info!(CAT, imp = self, "the bg caught up at fg frame {}", h.index);
                 }
-                let _ = self
-                    .obj()
-                    .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+                let _ = self.obj().post_message(m.to_message(&*self.obj()));
             }
             let bg = live.bg.iter().find(|b| b.index == j);
             if let Some(b) = bg {

@@ -111,7 +111,7 @@ fn run() -> Result<(), String> {
     if !status.success() {
         return Err(format!("vidkompy failed ({status})"));
     }
-    let r = gstvidkompy::align::mapping::Report::read(&report).map_err(|e| e.to_string())?;
+    let r = gstvidkompy::report::Report::read(&report).map_err(|e| e.to_string())?;
     let (first, last) = (
         r.frames.first().map_or(0, |e| e.bg),
         r.frames.last().map_or(0, |e| e.bg),

@@ -271,7 +271,7 @@ fn parent(args: &[String]) -> Result<(), String> {
 
 /// Exact mappings (fg i -> bg i + `offset`) and the footprint's corner error, from a report.
 fn score(report: &Path, offset: usize) -> Result<(String, f64), String> {
-    let r = gstvidkompy::align::mapping::Report::read(report).map_err(|e| e.to_string())?;
+    let r = gstvidkompy::report::Report::read(report).map_err(|e| e.to_string())?;
     let n = r.frames.len();
     let exact = r.frames.iter().filter(|e| e.bg == e.fg + offset).count();
     let (x, y, w, _) = FOOTPRINT;

@@ -8,7 +8,7 @@
 //! - [`align`]: the alignment math as a pure library (no GStreamer types);
 //! - [`compute`] and [`composite`]: the heavy per-pixel kernels behind one trait;
 //! - `vidkompyalign`: the GStreamer element, a thin shell that moves buffers, keeps state in a
-//!   [`store`] and reports.
+//!   [`store`] and reports: [`messages`] on the bus, a [`report`] document, a [`plot`].
 
 use gst::glib;
 
@@ -17,6 +17,7 @@ pub mod composite;
 pub mod compute;
 pub mod messages;
 pub mod plot;
+pub mod report;
 pub mod store;
 mod vidkompyalign;
 

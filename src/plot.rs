@@ -5,7 +5,7 @@
 //! a panel below, so drift, jumps and weak stretches show at a glance. Drawn with `plotters`
 //! into an SVG file; no GStreamer types.
 
-use crate::align::mapping::Report;
+use crate::report::Report;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -131,11 +131,11 @@ fn span(v: impl Iterator<Item = f64>) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::align::mapping::{Entry, Footprint, Stream};
+    use crate::report::{Entry, Footprint, Stream};
 
     fn report(frames: Vec<Entry>) -> Report {
         Report {
-            version: crate::align::mapping::VERSION,
+            version: crate::report::VERSION,
             fg: Stream {
                 width: 64,
                 height: 48,

@@ -220,7 +220,7 @@ fn the_command_overlays_keeps_the_shifted_bg_audio_and_plots() {
     }
 
     // The report: where and when.
-    let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+    let r = gstvidkompy::report::Report::read(&report).unwrap();
     assert!(
         (r.x - 80.0).abs() < 1.0 && (r.y - 46.0).abs() < 1.0,
         "{} {}",

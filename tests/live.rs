@@ -144,7 +144,7 @@ fn force_live_on_files_reads_the_pads_in_step() {
             .push(("report", report.to_str().unwrap().to_value()));
         check(case, name);
         // The report says what was output: every fg frame, in order, with its true bg frame.
-        let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+        let r = gstvidkompy::report::Report::read(&report).unwrap();
         assert_eq!(r.mapping, "windowed", "{name}");
         assert_eq!(r.fg.frames, case.fg_src.len(), "{name}");
         assert_eq!(r.frames.len(), case.fg_src.len(), "{name}");

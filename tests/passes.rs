@@ -331,7 +331,7 @@ fn corrupt_decoder_output_keeps_its_place_and_shows_in_the_costs() {
     let dir = scratch("bugy");
     let report = dir.join("r.json");
     let run = run(&bg, &fg, &format!("report={}", common::q(&report))).unwrap();
-    let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+    let r = gstvidkompy::report::Report::read(&report).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(run.frames.len(), 270);
     assert_eq!((r.fg.frames, r.bg.frames), (270, 270));
@@ -461,6 +461,67 @@ fn seek_matches_the_whole_run_of(
     );
 }
 
+/// The src pad answers SEEKING and DURATION like a seekable stream (so players offer seeking):
+/// seekable in time when both inputs are, over the fg's duration; not seekable when one input
+/// cannot seek.
+#[test]
+fn the_src_pad_answers_seeking_and_duration_like_the_fg() {
+    init();
+    let (dir, bg, fg) = pair("queries");
+    let (bg_frames, bg_info) = common::decode_frames(&bg, 0, 48, None).unwrap();
+    // `appsrc` (a bg that cannot seek) is fed the bg's decoded frames.
+    let ask = |bg_src: &str| {
+        let desc = format!(
+            "vidkompyalign name=a ! fakesink name=s sync=false \
+             {bg_src} ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+            common::q(&fg)
+        );
+        let p = gst::parse::launch(&desc)
+            .unwrap()
+            .downcast::<gst::Bin>()
+            .unwrap();
+        p.set_state(gst::State::Paused).unwrap();
+        if let Some(app) = p.by_name("app") {
+            let app = app.downcast::<gst_app::AppSrc>().unwrap();
+            app.set_caps(Some(&bg_info.to_caps().unwrap()));
+            for b in &bg_frames {
+                app.push_buffer(b.clone()).unwrap();
+            }
+            app.end_of_stream().unwrap();
+        }
+        let (r, ..) = p.state(gst::ClockTime::from_seconds(120));
+        assert!(r.is_ok(), "{desc}: {r:?}");
+        let src = p.by_name("a").unwrap().static_pad("src").unwrap();
+        let mut q = gst::query::Seeking::new(gst::Format::Time);
+        assert!(src.query(&mut q), "{desc}");
+        let (seekable, start, end) = q.result();
+        let duration = src.query_duration::<gst::ClockTime>();
+        let _ = p.set_state(gst::State::Null);
+        (seekable, start, end, duration)
+    };
+    // 36 fg frames at 24 fps.
+    let fg_duration = gst::ClockTime::from_mseconds(1500);
+    let near = |t: Option<gst::ClockTime>| {
+        t.is_some_and(|t| t.nseconds().abs_diff(fg_duration.nseconds()) < 50_000_000)
+    };
+    let (seekable, start, end, duration) =
+        ask(&format!("filesrc location={} ! decodebin", common::q(&bg)));
+    assert!(seekable, "files: not seekable");
+    assert_eq!(start.value(), 0);
+    let end = match end {
+        gst::GenericFormattedValue::Time(t) => t,
+        other => panic!("end {other:?}"),
+    };
+    assert!(near(end), "seekable up to {end:?}");
+    assert!(near(duration), "duration {duration:?}");
+    // A bg that cannot seek: the output cannot either; its duration is still the fg's.
+    let (seekable, .., duration) = ask("appsrc name=app format=time");
+    assert!(!seekable, "a bg from appsrc: seekable");
+    assert!(near(duration), "duration {duration:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
     init();
@@ -495,7 +556,7 @@ fn a_seek_finds_bg_frames_that_lie_before_the_position_sought() {
     // it from an analysis done again, it maps each fg frame one bg frame later than found.
     let report = dir.join("r.json");
     run(&bg, &fg, &format!("report={}", common::q(&report))).unwrap();
-    let mut r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+    let mut r = gstvidkompy::report::Report::read(&report).unwrap();
     let pts_of: std::collections::HashMap<usize, Option<u64>> =
         r.frames.iter().map(|e| (e.bg, e.bg_pts)).collect();
     for e in &mut r.frames {
@@ -621,7 +682,7 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
                 run.frames.iter().all(|b| b.size() == 320 * 180 * 3 / 2),
                 "{what} {props}: every output frame on the first bg canvas"
             );
-            let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+            let r = gstvidkompy::report::Report::read(&report).unwrap();
             let wrong: Vec<(usize, usize)> = r
                 .frames
                 .iter()
@@ -703,7 +764,7 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
             let a = run.message("vidkompy-alignment").unwrap();
             let segs = a.get::<gst::Array>("segments").unwrap();
             assert_eq!(segs.len(), 2, "{what}: {a}");
-            let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+            let r = gstvidkompy::report::Report::read(&report).unwrap();
             assert_eq!(
                 r.segments.iter().map(|s| s.from).collect::<Vec<_>>(),
                 vec![0, at],
@@ -792,7 +853,7 @@ fn a_fg_re_framed_and_back_opens_a_stretch_at_each_change() {
             ),
             &what,
         );
-        let r = gstvidkompy::align::mapping::Report::read(&report).unwrap();
+        let r = gstvidkompy::report::Report::read(&report).unwrap();
         let starts: Vec<(usize, u32, u32)> = r
             .segments
             .iter()

@@ -7,11 +7,11 @@
 //! - [`features`]: per-frame thumbnails and normalised feature vectors;
 //! - [`kernels`]: the heavy integer kernels behind one trait, for the CPU or a GPU backend;
 //! - [`live`]: alignment of live streams on a sliding window, committed frame by frame;
-//! - [`mapping`]: the result as a JSON document (report and reuse);
 //! - [`ncc`]: normalised cross-correlation, through FFTs or directly;
 //! - [`spatial`]: the search for the fg's footprint (offset and scale);
 //! - [`temporal`]: costs between footprint features and dynamic time warping;
-//! - [`segments`]: a fg whose caps change mid-stream, analysed stretch by stretch;
+//! - [`stretches`]: a fg whose caps change mid-stream, analysed stretch by stretch (each is
+//!   reported as a `segment`);
 //! - [`placement`]: where the fg's footprint lies in the bg (offset and scale) and whether it fits;
 //! - [`timing`]: frame times (gaps filled, frame duration estimated) and the running-time mapping
 //!   of fg frames to bg frames.
@@ -20,11 +20,10 @@ pub mod analysis;
 pub mod features;
 pub mod kernels;
 pub mod live;
-pub mod mapping;
 pub mod ncc;
 pub mod placement;
-pub mod segments;
 pub mod spatial;
+pub mod stretches;
 pub mod temporal;
 pub mod timing;
 

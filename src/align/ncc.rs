@@ -7,6 +7,9 @@
 //! colour grade (gain and offset of luma).
 
 use super::features::Image;
+pub use super::kernels::{
+    IMAGE_ONE, QTemplate, WindowDots, quantise_image, window_dot, window_dots,
+};
 use ndarray::Array2;
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
@@ -285,31 +288,6 @@ pub fn ncc_add_fft(
     }
 }
 
-/// Fixed-point unit of an image's values in [`WindowDots`]: 1/8 of a grey level (at most 2040,
-/// an `i16`).
-pub const IMAGE_ONE: f64 = 8.0;
-
-/// An image's values in fixed point ([`IMAGE_ONE`]), row-major.
-pub fn quantise_image(img: &Image) -> Vec<i16> {
-    img.iter()
-        .map(|&v| (f64::from(v) * IMAGE_ONE).round().clamp(0.0, 2040.0) as i16)
-        .collect()
-}
-
-/// A template in fixed point: its zero-mean values scaled so that the largest is at most
-/// 2047 and a row's products with a [`quantise_image`] image fit an `i32` (so that sums are
-/// exact, in any order, on any backend).
-#[derive(Debug, Clone)]
-pub struct QTemplate {
-    pub q: Vec<i16>,
-    pub w: usize,
-    pub h: usize,
-    /// Sum of `q` (small but not 0 after rounding).
-    pub sum: i64,
-    /// Euclidean norm of `q`.
-    pub norm: f64,
-}
-
 impl QTemplate {
     pub fn new(t: &Template) -> Option<QTemplate> {
         let (h, w) = t.img.dim();
@@ -334,80 +312,6 @@ impl QTemplate {
             norm: norm.sqrt(),
         })
     }
-}
-
-/// The sum of products of `t` with the window of `img` (`img_w` wide, [`quantise_image`]) at
-/// `(v, u)`: each row's in an `i32` (it fits, see [`QTemplate`]), rows summed in an `i64`.
-pub fn window_dot(img: &[i16], img_w: usize, t: &QTemplate, v: usize, u: usize) -> i64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { window_dot_avx2(img, img_w, t, v, u) };
-        }
-    }
-    window_dot_any(img, img_w, t, v, u)
-}
-
-/// [`window_dot_any`] compiled for AVX2 (the default x86-64 target has only SSE2, which does
-/// half the work per instruction).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn window_dot_avx2(img: &[i16], img_w: usize, t: &QTemplate, v: usize, u: usize) -> i64 {
-    window_dot_any(img, img_w, t, v, u)
-}
-
-#[inline(always)]
-fn window_dot_any(img: &[i16], img_w: usize, t: &QTemplate, v: usize, u: usize) -> i64 {
-    t.q.chunks_exact(t.w.max(1))
-        .enumerate()
-        .map(|(y, trow)| {
-            let at = (v + y) * img_w + u;
-            img.get(at..at + t.w)
-                .map_or(0, |irow| i64::from(super::temporal::dot_q(trow, irow)))
-        })
-        .sum()
-}
-
-/// A batch of [`window_dot`]s, what a backend computes: job `[t, i, u, v]` is template
-/// `templates[t]` at `(v, u)` of image `images[i]` (values and width); every window lies
-/// inside its image.
-#[derive(Debug, Clone, Default)]
-pub struct WindowDots<'a> {
-    pub images: Vec<(&'a [i16], usize)>,
-    pub templates: Vec<&'a QTemplate>,
-    pub jobs: Vec<[u32; 4]>,
-}
-
-impl WindowDots<'_> {
-    /// Whether every job's template and image exist and its window lies inside the image.
-    pub fn is_valid(&self) -> bool {
-        self.jobs.iter().all(|&[t, i, u, v]| {
-            match (self.templates.get(t as usize), self.images.get(i as usize)) {
-                (Some(t), Some(&(img, w))) => {
-                    w > 0
-                        && u as usize + t.w <= w
-                        && (v as usize + t.h) * w <= img.len()
-                        && t.q.len() == t.w * t.h
-                }
-                _ => false,
-            }
-        })
-    }
-}
-
-/// [`WindowDots`] on the CPU, jobs in parallel (0 for an invalid job).
-pub fn window_dots(w: &WindowDots<'_>) -> Vec<i64> {
-    use rayon::prelude::*;
-    w.jobs
-        .par_iter()
-        .map(
-            |&[t, i, u, v]| match (w.templates.get(t as usize), w.images.get(i as usize)) {
-                (Some(t), Some(&(img, width))) => window_dot(img, width, t, v as usize, u as usize),
-                _ => 0,
-            },
-        )
-        .collect()
 }
 
 /// NCC of `t` at `(v, u)` of an image with `integral` from its [`window_dot`] `dot`: exact

@@ -555,7 +555,7 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let plotted = match (&args.plot, plan.report()) {
         (Some(svg), Some(report)) => {
-            let r = gstvidkompy::align::mapping::Report::read(report).map_err(|e| e.to_string())?;
+            let r = gstvidkompy::report::Report::read(report).map_err(|e| e.to_string())?;
             gstvidkompy::plot::write_svg(&r, svg)?;
             Some(svg.clone())
         }

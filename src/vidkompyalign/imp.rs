@@ -16,14 +16,14 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use super::{Device, MatchRegion};
 use crate::align::analysis::{self, Alignment, Side};
 use crate::align::features::{FrameView, LumaLayout, Thumb};
-use crate::align::mapping::{self, Report, Segment};
 use crate::align::placement::{self, Request};
-use crate::align::segments::{self, Part};
 use crate::align::spatial::{self, Constraints, Geometry};
+use crate::align::stretches::{self, StretchThumbs};
 use crate::align::{Cancel, MIN_SPATIAL_CONFIDENCE, timing};
 use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use crate::compute::{self, Compute};
 use crate::messages::{self, ElementMessage, FootprintFrom, Frames, MappedBy, Progress, Reframed};
+use crate::report::{self, Report, Segment};
 use crate::store::{self, Budget, FrameTimes, PadStore, ThumbStore};
 
 mod live;
@@ -240,7 +240,7 @@ struct Prep {
 struct Fetch {
     begun: Option<analysis::Begun>,
     /// The fg's stretches between caps changes, begun on their own.
-    parts: Parts<analysis::Begun>,
+    parts: Stretches<analysis::Begun>,
     /// What all of them want.
     wanted: analysis::Wanted,
     prep: Prep,
@@ -250,7 +250,7 @@ struct Fetch {
 }
 
 /// Analyses of the fg's stretches between caps changes (offline), each with its frames.
-type Parts<T> = Vec<(std::ops::Range<usize>, Option<T>)>;
+type Stretches<T> = Vec<(std::ops::Range<usize>, Option<T>)>;
 
 /// Frames read again in the output pass of two-pass mode.
 #[derive(Default)]
@@ -271,7 +271,7 @@ struct Output {
     converter: Option<Converter>,
     /// Later stretches of the fg with footprints of their own (a fg re-framed at a caps
     /// change), in order.
-    upcoming: std::collections::VecDeque<Piece>,
+    upcoming: std::collections::VecDeque<StretchOutput>,
     /// Two-pass mode: frames come from the pads again rather than from the store.
     streaming: Option<Streaming>,
     /// Output caps and segment, until they are set.
@@ -300,7 +300,7 @@ fn output_pool(caps: &gst::Caps, info: &gst_video::VideoInfo) -> Option<gst::Buf
 }
 
 /// Where fg frames go from frame `from` on.
-struct Piece {
+struct StretchOutput {
     from: usize,
     overlay: Overlay,
     converter: Option<Converter>,
@@ -329,9 +329,9 @@ struct State {
     rewind: Option<Rewind>,
     /// A flushing seek to this fg position reset the state: the bg is to be read from where
     /// that position's match can be (offline modes).
-    sought: Option<gst::ClockTime>,
+    resume_at: Option<gst::ClockTime>,
     /// The streams are read from a seek's position: a loaded report is matched by timestamp.
-    seeked: bool,
+    from_seek: bool,
     fetch: Option<Box<Fetch>>,
     output: Option<Output>,
     /// Live mode's window and queues.
@@ -350,7 +350,7 @@ pub struct VidkompyAlign {
     /// point per few frames: where to read the bg from after a seek. Kept across flushes.
     line: Mutex<std::collections::BTreeMap<u64, u64>>,
     /// The start of a flushing seek sent upstream, until its flush resets the state.
-    sought: Mutex<Option<gst::ClockTime>>,
+    seek_pending: Mutex<Option<gst::ClockTime>>,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it (the element never
@@ -970,15 +970,15 @@ impl VidkompyAlign {
         state: &mut State,
         prep: Prep,
         alignment: Option<Alignment>,
-        parts: Parts<Alignment>,
+        parts: Stretches<Alignment>,
         elapsed: std::time::Duration,
     ) -> Result<Output, gst::FlowError> {
         let usable = |a: &Alignment| {
             a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE
                 && a.temporal_confidence >= MIN_TEMPORAL_CONFIDENCE
         };
-        if segments::prefer_parts(alignment.as_ref(), &parts, &usable) {
-            return self.conclude_parts(state, prep, alignment, parts, elapsed);
+        if stretches::prefer_stretches(alignment.as_ref(), &parts, &usable) {
+            return self.conclude_stretches(state, prep, alignment, parts, elapsed);
         }
         let (fg_info, bg_info, geo) = (&prep.fg_info, &prep.bg_info, prep.geo);
         let spatial_ok = alignment
@@ -1082,7 +1082,7 @@ impl VidkompyAlign {
             x: a.map_or(f64::from(place.x), |a| a.x),
             y: a.map_or(f64::from(place.y), |a| a.y),
             scale: a.map_or(place.scale, |a| a.scale),
-            footprint: mapping::Footprint {
+            footprint: report::Footprint {
                 x: place.x,
                 y: place.y,
                 width: place.width,
@@ -1108,12 +1108,12 @@ impl VidkompyAlign {
     /// The fg's stretches between caps changes fit clearly better on their own than with the
     /// whole (the fg was re-framed at a change): each stretch takes its own footprint and
     /// mapping (the whole's where its own was not found), joined into one monotonic mapping.
-    fn conclude_parts(
+    fn conclude_stretches(
         &self,
         state: &mut State,
         prep: Prep,
         whole: Option<Alignment>,
-        parts: Parts<Alignment>,
+        parts: Stretches<Alignment>,
         elapsed: std::time::Duration,
     ) -> Result<Output, gst::FlowError> {
         let geo = prep.geo;
@@ -1201,7 +1201,7 @@ impl VidkompyAlign {
             costs.extend(piece_costs);
         }
         let refs: Vec<&[usize]> = pieces.iter().map(Vec::as_slice).collect();
-        let (mapping, held) = segments::join(&refs);
+        let (mapping, held) = stretches::join(&refs);
         if held > 0 {
             gst::info!(
                 CAT,
@@ -1312,7 +1312,7 @@ impl VidkompyAlign {
         if c.x.is_some() && c.y.is_some() && c.scale.is_some() {
             return Vec::new();
         }
-        segments::stretches(state.fg.times.len(), &state.fg.changed_at)
+        stretches::stretches(state.fg.times.len(), &state.fg.changed_at)
     }
 
     /// The coarse stages, for the whole and for each stretch.
@@ -1321,18 +1321,19 @@ impl VidkompyAlign {
         state: &State,
         prep: &Prep,
         stretches: &[std::ops::Range<usize>],
-    ) -> Result<(Option<analysis::Begun>, Parts<analysis::Begun>), crate::align::Cancelled> {
+    ) -> Result<(Option<analysis::Begun>, Stretches<analysis::Begun>), crate::align::Cancelled>
+    {
         let backend = self.compute();
         let input = Self::input(state, prep, backend.kernels());
         let whole = analysis::begin(&input, &self.cancel)?;
         let parts = stretches
             .iter()
-            .zip(segments::worth_analysing(stretches))
+            .zip(stretches::worth_analysing(stretches))
             .map(|(r, worth)| {
                 if !worth {
                     return Ok((r.clone(), None));
                 }
-                let part = Part::new(&state.fg.thumbs, r.clone());
+                let part = StretchThumbs::new(&state.fg.thumbs, r.clone());
                 let input = analysis::Input { fg: &part, ..input };
                 Ok((r.clone(), analysis::begin(&input, &self.cancel)?))
             })
@@ -1347,9 +1348,9 @@ impl VidkompyAlign {
         state: &State,
         prep: &Prep,
         begun: Option<analysis::Begun>,
-        parts: Parts<analysis::Begun>,
+        parts: Stretches<analysis::Begun>,
         luma: &analysis::Luma<'_>,
-    ) -> Result<(Option<Alignment>, Parts<Alignment>), crate::align::Cancelled> {
+    ) -> Result<(Option<Alignment>, Stretches<Alignment>), crate::align::Cancelled> {
         let backend = self.compute();
         let input = Self::input(state, prep, backend.kernels());
         let whole = begun
@@ -1358,7 +1359,7 @@ impl VidkompyAlign {
         let parts = parts
             .into_iter()
             .map(|(r, b)| {
-                let part = Part::new(&state.fg.thumbs, r.clone());
+                let part = StretchThumbs::new(&state.fg.thumbs, r.clone());
                 let input = analysis::Input { fg: &part, ..input };
                 let from = r.start;
                 let luma = |side: Side, i: usize| match side {
@@ -1562,7 +1563,7 @@ impl VidkompyAlign {
         let mut pieces = std::collections::VecDeque::with_capacity(segs.len());
         for seg in segs {
             let place = Self::place_of(seg);
-            pieces.push_back(Piece {
+            pieces.push_back(StretchOutput {
                 from: seg.from,
                 converter: self.make_converter(fg_info, bg_info, &place)?,
                 overlay: Overlay::new(
@@ -1578,7 +1579,7 @@ impl VidkompyAlign {
         let Some(first) = pieces.pop_front() else {
             return Err(gst::FlowError::Error);
         };
-        let Piece {
+        let StretchOutput {
             overlay, converter, ..
         } = first;
         gst::info!(
@@ -1680,7 +1681,7 @@ impl VidkompyAlign {
         let Some(first) = segs.first() else {
             return;
         };
-        let footprint = |f: &mapping::Footprint| messages::Footprint {
+        let footprint = |f: &report::Footprint| messages::Footprint {
             x: f.x,
             y: f.y,
             width: f.width,
@@ -1742,8 +1743,8 @@ impl VidkompyAlign {
     }
 
     /// Frame counts and sizes of both streams, as a report describes them.
-    fn streams(state: &State, geo: Geometry) -> (mapping::Stream, mapping::Stream) {
-        let s = |(width, height): (u32, u32), frames| mapping::Stream {
+    fn streams(state: &State, geo: Geometry) -> (report::Stream, report::Stream) {
+        let s = |(width, height): (u32, u32), frames| report::Stream {
             width,
             height,
             frames,
@@ -1767,12 +1768,12 @@ impl VidkompyAlign {
         // by the frames' timestamps. Otherwise the frame counts must fit (most files start at
         // timestamp 0: timestamps alone do not tell another file from the report's).
         let by_pts =
-            if state.seeked && (fg.frames, bg.frames) != (report.fg.frames, report.bg.frames) {
+            if state.from_seek && (fg.frames, bg.frames) != (report.fg.frames, report.bg.frames) {
                 Self::report_by_pts(report, state)
             } else {
                 None
             };
-        if state.seeked {
+        if state.from_seek {
             gst::debug!(
                 CAT,
                 imp = self,
@@ -1914,7 +1915,7 @@ impl VidkompyAlign {
         let frames = mapping
             .iter()
             .enumerate()
-            .map(|(i, &j)| mapping::Entry {
+            .map(|(i, &j)| report::Entry {
                 fg: i,
                 fg_pts: pts(&state.fg, i),
                 bg: j,
@@ -1934,10 +1935,10 @@ impl VidkompyAlign {
     fn write_report_of(
         &self,
         settings: &Settings,
-        (fg, bg): (mapping::Stream, mapping::Stream),
+        (fg, bg): (report::Stream, report::Stream),
         segs: &[Segment],
         a: Option<&Alignment>,
-        frames: Vec<mapping::Entry>,
+        frames: Vec<report::Entry>,
         kind: MappedBy,
         elapsed: std::time::Duration,
     ) -> Result<(), gst::FlowError> {
@@ -1949,7 +1950,7 @@ impl VidkompyAlign {
         };
         let finite = |v: f64| v.is_finite().then_some(v);
         let report = Report {
-            version: mapping::VERSION,
+            version: report::VERSION,
             fg,
             bg,
             // The first stretch's footprint (the only one, unless the fg was re-framed).
@@ -2802,7 +2803,7 @@ impl ObjectSubclass for VidkompyAlign {
             cancel: Cancel::new(),
             compute: Mutex::new(compute::cpu()),
             line: Mutex::new(Default::default()),
-            sought: Mutex::new(None),
+            seek_pending: Mutex::new(None),
         }
     }
 }
@@ -2823,10 +2824,7 @@ impl ObjectImpl for VidkompyAlign {
             vec![
                 glib::ParamSpecInt::builder("x")
                     .nick("X")
-                    .blurb(
-                        "Left edge of the fg's footprint in the bg, in bg pixels (-1 = search; \
-                         centred when content does not match)",
-                    )
+                    .blurb("Footprint's left edge in the bg, bg pixels (-1 = search)")
                     .minimum(-1)
                     .maximum(MAX_COORD)
                     .default_value(DEFAULT_X)
@@ -2834,10 +2832,7 @@ impl ObjectImpl for VidkompyAlign {
                     .build(),
                 glib::ParamSpecInt::builder("y")
                     .nick("Y")
-                    .blurb(
-                        "Top edge of the fg's footprint in the bg, in bg pixels (-1 = search; \
-                         centred when content does not match)",
-                    )
+                    .blurb("Footprint's top edge in the bg, bg pixels (-1 = search)")
                     .minimum(-1)
                     .maximum(MAX_COORD)
                     .default_value(DEFAULT_Y)
@@ -2845,11 +2840,7 @@ impl ObjectImpl for VidkompyAlign {
                     .build(),
                 glib::ParamSpecDouble::builder("scale")
                     .nick("Scale")
-                    .blurb(
-                        "Footprint width / fg width (0 = search among 0.5-1.0, a fg recorded at \
-                         up to twice its footprint's resolution; when content does not match: 1, \
-                         or the largest scale that fits when x and y are unset too)",
-                    )
+                    .blurb("Footprint width / fg width (0 = search among 0.5-1.0)")
                     .minimum(0.0)
                     .maximum(MAX_SCALE)
                     .default_value(DEFAULT_SCALE)
@@ -2857,118 +2848,70 @@ impl ObjectImpl for VidkompyAlign {
                     .build(),
                 glib::ParamSpecUInt::builder("blend-width")
                     .nick("Blend width")
-                    .blurb(
-                        "Width in bg pixels of the feathered band along the fg's edges where \
-                         the bg shows (0 = hard edges)",
-                    )
+                    .blurb("Pixels of feathering along the fg's edges where the bg shows (0 = hard edges)")
                     .maximum(MAX_BLEND_WIDTH)
                     .default_value(DEFAULT_BLEND_WIDTH)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("device", Device::Auto)
                     .nick("Device")
-                    .blurb(
-                        "Where compositing and the analysis's heavy kernels run: auto takes a hardware GPU (Vulkan) when there \
-                         is one and otherwise the CPU (a software Vulkan adapter such as \
-                         lavapipe is slower than the CPU path); gpu insists on a GPU, software \
-                         adapters included, and fails at start without one; cpu never uses a \
-                         GPU. The choice is logged and reported",
-                    )
+                    .blurb("Where compositing and the heavy analysis kernels run")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("match-region", DEFAULT_MATCH_REGION)
                     .nick("Match region")
-                    .blurb(
-                        "What fg frames are matched to bg frames on: the whole footprint, or a \
-                         band along the inside of the fg's edges where the bg shows (for a fg \
-                         whose interior differs from the bg)",
-                    )
+                    .blurb("What frames are matched on: the whole footprint, or a band along its inner edges")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("report")
                     .nick("Report")
-                    .blurb(
-                        "Path of a JSON report written (atomically) when the alignment is \
-                         decided: offset, scale, confidences, device, timings and the full \
-                         frame mapping",
-                    )
+                    .blurb("Path of a JSON report of the alignment, written when it is decided")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("plot")
                     .nick("Plot")
-                    .blurb(
-                        "Path of an SVG picture of the alignment drawn when the report is \
-                         written (offline and windowed): the mapping, fg time across and bg time \
-                         up, against the line of constant offset, and each frame's match cost",
-                    )
+                    .blurb("Path of an SVG picture of the frame mapping, drawn with the report")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("alignment")
                     .nick("Alignment")
-                    .blurb(
-                        "Path of a report to reuse: its footprint and mapping are applied \
-                         without analysis (sizes and frame counts must fit the streams)",
-                    )
+                    .blurb("Path of a report to apply without analysis")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("two-pass")
                     .nick("Two passes")
-                    .blurb(
-                        "When both inputs can seek, read them twice instead of storing frames: \
-                         a first pass keeps only per-frame features for the analysis, then both \
-                         are sought back to the start and composited (a short pass in between \
-                         fetches the few frames the sub-pixel refinement needs). Not with \
-                         match-region=edges",
-                    )
+                    .blurb("Read seekable inputs again instead of storing frames")
                     .default_value(DEFAULT_TWO_PASS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt64::builder("max-memory")
                     .nick("Maximum memory")
-                    .blurb(
-                        "Bytes of frame copies held in memory when frames are stored (inputs \
-                         that cannot seek, or two-pass=false); past it they go to a temp file \
-                         in temp-dir (0 = unlimited; below one frame, every copy goes to disk). \
-                         Thumbnails for the analysis are held up to 8 MiB per pad (or this, if \
-                         lower; unbounded when 0), the rest in a temp file too",
-                    )
+                    .blurb("Bytes of frame copies and thumbnails held in memory; the rest spills (0 = unlimited)")
                     .default_value(DEFAULT_MAX_MEMORY)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("temp-dir")
                     .nick("Temp directory")
-                    .blurb(
-                        "Directory of the spill file past max-memory (unset = the system's, \
-                         $TMPDIR or /tmp); the file is unlinked as soon as it is created",
-                    )
+                    .blurb("Directory of spill files (unset: $TMPDIR or /tmp)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt64::builder("lookahead")
                     .nick("Lookahead")
-                    .blurb(
-                        "Live mode: how far behind the newest fg frame (ns) each fg frame's \
-                         match is decided; the latency the element adds",
-                    )
+                    .blurb("Live: how long (ns) each fg frame waits for its match; the latency added")
                     .maximum(MAX_WINDOW)
                     .default_value(DEFAULT_LOOKAHEAD)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt64::builder("max-offset")
                     .nick("Maximum offset")
-                    .blurb(
-                        "Live mode: how far (ns) the bg may lead the fg; bg frames are held for \
-                         that long. A bg that leads by more is re-anchored with a message",
-                    )
+                    .blurb("Live: how far (ns) the bg may lead the fg; bg frames are held that long")
                     .maximum(MAX_WINDOW)
                     .default_value(DEFAULT_MAX_OFFSET)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("force-live")
                     .nick("Force live")
-                    .blurb(
-                        "Align and output live (on a sliding window, on time by the clock) even \
-                         when no upstream is live, as compositor's force-live",
-                    )
+                    .blurb("Align on a sliding window and output while reading, even with no live upstream")
                     .default_value(false)
                     .construct_only()
                     .build(),
@@ -3104,7 +3047,7 @@ impl AggregatorImpl for VidkompyAlign {
         self.cancel.reset();
         // A new stream: an earlier one's line says nothing of it.
         lock(&self.line).clear();
-        *lock(&self.sought) = None;
+        *lock(&self.seek_pending) = None;
         // A report to reuse is read now, so that a missing or malformed file fails at once.
         let path = lock(&self.settings).alignment.clone();
         let loaded = match path {
@@ -3140,9 +3083,9 @@ impl AggregatorImpl for VidkompyAlign {
 
     fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         self.reset();
-        let sought = lock(&self.sought).take();
+        let sought = lock(&self.seek_pending).take();
         if let Some(state) = self.state().as_mut() {
-            state.sought = sought;
+            state.resume_at = sought;
         }
         self.cancel.reset();
         self.parent_flush()
@@ -3198,17 +3141,49 @@ impl AggregatorImpl for VidkompyAlign {
                     && start_type == gst::SeekType::Set
                     && let gst::GenericFormattedValue::Time(Some(at)) = start
                 {
-                    *lock(&self.sought) = Some(at);
+                    *lock(&self.seek_pending) = Some(at);
                 }
                 let done = self.parent_src_event(event);
                 if !done {
-                    *lock(&self.sought) = None;
+                    *lock(&self.seek_pending) = None;
                 }
                 return done;
             }
             _ => (),
         }
         self.parent_src_event(event)
+    }
+
+    fn src_query(&self, query: &mut gst::QueryRef) -> bool {
+        // Upstream queries here run with no element lock held.
+        match query.view_mut() {
+            // Seekable in time where both inputs are (a flushing seek resumes at the fg frame
+            // sought), over the fg's range: the fg is the timeline.
+            gst::QueryViewMut::Seeking(q) if q.format() == gst::Format::Time => {
+                let ask = |pad: &gst_base::AggregatorPad| {
+                    let mut q = gst::query::Seeking::new(gst::Format::Time);
+                    pad.peer_query(&mut q).then(|| q.result())
+                };
+                let (Some(fg), Some(bg)) = (ask(&self.fg_pad), ask(&self.bg_pad)) else {
+                    q.set(false, gst::ClockTime::ZERO, gst::ClockTime::NONE);
+                    return true;
+                };
+                let (fg_seekable, start, end) = fg;
+                q.set(fg_seekable && bg.0, start, end);
+                true
+            }
+            // The fg's duration: the output has one frame per fg frame, at its times.
+            gst::QueryViewMut::Duration(q) if q.format() == gst::Format::Time => {
+                match self.fg_pad.peer_query_duration::<gst::ClockTime>() {
+                    Some(d) => {
+                        q.set(d);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => self.parent_src_query(query),
+        }
     }
 
     fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
@@ -3289,8 +3264,8 @@ impl AggregatorImpl for VidkompyAlign {
             state.rewind = None;
         }
 
-        if let Some(at) = state.sought.take() {
-            state.seeked = true;
+        if let Some(at) = state.resume_at.take() {
+            state.from_seek = true;
             // The seek put the bg at the fg's position; its match may lie before.
             let to = self.bg_position_for(at);
             if to < at {

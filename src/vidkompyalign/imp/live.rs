@@ -15,10 +15,10 @@ use crate::align::Cancel;
 use crate::align::analysis::{Alignment, Side};
 use crate::align::features::Thumb;
 use crate::align::live::Tracker;
-use crate::align::mapping::{self, Segment};
 use crate::align::placement;
 use crate::align::spatial::{Estimate, Geometry};
 use crate::messages::{BgLagging, ElementMessage, FootprintFrom, MappedBy, Reanchored, Reframed};
+use crate::report::{self, Segment};
 use crate::store::FrameTimes;
 
 /// How often, in fg running time, the footprint search is tried again while it finds nothing.
@@ -246,7 +246,7 @@ pub(super) struct LiveRun {
 #[derive(Default)]
 struct Record {
     /// Every fg frame's bg frame, in order.
-    frames: Vec<mapping::Entry>,
+    frames: Vec<report::Entry>,
     /// The footprints used, each from the fg frame it was first composited on.
     segments: Vec<Segment>,
     /// The last footprint search's or re-check's result that was used.
@@ -1311,7 +1311,7 @@ impl VidkompyAlign {
         };
         let r = std::mem::take(&mut live.record);
         live.record.written = true;
-        let stream = |(width, height), frames| mapping::Stream {
+        let stream = |(width, height), frames| report::Stream {
             width,
             height,
             frames,
@@ -1475,7 +1475,7 @@ impl VidkompyAlign {
                 live.shift = Some(b.rt as i64 - h.rt as i64);
             }
             if live.paced {
-                live.record.frames.push(mapping::Entry {
+                live.record.frames.push(report::Entry {
                     fg: h.index,
                     fg_pts: h.times.pts.map(|t| t.nseconds()),
                     bg: j,

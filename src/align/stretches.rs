@@ -12,18 +12,18 @@ use std::ops::Range;
 
 /// A stretch of another stream's thumbnails, indexed from its start.
 #[derive(Debug, Clone, Copy)]
-pub struct Part<'a> {
+pub struct StretchThumbs<'a> {
     all: &'a dyn Thumbs,
     start: usize,
     len: usize,
 }
 
-impl<'a> Part<'a> {
+impl<'a> StretchThumbs<'a> {
     /// Frames `range` of `all` (clamped to its length).
     pub fn new(all: &'a dyn Thumbs, range: Range<usize>) -> Self {
         let end = range.end.min(all.len());
         let start = range.start.min(end);
-        Part {
+        StretchThumbs {
             all,
             start,
             len: end - start,
@@ -31,7 +31,7 @@ impl<'a> Part<'a> {
     }
 }
 
-impl Thumbs for Part<'_> {
+impl Thumbs for StretchThumbs<'_> {
     fn len(&self) -> usize {
         self.len
     }
@@ -93,7 +93,7 @@ const BETTER_RATIO: f64 = 0.5;
 /// Whether the stretches' own alignments fit clearly better than the whole's. `whole` is
 /// `None` when the whole analysis found nothing usable; `usable` says whether an alignment's
 /// footprint and mapping can be trusted (the element's confidence thresholds).
-pub fn prefer_parts(
+pub fn prefer_stretches(
     whole: Option<&Alignment>,
     parts: &[(Range<usize>, Option<Alignment>)],
     usable: &dyn Fn(&Alignment) -> bool,
@@ -197,11 +197,11 @@ mod tests {
                 data: vec![k],
             })
             .collect();
-        let p = Part::new(&all, 2..4);
+        let p = StretchThumbs::new(&all, 2..4);
         assert_eq!(p.len(), 2);
         assert_eq!(p.get(0).data, vec![2]);
         assert_eq!(p.get(1).data, vec![3]);
-        assert_eq!(Part::new(&all, 4..9).len(), 1);
+        assert_eq!(StretchThumbs::new(&all, 4..9).len(), 1);
     }
 
     #[test]
@@ -214,22 +214,22 @@ mod tests {
             (0..10, Some(alignment(vec![0.05; 10], true))),
             (10..20, Some(alignment(vec![0.07; 10], true))),
         ];
-        assert!(prefer_parts(Some(&whole), &good, &usable));
+        assert!(prefer_stretches(Some(&whole), &good, &usable));
         // A rescale without re-framing: the parts fit as the whole does.
         let same = alignment(vec![0.05; 20], true);
         let near = vec![
             (0..10, Some(alignment(vec![0.05; 10], true))),
             (10..20, Some(alignment(vec![0.04; 10], true))),
         ];
-        assert!(!prefer_parts(Some(&same), &near, &usable));
+        assert!(!prefer_stretches(Some(&same), &near, &usable));
         // A part found with low confidence is not taken however low its costs.
         let unsure = vec![(10..20, Some(alignment(vec![0.01; 10], false)))];
-        assert!(!prefer_parts(Some(&whole), &unsure, &usable));
+        assert!(!prefer_stretches(Some(&whole), &unsure, &usable));
         // Nothing usable in the whole: any usable part wins.
         let lost = alignment(vec![0.5; 20], false);
-        assert!(prefer_parts(Some(&lost), &good, &usable));
-        assert!(prefer_parts(None, &good, &usable));
-        assert!(!prefer_parts(None, &unsure, &usable));
+        assert!(prefer_stretches(Some(&lost), &good, &usable));
+        assert!(prefer_stretches(None, &good, &usable));
+        assert!(!prefer_stretches(None, &unsure, &usable));
     }
 
     #[test]

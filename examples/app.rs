@@ -2,7 +2,7 @@
 
 //! The pattern for application authors: embed `vidkompyalign` in a pipeline of your own, watch
 //! the bus, and take the alignment from its `vidkompy-alignment` message (and the progress from
-//! `vidkompy-progress`).
+//! `vidkompy-progress`), read through `gstvidkompy::messages`.
 //!
 //! ```text
 //! cargo run --release --example app -- BG FG
@@ -12,6 +12,7 @@
 //! display or an `appsink` instead.
 
 use gst::prelude::*;
+use gstvidkompy::messages::{Alignment, ElementMessage, Progress};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -88,27 +89,28 @@ fn run(bg: &str, fg: &str) -> Result<(), String> {
         match msg.view() {
             gst::MessageView::Eos(_) => break Ok(()),
             gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
-            gst::MessageView::Element(e) => {
-                let Some(s) = e.structure() else { continue };
-                match s.name().as_str() {
-                    "vidkompy-progress" => println!("progress: {s}"),
-                    "vidkompy-alignment" => {
-                        // Typed fields, as documented by `gst-inspect-1.0 vidkompyalign`.
-                        let f = |k: &str| s.get::<f64>(k).unwrap_or(f64::NAN);
-                        println!(
-                            "alignment: fg at x={:.2} y={:.2} scale={:.4} (spatial confidence \
-                             {:.3}), bg frames {}..={}, mapping by {}",
-                            f("x"),
-                            f("y"),
-                            f("scale"),
-                            f("spatial-confidence"),
-                            s.get::<u64>("first-bg-frame").unwrap_or(0),
-                            s.get::<u64>("last-bg-frame").unwrap_or(0),
-                            s.get::<&str>("mapping").unwrap_or("?"),
-                        );
-                        println!("the whole message: {s}");
-                    }
-                    _ => (),
+            gst::MessageView::Element(_) => {
+                // The element's messages as Rust types (`gstvidkompy::messages`); from C or
+                // Python, read the same fields of the message's structure.
+                if let Some(p) = Progress::from_message(&msg) {
+                    println!("progress: {p:?}");
+                } else if let Some(a) = Alignment::from_message(&msg) {
+                    let a = match a {
+                        Ok(a) => a,
+                        Err(e) => break Err(e.to_string()),
+                    };
+                    println!(
+                        "alignment: fg at x={:.2} y={:.2} scale={:.4} (spatial confidence \
+                         {:.3}, footprint from {}), bg frames {}..={}, mapping by {}",
+                        a.x,
+                        a.y,
+                        a.scale,
+                        a.spatial_confidence,
+                        a.footprint_from,
+                        a.first_bg_frame,
+                        a.last_bg_frame,
+                        a.mapping,
+                    );
                 }
             }
             _ => (),

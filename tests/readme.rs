@@ -1,20 +1,30 @@
 // SPDX-License-Identifier: MIT
 
-//! Every `gst-launch-1.0` line of the README, run as written (the real `gst-launch-1.0`, the
-//! plugin file this build made), in order, in a directory holding a short pair from real
-//! footage named `bg.mp4` and `fg.mp4`: the README cannot rot.
+//! Every `gst-launch-1.0` line in a `sh` block of the README and of `docs/`, run as written
+//! (the real `gst-launch-1.0`, the plugin file this build made), in order, in a directory
+//! holding a short pair from real footage named `bg.mp4` and `fg.mp4`: the docs cannot rot.
+//! (Lines in `text` blocks, such as live RTP feeds, are shown, not run.)
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The README's `gst-launch-1.0` command lines, in order (continued lines joined).
+/// The `gst-launch-1.0` command lines of a Markdown text's `sh` blocks, in order (continued
+/// lines joined).
 fn launch_lines(readme: &str) -> Vec<String> {
     let mut lines = Vec::new();
     let mut current: Option<String> = None;
+    let mut in_sh = false;
     for line in readme.lines() {
         let t = line.trim();
+        if let Some(lang) = t.strip_prefix("```") {
+            in_sh = !in_sh && lang == "sh";
+            continue;
+        }
+        if !in_sh {
+            continue;
+        }
         match current.take() {
             Some(mut c) => {
                 c.push(' ');
@@ -66,11 +76,28 @@ fn outputs(line: &str) -> Vec<String> {
     out
 }
 
+/// The launch lines of the README and of `docs/*.md` (in name order).
+fn documented_lines() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    files
+        .iter()
+        .flat_map(|f| launch_lines(&std::fs::read_to_string(f).unwrap()))
+        // A build without the `gpu` feature refuses device=gpu, as documented.
+        .filter(|l| cfg!(feature = "gpu") || !l.contains("device=gpu"))
+        .collect()
+}
+
 #[test]
-fn the_readme_s_launch_lines_run() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let lines = launch_lines(&readme);
+fn the_documented_launch_lines_run() {
+    let lines = documented_lines();
     assert!(lines.len() >= 6, "launch lines found: {lines:#?}");
     gst::init().unwrap();
     let (dir, bg, fg) = common::small_pair("readme", 48, (12, 36));
@@ -107,7 +134,8 @@ fn the_readme_s_launch_lines_run() {
 
 #[test]
 fn continued_lines_are_joined() {
-    let text = "x\n```sh\ngst-launch-1.0 a ! \\\n    b ! c\ngst-launch-1.0 d\n```\n";
+    let text = "x\n```sh\ngst-launch-1.0 a ! \\\n    b ! c\ngst-launch-1.0 d\n```\n\
+                ```text\ngst-launch-1.0 live\n```\n";
     assert_eq!(
         launch_lines(text),
         vec!["gst-launch-1.0 a ! b ! c", "gst-launch-1.0 d"]

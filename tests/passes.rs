@@ -7,6 +7,7 @@
 mod common;
 
 use gst::prelude::*;
+use gstvidkompy::messages::{Alignment, ElementMessage, Progress};
 
 fn init() {
     common::init_plugin();
@@ -458,6 +459,95 @@ fn seek_matches_the_whole_run_of(
     assert!(
         differ.is_empty(),
         "each fg frame takes the same bg frame as without the seek; fg frames {differ:?} do not"
+    );
+}
+
+/// A flushing seek sent by the application while the offline analysis runs is answered at
+/// once: the analysis is cancelled (it posts no alignment) and the run resumes at the fg frame
+/// sought, aligned once. The element named `slow` stands in for a long analysis: in debug
+/// builds it waits in its first analysis until it is cancelled, 30 s at most, and warns if it
+/// was not.
+#[test]
+fn a_flushing_seek_during_the_analysis_cancels_it() {
+    init();
+    // SAFETY: no other thread of this test binary reads or writes this variable concurrently
+    // in a way that matters: only an element named `slow` reacts to it.
+    unsafe { std::env::set_var("VIDKOMPY_TEST_SLOW_ANALYSIS", "slow") };
+    let (dir, bg, fg) = pair("seek-analysis");
+    let desc = format!(
+        "vidkompyalign name=slow ! appsink name=s sync=false \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! slow.bg \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! slow.fg",
+        common::q(&bg),
+        common::q(&fg)
+    );
+    let p = gst::parse::launch(&desc).unwrap();
+    let sink: gst_app::AppSink = common::element(&p, "s").unwrap();
+    let frames = common::collect(&sink);
+    let bus = p.bus().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut alignments = 0;
+    loop {
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(60),
+                &[
+                    gst::MessageType::Element,
+                    gst::MessageType::Warning,
+                    gst::MessageType::Error,
+                ],
+            )
+            .expect("the analysis starts");
+        if let gst::MessageView::Warning(w) = msg.view() {
+            panic!("{}", w.error());
+        }
+        if let gst::MessageView::Error(e) = msg.view() {
+            panic!("{} {:?}", e.error(), e.debug());
+        }
+        alignments += usize::from(Alignment::from_message(&msg).is_some());
+        if let Some(Ok(Progress::Analysis { .. })) = Progress::from_message(&msg) {
+            break;
+        }
+    }
+    // fg frame 12 of 36 (24 fps).
+    assert!(
+        p.seek_simple(
+            gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+            gst::ClockTime::from_mseconds(500)
+        )
+        .is_ok()
+    );
+    loop {
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(120),
+                &[
+                    gst::MessageType::Element,
+                    gst::MessageType::Eos,
+                    gst::MessageType::Warning,
+                    gst::MessageType::Error,
+                ],
+            )
+            .expect("the run ends");
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            gst::MessageView::Warning(w) => panic!("{}", w.error()),
+            _ => alignments += usize::from(Alignment::from_message(&msg).is_some()),
+        }
+    }
+    let _ = p.set_state(gst::State::Null);
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(
+        alignments, 1,
+        "alignment messages: the interrupted analysis posted one"
+    );
+    let got = std::mem::take(&mut frames.lock().unwrap().0);
+    assert_eq!(got.len(), 24, "fg frames 12..36");
+    assert_eq!(
+        got[0].pts(),
+        Some(gst::ClockTime::from_mseconds(500)),
+        "the first output is fg frame 12"
     );
 }
 

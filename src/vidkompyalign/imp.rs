@@ -326,7 +326,8 @@ struct State {
     /// When the last `vidkompy-progress` message was posted.
     last_progress: Option<std::time::Instant>,
     mode: Mode,
-    rewind: Option<Rewind>,
+    /// The fg's duration, as upstream told it when the mode was decided.
+    fg_duration: Option<gst::ClockTime>,
     /// A flushing seek to this fg position reset the state: the bg is to be read from where
     /// that position's match can be (offline modes).
     resume_at: Option<gst::ClockTime>,
@@ -351,6 +352,12 @@ pub struct VidkompyAlign {
     line: Mutex<std::collections::BTreeMap<u64, u64>>,
     /// The start of a flushing seek sent upstream, until its flush resets the state.
     seek_pending: Mutex<Option<gst::ClockTime>>,
+    /// Our own seek of the inputs under way (two-pass rewinds, the bg after a seek): its own
+    /// lock, taken last and held for no call, so that flush events read it while the state
+    /// lock is held by the analysis.
+    rewind: Mutex<Option<Rewind>>,
+    /// The bg's format, for caps queries on the fg pad.
+    bg_format: Mutex<Option<VideoFormat>>,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it (the element never
@@ -449,11 +456,9 @@ impl VidkompyAlign {
             let caps = templ.intersect_with_mode(&peer, gst::CapsIntersectMode::First);
             if caps.is_empty() { templ } else { caps }
         } else {
-            // Any format is converted; prefer the bg's, which needs no conversion.
-            let bg_format = self
-                .state()
-                .as_ref()
-                .and_then(|s| s.bg.info.as_ref().map(|i| i.format()));
+            // Any format is converted; prefer the bg's, which needs no conversion (read from a
+            // lock of its own: this query may come while the analysis holds the state).
+            let bg_format = *lock(&self.bg_format);
             match bg_format {
                 Some(f) => {
                     let mut pref = gst_video::VideoCapsBuilder::new().format(f).build();
@@ -565,7 +570,8 @@ impl VidkompyAlign {
             return false;
         };
         let offline = state.mode != Mode::Live;
-        let first_pass = state.rewind.is_none() && state.fetch.is_none() && state.output.is_none();
+        let first_pass =
+            lock(&self.rewind).is_none() && state.fetch.is_none() && state.output.is_none();
         let ps = if name == "bg" {
             &mut state.bg
         } else {
@@ -639,6 +645,9 @@ impl VidkompyAlign {
             return true;
         }
         gst::debug!(CAT, imp = self, "{name} caps {caps}");
+        if name == "bg" {
+            *lock(&self.bg_format) = Some(info.format());
+        }
         ps.caps = Some(caps);
         ps.info = Some(info);
         ps.incoming = None;
@@ -1390,6 +1399,8 @@ impl VidkompyAlign {
             state.output = Some(out);
             return Ok(());
         }
+        #[cfg(debug_assertions)]
+        self.test_slow_analysis()?;
         let stretches = Self::fg_stretches(state, &prep);
         if !stretches.is_empty() {
             gst::info!(
@@ -1611,6 +1622,35 @@ impl VidkompyAlign {
         })
     }
 
+    /// Debug builds only: lets `tests/passes.rs` stand in for a long analysis. The element
+    /// named by `VIDKOMPY_TEST_SLOW_ANALYSIS`, at the first analysis of the process, posts the
+    /// analysis's progress and waits until it is cancelled (30 s at most, then a warning).
+    #[cfg(debug_assertions)]
+    fn test_slow_analysis(&self) -> Result<(), gst::FlowError> {
+        static SLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let named = std::env::var_os("VIDKOMPY_TEST_SLOW_ANALYSIS")
+            .is_some_and(|v| v == self.obj().name().as_str());
+        if !named || SLOWED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.post_progress(Progress::Analysis {
+            elapsed: gst::ClockTime::ZERO,
+        });
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.cancel.is_cancelled() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if self.cancel.is_cancelled() {
+            return Err(gst::FlowError::Flushing);
+        }
+        gst::element_imp_warning!(
+            self,
+            gst::CoreError::Failed,
+            ("VIDKOMPY_TEST_SLOW_ANALYSIS: the analysis was not cancelled within 30 s")
+        );
+        Ok(())
+    }
+
     /// Posts a `vidkompy-progress` element message.
     fn post_progress(&self, p: Progress) {
         gst::debug!(CAT, imp = self, "{p:?}");
@@ -1636,9 +1676,8 @@ impl VidkompyAlign {
         }
         let (fg, bg) = (state.fg.times.len() as u64, state.bg.times.len() as u64);
         // Upstream's duration over the fg's frame duration, when both are known.
-        let total = self
-            .fg_pad
-            .peer_query_duration::<gst::ClockTime>()
+        let total = state
+            .fg_duration
             .zip(state.fg.info.as_ref().map(|i| i.fps()))
             .filter(|(_, fps)| fps.numer() > 0)
             .and_then(|(d, fps)| {
@@ -2515,7 +2554,7 @@ impl VidkompyAlign {
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
-            state.rewind = Some(Rewind {
+            *lock(&self.rewind) = Some(Rewind {
                 seqnums,
                 flushed: [false, false],
                 since: std::time::Instant::now(),
@@ -2682,17 +2721,14 @@ impl VidkompyAlign {
     /// Seeks the bg alone (its own seqnum), as a rewind that waits for the bg's flush only.
     fn seek_bg(&self, to: gst::ClockTime) -> Result<(), gst::FlowError> {
         let seqnum = gst::Seqnum::next();
-        {
-            let mut guard = self.state();
-            let Some(state) = guard.as_mut() else {
-                return Err(gst::FlowError::Flushing);
-            };
-            state.rewind = Some(Rewind {
-                seqnums: [seqnum, gst::Seqnum::next()],
-                flushed: [false, true],
-                since: std::time::Instant::now(),
-            });
+        if self.state().is_none() {
+            return Err(gst::FlowError::Flushing);
         }
+        *lock(&self.rewind) = Some(Rewind {
+            seqnums: [seqnum, gst::Seqnum::next()],
+            flushed: [false, true],
+            since: std::time::Instant::now(),
+        });
         let event = gst::event::Seek::builder(
             1.0,
             gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
@@ -2714,17 +2750,15 @@ impl VidkompyAlign {
                   frames whose bg frame lies before the seek position are matched to later \
                   ones")
             );
-            if let Some(state) = self.state().as_mut() {
-                state.rewind = None;
-            }
+            *lock(&self.rewind) = None;
         }
         Ok(())
     }
 
     /// Whether a flush event is our own rewind's; a FLUSH_STOP of it is recorded.
     fn own_flush(&self, pad: &gst_base::AggregatorPad, seqnum: gst::Seqnum, stop: bool) -> bool {
-        let mut guard = self.state();
-        let Some(r) = guard.as_mut().and_then(|s| s.rewind.as_mut()) else {
+        let mut guard = lock(&self.rewind);
+        let Some(r) = guard.as_mut() else {
             return false;
         };
         let k = usize::from(self.pad_name(pad) == "fg");
@@ -2738,6 +2772,7 @@ impl VidkompyAlign {
     }
 
     fn reset(&self) {
+        *lock(&self.rewind) = None;
         let mut guard = self.state();
         if let Some(state) = guard.as_mut() {
             // A report to reuse stays: it was read at start. So do the pads' caps: sticky,
@@ -2804,6 +2839,8 @@ impl ObjectSubclass for VidkompyAlign {
             compute: Mutex::new(compute::cpu()),
             line: Mutex::new(Default::default()),
             seek_pending: Mutex::new(None),
+            rewind: Mutex::new(None),
+            bg_format: Mutex::new(None),
         }
     }
 }
@@ -3078,6 +3115,8 @@ impl AggregatorImpl for VidkompyAlign {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *self.state() = None;
+        *lock(&self.rewind) = None;
+        *lock(&self.bg_format) = None;
         self.parent_stop()
     }
 
@@ -3137,15 +3176,25 @@ impl AggregatorImpl for VidkompyAlign {
                     return false;
                 }
                 let (_, flags, start_type, start, ..) = e.get();
-                if flags.contains(gst::SeekFlags::FLUSH)
+                let flush = flags.contains(gst::SeekFlags::FLUSH);
+                if flush
                     && start_type == gst::SeekType::Set
                     && let gst::GenericFormattedValue::Time(Some(at)) = start
                 {
                     *lock(&self.seek_pending) = Some(at);
                 }
+                // The base class stops the output task before it seeks upstream, which waits
+                // for `aggregate` to return: an analysis under way is cancelled first, so that
+                // the seek is answered at once. The flush resets the flag.
+                if flush {
+                    self.cancel.cancel();
+                }
                 let done = self.parent_src_event(event);
                 if !done {
                     *lock(&self.seek_pending) = None;
+                    if flush {
+                        self.cancel.reset();
+                    }
                 }
                 return done;
             }
@@ -3223,17 +3272,30 @@ impl AggregatorImpl for VidkompyAlign {
         {
             panic!("panic requested through VIDKOMPY_TEST_PANIC");
         }
+        // The mode is decided once, from upstream's answers (latency, seeking, duration),
+        // asked with no element lock held.
+        let undecided = matches!(self.state().as_ref(), Some(s) if s.mode == Mode::Undecided);
+        let decided = if !undecided {
+            None
+        } else if self.is_live() {
+            if let Some(why) = self.live_refusal() {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{why}"));
+                return Err(gst::FlowError::Error);
+            }
+            Some((Mode::Live, None))
+        } else {
+            let duration = self.fg_pad.peer_query_duration::<gst::ClockTime>();
+            Some((self.decide_mode(), duration))
+        };
         let mut guard = self.state();
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
-        if state.mode == Mode::Undecided && self.is_live() {
-            if let Some(why) = self.live_refusal() {
-                drop(guard);
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{why}"));
-                return Err(gst::FlowError::Error);
-            }
-            state.mode = Mode::Live;
+        if let Some((mode, duration)) = decided
+            && state.mode == Mode::Undecided
+        {
+            state.mode = mode;
+            state.fg_duration = duration;
         }
         if state.mode == Mode::Live {
             drop(guard);
@@ -3241,7 +3303,8 @@ impl AggregatorImpl for VidkompyAlign {
         }
 
         // A rewind under way: upstream's flush must reach both pads first.
-        if let Some(r) = &state.rewind {
+        let mut rewind = lock(&self.rewind);
+        if let Some(r) = rewind.as_ref() {
             if r.flushed != [true, true] {
                 if r.since.elapsed() > REWIND_TIMEOUT {
                     gst::element_imp_error!(
@@ -3257,12 +3320,14 @@ impl AggregatorImpl for VidkompyAlign {
                     );
                     return Err(gst::FlowError::Error);
                 }
-                drop(guard);
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                // Upstream flushes within the seek call as a rule (our own seeks are pushed
+                // from this thread, so this is rare); its FLUSH_STOP wakes the aggregator.
+                gst::trace!(CAT, imp = self, "waiting for the rewind's flush");
                 return Ok(gst::FlowSuccess::Ok);
             }
-            state.rewind = None;
+            *rewind = None;
         }
+        drop(rewind);
 
         if let Some(at) = state.resume_at.take() {
             state.from_seek = true;
@@ -3273,10 +3338,6 @@ impl AggregatorImpl for VidkompyAlign {
                 self.seek_bg(to)?;
                 return Ok(gst::FlowSuccess::Ok);
             }
-        }
-
-        if state.mode == Mode::Undecided {
-            state.mode = self.decide_mode();
         }
 
         if let Some(out) = state.output.as_mut() {

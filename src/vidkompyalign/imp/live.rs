@@ -665,8 +665,9 @@ impl VidkompyAlign {
     /// fg frames due for commitment: those `lookahead` behind the newest frame held (a frame
     /// early, so that the output is on time; once the fg ended, behind the newest bg frame, so
     /// that its last frames still get their lookahead of bg), all of them once both ended,
-    /// and on a timeout those whose output is due by the clock (at least the oldest).
-    fn live_due(&self, state: &State, timeout: bool) -> usize {
+    /// and on a timeout those whose output is due by the clock and the aggregator's `latency`
+    /// (at least the oldest).
+    fn live_due(&self, state: &State, timeout: bool, latency: Option<gst::ClockTime>) -> usize {
         let Some(live) = state.live.as_ref() else {
             return 0;
         };
@@ -703,7 +704,7 @@ impl VidkompyAlign {
                 .map(|c| c.time())
                 .zip(obj.base_time())
                 .map(|(t, b)| t.saturating_sub(b).nseconds());
-            let latency = obj.latency().map_or(lookahead, |l| l.nseconds());
+            let latency = latency.map_or(lookahead, |l| l.nseconds());
             let late = now.map_or(1, |now| {
                 live.fg
                     .iter()
@@ -1536,13 +1537,22 @@ impl VidkompyAlign {
     fn live_step(&self, timeout: bool, drain: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut out: Vec<gst::Buffer> = Vec::new();
         let mut caps_to_set = None;
+        // Asked with no element lock held: the aggregator's latency takes its SRC_LOCK (under
+        // which `next_time` takes the state lock), upstream's liveness is a query.
+        let latency = if timeout { self.obj().latency() } else { None };
+        let new_run = self.state().as_ref().is_some_and(|s| s.live.is_none());
+        let upstream_live = new_run.then(|| self.upstream_live());
         {
             let mut guard = self.state();
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
             if state.live.is_none() {
-                let paced = !self.upstream_live();
+                // A flush made a new state since: ask again next round.
+                let Some(upstream_live) = upstream_live else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let paced = !upstream_live;
                 gst::info!(CAT, imp = self, "live mode (paced: {paced})");
                 state.live = Some(LiveRun {
                     paced,
@@ -1564,7 +1574,7 @@ impl VidkompyAlign {
             let due = if drain {
                 state.live.as_ref().map_or(0, |l| l.fg.len())
             } else {
-                self.live_due(state, timeout)
+                self.live_due(state, timeout, latency)
             };
             self.live_search(state, due, timeout, drain)?;
             self.live_recheck(state)?;

@@ -620,6 +620,86 @@ fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The output of `desc` (ending in `appsink name=s`) after a flushing, accurate seek to `at`,
+/// sent while playing, once the first frame is out.
+fn output_after_seek(desc: &str, at: gst::ClockTime) -> Vec<gst::Buffer> {
+    let p = gst::parse::launch(desc).unwrap();
+    let sink: gst_app::AppSink = common::element(&p, "s").unwrap();
+    let frames = common::collect(&sink);
+    p.set_state(gst::State::Playing).unwrap();
+    let started = std::time::Instant::now();
+    while frames.lock().unwrap().0.is_empty() {
+        assert!(started.elapsed().as_secs() < 120, "no output");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The run may have ended before the seek: its EOS is not the one to wait for.
+    let bus = p.bus().unwrap();
+    while bus.pop().is_some() {}
+    assert!(
+        p.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, at)
+            .is_ok(),
+        "seek to {at}"
+    );
+    // The flush is done when the seek returns: what arrives from here is after it.
+    frames.lock().unwrap().0.clear();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the run after the seek ends");
+    if let gst::MessageView::Error(e) = msg.view() {
+        panic!("{} {:?}", e.error(), e.debug());
+    }
+    let _ = p.set_state(gst::State::Null);
+    std::mem::take(&mut frames.lock().unwrap().0)
+}
+
+/// After a flushing seek, on a frame's timestamp or between two, the output starts at the fg
+/// frame whose span holds the position, with that frame's own timestamp, and from there is
+/// exactly the unseeked run's buffers: timestamps, durations, whole pictures. Offline and
+/// windowed (`force-live=true` on files).
+#[test]
+fn a_seek_on_or_between_frames_resumes_exactly_like_the_unseeked_run() {
+    init();
+    let (dir, bg, fg) = pair("seek-between");
+    for props in ["", "force-live=true"] {
+        let desc = format!(
+            "vidkompyalign name=a {props} ! appsink name=s sync=false \
+             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+            common::q(&bg),
+            common::q(&fg)
+        );
+        let full = common::run_collect(&desc, 120).unwrap().frames;
+        assert_eq!(full.len(), 36);
+        // fg frame k spans [k/24, (k+1)/24) s.
+        for (frame, into_ms) in [(12, 0), (12, 20), (20, 30)] {
+            let start = full[frame].pts().unwrap();
+            let at = start + gst::ClockTime::from_mseconds(into_ms);
+            let got = output_after_seek(&desc, at);
+            let what = format!("{props:?}, seek to {at} (fg frame {frame} + {into_ms} ms)");
+            let pts: Vec<_> = got.iter().map(|b| b.pts()).collect();
+            let want: Vec<_> = full[frame..].iter().map(|b| b.pts()).collect();
+            assert_eq!(pts, want, "{what}");
+            let durations: Vec<_> = got.iter().map(|b| b.duration()).collect();
+            let want: Vec<_> = full[frame..].iter().map(|b| b.duration()).collect();
+            assert_eq!(durations, want, "{what}");
+            let differ: Vec<usize> = got
+                .iter()
+                .zip(&full[frame..])
+                .enumerate()
+                .filter(|(_, (a, b))| {
+                    a.map_readable().unwrap().as_slice() != b.map_readable().unwrap().as_slice()
+                })
+                .map(|(i, _)| frame + i)
+                .collect();
+            assert!(differ.is_empty(), "{what}: fg frames {differ:?} differ");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The fg started recording before the bg: fg frame i shows bg frame i - 12. A seek puts
 /// both pads at the same position, where the bg is 12 frames past the fg's match; the bg is
 /// read again from before the match the first run found there.

@@ -360,6 +360,44 @@ pub struct VidkompyAlign {
     bg_format: Mutex<Option<VideoFormat>>,
 }
 
+/// A frame that a decoder clipped to the start of an accurate seek's segment (its timestamp
+/// moved up to the segment's start, its duration shortened) with its own timestamp and duration
+/// again (at the caps' frame rate): its span holds the position sought, and the output shows it
+/// as an unseeked run does.
+fn unclipped(
+    mut buffer: gst::Buffer,
+    segment: Option<&gst::FormattedSegment<gst::ClockTime>>,
+    info: &gst_video::VideoInfo,
+) -> gst::Buffer {
+    let fps = info.fps();
+    let (Some(pts), Some(duration), Some(start)) = (
+        buffer.pts(),
+        buffer.duration(),
+        segment.and_then(|s| s.start()),
+    ) else {
+        return buffer;
+    };
+    if fps.numer() <= 0 || pts != start {
+        return buffer;
+    }
+    // As decoders compute it (gst_util_uint64_scale, rounding down).
+    let Some(frame) = gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+    else {
+        return buffer;
+    };
+    // Shorter than a frame by more than the rounding of container timestamps.
+    if duration + gst::ClockTime::MSECOND >= frame {
+        return buffer;
+    }
+    let Some(own) = (pts + duration).checked_sub(frame) else {
+        return buffer;
+    };
+    let b = buffer.make_mut();
+    b.set_pts(own);
+    b.set_duration(frame);
+    buffer
+}
+
 /// Locks a mutex, taking the data even if a panicking thread poisoned it (the element never
 /// panics by design; this keeps a bug from becoming a second panic across the FFI boundary).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -663,6 +701,13 @@ impl VidkompyAlign {
     ) -> Result<Option<gst::Buffer>, gst::FlowError> {
         let Some(buffer) = pad.pop_buffer() else {
             return Ok(None);
+        };
+        let buffer = match ps.incoming.as_ref().map(|i| &i.info).or(ps.info.as_ref()) {
+            Some(info) => {
+                let segment = pad.segment().downcast::<gst::ClockTime>().ok();
+                unclipped(buffer, segment.as_ref(), info)
+            }
+            None => buffer,
         };
         let (Some(inc), Some(first)) = (ps.incoming.as_ref(), ps.info.as_ref()) else {
             return Ok(Some(buffer));

@@ -482,6 +482,7 @@ impl VidkompyAlign {
         let k = usize::from(side == Side::Fg);
         let index = state.live.as_ref().map_or(0, |l| l.received[k]);
         let segment = pad.segment().downcast::<gst::ClockTime>().ok();
+        let buffer = super::unclipped(buffer, segment.as_ref(), &info);
         if side == Side::Fg && state.fg.first_segment.is_none() {
             state.fg.first_segment = segment.clone();
         }

@@ -19,6 +19,7 @@
 mod common;
 
 use gst::prelude::*;
+use gstvidkompy::messages::{Alignment, ElementMessage};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -102,13 +103,10 @@ fn child(args: &[String]) -> Result<(), String> {
         match m.view() {
             gst::MessageView::Eos(_) => break Ok(()),
             gst::MessageView::Error(e) => break Err(format!("{} {:?}", e.error(), e.debug())),
-            gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure().filter(|s| s.name() == "vidkompy-alignment") {
-                    analysis = s
-                        .get::<gst::ClockTime>("analysis-time")
-                        .map(|t| t.seconds_f64())
-                        .unwrap_or(f64::NAN);
-                    eprintln!("{s}");
+            gst::MessageView::Element(_) => {
+                if let Some(Ok(a)) = Alignment::from_message(&m) {
+                    analysis = a.analysis_time.seconds_f64();
+                    eprintln!("{a:?}");
                 }
             }
             _ => (),

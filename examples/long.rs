@@ -26,6 +26,7 @@
 mod common;
 
 use gst::prelude::*;
+use gstvidkompy::messages::{Alignment, ElementMessage};
 use std::path::Path;
 use std::time::Instant;
 
@@ -104,16 +105,11 @@ fn child(args: &[String]) -> Result<(), String> {
         match m.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => return Err(format!("{} ({:?})", e.error(), e.debug())),
-            gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure().filter(|s| s.name() == "vidkompy-alignment") {
-                    analysis = s
-                        .get::<gst::ClockTime>("analysis-time")
-                        .map(|t| t.seconds_f64())
-                        .unwrap_or(f64::NAN);
+            gst::MessageView::Element(_) => {
+                if let Some(Ok(a)) = Alignment::from_message(&m) {
+                    analysis = a.analysis_time.seconds_f64();
                     // Frames, thumbnails and features written to temp files.
-                    spilled = s.get::<u64>("spilled-bytes").unwrap_or(0)
-                        + s.get::<u64>("spilled-thumbnail-bytes").unwrap_or(0)
-                        + s.get::<u64>("spilled-feature-bytes").unwrap_or(0);
+                    spilled = a.spilled_bytes + a.spilled_thumbnail_bytes + a.spilled_feature_bytes;
                 }
             }
             _ => (),

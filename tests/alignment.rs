@@ -75,15 +75,10 @@ fn assert_aligned(case: &Case, o: &Outcome) -> Score {
     );
     let a = o.alignment.as_ref().expect("alignment message");
     // Confidences that mean something: above the element's thresholds on every passing case.
-    let conf = |k: &str| a.get::<f64>(k).unwrap();
-    assert!(conf("spatial-confidence") >= 0.5, "{a:?}");
-    assert!(conf("temporal-confidence") >= 0.1, "{a:?}");
-    assert_eq!(
-        a.get::<&str>("mapping").unwrap(),
-        "content",
-        "{a:?} {:?}",
-        o.warnings
-    );
+    assert!(a.spatial_confidence >= 0.5, "{a:?}");
+    assert!(a.temporal_confidence >= 0.1, "{a:?}");
+    assert_eq!(a.footprint_from.as_str(), "content", "{a:?}");
+    assert_eq!(a.mapping.as_str(), "content", "{a:?} {:?}", o.warnings);
     let sc = score(case, o);
     assert!(
         sc.corner_error <= 1.0,
@@ -171,7 +166,8 @@ fn unrelated_content_warns_and_falls_back_to_running_time() {
     assert_eq!(o.outputs.len(), 40);
     let a = o.alignment.expect("alignment message");
     eprintln!("{a:?}");
-    assert_eq!(a.get::<&str>("mapping").unwrap(), "running-time");
+    assert_eq!(a.mapping.as_str(), "running-time");
+    assert_eq!(a.footprint_from.as_str(), "fallback");
     assert!(
         o.warnings.iter().any(|w| w.contains("not found in the bg")),
         "{:?}",
@@ -187,10 +183,10 @@ fn unrelated_clips_fall_under_the_thresholds_and_warn() {
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(o.outputs.len(), 60);
     let a = o.alignment.expect("alignment message");
-    let conf = |k: &str| a.get::<f64>(k).unwrap();
     eprintln!("{a:?}");
-    assert!(conf("spatial-confidence") < 0.5, "{a:?}");
-    assert_eq!(a.get::<&str>("mapping").unwrap(), "running-time");
+    assert!(a.spatial_confidence < 0.5, "{a:?}");
+    assert_eq!(a.mapping.as_str(), "running-time");
+    assert_eq!(a.footprint_from.as_str(), "fallback");
     assert!(
         o.warnings.iter().any(|w| w.contains("not found in the bg")),
         "{:?}",
@@ -206,7 +202,7 @@ fn a_set_scale_is_kept_and_the_offset_searched() {
     let o = run(src, &case);
     assert_aligned(&case, &o);
     let a = o.alignment.unwrap();
-    assert_eq!(a.get::<f64>("scale").unwrap(), 320.0 / 480.0);
+    assert_eq!(a.scale, 320.0 / 480.0);
 }
 
 #[test]
@@ -222,17 +218,11 @@ fn a_set_footprint_overrides_the_search_and_frames_are_still_matched() {
     let o = run(src, &case);
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     let a = o.alignment.unwrap();
-    assert_eq!(
-        (
-            a.get::<u32>("footprint-x").unwrap(),
-            a.get::<u32>("footprint-y").unwrap(),
-            a.get::<f64>("scale").unwrap()
-        ),
-        (201, 87, s)
-    );
+    assert_eq!((a.footprint.x, a.footprint.y, a.scale), (201, 87, s));
+    assert_eq!(a.footprint_from.as_str(), "properties");
     // One pixel off the truth still matches content well enough to map frames by content.
-    assert_eq!(a.get::<&str>("mapping").unwrap(), "content");
-    let first = a.get::<u64>("first-bg-frame").unwrap();
+    assert_eq!(a.mapping.as_str(), "content");
+    let first = a.first_bg_frame;
     assert!(first.abs_diff(20) <= 1, "{a:?}");
 }
 
@@ -444,7 +434,7 @@ fn a_report_is_written_and_reused_without_analysis() {
     let second = run(src, &case);
     assert!(second.errors.is_empty(), "{:?}", second.errors);
     let a = second.alignment.as_ref().unwrap();
-    assert_eq!(a.get::<&str>("mapping").unwrap(), "loaded");
+    assert_eq!(a.mapping.as_str(), "loaded");
     assert_eq!(second.outputs.len(), first.outputs.len());
     for (x, y) in first.outputs.iter().zip(&second.outputs) {
         assert_eq!(

@@ -7,6 +7,9 @@
 
 mod common;
 
+#[cfg(feature = "gpu")]
+use gstvidkompy::messages::Alignment;
+
 fn init() {
     common::init_plugin();
 }
@@ -44,8 +47,8 @@ fn the_gpu_composites_the_same_frames_as_the_cpu() {
     let gpu = run(&bg, &fg, "device=gpu").unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let (a, b) = (
-        cpu.message("vidkompy-alignment").unwrap(),
-        gpu.message("vidkompy-alignment").unwrap(),
+        cpu.last::<Alignment>().unwrap(),
+        gpu.last::<Alignment>().unwrap(),
     );
     // The GPU did the work: no fallback to the CPU was reported.
     let warnings: Vec<_> = gpu
@@ -54,12 +57,13 @@ fn the_gpu_composites_the_same_frames_as_the_cpu() {
         .filter(|s| s.name() == "warning")
         .collect();
     assert!(warnings.is_empty(), "{warnings:?}");
-    assert_eq!(a.get::<&str>("device").unwrap(), "cpu");
-    let name = b.get::<&str>("device").unwrap();
+    assert_eq!(a.device.as_str(), "cpu");
+    let name = b.device.as_str();
     assert!(name.starts_with("gpu: "), "{name}");
-    for f in ["x", "y", "scale", "temporal-confidence"] {
-        assert_eq!(a.get::<f64>(f).unwrap(), b.get::<f64>(f).unwrap(), "{f}");
-    }
+    assert_eq!(
+        (a.x, a.y, a.scale, a.temporal_confidence),
+        (b.x, b.y, b.scale, b.temporal_confidence)
+    );
     assert_eq!(cpu.frames.len(), 28);
     assert_eq!(cpu.frames.len(), gpu.frames.len());
     for (i, (x, y)) in cpu.frames.iter().zip(&gpu.frames).enumerate() {

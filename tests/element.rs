@@ -8,6 +8,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
 use gst_video::prelude::*;
+use gstvidkompy::messages::{ElementMessage, Progress};
 use std::sync::Once;
 use std::sync::mpsc;
 use std::thread;
@@ -916,40 +917,41 @@ fn progress_is_reported_for_every_stage() {
     let (bg, fg) = standard_inputs(10, 23, 0);
     let run = Pair::new(&[]).run(caps(BG_CAPS), bg, caps(FG_CAPS), fg);
     assert!(run.errors().is_empty(), "{:?}", run.errors());
-    let progress: Vec<gst::Structure> = run
+    let progress: Vec<Progress> = run
         .messages
         .iter()
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Element(e) => e
-                .structure()
-                .filter(|s| s.name() == "vidkompy-progress")
-                .map(|s| s.to_owned()),
+        .filter_map(Progress::from_message)
+        .map(|p| p.unwrap())
+        .collect::<Vec<_>>();
+    let stage = |name: &str| -> Vec<Progress> {
+        progress
+            .iter()
+            .filter(|p| p.stage() == name)
+            .copied()
+            .collect()
+    };
+    let reading: Vec<(u64, u64)> = stage("reading")
+        .iter()
+        .filter_map(|p| match *p {
+            Progress::Reading {
+                done, bg_frames, ..
+            } => Some((done, bg_frames)),
             _ => None,
         })
         .collect();
-    let stage = |name: &str| -> Vec<&gst::Structure> {
-        progress
-            .iter()
-            .filter(|s| s.get::<&str>("stage").unwrap() == name)
-            .collect()
-    };
-    let reading = stage("reading");
     assert!(reading.len() >= 2, "{progress:?}");
-    let last = reading.last().unwrap();
-    assert_eq!(last.get::<u64>("done").unwrap(), 23);
-    assert_eq!(last.get::<u64>("bg-frames").unwrap(), 10);
-    let done: Vec<u64> = reading.iter().map(|s| s.get("done").unwrap()).collect();
+    assert_eq!(reading.last(), Some(&(23, 10)));
+    let done: Vec<u64> = reading.iter().map(|r| r.0).collect();
     assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
     assert!(stage("analysis").len() >= 2, "{progress:?}");
     let output = stage("output");
     assert!(output.len() >= 2, "{progress:?}");
-    let last = output.last().unwrap();
     assert_eq!(
-        (
-            last.get::<u64>("done").unwrap(),
-            last.get::<u64>("total").unwrap()
-        ),
-        (23, 23)
+        output.last(),
+        Some(&Progress::Output {
+            done: 23,
+            total: 23
+        })
     );
 }
 

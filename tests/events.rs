@@ -8,6 +8,7 @@
 
 use gst::prelude::*;
 use gst_check::{Harness, TestClock};
+use gstvidkompy::messages::{BgLagging, ElementMessage};
 use std::sync::Once;
 use std::sync::mpsc;
 use std::thread;
@@ -280,9 +281,8 @@ impl Live {
     fn lagging(&self) -> Vec<bool> {
         self.messages
             .iter()
-            .filter_map(|m| m.structure())
-            .filter(|s| s.name() == "vidkompy-bg-lagging")
-            .map(|s| s.get::<bool>("lagging").unwrap())
+            .filter_map(BgLagging::from_message)
+            .map(|m| m.unwrap().lagging)
             .collect()
     }
 

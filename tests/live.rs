@@ -7,6 +7,8 @@
 
 mod common;
 
+use gstvidkompy::messages::{ElementMessage, Reanchored, Reframed};
+
 use common::truth::{self, Case, Feed, Live, Source, run, score};
 use gst::prelude::*;
 use std::sync::{Once, OnceLock};
@@ -51,7 +53,7 @@ fn check(case: &Case, name: &str) {
         "{name}: every fg frame once"
     );
     let a = o.alignment.as_ref().expect("a vidkompy-alignment message");
-    assert_eq!(a.get::<&str>("frames").unwrap(), "live", "{name}: {a}");
+    assert_eq!(a.frames.as_str(), "live", "{name}: {a:?}");
     let sc = score(case, &o);
     eprintln!(
         "{name}: {} fg frames, {} exact, {} within ±1, corner error {:.2} px, window analysis \
@@ -188,22 +190,23 @@ fn a_re_framed_fg_is_followed_with_a_message() {
     let o = run(src, &case);
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(o.outputs.len(), 168, "every fg frame once");
-    let reframed: Vec<&gst::Structure> = o
+    let reframed: Vec<Reframed> = o
         .messages
         .iter()
-        .filter(|m| m.name() == "vidkompy-reframed")
+        .filter(|m| m.name() == Reframed::NAME)
+        .map(|m| Reframed::from_structure(m).unwrap())
         .collect();
     assert_eq!(reframed.len(), 1, "{reframed:?}");
-    let r = reframed[0];
-    let (x, y) = (r.get::<f64>("x").unwrap(), r.get::<f64>("y").unwrap());
+    let r = &reframed[0];
+    let (x, y) = (r.x, r.y);
     assert!(
         (x - f64::from(to.0)).abs() < 1.5 && (y - f64::from(to.1)).abs() < 1.5,
-        "{r}"
+        "{r:?}"
     );
-    let at = r.get::<u64>("fg-frame").unwrap();
+    let at = r.fg_frame;
     let a = o.alignment.as_ref().unwrap();
-    assert_eq!(a.get::<u32>("footprint-x").unwrap(), to.0, "{a}");
-    assert_eq!(a.get::<u32>("footprint-y").unwrap(), to.1, "{a}");
+    assert_eq!(a.footprint.x, to.0, "{a:?}");
+    assert_eq!(a.footprint.y, to.1, "{a:?}");
     // The outside rows (above both footprints) tell which bg frame each output took.
     let sc = score(&case, &o);
     eprintln!(
@@ -281,10 +284,11 @@ fn drift_past_max_offset_re_anchors_with_a_message() {
     let o = run(src, &case);
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(o.outputs.len(), 170, "every fg frame once");
-    let re: Vec<&gst::Structure> = o
+    let re: Vec<Reanchored> = o
         .messages
         .iter()
-        .filter(|m| m.name() == "vidkompy-reanchored")
+        .filter(|m| m.name() == Reanchored::NAME)
+        .map(|m| Reanchored::from_structure(m).unwrap())
         .collect();
     // Which bg frame each output shows, from its rows outside the footprint.
     let info = o.out_info.as_ref().unwrap();
@@ -303,12 +307,9 @@ fn drift_past_max_offset_re_anchors_with_a_message() {
     let known: Vec<usize> = taken.iter().flatten().copied().collect();
     // A message when re-anchoring starts and one when it stops (at the latest with the fg),
     // not one per commit while the lead keeps growing: it re-anchored at most commits.
-    let flags: Vec<bool> = re
-        .iter()
-        .map(|m| m.get::<bool>("reanchoring").unwrap())
-        .collect();
+    let flags: Vec<bool> = re.iter().map(|m| m.reanchoring).collect();
     let starts = flags.iter().filter(|&&f| f).count();
-    let count = re.last().map_or(0, |m| m.get::<u64>("count").unwrap());
+    let count = re.last().map_or(0, |m| m.count);
     assert!(
         (1..=3).contains(&starts)
             && flags.iter().enumerate().all(|(k, &f)| f == (k % 2 == 0))
@@ -316,7 +317,7 @@ fn drift_past_max_offset_re_anchors_with_a_message() {
             && count > 10 * starts as u64,
         "{re:?}"
     );
-    let first = re[0].get::<u64>("fg-frame").unwrap() as usize;
+    let first = re[0].fg_frame as usize;
     assert_eq!(known.len(), 170, "every output shows a bg frame");
     assert!(
         known.windows(2).all(|w| w[0] <= w[1]),

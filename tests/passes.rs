@@ -7,7 +7,7 @@
 mod common;
 
 use gst::prelude::*;
-use gstvidkompy::messages::{Alignment, ElementMessage, Progress};
+use gstvidkompy::messages::{Alignment, ElementMessage, Progress, Reframed};
 
 fn init() {
     common::init_plugin();
@@ -52,36 +52,39 @@ fn seekable_inputs_are_read_again_not_stored_with_the_same_result() {
     let stored = run(&bg, &fg, "two-pass=false").unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 
-    let a = two
-        .message("vidkompy-alignment")
-        .expect("alignment message");
-    let b = stored
-        .message("vidkompy-alignment")
-        .expect("alignment message");
-    assert_eq!(a.get::<&str>("frames").unwrap(), "read-again");
-    assert_eq!(a.get::<u64>("stored-bytes").unwrap(), 0);
-    assert_eq!(b.get::<&str>("frames").unwrap(), "stored");
-    assert!(b.get::<u64>("stored-bytes").unwrap() > 0);
-    for f in ["x", "y", "scale", "temporal-confidence"] {
-        assert_eq!(a.get::<f64>(f).unwrap(), b.get::<f64>(f).unwrap(), "{f}");
-    }
-    assert_eq!(a.get::<&str>("mapping").unwrap(), "content");
-    assert_eq!(a.get::<u64>("first-bg-frame").unwrap(), 12);
-    assert_eq!(a.get::<u64>("last-bg-frame").unwrap(), 47);
+    let a = two.last::<Alignment>().expect("alignment message");
+    let b = stored.last::<Alignment>().expect("alignment message");
+    assert_eq!(a.frames.as_str(), "read-again");
+    assert_eq!(a.stored_bytes, 0);
+    assert_eq!(b.frames.as_str(), "stored");
+    assert!(b.stored_bytes > 0);
+    assert_eq!(
+        (a.x, a.y, a.scale, a.temporal_confidence),
+        (b.x, b.y, b.scale, b.temporal_confidence)
+    );
+    assert_eq!(a.mapping.as_str(), "content");
+    assert_eq!(a.first_bg_frame, 12);
+    assert_eq!(a.last_bg_frame, 47);
     assert_eq!(two.frames.len(), 36);
     same_frames(&two.frames, &stored.frames);
     // The fetch pass reports its progress, ending with every wanted frame fetched.
-    let fetch: Vec<&gst::Structure> = two
-        .messages
-        .iter()
-        .filter(|s| s.name() == "vidkompy-progress" && s.get::<&str>("stage").ok() == Some("fetch"))
-        .collect();
-    let last = fetch.last().expect("fetch progress");
-    assert_eq!(
-        last.get::<u64>("frames-fetched").unwrap(),
-        last.get::<u64>("frames-wanted").unwrap()
-    );
-    assert!(last.get::<u64>("done").unwrap() >= last.get::<u64>("total").unwrap());
+    let fetch = two
+        .all::<Progress>()
+        .into_iter()
+        .filter_map(|p| match p {
+            Progress::Fetch {
+                done,
+                total,
+                frames_fetched,
+                frames_wanted,
+            } => Some((done, total, frames_fetched, frames_wanted)),
+            _ => None,
+        })
+        .next_back()
+        .expect("fetch progress");
+    let (done, total, fetched, wanted) = fetch;
+    assert_eq!(fetched, wanted);
+    assert!(done >= total);
 }
 
 /// A fg that shows a late stretch of a longer bg (fg frame i is bg frame 60 + i, of 96): the
@@ -130,9 +133,9 @@ fn a_loaded_alignment_is_applied_in_two_passes() {
     let first = run(&bg, &fg, &format!("report={}", common::q(&report))).unwrap();
     let again = run(&bg, &fg, &format!("alignment={}", common::q(&report))).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let a = again.message("vidkompy-alignment").unwrap();
-    assert_eq!(a.get::<&str>("mapping").unwrap(), "loaded");
-    assert_eq!(a.get::<&str>("frames").unwrap(), "read-again");
+    let a = again.last::<Alignment>().unwrap();
+    assert_eq!(a.mapping.as_str(), "loaded");
+    assert_eq!(a.frames.as_str(), "read-again");
     same_frames(&first.frames, &again.frames);
 }
 
@@ -192,19 +195,13 @@ fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
     assert!(left.is_empty(), "left in temp-dir: {left:?}");
 
     let frame = 320 * 180 * 3 / 2;
-    let a = spilled.message("vidkompy-alignment").unwrap();
-    assert_eq!(a.get::<&str>("frames").unwrap(), "stored");
-    assert_eq!(a.get::<u64>("stored-bytes").unwrap(), 0);
+    let a = spilled.last::<Alignment>().unwrap();
+    assert_eq!(a.frames.as_str(), "stored");
+    assert_eq!(a.stored_bytes, 0);
     // All but the two frames per pad still held by reference.
-    assert_eq!(
-        a.get::<u64>("spilled-bytes").unwrap(),
-        ((48 - 2) + (36 - 2)) * frame
-    );
-    let h = half.message("vidkompy-alignment").unwrap();
-    let (mem, disk) = (
-        h.get::<u64>("stored-bytes").unwrap(),
-        h.get::<u64>("spilled-bytes").unwrap(),
-    );
+    assert_eq!(a.spilled_bytes, ((48 - 2) + (36 - 2)) * frame);
+    let h = half.last::<Alignment>().unwrap();
+    let (mem, disk) = (h.stored_bytes, h.spilled_bytes);
     assert!(mem <= 3_000_000 && mem > 3_000_000 - frame, "{mem}");
     assert_eq!(mem + disk, ((48 - 2) + (36 - 2)) * frame);
     same_frames(&two.frames, &spilled.frames);
@@ -229,23 +226,21 @@ fn thumbnails_and_features_past_max_memory_spill_to_disk_in_two_passes_with_the_
     assert!(left.is_empty(), "left in temp-dir: {left:?}");
 
     let (a, b) = (
-        two.message("vidkompy-alignment").unwrap(),
-        spilled.message("vidkompy-alignment").unwrap(),
+        two.last::<Alignment>().unwrap(),
+        spilled.last::<Alignment>().unwrap(),
     );
-    assert_eq!(a.get::<u64>("spilled-thumbnail-bytes").unwrap(), 0);
+    assert_eq!(a.spilled_thumbnail_bytes, 0);
     // Both streams are 320x180: thumbnails of 160x90, every one of them on disk.
-    assert_eq!(
-        b.get::<u64>("spilled-thumbnail-bytes").unwrap(),
-        (48 + 36) * 160 * 90
-    );
+    assert_eq!(b.spilled_thumbnail_bytes, (48 + 36) * 160 * 90);
     // Features too (every feature set of the analysis goes to a file past max-memory).
-    assert_eq!(a.get::<u64>("spilled-feature-bytes").unwrap(), 0);
-    assert!(b.get::<u64>("spilled-feature-bytes").unwrap() > 0);
-    assert_eq!(b.get::<&str>("frames").unwrap(), "read-again");
-    assert_eq!(b.get::<u64>("stored-bytes").unwrap(), 0);
-    for f in ["x", "y", "scale", "temporal-confidence"] {
-        assert_eq!(a.get::<f64>(f).unwrap(), b.get::<f64>(f).unwrap(), "{f}");
-    }
+    assert_eq!(a.spilled_feature_bytes, 0);
+    assert!(b.spilled_feature_bytes > 0);
+    assert_eq!(b.frames.as_str(), "read-again");
+    assert_eq!(b.stored_bytes, 0);
+    assert_eq!(
+        (a.x, a.y, a.scale, a.temporal_confidence),
+        (b.x, b.y, b.scale, b.temporal_confidence)
+    );
     same_frames(&two.frames, &spilled.frames);
 }
 
@@ -363,20 +358,16 @@ fn the_same_clip_on_both_pads_covers_the_whole_frame() {
     init();
     let clip = common::opencv_clip("Megamind.avi");
     let run = run(&clip, &clip, "").unwrap();
-    let a = run.message("vidkompy-alignment").unwrap();
-    let (x, y, s) = (
-        a.get::<f64>("x").unwrap(),
-        a.get::<f64>("y").unwrap(),
-        a.get::<f64>("scale").unwrap(),
-    );
+    let a = run.last::<Alignment>().unwrap();
+    let (x, y, s) = (a.x, a.y, a.scale);
     assert!(
         x.abs() < 0.5 && y.abs() < 0.5 && (s - 1.0).abs() < 1e-3,
         "{x} {y} {s}"
     );
-    assert_eq!(a.get::<u32>("footprint-width").unwrap(), 720);
-    assert_eq!(a.get::<u32>("footprint-height").unwrap(), 528);
-    assert_eq!(a.get::<u64>("first-bg-frame").unwrap(), 0);
-    assert_eq!(a.get::<u64>("last-bg-frame").unwrap(), 269);
+    assert_eq!(a.footprint.width, 720);
+    assert_eq!(a.footprint.height, 528);
+    assert_eq!(a.first_bg_frame, 0);
+    assert_eq!(a.last_bg_frame, 269);
 }
 
 /// The first `rows` rows of the luma plane: 40 are above the footprint (80, 46, 160, 90) of
@@ -906,23 +897,16 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
                 &what,
             );
             let m = run
-                .message("vidkompy-reframed")
+                .last::<Reframed>()
                 .unwrap_or_else(|| panic!("{what}: no vidkompy-reframed in {:?}", run.messages));
-            assert_eq!(m.get::<u64>("fg-frame"), Ok(at as u64), "{what}");
+            assert_eq!(m.fg_frame, at as u64, "{what}");
             // In first-caps fg pixels (the 320x180 the fg started with): 160x90 at (40, 20).
-            let (x, y, scale) = (
-                m.get::<f64>("x").unwrap(),
-                m.get::<f64>("y").unwrap(),
-                m.get::<f64>("scale").unwrap(),
-            );
+            let (x, y, scale) = (m.x, m.y, m.scale);
             assert!(
                 (x - 40.0).abs() <= 1.5 && (y - 20.0).abs() <= 1.5 && (scale - 0.5).abs() < 0.01,
                 "{what}: re-framed footprint at ({x:.2}, {y:.2}) x{scale:.4}"
             );
-            let (px, py) = (
-                m.get::<f64>("previous-x").unwrap(),
-                m.get::<f64>("previous-y").unwrap(),
-            );
+            let (px, py) = (m.previous_x, m.previous_y);
             eprintln!(
                 "{what}: footprint ({px:.2}, {py:.2}) -> ({x:.2}, {y:.2}) x{scale:.4} at fg frame \
                  {at}"
@@ -931,9 +915,8 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
                 (px - 80.0).abs() <= 1.5 && (py - 46.0).abs() <= 1.5,
                 "{what}: first footprint at ({px:.2}, {py:.2})"
             );
-            let a = run.message("vidkompy-alignment").unwrap();
-            let segs = a.get::<gst::Array>("segments").unwrap();
-            assert_eq!(segs.len(), 2, "{what}: {a}");
+            let a = run.last::<Alignment>().unwrap();
+            assert_eq!(a.segments.len(), 2, "{what}: {a:?}");
             let r = gstvidkompy::report::Report::read(&report).unwrap();
             assert_eq!(
                 r.segments.iter().map(|s| s.from).collect::<Vec<_>>(),
@@ -1049,12 +1032,8 @@ fn a_fg_re_framed_and_back_opens_a_stretch_at_each_change() {
             .map(|e| (e.fg, e.bg))
             .collect();
         assert!(wrong.is_empty(), "{what}: wrong bg frames {wrong:?}");
-        let reframed = run
-            .messages
-            .iter()
-            .filter(|m| m.name() == "vidkompy-reframed")
-            .count();
-        assert_eq!(reframed, 2, "{what}");
+        let reframed: Vec<u64> = run.all::<Reframed>().iter().map(|r| r.fg_frame).collect();
+        assert_eq!(reframed, [12, 24], "{what}");
     }
     if std::env::var_os("KEEP").is_none() {
         let _ = std::fs::remove_dir_all(dir);

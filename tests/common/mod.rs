@@ -383,6 +383,21 @@ impl Run {
     pub fn message(&self, name: &str) -> Option<&gst::Structure> {
         self.messages.iter().rev().find(|s| s.name() == name)
     }
+
+    /// Every element message of type `M`, in order, read through `gstvidkompy::messages` (one
+    /// that does not read fails the test).
+    pub fn all<M: gstvidkompy::messages::ElementMessage>(&self) -> Vec<M> {
+        self.messages
+            .iter()
+            .filter(|s| s.name() == M::NAME)
+            .map(|s| M::from_structure(s).unwrap_or_else(|e| panic!("{e}: {s}")))
+            .collect()
+    }
+
+    /// The last element message of type `M`.
+    pub fn last<M: gstvidkompy::messages::ElementMessage>(&self) -> Option<M> {
+        self.all().pop()
+    }
 }
 
 /// Runs a launch line ending in `appsink name=s` to EOS, collecting frames and element

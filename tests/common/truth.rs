@@ -8,6 +8,7 @@
 use gst::glib;
 use gst::prelude::*;
 use gst_video::prelude::*;
+use gstvidkompy::messages::{Alignment, ElementMessage};
 use std::collections::HashMap;
 
 pub struct Source {
@@ -227,7 +228,7 @@ impl Case {
 pub struct Outcome {
     pub outputs: Vec<gst::Buffer>,
     pub out_info: Option<gst_video::VideoInfo>,
-    pub alignment: Option<gst::Structure>,
+    pub alignment: Option<gstvidkompy::messages::Alignment>,
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
     pub bg: Vec<gst::Buffer>,
@@ -483,8 +484,10 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
             gst::MessageView::Element(e) => {
                 if let Some(s) = e.structure() {
                     messages.push(s.to_owned());
-                    if s.name() == "vidkompy-alignment" {
-                        alignment = Some(s.to_owned());
+                    if s.name() == Alignment::NAME {
+                        alignment = Some(
+                            Alignment::from_structure(s).unwrap_or_else(|e| panic!("{e}: {s}")),
+                        );
                     }
                 }
             }
@@ -614,11 +617,7 @@ pub struct Score {
 
 pub fn score(case: &Case, o: &Outcome) -> Score {
     let a = o.alignment.as_ref().expect("a vidkompy-alignment message");
-    let (x, y, s) = (
-        a.get::<f64>("x").unwrap(),
-        a.get::<f64>("y").unwrap(),
-        a.get::<f64>("scale").unwrap(),
-    );
+    let (x, y, s) = (a.x, a.y, a.scale);
     let (fx, fy, fw, fh) = case.footprint;
     let (gw, gh) = case.fg_size();
     let corner_error = [
@@ -643,9 +642,7 @@ pub fn score(case: &Case, o: &Outcome) -> Score {
     let (first, last) = (case.bg_src[0], case.bg_src[case.bg_src.len() - 1]);
     let mut sc = Score {
         corner_error,
-        analysis_s: a
-            .get::<gst::ClockTime>("analysis-time")
-            .map_or(f64::NAN, |t| t.seconds_f64()),
+        analysis_s: a.analysis_time.seconds_f64(),
         inside: 0,
         outside: 0,
         outside_ok: 0,

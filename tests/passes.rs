@@ -612,8 +612,9 @@ fn a_flushing_seek_resumes_at_the_fg_frame_sought_with_the_same_matches() {
 }
 
 /// The output of `desc` (ending in `appsink name=s`) after a flushing, accurate seek to `at`,
-/// sent while playing, once the first frame is out.
-fn output_after_seek(desc: &str, at: gst::ClockTime) -> Vec<gst::Buffer> {
+/// sent while playing, once the first frame is out; with the element messages posted after
+/// the seek.
+fn output_after_seek(desc: &str, at: gst::ClockTime) -> (Vec<gst::Buffer>, Vec<gst::Message>) {
     let p = gst::parse::launch(desc).unwrap();
     let sink: gst_app::AppSink = common::element(&p, "s").unwrap();
     let frames = common::collect(&sink);
@@ -633,23 +634,33 @@ fn output_after_seek(desc: &str, at: gst::ClockTime) -> Vec<gst::Buffer> {
     );
     // The flush is done when the seek returns: what arrives from here is after it.
     frames.lock().unwrap().0.clear();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(120),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("the run after the seek ends");
-    if let gst::MessageView::Error(e) = msg.view() {
-        panic!("{} {:?}", e.error(), e.debug());
+    let mut messages = Vec::new();
+    loop {
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(120),
+                &[
+                    gst::MessageType::Eos,
+                    gst::MessageType::Error,
+                    gst::MessageType::Element,
+                ],
+            )
+            .expect("the run after the seek ends");
+        match msg.view() {
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            gst::MessageView::Eos(_) => break,
+            _ => messages.push(msg),
+        }
     }
     let _ = p.set_state(gst::State::Null);
-    std::mem::take(&mut frames.lock().unwrap().0)
+    (std::mem::take(&mut frames.lock().unwrap().0), messages)
 }
 
 /// After a flushing seek, on a frame's timestamp or between two, the output starts at the fg
 /// frame whose span holds the position, with that frame's own timestamp, and from there is
 /// exactly the unseeked run's buffers: timestamps, durations, whole pictures. Offline and
-/// windowed (`force-live=true` on files).
+/// windowed (`force-live=true` on files; offline the alignment made before the seek is
+/// reused).
 #[test]
 fn a_seek_on_or_between_frames_resumes_exactly_like_the_unseeked_run() {
     init();
@@ -668,7 +679,7 @@ fn a_seek_on_or_between_frames_resumes_exactly_like_the_unseeked_run() {
         for (frame, into_ms) in [(12, 0), (12, 20), (20, 30)] {
             let start = full[frame].pts().unwrap();
             let at = start + gst::ClockTime::from_mseconds(into_ms);
-            let got = output_after_seek(&desc, at);
+            let (got, messages) = output_after_seek(&desc, at);
             let what = format!("{props:?}, seek to {at} (fg frame {frame} + {into_ms} ms)");
             let pts: Vec<_> = got.iter().map(|b| b.pts()).collect();
             let want: Vec<_> = full[frame..].iter().map(|b| b.pts()).collect();
@@ -686,6 +697,29 @@ fn a_seek_on_or_between_frames_resumes_exactly_like_the_unseeked_run() {
                 .map(|(i, _)| frame + i)
                 .collect();
             assert!(differ.is_empty(), "{what}: fg frames {differ:?} differ");
+            if props.is_empty() {
+                // Offline the alignment made before the seek is reused: no analysis runs, and
+                // it is posted as it was made.
+                let analysed = messages.iter().any(|m| {
+                    matches!(
+                        Progress::from_message(m),
+                        Some(Ok(Progress::Analysis { .. }))
+                    )
+                });
+                assert!(!analysed, "{what}: analysed again");
+                let a = messages
+                    .iter()
+                    .filter_map(Alignment::from_message)
+                    .next_back()
+                    .expect("an alignment message")
+                    .unwrap();
+                assert_eq!(
+                    (a.mapping.as_str(), a.footprint_from.as_str()),
+                    ("content", "content"),
+                    "{what}"
+                );
+                assert_eq!(a.fg_frames, (36 - frame) as u64, "{what}");
+            }
         }
     }
     let _ = std::fs::remove_dir_all(dir);

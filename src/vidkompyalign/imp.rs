@@ -299,6 +299,13 @@ fn output_pool(caps: &gst::Caps, info: &gst_video::VideoInfo) -> Option<gst::Buf
     Some(pool.upcast())
 }
 
+/// The last offline alignment, as a report, with how it was made: a flushing seek reuses it.
+struct Made {
+    report: Report,
+    kind: MappedBy,
+    from: FootprintFrom,
+}
+
 /// Where fg frames go from frame `from` on.
 struct StretchOutput {
     from: usize,
@@ -319,8 +326,11 @@ struct State {
     /// The footprint was checked against the first caps of both pads (fail fast, before
     /// reading whole files).
     placement_checked: bool,
-    /// The `alignment` file, read at start.
+    /// The `alignment` file, read at start; or after a flushing seek the alignment made
+    /// before it (`reused`).
     loaded: Option<(std::path::PathBuf, Report)>,
+    /// `loaded` is the alignment made before a seek: posted as it was made, not written.
+    reused: Option<(MappedBy, FootprintFrom)>,
     /// Where the analysis keeps features past the memory bound.
     features: store::FeatureSpills,
     /// When the last `vidkompy-progress` message was posted.
@@ -358,6 +368,8 @@ pub struct VidkompyAlign {
     rewind: Mutex<Option<Rewind>>,
     /// The bg's format, for caps queries on the fg pad.
     bg_format: Mutex<Option<VideoFormat>>,
+    /// The last offline alignment, kept across flushes: the output after a seek reuses it.
+    made: Mutex<Option<Made>>,
 }
 
 /// A frame that a decoder clipped to the start of an accurate seek's segment (its timestamp
@@ -994,6 +1006,19 @@ impl VidkompyAlign {
         let (segs, alignment) = self.use_report(path, report, state, prep.geo)?;
         let mapping = alignment.mapping.clone();
         let elapsed = started.elapsed();
+        if let Some((kind, from)) = state.reused {
+            // The alignment made before a seek: posted as it was made; its report stands.
+            self.post_alignment(
+                state,
+                &segs,
+                Some(&alignment),
+                &mapping,
+                kind,
+                from,
+                elapsed,
+            );
+            return self.finish_prepare(state, prep, &segs, mapping);
+        }
         self.post_alignment(
             state,
             &segs,
@@ -1013,6 +1038,7 @@ impl VidkompyAlign {
             &mapping,
             costs,
             MappedBy::Loaded,
+            FootprintFrom::Report,
             elapsed,
         )?;
         self.finish_prepare(state, prep, &segs, mapping)
@@ -1120,6 +1146,7 @@ impl VidkompyAlign {
             &mapping,
             costs,
             kind,
+            from,
             elapsed,
         )?;
         // The analysis is over: its thumbnails (and their spill files) can go.
@@ -1314,6 +1341,7 @@ impl VidkompyAlign {
             &mapping,
             Some(&costs),
             kind,
+            from,
             elapsed,
         )?;
         state.bg.thumbs.clear();
@@ -1437,12 +1465,29 @@ impl VidkompyAlign {
         let started = std::time::Instant::now();
         let two_pass = state.mode == Mode::TwoPass;
         if let Some((path, report)) = state.loaded.take() {
-            let out = self.conclude_loaded(state, prep, &path, &report, started);
-            // Kept for the next flush (a seek): its entries are found by timestamp then.
-            state.loaded = Some((path, report));
-            let out = out?;
-            state.output = Some(out);
-            return Ok(());
+            // The alignment made before a seek, found again by timestamp; where it does not
+            // cover what was read, the alignment is made again from here.
+            let reuse = match state.reused {
+                Some(_) if Self::report_by_pts(&report, state).is_none() => {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "the alignment made before the seek does not cover the frames read: \
+                         aligning again"
+                    );
+                    state.reused = None;
+                    false
+                }
+                _ => true,
+            };
+            if reuse {
+                let out = self.conclude_loaded(state, prep, &path, &report, started);
+                // Kept for the next flush (a seek): its entries are found by timestamp then.
+                state.loaded = Some((path, report));
+                let out = out?;
+                state.output = Some(out);
+                return Ok(());
+            }
         }
         #[cfg(debug_assertions)]
         self.test_slow_analysis()?;
@@ -1651,7 +1696,11 @@ impl VidkompyAlign {
                 .collect::<Vec<_>>(),
             converter.is_some()
         );
-        self.record_line(state, &mapping);
+        // The line of an alignment reused after a seek covers only what was read: the whole
+        // one stays.
+        if state.reused.is_none() {
+            self.record_line(state, &mapping);
+        }
         let pool = output_pool(&prep.caps, &prep.info);
         Ok(Output {
             info: prep.info,
@@ -1989,11 +2038,9 @@ impl VidkompyAlign {
         mapping: &[usize],
         costs: Option<&[f32]>,
         kind: MappedBy,
+        from: FootprintFrom,
         elapsed: std::time::Duration,
     ) -> Result<(), gst::FlowError> {
-        if settings.report.is_none() && settings.plot.is_none() {
-            return Ok(());
-        }
         let pts =
             |ps: &PadState, i: usize| ps.times.get(i).and_then(|t| t.pts).map(|t| t.nseconds());
         let frames = mapping
@@ -2010,7 +2057,11 @@ impl VidkompyAlign {
             })
             .collect();
         let streams = Self::streams(state, geo);
-        self.write_report_of(settings, streams, segs, a, frames, kind, elapsed)
+        let report = self.make_report(streams, segs, a, frames, kind, elapsed)?;
+        self.write_report_files(settings, &report)?;
+        // Kept for a flushing seek: the output after it reuses this alignment.
+        *lock(&self.made) = Some(Made { report, kind, from });
+        Ok(())
     }
 
     /// Writes the report (when `report` is set): the first segment's footprint, `a`'s
@@ -2029,11 +2080,25 @@ impl VidkompyAlign {
         if settings.report.is_none() && settings.plot.is_none() {
             return Ok(());
         }
+        let report = self.make_report((fg, bg), segs, a, frames, kind, elapsed)?;
+        self.write_report_files(settings, &report)
+    }
+
+    /// The report document of an alignment.
+    fn make_report(
+        &self,
+        (fg, bg): (report::Stream, report::Stream),
+        segs: &[Segment],
+        a: Option<&Alignment>,
+        frames: Vec<report::Entry>,
+        kind: MappedBy,
+        elapsed: std::time::Duration,
+    ) -> Result<Report, gst::FlowError> {
         let Some(first) = segs.first() else {
             return Err(gst::FlowError::Error);
         };
         let finite = |v: f64| v.is_finite().then_some(v);
-        let report = Report {
+        Ok(Report {
             version: report::VERSION,
             fg,
             bg,
@@ -2063,7 +2128,15 @@ impl VidkompyAlign {
                 Vec::new()
             },
             frames,
-        };
+        })
+    }
+
+    /// Writes `report` where `report` says, and its picture where `plot` says.
+    fn write_report_files(
+        &self,
+        settings: &Settings,
+        report: &Report,
+    ) -> Result<(), gst::FlowError> {
         if let Some(path) = settings.report.as_deref() {
             let path = std::path::Path::new(path);
             report.write(path).map_err(|e| {
@@ -2074,7 +2147,7 @@ impl VidkompyAlign {
         }
         if let Some(path) = settings.plot.as_deref() {
             let path = std::path::Path::new(path);
-            crate::plot::write_svg(&report, path).map_err(|e| {
+            crate::plot::write_svg(report, path).map_err(|e| {
                 gst::element_imp_error!(self, gst::ResourceError::OpenWrite, ("{e}"));
                 gst::FlowError::Error
             })?;
@@ -2822,7 +2895,8 @@ impl VidkompyAlign {
         if let Some(state) = guard.as_mut() {
             // A report to reuse stays: it was read at start. So do the pads' caps: sticky,
             // they are not sent again after a flush.
-            let loaded = state.loaded.take();
+            // The alignment made before a seek is taken afresh from `made` by `flush`.
+            let loaded = state.loaded.take().filter(|_| state.reused.is_none());
             let caps = [
                 (state.bg.caps.take(), state.bg.info.take()),
                 (state.fg.caps.take(), state.fg.info.take()),
@@ -2886,6 +2960,7 @@ impl ObjectSubclass for VidkompyAlign {
             seek_pending: Mutex::new(None),
             rewind: Mutex::new(None),
             bg_format: Mutex::new(None),
+            made: Mutex::new(None),
         }
     }
 }
@@ -3127,8 +3202,9 @@ impl ElementImpl for VidkompyAlign {
 impl AggregatorImpl for VidkompyAlign {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         self.cancel.reset();
-        // A new stream: an earlier one's line says nothing of it.
+        // A new stream: an earlier one's line and alignment say nothing of it.
         lock(&self.line).clear();
+        *lock(&self.made) = None;
         *lock(&self.seek_pending) = None;
         // A report to reuse is read now, so that a missing or malformed file fails at once.
         let path = lock(&self.settings).alignment.clone();
@@ -3168,8 +3244,23 @@ impl AggregatorImpl for VidkompyAlign {
     fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         self.reset();
         let sought = lock(&self.seek_pending).take();
+        let made = lock(&self.made)
+            .as_ref()
+            .map(|m| (m.report.clone(), m.kind, m.from));
         if let Some(state) = self.state().as_mut() {
             state.resume_at = sought;
+            // A seek resumes with the alignment already made (found again by timestamp),
+            // unless an `alignment` file is applied anyway.
+            if sought.is_some()
+                && state.loaded.is_none()
+                && let Some((report, kind, from)) = made
+            {
+                state.loaded = Some((
+                    std::path::PathBuf::from("(the alignment before the seek)"),
+                    report,
+                ));
+                state.reused = Some((kind, from));
+            }
         }
         self.cancel.reset();
         self.parent_flush()

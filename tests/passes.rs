@@ -453,6 +453,28 @@ fn seek_matches_the_whole_run_of(
     );
 }
 
+/// The next element message or EOS on `bus` (`None` at EOS); an error or a warning fails the
+/// test, and so does nothing within `secs`.
+fn next_message(bus: &gst::Bus, secs: u64, what: &str) -> Option<gst::Message> {
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(secs),
+            &[
+                gst::MessageType::Element,
+                gst::MessageType::Eos,
+                gst::MessageType::Warning,
+                gst::MessageType::Error,
+            ],
+        )
+        .unwrap_or_else(|| panic!("{what}: nothing within {secs} s"));
+    match msg.view() {
+        gst::MessageView::Eos(_) => None,
+        gst::MessageView::Error(e) => panic!("{what}: {} {:?}", e.error(), e.debug()),
+        gst::MessageView::Warning(w) => panic!("{what}: {}", w.error()),
+        _ => Some(msg),
+    }
+}
+
 /// A flushing seek sent by the application while the offline analysis runs is answered at
 /// once: the analysis is cancelled (it posts no alignment) and the run resumes at the fg frame
 /// sought, aligned once. The element named `slow` stands in for a long analysis: in debug
@@ -479,22 +501,7 @@ fn a_flushing_seek_during_the_analysis_cancels_it() {
     p.set_state(gst::State::Playing).unwrap();
     let mut alignments = 0;
     loop {
-        let msg = bus
-            .timed_pop_filtered(
-                gst::ClockTime::from_seconds(60),
-                &[
-                    gst::MessageType::Element,
-                    gst::MessageType::Warning,
-                    gst::MessageType::Error,
-                ],
-            )
-            .expect("the analysis starts");
-        if let gst::MessageView::Warning(w) = msg.view() {
-            panic!("{}", w.error());
-        }
-        if let gst::MessageView::Error(e) = msg.view() {
-            panic!("{} {:?}", e.error(), e.debug());
-        }
+        let msg = next_message(&bus, 60, "the analysis starts").expect("no EOS before the seek");
         alignments += usize::from(Alignment::from_message(&msg).is_some());
         if let Some(Ok(Progress::Analysis { .. })) = Progress::from_message(&msg) {
             break;
@@ -508,24 +515,8 @@ fn a_flushing_seek_during_the_analysis_cancels_it() {
         )
         .is_ok()
     );
-    loop {
-        let msg = bus
-            .timed_pop_filtered(
-                gst::ClockTime::from_seconds(120),
-                &[
-                    gst::MessageType::Element,
-                    gst::MessageType::Eos,
-                    gst::MessageType::Warning,
-                    gst::MessageType::Error,
-                ],
-            )
-            .expect("the run ends");
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
-            gst::MessageView::Warning(w) => panic!("{}", w.error()),
-            _ => alignments += usize::from(Alignment::from_message(&msg).is_some()),
-        }
+    while let Some(msg) = next_message(&bus, 120, "the run after the seek") {
+        alignments += usize::from(Alignment::from_message(&msg).is_some());
     }
     let _ = p.set_state(gst::State::Null);
     let _ = std::fs::remove_dir_all(dir);
@@ -635,22 +626,8 @@ fn output_after_seek(desc: &str, at: gst::ClockTime) -> (Vec<gst::Buffer>, Vec<g
     // The flush is done when the seek returns: what arrives from here is after it.
     frames.lock().unwrap().0.clear();
     let mut messages = Vec::new();
-    loop {
-        let msg = bus
-            .timed_pop_filtered(
-                gst::ClockTime::from_seconds(120),
-                &[
-                    gst::MessageType::Eos,
-                    gst::MessageType::Error,
-                    gst::MessageType::Element,
-                ],
-            )
-            .expect("the run after the seek ends");
-        match msg.view() {
-            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
-            gst::MessageView::Eos(_) => break,
-            _ => messages.push(msg),
-        }
+    while let Some(msg) = next_message(&bus, 120, "the run after the seek") {
+        messages.push(msg);
     }
     let _ = p.set_state(gst::State::Null);
     (std::mem::take(&mut frames.lock().unwrap().0), messages)

@@ -88,6 +88,20 @@ pub struct Alignment {
     pub timings: Timings,
 }
 
+impl Alignment {
+    /// Whether its footprint is trusted: the fg shows the bg's scene there (spatial confidence
+    /// at least [`super::MIN_SPATIAL_CONFIDENCE`]; not when it is NaN).
+    pub fn placed(&self) -> bool {
+        self.spatial_confidence >= super::MIN_SPATIAL_CONFIDENCE
+    }
+
+    /// Whether its frame mapping is trusted too: placed, and a temporal confidence of at least
+    /// [`super::MIN_TEMPORAL_CONFIDENCE`]. Otherwise frames are mapped by running time.
+    pub fn mapped(&self) -> bool {
+        self.placed() && self.temporal_confidence >= super::MIN_TEMPORAL_CONFIDENCE
+    }
+}
+
 /// Seconds spent per stage of the analysis, accumulated.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Timings(pub Vec<(&'static str, f64)>);
@@ -848,6 +862,36 @@ pub fn analyse(
     match begin(input, cancel)? {
         Some(b) => finish(input, b, luma, cancel).map(Some),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::*;
+
+    fn with(spatial: f64, temporal: f64) -> Alignment {
+        Alignment {
+            x: 0.0,
+            y: 0.0,
+            scale: 1.0,
+            spatial_confidence: spatial,
+            mapping: Vec::new(),
+            costs: Vec::new(),
+            mean_cost: 0.0,
+            temporal_confidence: temporal,
+            rate: None,
+            timings: Timings::default(),
+        }
+    }
+
+    #[test]
+    fn footprint_and_mapping_are_trusted_at_the_thresholds_and_not_on_nan() {
+        assert!(with(0.5, 0.1).placed() && with(0.5, 0.1).mapped());
+        assert!(!with(0.499, 0.9).placed() && !with(0.499, 0.9).mapped());
+        // A footprint without a mapping: frames by running time.
+        assert!(with(0.9, 0.099).placed() && !with(0.9, 0.099).mapped());
+        assert!(!with(f64::NAN, 0.9).placed());
+        assert!(with(0.9, f64::NAN).placed() && !with(0.9, f64::NAN).mapped());
     }
 }
 

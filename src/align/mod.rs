@@ -76,3 +76,7 @@ impl std::error::Error for Cancelled {}
 /// Below this spatial confidence (mean NCC of matched frames at the footprint) the fg is taken
 /// not to show the bg's scene.
 pub const MIN_SPATIAL_CONFIDENCE: f64 = 0.5;
+
+/// Below this temporal confidence (mean distinctiveness of the matches) the content mapping is
+/// not trusted and frames are mapped by running time.
+pub const MIN_TEMPORAL_CONFIDENCE: f64 = 0.1;

@@ -19,7 +19,7 @@ use crate::align::features::{FrameView, LumaLayout, Thumb};
 use crate::align::placement::{self, Request};
 use crate::align::spatial::{self, Constraints, Geometry};
 use crate::align::stretches::{self, StretchThumbs};
-use crate::align::{Cancel, MIN_SPATIAL_CONFIDENCE, timing};
+use crate::align::{Cancel, timing};
 use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
 use crate::compute::{self, Compute};
 use crate::messages::{self, ElementMessage, FootprintFrom, Frames, MappedBy, Progress, Reframed};
@@ -76,9 +76,6 @@ const MAX_COORD: i32 = 65535;
 const MAX_SCALE: f64 = 16.0;
 const MAX_BLEND_WIDTH: u32 = 4096;
 
-/// Below this temporal confidence (mean distinctiveness of the matches) the content mapping is
-/// not trusted and frames are mapped by running time.
-const MIN_TEMPORAL_CONFIDENCE: f64 = 0.1;
 /// `vidkompy-progress` messages are posted this often at most (and at each stage's start and
 /// end).
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);

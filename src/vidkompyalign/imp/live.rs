@@ -10,7 +10,7 @@ use gst_base::prelude::*;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::{CAT, MIN_SPATIAL_CONFIDENCE, Output, State, VidkompyAlign, with_luma};
+use super::{CAT, Output, State, VidkompyAlign, with_luma};
 use crate::align::Cancel;
 use crate::align::analysis::{Alignment, Side};
 use crate::align::features::Thumb;
@@ -896,9 +896,7 @@ impl VidkompyAlign {
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Err(gst::FlowError::Error);
         };
-        let found = alignment
-            .as_ref()
-            .filter(|a| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE);
+        let found = alignment.as_ref().filter(|a| a.placed());
         gst::info!(
             CAT,
             imp = self,
@@ -1157,7 +1155,7 @@ impl VidkompyAlign {
         job: &RecheckJob,
     ) -> Result<(), gst::FlowError> {
         let started_at = job.started_at;
-        let Some(a) = result.filter(|a| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE) else {
+        let Some(a) = result.filter(Alignment::placed) else {
             gst::debug!(
                 CAT,
                 imp = self,

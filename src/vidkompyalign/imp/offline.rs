@@ -204,21 +204,13 @@ impl VidkompyAlign {
         parts: Stretches<Alignment>,
         elapsed: std::time::Duration,
     ) -> Result<Output, gst::FlowError> {
-        let usable = |a: &Alignment| {
-            a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE
-                && a.temporal_confidence >= MIN_TEMPORAL_CONFIDENCE
-        };
+        let usable = |a: &Alignment| a.mapped();
         if stretches::prefer_stretches(alignment.as_ref(), &parts, &usable) {
             return self.conclude_stretches(state, prep, alignment, parts, elapsed);
         }
         let (fg_info, bg_info, geo) = (&prep.fg_info, &prep.bg_info, prep.geo);
-        let spatial_ok = alignment
-            .as_ref()
-            .is_some_and(|a| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE);
-        let temporal_ok = spatial_ok
-            && alignment
-                .as_ref()
-                .is_some_and(|a| a.temporal_confidence >= MIN_TEMPORAL_CONFIDENCE);
+        let spatial_ok = alignment.as_ref().is_some_and(Alignment::placed);
+        let temporal_ok = alignment.as_ref().is_some_and(Alignment::mapped);
         let place = match alignment.as_ref().filter(|_| spatial_ok) {
             Some(a) => placement::from_estimate(geo.fg, geo.bg, a.x, a.y, a.scale),
             None => {
@@ -353,9 +345,8 @@ impl VidkompyAlign {
         elapsed: std::time::Duration,
     ) -> Result<Output, gst::FlowError> {
         let geo = prep.geo;
-        let spatial_ok = |a: &&Alignment| a.spatial_confidence >= MIN_SPATIAL_CONFIDENCE;
-        let temporal_ok =
-            |a: &&Alignment| spatial_ok(a) && a.temporal_confidence >= MIN_TEMPORAL_CONFIDENCE;
+        let spatial_ok = |a: &&Alignment| a.placed();
+        let temporal_ok = |a: &&Alignment| a.mapped();
         let whole_place = whole.as_ref().filter(spatial_ok);
         let whole_map = whole.as_ref().filter(temporal_ok);
         let by_time = timing::map_by_time(&prep.fg_times, &prep.bg_times);

@@ -4,6 +4,16 @@
 
 use super::*;
 
+/// What the analysis decided, for [`VidkompyAlign::settle`].
+struct Decided<'a> {
+    segs: &'a [Segment],
+    alignment: Option<&'a Alignment>,
+    costs: Option<&'a [f32]>,
+    kind: MappedBy,
+    from: FootprintFrom,
+    elapsed: std::time::Duration,
+}
+
 impl VidkompyAlign {
     /// Both pads are at EOS after the first pass: output caps, sizes and frame times.
     pub(super) fn prep(&self, state: &State) -> Result<Prep, gst::FlowError> {
@@ -267,35 +277,54 @@ impl VidkompyAlign {
         };
         let segs = [Self::segment(0, &place, alignment.as_ref())];
         let from = Self::footprint_from(&prep.settings, spatial_ok);
-        self.post_alignment(
-            state,
-            &segs,
-            alignment.as_ref(),
-            &mapping,
-            kind,
-            from,
-            elapsed,
-        );
         let costs = alignment
             .as_ref()
             .filter(|_| temporal_ok)
             .map(|a| a.costs.as_slice());
-        self.write_report(
-            &prep.settings,
-            state,
-            geo,
-            &segs,
-            alignment.as_ref(),
-            &mapping,
+        let decided = Decided {
+            segs: &segs,
+            alignment: alignment.as_ref(),
             costs,
             kind,
             from,
             elapsed,
+        };
+        self.settle(state, prep, decided, mapping)
+    }
+
+    /// The analysis decided: posts the alignment, writes the report, lets the analysis's
+    /// thumbnails (and their spill files) go, and plans the output.
+    fn settle(
+        &self,
+        state: &mut State,
+        prep: Prep,
+        d: Decided<'_>,
+        mapping: Vec<usize>,
+    ) -> Result<Output, gst::FlowError> {
+        self.post_alignment(
+            state,
+            d.segs,
+            d.alignment,
+            &mapping,
+            d.kind,
+            d.from,
+            d.elapsed,
+        );
+        self.write_report(
+            &prep.settings,
+            state,
+            prep.geo,
+            d.segs,
+            d.alignment,
+            &mapping,
+            d.costs,
+            d.kind,
+            d.from,
+            d.elapsed,
         )?;
-        // The analysis is over: its thumbnails (and their spill files) can go.
         state.bg.thumbs.clear();
         state.fg.thumbs.clear();
-        self.finish_prepare(state, prep, &segs, mapping)
+        self.finish_prepare(state, prep, d.segs, mapping)
     }
 
     /// A stretch of fg frames from `from` on at `place`, found by `a` (if anything).
@@ -477,22 +506,15 @@ impl VidkompyAlign {
             MappedBy::RunningTime
         };
         let from = Self::footprint_from(&prep.settings, all_found);
-        self.post_alignment(state, &segs, Some(&joined), &mapping, kind, from, elapsed);
-        self.write_report(
-            &prep.settings,
-            state,
-            geo,
-            &segs,
-            Some(&joined),
-            &mapping,
-            Some(&costs),
+        let decided = Decided {
+            segs: &segs,
+            alignment: Some(&joined),
+            costs: Some(&costs),
             kind,
             from,
             elapsed,
-        )?;
-        state.bg.thumbs.clear();
-        state.fg.thumbs.clear();
-        self.finish_prepare(state, prep, &segs, mapping)
+        };
+        self.settle(state, prep, decided, mapping)
     }
 
     /// Stretches of the fg between its caps changes (offline), each analysed on its own too:

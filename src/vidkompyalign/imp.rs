@@ -31,6 +31,9 @@ mod live;
 mod offline;
 mod render;
 mod reporting;
+mod run;
+
+use run::{Effect, Event, Pass, Phase};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -200,20 +203,6 @@ impl std::fmt::Debug for Incoming {
     }
 }
 
-/// How frames reach the output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Mode {
-    /// Not decided before the first buffers.
-    #[default]
-    Undecided,
-    /// Every frame is stored while reading (inputs that cannot seek).
-    Store,
-    /// The first pass keeps only features; the inputs are read again from the start.
-    TwoPass,
-    /// Upstream is live (or `force-live` is set): alignment on a sliding window.
-    Live,
-}
-
 /// A seek of both inputs back to the start, under way.
 struct Rewind {
     /// One per pad: had both seeks the same, the aggregator would take the flushes for a
@@ -225,6 +214,7 @@ struct Rewind {
 }
 
 /// Everything the output and the analysis need, decided once the first pass is read.
+#[derive(Clone)]
 struct Prep {
     caps: gst::Caps,
     info: gst_video::VideoInfo,
@@ -324,9 +314,8 @@ struct Converter {
 struct State {
     bg: PadState,
     fg: PadState,
-    /// The footprint was checked against the first caps of both pads (fail fast, before
-    /// reading whole files).
-    placement_checked: bool,
+    /// What the element is doing.
+    phase: Phase,
     /// The `alignment` file, read at start; or after a flushing seek the alignment made
     /// before it (`reused`).
     loaded: Option<(std::path::PathBuf, Report)>,
@@ -336,18 +325,50 @@ struct State {
     features: store::FeatureSpills,
     /// When the last `vidkompy-progress` message was posted.
     last_progress: Option<std::time::Instant>,
-    mode: Mode,
-    /// The fg's duration, as upstream told it when the mode was decided.
+    /// The fg's duration, as upstream told it when the run was decided.
     fg_duration: Option<gst::ClockTime>,
-    /// A flushing seek to this fg position reset the state: the bg is to be read from where
-    /// that position's match can be (offline modes).
-    resume_at: Option<gst::ClockTime>,
-    /// The streams are read from a seek's position: a loaded report is matched by timestamp.
-    from_seek: bool,
-    fetch: Option<Box<Fetch>>,
-    output: Option<Output>,
-    /// Live mode's window and queues.
-    live: Option<live::LiveRun>,
+}
+
+impl State {
+    fn live(&self) -> Option<&live::LiveRun> {
+        match &self.phase {
+            Phase::Live(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    fn live_mut(&mut self) -> Option<&mut live::LiveRun> {
+        match &mut self.phase {
+            Phase::Live(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The compositing plan in use: offline output's, or the live run's.
+    fn plan_mut(&mut self) -> Option<&mut Output> {
+        match &mut self.phase {
+            Phase::Output { output, .. } => Some(output),
+            Phase::Live(l) => l.plan.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// How the offline run reads its inputs (`None` before it is decided, and live).
+    fn pass(&self) -> Option<Pass> {
+        match &self.phase {
+            Phase::Reading { pass, .. }
+            | Phase::Analysing { pass, .. }
+            | Phase::Fetching { pass, .. }
+            | Phase::Output { pass, .. } => Some(*pass),
+            Phase::Rewinding { then } => match then.as_ref() {
+                Phase::Reading { pass, .. }
+                | Phase::Fetching { pass, .. }
+                | Phase::Output { pass, .. } => Some(*pass),
+                _ => None,
+            },
+            Phase::Undecided { .. } | Phase::Live(_) => None,
+        }
+    }
 }
 
 pub struct VidkompyAlign {
@@ -901,7 +922,7 @@ impl AggregatorImpl for VidkompyAlign {
             .as_ref()
             .map(|m| (m.report.clone(), m.kind, m.from));
         if let Some(state) = self.state().as_mut() {
-            state.resume_at = sought;
+            state.phase = Phase::Undecided { resume_at: sought };
             // A seek resumes with the alignment already made (found again by timestamp),
             // unless an `alignment` file is applied anyway.
             if sought.is_some()
@@ -926,7 +947,7 @@ impl AggregatorImpl for VidkompyAlign {
 
     fn next_time(&self) -> Option<gst::ClockTime> {
         // Called under the base class's source lock: no `latency()` here (it takes that lock).
-        let live = self.state().as_ref().is_some_and(|s| s.mode == Mode::Live);
+        let live = self.state().as_ref().is_some_and(|s| s.live().is_some());
         if live {
             self.live_next_time()
         } else {
@@ -1061,131 +1082,16 @@ impl AggregatorImpl for VidkompyAlign {
         {
             panic!("panic requested through VIDKOMPY_TEST_PANIC");
         }
-        // The mode is decided once, from upstream's answers (latency, seeking, duration),
+        // The run is decided once, from upstream's answers (latency, seeking, duration),
         // asked with no element lock held.
-        let undecided = matches!(self.state().as_ref(), Some(s) if s.mode == Mode::Undecided);
-        let decided = if !undecided {
-            None
-        } else if self.is_live() {
-            if let Some(why) = self.live_refusal() {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{why}"));
-                return Err(gst::FlowError::Error);
-            }
-            Some((Mode::Live, None))
-        } else {
-            let duration = self.fg_pad.peer_query_duration::<gst::ClockTime>();
-            Some((self.decide_mode(), duration))
-        };
-        let mut guard = self.state();
-        let Some(state) = guard.as_mut() else {
-            return Err(gst::FlowError::Flushing);
-        };
-        if let Some((mode, duration)) = decided
-            && state.mode == Mode::Undecided
-        {
-            state.mode = mode;
-            state.fg_duration = duration;
-        }
-        if state.mode == Mode::Live {
-            drop(guard);
-            return self.live_aggregate(timeout);
-        }
-
-        // A rewind under way: upstream's flush must reach both pads first.
-        let mut rewind = lock(&self.rewind);
-        if let Some(r) = rewind.as_ref() {
-            if r.flushed != [true, true] {
-                if r.since.elapsed() > REWIND_TIMEOUT {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        (
-                            "Upstream did not flush within {} s of the seek back to the start \
-                             (flushed: bg {}, fg {})",
-                            REWIND_TIMEOUT.as_secs(),
-                            r.flushed[0],
-                            r.flushed[1]
-                        )
-                    );
-                    return Err(gst::FlowError::Error);
-                }
-                // Upstream flushes within the seek call as a rule (our own seeks are pushed
-                // from this thread, so this is rare); its FLUSH_STOP wakes the aggregator.
-                gst::trace!(CAT, imp = self, "waiting for the rewind's flush");
-                return Ok(gst::FlowSuccess::Ok);
-            }
-            *rewind = None;
-        }
-        drop(rewind);
-
-        if let Some(at) = state.resume_at.take() {
-            state.from_seek = true;
-            // The seek put the bg at the fg's position; its match may lie before.
-            let to = self.bg_position_for(at);
-            if to < at {
-                drop(guard);
-                self.seek_bg(to)?;
-                return Ok(gst::FlowSuccess::Ok);
-            }
-        }
-
-        if let Some(out) = state.output.as_mut() {
-            if let Some((caps, segment)) = out.pending.take() {
-                drop(guard);
-                return self.start_output(caps, segment);
-            }
-            let buffer = if out.streaming.is_some() {
-                match self.next_streamed(state)? {
-                    Some(b) => b,
-                    None => return Ok(gst::FlowSuccess::Ok),
-                }
-            } else {
-                self.next_stored(state)?
+        let asked = self.ask_upstream()?;
+        let effects = {
+            let mut guard = self.state();
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
             };
-            drop(guard);
-            gst::trace!(CAT, imp = self, "output {buffer:?}");
-            return self.obj().finish_buffer(buffer);
-        }
-
-        if state.fetch.is_some() {
-            if !self.fetch_step(state)? {
-                return Ok(gst::FlowSuccess::Ok);
-            }
-            self.end_of_fetch(state)?;
-            let needed = Self::bg_needed(state);
-            drop(guard);
-            self.rewind(needed)?;
-            return Ok(gst::FlowSuccess::Ok);
-        }
-
-        let store = state.mode == Mode::Store;
-        self.take_buffer(&self.bg_pad, &mut state.bg, store)?;
-        self.take_buffer(&self.fg_pad, &mut state.fg, store)?;
-        self.reading_progress(state, false);
-        if !state.placement_checked
-            && let (Some(fg), Some(bg)) = (&state.fg.info, &state.bg.info)
-        {
-            // The footprint must fit at least at the smallest scale searched.
-            let mut settings = lock(&self.settings).clone();
-            if settings.scale <= 0.0 {
-                settings.scale = spatial::DEFAULT_SCALES.0;
-            }
-            self.resolve_placement(&settings, fg, bg)?;
-            state.placement_checked = true;
-        }
-        let done = [&self.bg_pad, &self.fg_pad]
-            .iter()
-            .all(|p| p.is_eos() && !p.has_buffer());
-        if !done {
-            return Ok(gst::FlowSuccess::Ok);
-        }
-        self.reading_progress(state, true);
-        self.end_of_first_pass(state)?;
-        if state.mode == Mode::TwoPass {
-            let needed = Self::bg_needed(state);
-            drop(guard);
-            self.rewind(needed)?;
-        }
-        Ok(gst::FlowSuccess::Ok)
+            self.step(state, asked, timeout)?
+        };
+        self.apply(effects)
     }
 }

@@ -122,7 +122,7 @@ impl VidkompyAlign {
             let current = ps.incoming.as_ref().map(|i| &i.info).or(ps.info.as_ref());
             current.is_some_and(differs)
         };
-        if changed && state.mode == Mode::Live {
+        if changed && state.live().is_some() {
             // Serialized events reach this in the source pad's task, in order with buffers:
             // the frames held came with the old caps and are output before these are stored.
             drop(guard);
@@ -141,9 +141,9 @@ impl VidkompyAlign {
         let Some(state) = guard.as_mut() else {
             return false;
         };
-        let offline = state.mode != Mode::Live;
-        let first_pass =
-            lock(&self.rewind).is_none() && state.fetch.is_none() && state.output.is_none();
+        let offline = state.live().is_none();
+        let first_pass = lock(&self.rewind).is_none()
+            && matches!(state.phase, Phase::Undecided { .. } | Phase::Reading { .. });
         let ps = if name == "bg" {
             &mut state.bg
         } else {

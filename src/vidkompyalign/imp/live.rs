@@ -10,7 +10,7 @@ use gst_base::prelude::*;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::{CAT, Output, State, VidkompyAlign, with_luma};
+use super::{CAT, Output, Phase, State, VidkompyAlign, with_luma};
 use crate::align::Cancel;
 use crate::align::analysis::{Alignment, Side};
 use crate::align::features::Thumb;
@@ -240,6 +240,8 @@ pub(super) struct LiveRun {
     last_bg: Option<usize>,
     /// Paced runs: what the report says (written when the fg ends).
     record: Record,
+    /// The compositing plan for the footprint in use, once there is one.
+    pub(super) plan: Option<Output>,
 }
 
 /// The alignment of a paced run, as output: for the report.
@@ -260,6 +262,18 @@ struct Record {
 const STEPS: usize = 15;
 
 impl LiveRun {
+    pub(super) fn new(paced: bool) -> Self {
+        LiveRun {
+            paced,
+            ..LiveRun::default()
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn is_paced(&self) -> bool {
+        self.paced
+    }
+
     /// The frame duration of pad `k` (0 bg, 1 fg): from its caps' framerate, else the median
     /// step between its frames' running times (once two are known), else `None`.
     fn duration(&self, k: usize, info: Option<&gst_video::VideoInfo>) -> Option<u64> {
@@ -295,7 +309,7 @@ impl VidkompyAlign {
     }
 
     /// Whether an upstream of either sink pad is live (asked with a latency query).
-    fn upstream_live(&self) -> bool {
+    pub(super) fn upstream_live(&self) -> bool {
         [&self.bg_pad, &self.fg_pad].iter().any(|pad| {
             let mut q = gst::query::Latency::new();
             pad.peer_query(&mut q) && q.result().0
@@ -337,7 +351,7 @@ impl VidkompyAlign {
     pub(super) fn live_next_time(&self) -> Option<gst::ClockTime> {
         {
             let guard = self.state();
-            if let Some(live) = guard.as_ref().and_then(|s| s.live.as_ref()) {
+            if let Some(live) = guard.as_ref().and_then(|s| s.live()) {
                 if live.paced {
                     // Not held to the clock: wait for data.
                     return None;
@@ -369,7 +383,7 @@ impl VidkompyAlign {
     /// dropped (as compositor does).
     pub(super) fn live_qos(&self, event: &gst::event::Qos) {
         let mut guard = self.state();
-        let Some(live) = guard.as_mut().and_then(|s| s.live.as_mut()) else {
+        let Some(live) = guard.as_mut().and_then(|s| s.live_mut()) else {
             return;
         };
         if live.paced {
@@ -422,7 +436,7 @@ impl VidkompyAlign {
             (true, false) if ended(&self.fg_pad) => Side::Bg,
             (false, true) if ended(&self.bg_pad) => Side::Fg,
             (true, true) => {
-                let shift = state.live.as_ref().and_then(|l| l.shift);
+                let shift = state.live().and_then(|l| l.shift);
                 match (Self::head_rt(&self.bg_pad), Self::head_rt(&self.fg_pad)) {
                     (Some(b), Some(f)) => {
                         let lead = match shift {
@@ -480,13 +494,13 @@ impl VidkompyAlign {
             return Err(gst::FlowError::Error);
         };
         let k = usize::from(side == Side::Fg);
-        let index = state.live.as_ref().map_or(0, |l| l.received[k]);
+        let index = state.live().map_or(0, |l| l.received[k]);
         let segment = pad.segment().downcast::<gst::ClockTime>().ok();
         let buffer = super::unclipped(buffer, segment.as_ref(), &info);
         if side == Side::Fg && state.fg.first_segment.is_none() {
             state.fg.first_segment = segment.clone();
         }
-        let Some(live) = state.live.as_mut() else {
+        let Phase::Live(live) = &mut state.phase else {
             return Err(gst::FlowError::Error);
         };
         let pts = buffer.pts();
@@ -555,7 +569,7 @@ impl VidkompyAlign {
         let (Some(fg), Some(bg)) = (state.fg.info.as_ref(), state.bg.info.as_ref()) else {
             return;
         };
-        let Some(live) = state.live.as_mut() else {
+        let Phase::Live(live) = &mut state.phase else {
             return;
         };
         if live.tracker.is_some() {
@@ -607,7 +621,7 @@ impl VidkompyAlign {
     /// not output, keeping the newest; at most that span's worth of frames at the bg's rate.
     fn live_evict(&self, state: &mut State) {
         let settings = super::lock(&self.settings).clone();
-        let Some(live) = state.live.as_mut() else {
+        let Phase::Live(live) = &mut state.phase else {
             return;
         };
         let bg_dur = live
@@ -669,7 +683,7 @@ impl VidkompyAlign {
     /// and on a timeout those whose output is due by the clock and the aggregator's `latency`
     /// (at least the oldest).
     fn live_due(&self, state: &State, timeout: bool, latency: Option<gst::ClockTime>) -> usize {
-        let Some(live) = state.live.as_ref() else {
+        let Some(live) = state.live() else {
             return 0;
         };
         let n = live.fg.len();
@@ -730,7 +744,7 @@ impl VidkompyAlign {
         timeout: bool,
         drain: bool,
     ) -> Result<(), gst::FlowError> {
-        let Some(live) = state.live.as_mut() else {
+        let Phase::Live(live) = &mut state.phase else {
             return Err(gst::FlowError::Error);
         };
         if let Some(job) = live.search_job.as_ref() {
@@ -762,7 +776,7 @@ impl VidkompyAlign {
                 return Ok(());
             }
             self.live_searched(state, alignment, &job)?;
-            if let Some(live) = state.live.as_mut()
+            if let Some(live) = state.live_mut()
                 && live.search == Search::Found
             {
                 live.confirm_at = job.full_at;
@@ -919,7 +933,7 @@ impl VidkompyAlign {
                     (bg_info.width(), bg_info.height()),
                 );
                 let place = placement::from_estimate(geo.0, geo.1, a.x, a.y, a.scale);
-                if let Some(live) = state.live.as_mut() {
+                if let Some(live) = state.live_mut() {
                     if let Some(t) = live.tracker.as_mut() {
                         t.set_footprint(est);
                         // Paced (files): the window's fg frames go where the search matched
@@ -951,10 +965,7 @@ impl VidkompyAlign {
             }
             None => {
                 let place = self.resolve_placement(&settings, &fg_info, &bg_info)?;
-                let first = state
-                    .live
-                    .as_ref()
-                    .is_some_and(|l| l.search == Search::Pending);
+                let first = state.live().is_some_and(|l| l.search == Search::Pending);
                 if first {
                     gst::element_imp_warning!(
                         self,
@@ -965,7 +976,7 @@ impl VidkompyAlign {
                              scale={:.4} and mapped by running time; searching again every \
                              {} s. If the bg shows the scene later than the fg by more than \
                              the lookahead, raise lookahead",
-                            state.live.as_ref().map_or(0, |l| l.bg.len()),
+                            state.live().map_or(0, |l| l.bg.len()),
                             alignment
                                 .as_ref()
                                 .map_or(f64::NAN, |a| a.spatial_confidence),
@@ -976,7 +987,7 @@ impl VidkompyAlign {
                         )
                     );
                 }
-                if let Some(live) = state.live.as_mut() {
+                if let Some(live) = state.live_mut() {
                     live.search = Search::Retry(now.saturating_add(SEARCH_RETRY));
                 }
                 place
@@ -996,12 +1007,15 @@ impl VidkompyAlign {
         let from = Self::footprint_from(&settings, found.is_some());
         self.post_alignment(state, &segs, found, &window, kind, from, elapsed);
         Self::live_record(state, &segs[0], found, elapsed);
-        let keep = state.output.as_ref().is_some_and(|o| {
+        let keep = state.live().and_then(|l| l.plan.as_ref()).is_some_and(|o| {
             let ov = &o.overlay;
             (ov.x, ov.y, ov.width, ov.height) == (place.x, place.y, place.width, place.height)
         });
         if !keep {
-            state.output = Some(self.live_output(state, place)?);
+            let plan = self.live_output(state, place)?;
+            if let Some(l) = state.live_mut() {
+                l.plan = Some(plan);
+            }
         }
         Ok(())
     }
@@ -1012,7 +1026,7 @@ impl VidkompyAlign {
     /// [`REFINE_PX`] is followed (features, compositing, a new `vidkompy-alignment`); by more
     /// than [`REFRAME_PX`], also a `vidkompy-reframed` message and a fresh path.
     fn live_recheck(&self, state: &mut State) -> Result<(), gst::FlowError> {
-        let finished = state.live.as_mut().and_then(|l| {
+        let finished = state.live_mut().and_then(|l| {
             // A paced run takes the result at a point of its own input, not whenever the
             // thread happens to finish: the same files give the same output.
             let newest = l.fg.back().map_or(0, |h| h.rt);
@@ -1036,7 +1050,7 @@ impl VidkompyAlign {
             // times: the first searches may come before the bg showed their moments.
             if let Some(d) = job.deferred.take()
                 && d.tries < DEFER_TRIES
-                && let Some(live) = state.live.as_mut()
+                && let Some(live) = state.live_mut()
                 && live.deferred.is_none()
             {
                 live.deferred = Some(d);
@@ -1045,7 +1059,7 @@ impl VidkompyAlign {
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Ok(());
         };
-        let Some(live) = state.live.as_mut() else {
+        let Phase::Live(live) = &mut state.phase else {
             return Ok(());
         };
         if live.search != Search::Found || live.recheck.is_some() || live.tracker.is_none() {
@@ -1167,8 +1181,7 @@ impl VidkompyAlign {
             return Ok(());
         };
         let Some((old, moved)) = state
-            .live
-            .as_ref()
+            .live()
             .and_then(|l| l.tracker.as_ref())
             .and_then(|t| Some((t.footprint()?, t.moved(&a)?)))
         else {
@@ -1183,7 +1196,7 @@ impl VidkompyAlign {
             a.scale,
             a.spatial_confidence
         );
-        let fit = state.live.as_ref().and_then(|l| l.fit);
+        let fit = state.live().and_then(|l| l.fit);
         let kept = job.deferred.is_some() || job.confirm;
         // On kept frames (the bg lagging) or a full window after an early search, a better fit
         // than the footprint in use had also counts: that one may have been fitted on moments
@@ -1195,7 +1208,7 @@ impl VidkompyAlign {
         let least = if kept { KEPT_REFINE_PX } else { REFINE_PX };
         let worse = job.worse && a.spatial_confidence >= REFRAME_TRUST;
         let confirmed = moved <= least;
-        if let Some(l) = state.live.as_mut().filter(|l| l.paced) {
+        if let Some(l) = state.live_mut().filter(|l| l.paced) {
             l.confirmed = if confirmed { l.confirmed + 1 } else { 0 };
         }
         if confirmed || !(worse || better) {
@@ -1217,7 +1230,7 @@ impl VidkompyAlign {
             a.scale,
         );
         let fg_frame = {
-            let Some(live) = state.live.as_mut() else {
+            let Phase::Live(live) = &mut state.phase else {
                 return Ok(());
             };
             if let Some(t) = live.tracker.as_mut() {
@@ -1232,7 +1245,10 @@ impl VidkompyAlign {
             live.fit = Some((a.spatial_confidence, a.mean_cost));
             live.fg.front().map_or(live.received[1], |h| h.index)
         };
-        state.output = Some(self.live_output(state, place)?);
+        let plan = self.live_output(state, place)?;
+        if let Some(l) = state.live_mut() {
+            l.plan = Some(plan);
+        }
         Self::live_record(
             state,
             &Self::segment(0, &place, Some(&a)),
@@ -1258,7 +1274,7 @@ impl VidkompyAlign {
         }
         let m = Reframed {
             fg_running_time: Some(gst::ClockTime::from_nseconds(started_at)),
-            count: Some(state.live.as_ref().map_or(0, |l| l.reframed)),
+            count: Some(state.live().map_or(0, |l| l.reframed)),
             ..Self::reframed(
                 (a.x, a.y, a.scale),
                 a.spatial_confidence,
@@ -1280,7 +1296,7 @@ impl VidkompyAlign {
         a: Option<&Alignment>,
         elapsed: std::time::Duration,
     ) {
-        let Some(live) = state.live.as_mut().filter(|l| l.paced) else {
+        let Some(live) = state.live_mut().filter(|l| l.paced) else {
             return;
         };
         let r = &mut live.record;
@@ -1306,7 +1322,7 @@ impl VidkompyAlign {
         else {
             return Ok(());
         };
-        let Some(live) = state.live.as_mut().filter(|l| l.paced && !l.record.written) else {
+        let Some(live) = state.live_mut().filter(|l| l.paced && !l.record.written) else {
             return Ok(());
         };
         let r = std::mem::take(&mut live.record);
@@ -1357,7 +1373,7 @@ impl VidkompyAlign {
             blend,
         );
         let pool = super::output_pool(&caps, &info);
-        let started = state.live.as_ref().is_some_and(|l| l.started);
+        let started = state.live().is_some_and(|l| l.started);
         Ok(Output {
             info,
             layouts,
@@ -1379,7 +1395,7 @@ impl VidkompyAlign {
             return Ok(());
         }
         let backend = self.compute();
-        let Some(live) = state.live.as_mut() else {
+        let Phase::Live(live) = &mut state.phase else {
             return Err(gst::FlowError::Error);
         };
         if live.bg.is_empty() {
@@ -1508,7 +1524,7 @@ impl VidkompyAlign {
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
-        let Some(old) = state.live.take() else {
+        let Some(old) = state.live_mut().map(std::mem::take) else {
             return Ok(());
         };
         let mut run = LiveRun {
@@ -1526,8 +1542,9 @@ impl VidkompyAlign {
         } else {
             run.steps[1] = old.steps[1].clone();
         }
-        state.live = Some(run);
-        state.output = None;
+        if let Some(l) = state.live_mut() {
+            *l = run;
+        }
         Ok(())
     }
 
@@ -1537,28 +1554,18 @@ impl VidkompyAlign {
         let mut out: Vec<gst::Buffer> = Vec::new();
         let mut caps_to_set = None;
         // Asked with no element lock held: the aggregator's latency takes its SRC_LOCK (under
-        // which `next_time` takes the state lock), upstream's liveness is a query.
+        // which `next_time` takes the state lock).
         let latency = if timeout { self.obj().latency() } else { None };
-        let new_run = self.state().as_ref().is_some_and(|s| s.live.is_none());
-        let upstream_live = new_run.then(|| self.upstream_live());
         {
             let mut guard = self.state();
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
-            if state.live.is_none() {
-                // A flush made a new state since: ask again next round.
-                let Some(upstream_live) = upstream_live else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                let paced = !upstream_live;
-                gst::info!(CAT, imp = self, "live mode (paced: {paced})");
-                state.live = Some(LiveRun {
-                    paced,
-                    ..LiveRun::default()
-                });
+            if state.live().is_none() {
+                // A flush made a new state since: the run is decided again next round.
+                return Ok(gst::FlowSuccess::Ok);
             }
-            let paced = state.live.as_ref().is_some_and(|l| l.paced);
+            let paced = state.live().is_some_and(|l| l.paced);
             // A paced run is not held to the clock.
             let timeout = timeout && !paced;
             if !drain {
@@ -1571,25 +1578,25 @@ impl VidkompyAlign {
             }
             self.live_tracker(state);
             let due = if drain {
-                state.live.as_ref().map_or(0, |l| l.fg.len())
+                state.live().map_or(0, |l| l.fg.len())
             } else {
                 self.live_due(state, timeout, latency)
             };
             self.live_search(state, due, timeout, drain)?;
             self.live_recheck(state)?;
-            if state.output.is_some() {
+            if state.live().is_some_and(|l| l.plan.is_some()) {
                 self.live_commit(state, due)?;
             }
             self.live_evict(state);
-            if let Some(o) = state.output.as_mut()
+            if let Some(o) = state.plan_mut()
                 && let Some(p) = o.pending.take()
             {
                 caps_to_set = Some(p);
-                if let Some(l) = state.live.as_mut() {
+                if let Some(l) = state.live_mut() {
                     l.started = true;
                 }
             }
-            while let Some(live) = state.live.as_mut() {
+            while let Phase::Live(live) = &mut state.phase {
                 let Some((fg, j)) = live.ready.pop_front() else {
                     break;
                 };
@@ -1636,7 +1643,7 @@ impl VidkompyAlign {
                 out.push(buffer);
             }
             if drain {
-                let left = state.live.as_ref().map_or(0, |l| l.fg.len());
+                let left = state.live().map_or(0, |l| l.fg.len());
                 if left > 0 {
                     gst::element_imp_warning!(
                         self,
@@ -1650,12 +1657,11 @@ impl VidkompyAlign {
                 && self.fg_pad.is_eos()
                 && !self.fg_pad.has_buffer()
                 && state
-                    .live
-                    .as_ref()
+                    .live()
                     .is_none_or(|l| l.fg.is_empty() && l.ready.is_empty());
             if finished && out.is_empty() && caps_to_set.is_none() {
                 // Re-anchoring stops with the fg.
-                if let Some(live) = state.live.as_mut().filter(|l| l.reanchoring) {
+                if let Some(live) = state.live_mut().filter(|l| l.reanchoring) {
                     live.reanchoring = false;
                     let last = live.last_bg.map(|j| (live.output.saturating_sub(1), j));
                     self.post_reanchored(false, last, live.reanchored);

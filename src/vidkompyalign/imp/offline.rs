@@ -14,6 +14,79 @@ struct Decided<'a> {
     elapsed: std::time::Duration,
 }
 
+/// What the analysis runs on, taken out of the state while it runs with no lock held.
+pub(super) struct Material {
+    bg: PadMaterial,
+    fg: PadMaterial,
+    features: store::FeatureSpills,
+}
+
+/// A pad's part of [`Material`].
+pub(super) struct PadMaterial {
+    thumbs: ThumbStore,
+    /// Frames stored (store mode: refinement's full-resolution luma comes from there).
+    store: PadStore,
+    /// Frames fetched in two-pass mode's second pass.
+    fetched: std::collections::BTreeMap<usize, Arc<Thumb>>,
+    info: Option<gst_video::VideoInfo>,
+}
+
+impl Material {
+    fn take(state: &mut State) -> Self {
+        let pad = |ps: &mut PadState| PadMaterial {
+            thumbs: std::mem::take(&mut ps.thumbs),
+            store: std::mem::take(&mut ps.store),
+            fetched: std::mem::take(&mut ps.fetched),
+            info: ps.info.clone(),
+        };
+        Material {
+            bg: pad(&mut state.bg),
+            fg: pad(&mut state.fg),
+            features: std::mem::take(&mut state.features),
+        }
+    }
+
+    fn restore(self, state: &mut State) {
+        for (ps, m) in [(&mut state.bg, self.bg), (&mut state.fg, self.fg)] {
+            ps.thumbs = m.thumbs;
+            ps.store = m.store;
+            ps.fetched = m.fetched;
+        }
+        state.features = self.features;
+    }
+
+    fn side(&self, side: Side) -> &PadMaterial {
+        match side {
+            Side::Bg => &self.bg,
+            Side::Fg => &self.fg,
+        }
+    }
+}
+
+/// What the analysis runs.
+enum Job {
+    /// On the first pass's thumbnails (and stored frames).
+    First {
+        prep: Prep,
+        stretches: Vec<std::ops::Range<usize>>,
+        two_pass: bool,
+    },
+    /// The fine stages, on the frames the fetch pass read.
+    Fine(Box<Fetch>),
+}
+
+/// What the analysis found.
+#[derive(Debug)]
+enum Outcome {
+    /// Coarse stages done; refinement wants these frames at full resolution.
+    Begun(
+        Option<analysis::Begun>,
+        Stretches<analysis::Begun>,
+        analysis::Wanted,
+    ),
+    Done(Option<Alignment>, Stretches<Alignment>),
+}
+
 impl VidkompyAlign {
     /// Both pads are at EOS after the first pass: output caps, sizes and frame times.
     pub(super) fn prep(&self, state: &State) -> Result<Prep, gst::FlowError> {
@@ -103,16 +176,16 @@ impl VidkompyAlign {
     }
 
     /// The analysis's input from the first pass.
-    pub(super) fn input<'a>(
-        state: &'a State,
+    fn input<'a>(
+        m: &'a Material,
         prep: &Prep,
         dots: &'a dyn crate::align::kernels::Kernels,
     ) -> analysis::Input<'a> {
         analysis::Input {
-            fg: &state.fg.thumbs,
-            bg: &state.bg.thumbs,
+            fg: &m.fg.thumbs,
+            bg: &m.bg.thumbs,
             dots,
-            spills: &state.features,
+            spills: &m.features,
             geometry: prep.geo,
             constraints: prep.settings.constraints(),
             nominal_rate: prep.nominal_rate,
@@ -528,15 +601,15 @@ impl VidkompyAlign {
     }
 
     /// The coarse stages, for the whole and for each stretch.
-    pub(super) fn begin_all(
+    fn begin_all(
         &self,
-        state: &State,
+        m: &Material,
         prep: &Prep,
         stretches: &[std::ops::Range<usize>],
     ) -> Result<(Option<analysis::Begun>, Stretches<analysis::Begun>), crate::align::Cancelled>
     {
         let backend = self.compute();
-        let input = Self::input(state, prep, backend.kernels());
+        let input = Self::input(m, prep, backend.kernels());
         let whole = analysis::begin(&input, &self.cancel)?;
         let parts = stretches
             .iter()
@@ -545,7 +618,7 @@ impl VidkompyAlign {
                 if !worth {
                     return Ok((r.clone(), None));
                 }
-                let part = StretchThumbs::new(&state.fg.thumbs, r.clone());
+                let part = StretchThumbs::new(&m.fg.thumbs, r.clone());
                 let input = analysis::Input { fg: &part, ..input };
                 Ok((r.clone(), analysis::begin(&input, &self.cancel)?))
             })
@@ -555,23 +628,23 @@ impl VidkompyAlign {
 
     /// The fine stages, for the whole and for each stretch; `luma` as [`analysis::finish`]
     /// takes it, by frame indices of the whole.
-    pub(super) fn finish_all(
+    fn finish_all(
         &self,
-        state: &State,
+        m: &Material,
         prep: &Prep,
         begun: Option<analysis::Begun>,
         parts: Stretches<analysis::Begun>,
         luma: &analysis::Luma<'_>,
     ) -> Result<(Option<Alignment>, Stretches<Alignment>), crate::align::Cancelled> {
         let backend = self.compute();
-        let input = Self::input(state, prep, backend.kernels());
+        let input = Self::input(m, prep, backend.kernels());
         let whole = begun
             .map(|b| analysis::finish(&input, b, luma, &self.cancel))
             .transpose()?;
         let parts = parts
             .into_iter()
             .map(|(r, b)| {
-                let part = StretchThumbs::new(&state.fg.thumbs, r.clone());
+                let part = StretchThumbs::new(&m.fg.thumbs, r.clone());
                 let input = analysis::Input { fg: &part, ..input };
                 let from = r.start;
                 let luma = |side: Side, i: usize| match side {
@@ -587,76 +660,170 @@ impl VidkompyAlign {
         Ok((whole, parts))
     }
 
-    /// Both pads are at EOS after the first pass. Store mode: the whole analysis and the
-    /// output plan. Two-pass mode: the coarse analysis, then a rewind (to fetch the frames the
-    /// refinement needs, or straight to output).
-    pub(super) fn end_of_first_pass(&self, state: &mut State) -> Result<(), gst::FlowError> {
-        let prep = self.prep(state)?;
-        let started = std::time::Instant::now();
-        let two_pass = state.mode == Mode::TwoPass;
-        if let Some((path, report)) = state.loaded.take() {
-            // The alignment made before a seek, found again by timestamp; where it does not
-            // cover what was read, the alignment is made again from here.
-            let reuse = match state.reused {
-                Some(_) if Self::report_by_pts(&report, state).is_none() => {
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "the alignment made before the seek does not cover the frames read: \
-                         aligning again"
-                    );
-                    state.reused = None;
-                    false
-                }
-                _ => true,
-            };
-            if reuse {
-                let out = self.conclude_loaded(state, prep, &path, &report, started);
-                // Kept for the next flush (a seek): its entries are found by timestamp then.
-                state.loaded = Some((path, report));
-                let out = out?;
-                state.output = Some(out);
-                return Ok(());
-            }
-        }
-        #[cfg(debug_assertions)]
-        self.test_slow_analysis()?;
-        let stretches = Self::fg_stretches(state, &prep);
-        if !stretches.is_empty() {
+    /// A report to reuse (an `alignment` file, or the alignment made before a seek) decides the
+    /// footprint and mapping: the output plan. `None` where there is none, or where the
+    /// alignment made before a seek does not cover the frames read (aligned again then).
+    fn reuse_loaded(
+        &self,
+        state: &mut State,
+        prep: &Prep,
+        started: std::time::Instant,
+    ) -> Result<Option<Output>, gst::FlowError> {
+        let Some((path, report)) = state.loaded.take() else {
+            return Ok(None);
+        };
+        if state.reused.is_some() && Self::report_by_pts(&report, state).is_none() {
             gst::info!(
                 CAT,
                 imp = self,
-                "the fg's caps changed: its stretches {stretches:?} are analysed on their own too"
+                "the alignment made before the seek does not cover the frames read: aligning \
+                 again"
             );
+            state.reused = None;
+            return Ok(None);
         }
-        if !two_pass {
-            let result = self.with_ticker(started, std::time::Duration::ZERO, || {
-                let luma = |side: Side, i: usize| {
-                    let ps = match side {
-                        Side::Bg => &state.bg,
-                        Side::Fg => &state.fg,
-                    };
-                    // As two-pass mode fetches it, so that both give the same result.
-                    let buffer = ps.store.buffer(i).ok()?;
-                    with_luma(&buffer, ps.info.as_ref()?, Thumb::full).map(Arc::new)
-                };
-                let (begun, parts) = self.begin_all(state, &prep, &stretches)?;
-                self.finish_all(state, &prep, begun, parts, &luma)
-            });
-            let (alignment, parts) = self.analysed(state, result)?;
-            let out = self.conclude(state, prep, alignment, parts, started.elapsed())?;
-            state.output = Some(out);
-            return Ok(());
-        }
-        let begun = self.with_ticker(started, std::time::Duration::ZERO, || {
-            self.begin_all(state, &prep, &stretches)
-        });
-        self.thumbs_read(state)?;
-        self.device_fallback();
-        let Ok((begun, parts)) = begun else {
-            gst::debug!(CAT, imp = self, "analysis cancelled");
+        let out = self.conclude_loaded(state, prep.clone(), &path, &report, started);
+        // Kept for the next flush (a seek): its entries are found by timestamp then.
+        state.loaded = Some((path, report));
+        out.map(Some)
+    }
+
+    /// The analysis of what was read: the whole, or (two-pass) its coarse stages, after which
+    /// the frames refinement needs are fetched, then its fine stages. It runs with no element
+    /// lock held, on what it needs taken out of the state; a flush cancels it at once.
+    pub(super) fn analyse(&self) -> Result<Vec<Effect>, gst::FlowError> {
+        let started = std::time::Instant::now();
+        let (job, material) = {
+            let mut guard = self.state();
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            let Phase::Analysing { pass, fetch } = &mut state.phase else {
+                return Err(gst::FlowError::Flushing);
+            };
+            let (two_pass, fetch) = (pass.two_pass, fetch.take());
+            let job = match fetch {
+                Some(fetch) => Job::Fine(fetch),
+                None => {
+                    let prep = self.prep(state)?;
+                    if let Some(out) = self.reuse_loaded(state, &prep, started)? {
+                        return self.transition(state, Event::Planned(Box::new(out)));
+                    }
+                    let stretches = Self::fg_stretches(state, &prep);
+                    if !stretches.is_empty() {
+                        gst::info!(
+                            CAT,
+                            imp = self,
+                            "the fg's caps changed: its stretches {stretches:?} are analysed on \
+                             their own too"
+                        );
+                    }
+                    Job::First {
+                        prep,
+                        stretches,
+                        two_pass,
+                    }
+                }
+            };
+            (job, Material::take(state))
+        };
+        #[cfg(debug_assertions)]
+        self.test_slow_analysis()?;
+        // No element lock held from here.
+        let (prep, spent, result) = match job {
+            Job::First {
+                prep,
+                stretches,
+                two_pass,
+            } => {
+                let zero = std::time::Duration::ZERO;
+                let result = self.with_ticker(started, zero, || {
+                    self.first_analysis(&material, &prep, &stretches, two_pass)
+                });
+                (prep, zero, result)
+            }
+            Job::Fine(fetch) => {
+                let Fetch {
+                    begun,
+                    parts,
+                    prep,
+                    started: fetching,
+                    spent,
+                    ..
+                } = *fetch;
+                gst::debug!(CAT, imp = self, "fetch pass took {:?}", fetching.elapsed());
+                // Analysis time: the first pass's part and this one, not the reading between.
+                let result = self.with_ticker(started, spent, || {
+                    let luma = |side: Side, i: usize| material.side(side).fetched.get(&i).cloned();
+                    self.finish_all(&material, &prep, begun, parts, &luma)
+                        .map(|(a, p)| Outcome::Done(a, p))
+                });
+                (prep, spent, result)
+            }
+        };
+        let mut guard = self.state();
+        let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
+        if !matches!(state.phase, Phase::Analysing { .. }) {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "a flush started the run again during the analysis"
+            );
+            return Err(gst::FlowError::Flushing);
+        }
+        material.restore(state);
+        let result = self.analysed(state, result)?;
+        state.bg.fetched.clear();
+        state.fg.fetched.clear();
+        match result {
+            Outcome::Begun(begun, parts, wanted) => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "fetching fg frames {:?} and bg frames {:?} in a second pass",
+                    wanted.fg,
+                    wanted.bg
+                );
+                let fetch = Fetch {
+                    begun,
+                    parts,
+                    wanted,
+                    prep,
+                    started: std::time::Instant::now(),
+                    spent: started.elapsed(),
+                };
+                self.transition(state, Event::NeedsFrames(Box::new(fetch)))
+            }
+            Outcome::Done(alignment, parts) => {
+                let elapsed = spent + started.elapsed();
+                let out = self.conclude(state, prep, alignment, parts, elapsed)?;
+                self.transition(state, Event::Planned(Box::new(out)))
+            }
+        }
+    }
+
+    /// The analysis of the first pass: all of it where frames are stored; in two-pass mode its
+    /// coarse stages, and the fine ones too where they need no frame read again.
+    fn first_analysis(
+        &self,
+        material: &Material,
+        prep: &Prep,
+        stretches: &[std::ops::Range<usize>],
+        two_pass: bool,
+    ) -> Result<Outcome, crate::align::Cancelled> {
+        let (begun, parts) = self.begin_all(material, prep, stretches)?;
+        if !two_pass {
+            let luma = |side: Side, i: usize| {
+                let m = material.side(side);
+                // As two-pass mode fetches it, so that both give the same result.
+                let buffer = m.store.buffer(i).ok()?;
+                with_luma(&buffer, m.info.as_ref()?, Thumb::full).map(Arc::new)
+            };
+            let (a, p) = self.finish_all(material, prep, begun, parts, &luma)?;
+            return Ok(Outcome::Done(a, p));
+        }
         let mut wanted = begun.as_ref().map(|b| b.wanted.clone()).unwrap_or_default();
         for (r, b) in &parts {
             if let Some(b) = b {
@@ -664,66 +831,11 @@ impl VidkompyAlign {
             }
         }
         if !wanted.fg.is_empty() {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "fetching fg frames {:?} and bg frames {:?} in a second pass",
-                wanted.fg,
-                wanted.bg
-            );
-            state.fetch = Some(Box::new(Fetch {
-                begun,
-                parts,
-                wanted,
-                prep,
-                started: std::time::Instant::now(),
-                spent: started.elapsed(),
-            }));
-            return Ok(());
+            return Ok(Outcome::Begun(begun, parts, wanted));
         }
         let none = |_: Side, _: usize| None;
-        let result = self.with_ticker(started, std::time::Duration::ZERO, || {
-            self.finish_all(state, &prep, begun, parts, &none)
-        });
-        let (alignment, parts) = self.analysed(state, result)?;
-        let out = self.conclude(state, prep, alignment, parts, started.elapsed())?;
-        state.output = Some(out);
-        Ok(())
-    }
-
-    /// The second pass of two-pass mode has all the frames refinement needs: the fine
-    /// analysis and the output plan.
-    pub(super) fn end_of_fetch(&self, state: &mut State) -> Result<(), gst::FlowError> {
-        let Some(fetch) = state.fetch.take() else {
-            return Err(gst::FlowError::Error);
-        };
-        let Fetch {
-            begun,
-            parts,
-            prep,
-            started,
-            spent,
-            ..
-        } = *fetch;
-        gst::debug!(CAT, imp = self, "fetch pass took {:?}", started.elapsed());
-        // Analysis time: the first pass's part and this one, not the reading in between.
-        let started = std::time::Instant::now();
-        let result = self.with_ticker(started, spent, || {
-            let luma = |side: Side, i: usize| {
-                let ps = match side {
-                    Side::Bg => &state.bg,
-                    Side::Fg => &state.fg,
-                };
-                ps.fetched.get(&i).cloned()
-            };
-            self.finish_all(state, &prep, begun, parts, &luma)
-        });
-        let (alignment, parts) = self.analysed(state, result)?;
-        state.bg.fetched.clear();
-        state.fg.fetched.clear();
-        let out = self.conclude(state, prep, alignment, parts, spent + started.elapsed())?;
-        state.output = Some(out);
-        Ok(())
+        let (a, p) = self.finish_all(material, prep, begun, parts, &none)?;
+        Ok(Outcome::Done(a, p))
     }
 
     pub(super) fn analysed<T: std::fmt::Debug>(
@@ -823,7 +935,10 @@ impl VidkompyAlign {
             next: 0,
             converter,
             upcoming: pieces,
-            streaming: (state.mode == Mode::TwoPass).then(Streaming::default),
+            streaming: state
+                .pass()
+                .is_some_and(|p| p.two_pass)
+                .then(Streaming::default),
             pool,
             pending: Some((prep.caps, state.fg.first_segment.clone())),
         })
@@ -831,7 +946,7 @@ impl VidkompyAlign {
 
     /// Two passes when both inputs can seek (and the analysis needs no frame beyond those a
     /// second pass fetches); otherwise frames are stored.
-    pub(super) fn decide_mode(&self) -> Mode {
+    pub(super) fn decide_two_pass(&self) -> bool {
         let settings = lock(&self.settings).clone();
         // Seekable over a known range: a source that can seek but does not know where it
         // ends (videotestsrc, some live-like chains) may deliver nothing when read again.
@@ -844,20 +959,21 @@ impl VidkompyAlign {
             seekable && end.value() > 0
         };
         let (bg, fg) = (seekable(&self.bg_pad), seekable(&self.fg_pad));
-        let mode =
-            if settings.two_pass && settings.match_region == MatchRegion::Footprint && bg && fg {
-                Mode::TwoPass
-            } else {
-                Mode::Store
-            };
+        let two_pass =
+            settings.two_pass && settings.match_region == MatchRegion::Footprint && bg && fg;
         gst::info!(
             CAT,
             imp = self,
-            "{mode:?} (two-pass {}, match-region {:?}, seekable: bg {bg}, fg {fg})",
+            "offline, {} (two-pass {}, match-region {:?}, seekable: bg {bg}, fg {fg})",
+            if two_pass {
+                "two passes"
+            } else {
+                "frames stored"
+            },
             settings.two_pass,
             settings.match_region
         );
-        mode
+        two_pass
     }
 
     /// The first pass's index of a frame read again: by its PTS where there is one (a seek
@@ -894,8 +1010,8 @@ impl VidkompyAlign {
     /// One step of the fetch pass: the frames refinement needs are kept at full resolution.
     /// `true` once all are in (or both pads ended).
     pub(super) fn fetch_step(&self, state: &mut State) -> Result<bool, gst::FlowError> {
-        let State { fetch, bg, fg, .. } = &mut *state;
-        let Some(fetch) = fetch.as_ref() else {
+        let State { phase, bg, fg, .. } = &mut *state;
+        let Phase::Fetching { fetch, .. } = phase else {
             return Err(gst::FlowError::Error);
         };
         let wanted = &fetch.wanted;
@@ -946,17 +1062,6 @@ impl VidkompyAlign {
             });
         }
         Ok(done)
-    }
-
-    /// The bg frames the next pass of two-pass mode needs: those the fetch wants, else those
-    /// the output maps fg frames to.
-    pub(super) fn bg_needed(state: &State) -> Option<std::ops::RangeInclusive<usize>> {
-        let frames: &[usize] = match (&state.fetch, &state.output) {
-            (Some(f), _) => &f.wanted.bg,
-            (None, Some(o)) => &o.mapping,
-            _ => return None,
-        };
-        Some(*frames.iter().min()?..=*frames.iter().max()?)
     }
 
     /// Where to seek the bg to read its frames `needed` again: from two frames before the

@@ -81,7 +81,7 @@ impl VidkompyAlign {
         let (Some(bg_info), Some(fg_info)) = (state.bg.info.clone(), state.fg.info.clone()) else {
             return Err(gst::FlowError::Error);
         };
-        let Some(out) = state.output.as_mut() else {
+        let Some(out) = state.plan_mut() else {
             return Err(gst::FlowError::Error);
         };
         while out.upcoming.front().is_some_and(|p| p.from <= i) {
@@ -203,7 +203,7 @@ impl VidkompyAlign {
 
     /// The next output frame from the store.
     pub(super) fn next_stored(&self, state: &mut State) -> Result<gst::Buffer, gst::FlowError> {
-        let Some(out) = state.output.as_mut() else {
+        let Some(out) = state.plan_mut() else {
             return Err(gst::FlowError::Error);
         };
         let i = out.next;
@@ -242,7 +242,7 @@ impl VidkompyAlign {
         &self,
         state: &mut State,
     ) -> Result<Option<gst::Buffer>, gst::FlowError> {
-        let Some(out) = state.output.as_mut() else {
+        let Some(out) = state.plan_mut() else {
             return Err(gst::FlowError::Error);
         };
         let (i, total) = (out.next, out.mapping.len());
@@ -272,12 +272,12 @@ impl VidkompyAlign {
         }
         let j = out.mapping[i];
         let State {
-            output,
+            phase,
             bg: bg_state,
             fg: fg_state,
             ..
         } = &mut *state;
-        let Some(out) = output.as_mut() else {
+        let Phase::Output { output: out, .. } = phase else {
             return Err(gst::FlowError::Error);
         };
         let Some(streaming) = out.streaming.as_mut() else {

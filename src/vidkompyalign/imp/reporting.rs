@@ -176,9 +176,9 @@ impl VidkompyAlign {
             fg_frames: mapping.len() as u64,
             rate: a.and_then(|a| a.rate).unwrap_or(nan),
             mapping: kind,
-            frames: match state.mode {
-                Mode::TwoPass => Frames::ReadAgain,
-                Mode::Live => Frames::Live,
+            frames: match (state.live(), state.pass()) {
+                (Some(_), _) => Frames::Live,
+                (None, Some(p)) if p.two_pass => Frames::ReadAgain,
                 _ => Frames::Stored,
             },
             stored_bytes: (state.bg.store.owned_bytes() + state.fg.store.owned_bytes()) as u64,
@@ -227,13 +227,14 @@ impl VidkompyAlign {
         // After a seek only part of the streams is read: the report's entries are then found
         // by the frames' timestamps. Otherwise the frame counts must fit (most files start at
         // timestamp 0: timestamps alone do not tell another file from the report's).
-        let by_pts =
-            if state.from_seek && (fg.frames, bg.frames) != (report.fg.frames, report.bg.frames) {
-                Self::report_by_pts(report, state)
-            } else {
-                None
-            };
-        if state.from_seek {
+        let from_seek = state.pass().is_some_and(|p| p.from_seek);
+        let by_pts = if from_seek && (fg.frames, bg.frames) != (report.fg.frames, report.bg.frames)
+        {
+            Self::report_by_pts(report, state)
+        } else {
+            None
+        };
+        if from_seek {
             gst::debug!(
                 CAT,
                 imp = self,

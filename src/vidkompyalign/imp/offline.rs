@@ -67,7 +67,7 @@ impl Material {
 enum Job {
     /// On the first pass's thumbnails (and stored frames).
     First {
-        prep: Prep,
+        prep: Box<Prep>,
         stretches: Vec<std::ops::Range<usize>>,
         two_pass: bool,
     },
@@ -719,7 +719,7 @@ impl VidkompyAlign {
                         );
                     }
                     Job::First {
-                        prep,
+                        prep: Box::new(prep),
                         stretches,
                         two_pass,
                     }
@@ -740,7 +740,7 @@ impl VidkompyAlign {
                 let result = self.with_ticker(started, zero, || {
                     self.first_analysis(&material, &prep, &stretches, two_pass)
                 });
-                (prep, zero, result)
+                (*prep, zero, result)
             }
             Job::Fine(fetch) => {
                 let Fetch {

@@ -135,9 +135,14 @@ impl FgLuma {
     }
 }
 
+/// A search's thread, joined with no element lock held (see [`VidkompyAlign::live_step`]).
+pub(super) type Join = std::thread::JoinHandle<Option<Alignment>>;
+
 /// The footprint search running on its own thread.
 struct SearchJob {
-    handle: Option<std::thread::JoinHandle<Option<Alignment>>>,
+    handle: Option<Join>,
+    /// Its result, once the thread was joined.
+    joined: Option<Option<Alignment>>,
     cancel: Arc<Cancel>,
     /// The newest fg frame's running time when it started.
     now: u64,
@@ -157,7 +162,9 @@ impl Drop for SearchJob {
 
 /// A footprint re-check running on its own thread.
 struct RecheckJob {
-    handle: Option<std::thread::JoinHandle<Option<Alignment>>>,
+    handle: Option<Join>,
+    /// Its result, once the thread was joined.
+    joined: Option<Option<Alignment>>,
     /// The kept fg frames it searched on (else the frames held when it started).
     deferred: Option<Deferred>,
     /// It checks a footprint found early, on fewer fg frames than the lookahead spans.
@@ -743,7 +750,7 @@ impl VidkompyAlign {
         due: usize,
         timeout: bool,
         drain: bool,
-    ) -> Result<(), gst::FlowError> {
+    ) -> Result<Option<Join>, gst::FlowError> {
         let Phase::Live(live) = &mut state.phase else {
             return Err(gst::FlowError::Error);
         };
@@ -753,12 +760,20 @@ impl VidkompyAlign {
             // do those due in a paced run.
             let paced = live.paced;
             if !(finished || drain || ((timeout || paced) && due > 0)) {
-                return Ok(());
+                return Ok(None);
             }
             let Some(mut job) = live.search_job.take() else {
-                return Ok(());
+                return Ok(None);
             };
-            let alignment = job.handle.take().and_then(|h| h.join().ok()).flatten();
+            let alignment = match (job.joined.take(), job.handle.take()) {
+                (Some(a), _) => a,
+                // Joined by the caller, with no lock held; then this is called again.
+                (None, Some(h)) => {
+                    live.search_job = Some(job);
+                    return Ok(Some(h));
+                }
+                (None, None) => None,
+            };
             self.device_fallback();
             let trusted = alignment
                 .as_ref()
@@ -773,7 +788,7 @@ impl VidkompyAlign {
                     alignment.map(|a| (a.x, a.y, a.scale, a.spatial_confidence))
                 );
                 live.early_tried = true;
-                return Ok(());
+                return Ok(None);
             }
             self.live_searched(state, alignment, &job)?;
             if let Some(live) = state.live_mut()
@@ -781,7 +796,7 @@ impl VidkompyAlign {
             {
                 live.confirm_at = job.full_at;
             }
-            return Ok(());
+            return Ok(None);
         }
         let now = live.fg.back().map_or(0, |h| h.rt);
         // The first search starts before the first frame is due, so that its result is in
@@ -797,10 +812,10 @@ impl VidkompyAlign {
             Search::Retry(after) => due > 0 && now >= after,
         };
         let Some(tracker) = live.tracker.as_ref() else {
-            return Ok(());
+            return Ok(None);
         };
         if !try_now || live.bg.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Err(gst::FlowError::Error);
@@ -822,6 +837,7 @@ impl VidkompyAlign {
         let full_at = (due == 0).then(|| now + lookahead.saturating_sub(span));
         live.search_job = Some(SearchJob {
             handle: Some(handle),
+            joined: None,
             cancel,
             now,
             window,
@@ -832,7 +848,7 @@ impl VidkompyAlign {
             // Nothing more comes before the frames held go out: wait for it.
             return self.live_search(state, due, timeout, drain);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Searches the footprint on a thread of its own (`vidkompy-<what>`): `tracker`'s
@@ -1025,7 +1041,7 @@ impl VidkompyAlign {
     /// so the features no longer compare the same pixels). A footprint moved by more than
     /// [`REFINE_PX`] is followed (features, compositing, a new `vidkompy-alignment`); by more
     /// than [`REFRAME_PX`], also a `vidkompy-reframed` message and a fresh path.
-    fn live_recheck(&self, state: &mut State) -> Result<(), gst::FlowError> {
+    fn live_recheck(&self, state: &mut State) -> Result<Option<Join>, gst::FlowError> {
         let finished = state.live_mut().and_then(|l| {
             // A paced run takes the result at a point of its own input, not whenever the
             // thread happens to finish: the same files give the same output.
@@ -1044,7 +1060,17 @@ impl VidkompyAlign {
                 .flatten()
         });
         if let Some(mut job) = finished {
-            let result = job.handle.take().and_then(|h| h.join().ok()).flatten();
+            let result = match (job.joined.take(), job.handle.take()) {
+                (Some(r), _) => r,
+                // Joined by the caller, with no lock held; then this is called again.
+                (None, Some(h)) => {
+                    if let Some(l) = state.live_mut() {
+                        l.recheck = Some(job);
+                    }
+                    return Ok(Some(h));
+                }
+                (None, None) => None,
+            };
             self.live_reframe(state, result, &job)?;
             // Kept frames are searched again after each step of the bg, a bounded number of
             // times: the first searches may come before the bg showed their moments.
@@ -1057,13 +1083,13 @@ impl VidkompyAlign {
             }
         }
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
-            return Ok(());
+            return Ok(None);
         };
         let Phase::Live(live) = &mut state.phase else {
-            return Ok(());
+            return Ok(None);
         };
         if live.search != Search::Found || live.recheck.is_some() || live.tracker.is_none() {
-            return Ok(());
+            return Ok(None);
         }
         let now = live.fg.back().map_or(0, |h| h.rt);
         let since = now.saturating_sub(live.checked_at);
@@ -1092,7 +1118,7 @@ impl VidkompyAlign {
                 newest: now,
                 tries: 0,
             });
-            return Ok(());
+            return Ok(None);
         }
         let newest_bg = live.bg.back().map_or(0, |h| h.rt);
         let deferred_due = live
@@ -1100,10 +1126,10 @@ impl VidkompyAlign {
             .as_ref()
             .is_some_and(|d| newest_bg >= d.newest.saturating_add(DEFER_STEP << d.tries.min(16)));
         if !deferred_due && !periodic {
-            return Ok(());
+            return Ok(None);
         }
         let Some(tracker) = live.tracker.as_ref() else {
-            return Ok(());
+            return Ok(None);
         };
         let bg: Vec<(usize, gst::Buffer)> = live
             .bg
@@ -1112,7 +1138,7 @@ impl VidkompyAlign {
             .collect();
         let (tracker, fg, deferred) = if deferred_due {
             let Some(mut d) = live.deferred.take() else {
-                return Ok(());
+                return Ok(None);
             };
             d.tries += 1;
             let thumbs: Vec<(usize, Arc<Thumb>)> =
@@ -1150,13 +1176,14 @@ impl VidkompyAlign {
         )?;
         live.recheck = Some(RecheckJob {
             handle: Some(handle),
+            joined: None,
             confirm: confirm && deferred.is_none(),
             deferred,
             cancel,
             started_at: now,
             worse,
         });
-        Ok(())
+        Ok(None)
     }
 
     /// Applies a re-check's result: a confident footprint that moved replaces the old one when
@@ -1582,8 +1609,42 @@ impl VidkompyAlign {
             } else {
                 self.live_due(state, timeout, latency)
             };
-            self.live_search(state, due, timeout, drain)?;
-            self.live_recheck(state)?;
+            // The search's and the re-check's threads are joined with no lock held: the
+            // result is stored in the job, and the step goes on from there.
+            let mut search = true;
+            loop {
+                let Some(state) = guard.as_mut() else {
+                    return Err(gst::FlowError::Flushing);
+                };
+                if state.live().is_none() {
+                    // A flush started the run again while a thread was joined.
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                let mut wait = None;
+                if search {
+                    wait = self.live_search(state, due, timeout, drain)?;
+                    search = wait.is_some();
+                }
+                if wait.is_none() {
+                    wait = self.live_recheck(state)?;
+                }
+                let Some(handle) = wait else {
+                    break;
+                };
+                drop(guard);
+                let result = handle.join().ok().flatten();
+                guard = self.state();
+                if let Some(l) = guard.as_mut().and_then(State::live_mut) {
+                    match (search, l.search_job.as_mut(), l.recheck.as_mut()) {
+                        (true, Some(job), _) => job.joined = Some(result),
+                        (false, _, Some(job)) => job.joined = Some(result),
+                        _ => (),
+                    }
+                }
+            }
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
+            };
             if state.live().is_some_and(|l| l.plan.is_some()) {
                 self.live_commit(state, due)?;
             }

@@ -2,6 +2,17 @@
 
 //! The `vidkompyalign` element: an Aggregator shell that stores frames, asks the alignment library
 //! where and when the fg goes, and composites through the compute backend.
+//!
+//! This file holds the GObject and Aggregator glue; the run itself is data (`run::Phase`),
+//! stepped in `aggregate`: under the state lock a step takes what the pads hold and moves the
+//! phase on, and returns effects (`run::Effect`) that are applied once the lock is released.
+//!
+//! Locks, in the order they may be taken, never the other way: the aggregator's `SRC_LOCK`
+//! (held around `next_time`; `latency()` and `set_latency()` take it), then `state`, then one
+//! of `settings`, `compute`, `line`, `seek_pending`, `made`, `rewind` and `bg_format`, each held
+//! for a read or a write only. With `state` held the element calls nothing in the base class
+//! (latency, caps, segment, buffers), sends no query or event upstream, joins no thread and
+//! runs no analysis or search.
 
 use gst::glib;
 use gst::prelude::*;
@@ -14,17 +25,10 @@ use gst_video::prelude::*;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use super::{Device, MatchRegion};
-use crate::align::analysis::{self, Alignment, Side};
-use crate::align::features::{FrameView, LumaLayout, Thumb};
-use crate::align::placement::{self, Request};
-use crate::align::spatial::{self, Constraints, Geometry};
-use crate::align::stretches::{self, StretchThumbs};
-use crate::align::{Cancel, timing};
-use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
+use crate::align::Cancel;
 use crate::compute::{self, Compute};
-use crate::messages::{self, ElementMessage, FootprintFrom, Frames, MappedBy, Progress, Reframed};
-use crate::report::{self, Report, Segment};
-use crate::store::{self, Budget, FrameTimes, PadStore, ThumbStore};
+use crate::messages::{FootprintFrom, MappedBy};
+use crate::store::{self, Budget, PadStore, ThumbStore};
 
 mod intake;
 mod live;
@@ -33,7 +37,10 @@ mod render;
 mod reporting;
 mod run;
 
-use run::{Effect, Event, Pass, Phase};
+use intake::PadState;
+use offline::Made;
+use reporting::Loaded;
+use run::{Phase, Rewind, State};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -139,238 +146,6 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    fn region(&self) -> analysis::Region {
-        match self.match_region {
-            MatchRegion::Footprint => analysis::Region::Footprint,
-            MatchRegion::Edges => analysis::Region::Edges(f64::from(self.edge_width.max(1))),
-        }
-    }
-
-    fn constraints(&self) -> Constraints {
-        let r = self.request();
-        Constraints {
-            x: r.x.map(f64::from),
-            y: r.y.map(f64::from),
-            scale: r.scale,
-        }
-    }
-
-    fn request(&self) -> Request {
-        Request {
-            x: u32::try_from(self.x).ok(),
-            y: u32::try_from(self.y).ok(),
-            scale: (self.scale > 0.0).then_some(self.scale),
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct PadState {
-    caps: Option<gst::Caps>,
-    info: Option<gst_video::VideoInfo>,
-    /// The frames themselves, when they are stored (inputs that cannot seek).
-    store: PadStore,
-    /// A thumbnail of every frame, for the analysis (in memory up to a bound, then in a
-    /// spill file).
-    thumbs: ThumbStore,
-    /// Times of every frame of the first pass.
-    times: Vec<FrameTimes>,
-    /// The segment of the first pass (where a rewind seeks back to).
-    first_segment: Option<gst::FormattedSegment<gst::ClockTime>>,
-    /// Frames seen in the current pass after a rewind.
-    pass_frames: usize,
-    /// Full-resolution luma of the frames refinement needs, fetched in a second pass.
-    fetched: std::collections::BTreeMap<usize, Arc<Thumb>>,
-    /// Offline, after a caps change: frames arrive in these caps and are converted to the
-    /// first ones (`info`), which the analysis and the output keep.
-    incoming: Option<Incoming>,
-    /// Frames (first pass) at which the caps changed.
-    changed_at: Vec<usize>,
-}
-
-/// Converts a pad's frames from caps that changed mid-stream to its first caps.
-struct Incoming {
-    info: gst_video::VideoInfo,
-    converter: gst_video::VideoConverter,
-}
-
-impl std::fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Incoming")
-            .field("info", &self.info)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A seek of both inputs back to the start, under way.
-struct Rewind {
-    /// One per pad: had both seeks the same, the aggregator would take the flushes for a
-    /// seek of its own, stop its task and flush everything.
-    seqnums: [gst::Seqnum; 2],
-    /// FLUSH_STOP of this seek seen on bg and fg.
-    flushed: [bool; 2],
-    since: std::time::Instant,
-}
-
-/// Everything the output and the analysis need, decided once the first pass is read.
-#[derive(Clone)]
-struct Prep {
-    caps: gst::Caps,
-    info: gst_video::VideoInfo,
-    settings: Settings,
-    geo: Geometry,
-    fg_info: gst_video::VideoInfo,
-    bg_info: gst_video::VideoInfo,
-    fg_times: Vec<u64>,
-    bg_times: Vec<u64>,
-    nominal_rate: Option<f64>,
-}
-
-/// The second pass of two-pass mode: reading again until the frames refinement needs are in.
-struct Fetch {
-    begun: Option<analysis::Begun>,
-    /// The fg's stretches between caps changes, begun on their own.
-    parts: Stretches<analysis::Begun>,
-    /// What all of them want.
-    wanted: analysis::Wanted,
-    prep: Prep,
-    started: std::time::Instant,
-    /// Analysis time so far (the first pass's part).
-    spent: std::time::Duration,
-}
-
-/// Analyses of the fg's stretches between caps changes (offline), each with its frames.
-type Stretches<T> = Vec<(std::ops::Range<usize>, Option<T>)>;
-
-/// Frames read again in the output pass of two-pass mode.
-#[derive(Default)]
-struct Streaming {
-    /// The bg frame last read, with its index.
-    current: Option<(usize, gst::Buffer)>,
-}
-
-/// What the output phase needs, decided once both pads reached EOS.
-struct Output {
-    info: gst_video::VideoInfo,
-    layouts: Vec<PlaneLayout>,
-    overlay: Overlay,
-    /// fg frame index -> bg frame index.
-    mapping: Vec<usize>,
-    next: usize,
-    /// Converts fg frames to the bg's format at the footprint's size, when they differ.
-    converter: Option<Converter>,
-    /// Later stretches of the fg with footprints of their own (a fg re-framed at a caps
-    /// change), in order.
-    upcoming: std::collections::VecDeque<StretchOutput>,
-    /// Two-pass mode: frames come from the pads again rather than from the store.
-    streaming: Option<Streaming>,
-    /// Output caps and segment, until they are set.
-    pending: Option<(gst::Caps, Option<gst::FormattedSegment<gst::ClockTime>>)>,
-    /// Output buffers, reused once downstream releases them (a fresh 1080p frame per output
-    /// costs page faults and zeroing of its memory); `None` if it could not be set up.
-    pool: Option<gst::BufferPool>,
-}
-
-impl Drop for Output {
-    fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            let _ = pool.set_active(false);
-        }
-    }
-}
-
-/// A pool of output frames of `info` (`caps`), active; `None` if it cannot be configured.
-fn output_pool(caps: &gst::Caps, info: &gst_video::VideoInfo) -> Option<gst::BufferPool> {
-    let pool = gst_video::VideoBufferPool::new();
-    let mut config = pool.config();
-    config.set_params(Some(caps), u32::try_from(info.size()).ok()?, 2, 0);
-    pool.set_config(config).ok()?;
-    pool.set_active(true).ok()?;
-    Some(pool.upcast())
-}
-
-/// The last offline alignment, as a report, with how it was made: a flushing seek reuses it.
-struct Made {
-    report: Report,
-    kind: MappedBy,
-    from: FootprintFrom,
-}
-
-/// Where fg frames go from frame `from` on.
-struct StretchOutput {
-    from: usize,
-    overlay: Overlay,
-    converter: Option<Converter>,
-}
-
-struct Converter {
-    converter: gst_video::VideoConverter,
-    /// Reused destination of the conversion.
-    scratch: Option<gst::Buffer>,
-}
-
-#[derive(Default)]
-struct State {
-    bg: PadState,
-    fg: PadState,
-    /// What the element is doing.
-    phase: Phase,
-    /// The `alignment` file, read at start; or after a flushing seek the alignment made
-    /// before it (`reused`).
-    loaded: Option<(std::path::PathBuf, Report)>,
-    /// `loaded` is the alignment made before a seek: posted as it was made, not written.
-    reused: Option<(MappedBy, FootprintFrom)>,
-    /// Where the analysis keeps features past the memory bound.
-    features: store::FeatureSpills,
-    /// When the last `vidkompy-progress` message was posted.
-    last_progress: Option<std::time::Instant>,
-    /// The fg's duration, as upstream told it when the run was decided.
-    fg_duration: Option<gst::ClockTime>,
-}
-
-impl State {
-    fn live(&self) -> Option<&live::LiveRun> {
-        match &self.phase {
-            Phase::Live(l) => Some(l),
-            _ => None,
-        }
-    }
-
-    fn live_mut(&mut self) -> Option<&mut live::LiveRun> {
-        match &mut self.phase {
-            Phase::Live(l) => Some(l),
-            _ => None,
-        }
-    }
-
-    /// The compositing plan in use: offline output's, or the live run's.
-    fn plan_mut(&mut self) -> Option<&mut Output> {
-        match &mut self.phase {
-            Phase::Output { output, .. } => Some(output),
-            Phase::Live(l) => l.plan.as_mut(),
-            _ => None,
-        }
-    }
-
-    /// How the offline run reads its inputs (`None` before it is decided, and live).
-    fn pass(&self) -> Option<Pass> {
-        match &self.phase {
-            Phase::Reading { pass, .. }
-            | Phase::Analysing { pass, .. }
-            | Phase::Fetching { pass, .. }
-            | Phase::Output { pass, .. } => Some(*pass),
-            Phase::Rewinding { then } => match then.as_ref() {
-                Phase::Reading { pass, .. }
-                | Phase::Fetching { pass, .. }
-                | Phase::Output { pass, .. } => Some(*pass),
-                _ => None,
-            },
-            Phase::Undecided { .. } | Phase::Live(_) => None,
-        }
-    }
-}
-
 pub struct VidkompyAlign {
     bg_pad: gst_base::AggregatorPad,
     fg_pad: gst_base::AggregatorPad,
@@ -385,8 +160,8 @@ pub struct VidkompyAlign {
     /// The start of a flushing seek sent upstream, until its flush resets the state.
     seek_pending: Mutex<Option<gst::ClockTime>>,
     /// Our own seek of the inputs under way (two-pass rewinds, the bg after a seek): its own
-    /// lock, taken last and held for no call, so that flush events read it while the state
-    /// lock is held by the analysis.
+    /// lock, taken last and held for no call, so that flush events tell our seeks' flushes
+    /// apart without the state lock.
     rewind: Mutex<Option<Rewind>>,
     /// The bg's format, for caps queries on the fg pad.
     bg_format: Mutex<Option<VideoFormat>>,
@@ -394,114 +169,10 @@ pub struct VidkompyAlign {
     made: Mutex<Option<Made>>,
 }
 
-/// A frame that a decoder clipped to the start of an accurate seek's segment (its timestamp
-/// moved up to the segment's start, its duration shortened) with its own timestamp and duration
-/// again (at the caps' frame rate): its span holds the position sought, and the output shows it
-/// as an unseeked run does.
-fn unclipped(
-    mut buffer: gst::Buffer,
-    segment: Option<&gst::FormattedSegment<gst::ClockTime>>,
-    info: &gst_video::VideoInfo,
-) -> gst::Buffer {
-    let fps = info.fps();
-    let (Some(pts), Some(duration), Some(start)) = (
-        buffer.pts(),
-        buffer.duration(),
-        segment.and_then(|s| s.start()),
-    ) else {
-        return buffer;
-    };
-    if fps.numer() <= 0 || pts != start {
-        return buffer;
-    }
-    // As decoders compute it (gst_util_uint64_scale, rounding down).
-    let Some(frame) = gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64)
-    else {
-        return buffer;
-    };
-    // Shorter than a frame by more than the rounding of container timestamps.
-    if duration + gst::ClockTime::MSECOND >= frame {
-        return buffer;
-    }
-    let Some(own) = (pts + duration).checked_sub(frame) else {
-        return buffer;
-    };
-    let b = buffer.make_mut();
-    b.set_pts(own);
-    b.set_duration(frame);
-    buffer
-}
-
 /// Locks a mutex, taking the data even if a panicking thread poisoned it (the element never
 /// panics by design; this keeps a bug from becoming a second panic across the FFI boundary).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Plane geometry of a format, for the compositing kernels.
-fn plane_layouts(info: &gst_video::VideoInfo) -> Option<Vec<PlaneLayout>> {
-    let fi = info.format_info();
-    let (planes, w_sub, h_sub, pstride, depth) = (
-        fi.plane(),
-        fi.w_sub(),
-        fi.h_sub(),
-        fi.pixel_stride(),
-        fi.depth(),
-    );
-    (0..fi.n_planes())
-        .map(|p| {
-            let comps: Vec<usize> = (0..fi.n_components() as usize)
-                .filter(|&c| planes[c] == p)
-                .collect();
-            let c0 = *comps.first()?;
-            let same = comps.iter().all(|&c| {
-                w_sub[c] == w_sub[c0] && h_sub[c] == h_sub[c0] && pstride[c] == pstride[c0]
-            });
-            (same && depth[c0] == 8 && pstride[c0] > 0).then(|| PlaneLayout {
-                x_sub: w_sub[c0],
-                y_sub: h_sub[c0],
-                bytes_per_pixel: pstride[c0] as usize,
-            })
-        })
-        .collect()
-}
-
-/// How to read luma from plane 0 of frames of this format.
-fn luma_layout(info: &gst_video::VideoInfo) -> Option<LumaLayout> {
-    let fi = info.format_info();
-    let (ps, off) = (fi.pixel_stride(), fi.poffset());
-    if fi.is_rgb() {
-        (fi.n_components() >= 3 && fi.plane()[..3].iter().all(|&p| p == 0)).then(|| {
-            LumaLayout::Rgb {
-                pixel_stride: ps[0] as usize,
-                r: off[0] as usize,
-                g: off[1] as usize,
-                b: off[2] as usize,
-            }
-        })
-    } else {
-        (fi.plane()[0] == 0).then(|| LumaLayout::Luma {
-            pixel_stride: ps[0] as usize,
-            offset: off[0] as usize,
-        })
-    }
-}
-
-/// Runs `f` on a view of the luma of `buffer`.
-fn with_luma<T>(
-    buffer: &gst::BufferRef,
-    info: &gst_video::VideoInfo,
-    f: impl FnOnce(&FrameView<'_>) -> Option<T>,
-) -> Option<T> {
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
-    let view = FrameView {
-        data: frame.plane_data(0).ok()?,
-        stride: usize::try_from(frame.plane_stride()[0]).ok()?,
-        width: info.width() as usize,
-        height: info.height() as usize,
-        layout: luma_layout(info)?,
-    };
-    f(&view)
 }
 
 impl VidkompyAlign {
@@ -528,23 +199,6 @@ impl VidkompyAlign {
                 ("The GPU failed ({e}); the CPU computed instead, with the same result")
             );
         }
-    }
-
-    fn resolve_placement(
-        &self,
-        settings: &Settings,
-        fg: &gst_video::VideoInfo,
-        bg: &gst_video::VideoInfo,
-    ) -> Result<placement::Placement, gst::FlowError> {
-        placement::resolve(
-            (fg.width(), fg.height()),
-            (bg.width(), bg.height()),
-            settings.request(),
-        )
-        .map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
-            gst::FlowError::Error
-        })
     }
 
     /// Whether a flush event is our own rewind's; a FLUSH_STOP of it is recorded.
@@ -583,7 +237,7 @@ impl VidkompyAlign {
     }
 
     /// A fresh state, its stores under the memory budget and temp directory of the settings.
-    fn new_state(&self, loaded: Option<(std::path::PathBuf, Report)>) -> State {
+    fn new_state(&self, loaded: Option<Loaded>) -> State {
         let settings = lock(&self.settings).clone();
         let budget = Budget::new(settings.max_memory);
         let dir = settings.temp_dir.map(std::path::PathBuf::from);
@@ -880,17 +534,7 @@ impl AggregatorImpl for VidkompyAlign {
         lock(&self.line).clear();
         *lock(&self.made) = None;
         *lock(&self.seek_pending) = None;
-        // A report to reuse is read now, so that a missing or malformed file fails at once.
-        let path = lock(&self.settings).alignment.clone();
-        let loaded = match path {
-            Some(p) => {
-                let p = std::path::PathBuf::from(p);
-                let report = Report::read(&p)
-                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?;
-                Some((p, report))
-            }
-            None => None,
-        };
+        let loaded = self.read_alignment()?;
         let device = lock(&self.settings).device;
         let (backend, why) = compute::backend(device.into()).map_err(|e| {
             gst::error_msg!(
@@ -918,22 +562,10 @@ impl AggregatorImpl for VidkompyAlign {
     fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         self.reset();
         let sought = lock(&self.seek_pending).take();
-        let made = lock(&self.made)
-            .as_ref()
-            .map(|m| (m.report.clone(), m.kind, m.from));
         if let Some(state) = self.state().as_mut() {
             state.phase = Phase::Undecided { resume_at: sought };
-            // A seek resumes with the alignment already made (found again by timestamp),
-            // unless an `alignment` file is applied anyway.
-            if sought.is_some()
-                && state.loaded.is_none()
-                && let Some((report, kind, from)) = made
-            {
-                state.loaded = Some((
-                    std::path::PathBuf::from("(the alignment before the seek)"),
-                    report,
-                ));
-                state.reused = Some((kind, from));
+            if sought.is_some() {
+                self.reuse_made(state);
             }
         }
         self.cancel.reset();

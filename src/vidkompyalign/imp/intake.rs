@@ -2,7 +2,125 @@
 
 //! Pad intake: caps (what each pad takes, changes mid-stream) and buffers (converted to a pad's first caps, unclipped, recorded).
 
+use super::render::plane_layouts;
 use super::*;
+use crate::align::features::{FrameView, LumaLayout, Thumb};
+use crate::align::timing;
+use crate::store::FrameTimes;
+
+#[derive(Debug, Default)]
+pub(super) struct PadState {
+    pub(super) caps: Option<gst::Caps>,
+    pub(super) info: Option<gst_video::VideoInfo>,
+    /// The frames themselves, when they are stored (inputs that cannot seek).
+    pub(super) store: PadStore,
+    /// A thumbnail of every frame, for the analysis (in memory up to a bound, then in a
+    /// spill file).
+    pub(super) thumbs: ThumbStore,
+    /// Times of every frame of the first pass.
+    pub(super) times: Vec<FrameTimes>,
+    /// The segment of the first pass (where a rewind seeks back to).
+    pub(super) first_segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    /// Frames seen in the current pass after a rewind.
+    pub(super) pass_frames: usize,
+    /// Full-resolution luma of the frames refinement needs, fetched in a second pass.
+    pub(super) fetched: std::collections::BTreeMap<usize, Arc<Thumb>>,
+    /// Offline, after a caps change: frames arrive in these caps and are converted to the
+    /// first ones (`info`), which the analysis and the output keep.
+    pub(super) incoming: Option<Incoming>,
+    /// Frames (first pass) at which the caps changed.
+    pub(super) changed_at: Vec<usize>,
+}
+
+/// Converts a pad's frames from caps that changed mid-stream to its first caps.
+pub(super) struct Incoming {
+    pub(super) info: gst_video::VideoInfo,
+    pub(super) converter: gst_video::VideoConverter,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A frame that a decoder clipped to the start of an accurate seek's segment (its timestamp
+/// moved up to the segment's start, its duration shortened) with its own timestamp and duration
+/// again (at the caps' frame rate): its span holds the position sought, and the output shows it
+/// as an unseeked run does.
+pub(super) fn unclipped(
+    mut buffer: gst::Buffer,
+    segment: Option<&gst::FormattedSegment<gst::ClockTime>>,
+    info: &gst_video::VideoInfo,
+) -> gst::Buffer {
+    let fps = info.fps();
+    let (Some(pts), Some(duration), Some(start)) = (
+        buffer.pts(),
+        buffer.duration(),
+        segment.and_then(|s| s.start()),
+    ) else {
+        return buffer;
+    };
+    if fps.numer() <= 0 || pts != start {
+        return buffer;
+    }
+    // As decoders compute it (gst_util_uint64_scale, rounding down).
+    let Some(frame) = gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+    else {
+        return buffer;
+    };
+    // Shorter than a frame by more than the rounding of container timestamps.
+    if duration + gst::ClockTime::MSECOND >= frame {
+        return buffer;
+    }
+    let Some(own) = (pts + duration).checked_sub(frame) else {
+        return buffer;
+    };
+    let b = buffer.make_mut();
+    b.set_pts(own);
+    b.set_duration(frame);
+    buffer
+}
+
+/// How to read luma from plane 0 of frames of this format.
+pub(super) fn luma_layout(info: &gst_video::VideoInfo) -> Option<LumaLayout> {
+    let fi = info.format_info();
+    let (ps, off) = (fi.pixel_stride(), fi.poffset());
+    if fi.is_rgb() {
+        (fi.n_components() >= 3 && fi.plane()[..3].iter().all(|&p| p == 0)).then(|| {
+            LumaLayout::Rgb {
+                pixel_stride: ps[0] as usize,
+                r: off[0] as usize,
+                g: off[1] as usize,
+                b: off[2] as usize,
+            }
+        })
+    } else {
+        (fi.plane()[0] == 0).then(|| LumaLayout::Luma {
+            pixel_stride: ps[0] as usize,
+            offset: off[0] as usize,
+        })
+    }
+}
+
+/// Runs `f` on a view of the luma of `buffer`.
+pub(super) fn with_luma<T>(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+    f: impl FnOnce(&FrameView<'_>) -> Option<T>,
+) -> Option<T> {
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
+    let view = FrameView {
+        data: frame.plane_data(0).ok()?,
+        stride: usize::try_from(frame.plane_stride()[0]).ok()?,
+        width: info.width() as usize,
+        height: info.height() as usize,
+        layout: luma_layout(info)?,
+    };
+    f(&view)
+}
 
 impl VidkompyAlign {
     pub(super) fn sink_caps(

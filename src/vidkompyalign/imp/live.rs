@@ -10,7 +10,9 @@ use gst_base::prelude::*;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::{CAT, Output, Phase, State, VidkompyAlign, with_luma};
+use super::intake::{unclipped, with_luma};
+use super::render::{Output, output_pool, plane_layouts};
+use super::{CAT, Phase, State, VidkompyAlign};
 use crate::align::Cancel;
 use crate::align::analysis::{Alignment, Side};
 use crate::align::features::Thumb;
@@ -503,7 +505,7 @@ impl VidkompyAlign {
         let k = usize::from(side == Side::Fg);
         let index = state.live().map_or(0, |l| l.received[k]);
         let segment = pad.segment().downcast::<gst::ClockTime>().ok();
-        let buffer = super::unclipped(buffer, segment.as_ref(), &info);
+        let buffer = unclipped(buffer, segment.as_ref(), &info);
         if side == Side::Fg && state.fg.first_segment.is_none() {
             state.fg.first_segment = segment.clone();
         }
@@ -1388,7 +1390,7 @@ impl VidkompyAlign {
             return Err(gst::FlowError::NotNegotiated);
         };
         let (caps, info) = self.output_caps(bg_caps, fg_info.fps())?;
-        let layouts = super::plane_layouts(&bg_info).ok_or(gst::FlowError::NotNegotiated)?;
+        let layouts = plane_layouts(&bg_info).ok_or(gst::FlowError::NotNegotiated)?;
         let converter = self.make_converter(&fg_info, &bg_info, &place)?;
         let blend = super::lock(&self.settings).blend_width;
         let overlay = crate::composite::Overlay::new(
@@ -1399,7 +1401,7 @@ impl VidkompyAlign {
             (bg_info.width(), bg_info.height()),
             blend,
         );
-        let pool = super::output_pool(&caps, &info);
+        let pool = output_pool(&caps, &info);
         let started = state.live().is_some_and(|l| l.started);
         Ok(Output {
             info,

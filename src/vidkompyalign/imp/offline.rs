@@ -2,7 +2,101 @@
 
 //! The offline run: both pads read (frames stored, or thumbnails only and the inputs read again), the analysis, its conclusions (footprint, mapping, the fallbacks, stretches between caps changes), the fetch pass, the rewinds and the seeks of the bg.
 
+use super::intake::with_luma;
+use super::render::{Output, Streaming, StretchOutput, output_pool, plane_layouts};
+use super::run::{Effect, Event};
 use super::*;
+use crate::align::analysis::{self, Alignment, Side};
+use crate::align::features::Thumb;
+use crate::align::placement::{self, Request};
+use crate::align::spatial::{Constraints, Geometry};
+use crate::align::stretches::{self, StretchThumbs};
+use crate::align::timing;
+use crate::composite::Overlay;
+use crate::messages::Progress;
+use crate::report::{self, Report, Segment};
+
+/// Everything the output and the analysis need, decided once the first pass is read.
+#[derive(Clone)]
+pub(super) struct Prep {
+    pub(super) caps: gst::Caps,
+    pub(super) info: gst_video::VideoInfo,
+    pub(super) settings: Settings,
+    pub(super) geo: Geometry,
+    pub(super) fg_info: gst_video::VideoInfo,
+    pub(super) bg_info: gst_video::VideoInfo,
+    pub(super) fg_times: Vec<u64>,
+    pub(super) bg_times: Vec<u64>,
+    pub(super) nominal_rate: Option<f64>,
+}
+
+/// The second pass of two-pass mode: reading again until the frames refinement needs are in.
+pub(super) struct Fetch {
+    pub(super) begun: Option<analysis::Begun>,
+    /// The fg's stretches between caps changes, begun on their own.
+    pub(super) parts: Stretches<analysis::Begun>,
+    /// What all of them want.
+    pub(super) wanted: analysis::Wanted,
+    pub(super) prep: Prep,
+    pub(super) started: std::time::Instant,
+    /// Analysis time so far (the first pass's part).
+    pub(super) spent: std::time::Duration,
+}
+
+/// Analyses of the fg's stretches between caps changes (offline), each with its frames.
+pub(super) type Stretches<T> = Vec<(std::ops::Range<usize>, Option<T>)>;
+
+/// The last offline alignment, as a report, with how it was made: a flushing seek reuses it.
+pub(super) struct Made {
+    pub(super) report: Report,
+    pub(super) kind: MappedBy,
+    pub(super) from: FootprintFrom,
+}
+
+impl Settings {
+    pub(super) fn region(&self) -> analysis::Region {
+        match self.match_region {
+            MatchRegion::Footprint => analysis::Region::Footprint,
+            MatchRegion::Edges => analysis::Region::Edges(f64::from(self.edge_width.max(1))),
+        }
+    }
+
+    pub(super) fn constraints(&self) -> Constraints {
+        let r = self.request();
+        Constraints {
+            x: r.x.map(f64::from),
+            y: r.y.map(f64::from),
+            scale: r.scale,
+        }
+    }
+
+    pub(super) fn request(&self) -> Request {
+        Request {
+            x: u32::try_from(self.x).ok(),
+            y: u32::try_from(self.y).ok(),
+            scale: (self.scale > 0.0).then_some(self.scale),
+        }
+    }
+}
+
+impl VidkompyAlign {
+    pub(super) fn resolve_placement(
+        &self,
+        settings: &Settings,
+        fg: &gst_video::VideoInfo,
+        bg: &gst_video::VideoInfo,
+    ) -> Result<placement::Placement, gst::FlowError> {
+        placement::resolve(
+            (fg.width(), fg.height()),
+            (bg.width(), bg.height()),
+            settings.request(),
+        )
+        .map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
+            gst::FlowError::Error
+        })
+    }
+}
 
 /// What the analysis decided, for [`VidkompyAlign::settle`].
 struct Decided<'a> {
@@ -16,19 +110,19 @@ struct Decided<'a> {
 
 /// What the analysis runs on, taken out of the state while it runs with no lock held.
 pub(super) struct Material {
-    bg: PadMaterial,
-    fg: PadMaterial,
-    features: store::FeatureSpills,
+    pub(super) bg: PadMaterial,
+    pub(super) fg: PadMaterial,
+    pub(super) features: store::FeatureSpills,
 }
 
 /// A pad's part of [`Material`].
 pub(super) struct PadMaterial {
-    thumbs: ThumbStore,
+    pub(super) thumbs: ThumbStore,
     /// Frames stored (store mode: refinement's full-resolution luma comes from there).
-    store: PadStore,
+    pub(super) store: PadStore,
     /// Frames fetched in two-pass mode's second pass.
-    fetched: std::collections::BTreeMap<usize, Arc<Thumb>>,
-    info: Option<gst_video::VideoInfo>,
+    pub(super) fetched: std::collections::BTreeMap<usize, Arc<Thumb>>,
+    pub(super) info: Option<gst_video::VideoInfo>,
 }
 
 impl Material {

@@ -3,6 +3,99 @@
 //! Output frames: the fg converted to the footprint, composited over its bg frame into a pooled buffer; output caps and segment.
 
 use super::*;
+use crate::align::placement;
+use crate::composite::{Overlay, PlaneLayout, PlaneMut, PlaneRef};
+
+/// Frames read again in the output pass of two-pass mode.
+#[derive(Default)]
+pub(super) struct Streaming {
+    /// The bg frame last read, with its index.
+    pub(super) current: Option<(usize, gst::Buffer)>,
+}
+
+/// What the output phase needs, decided once both pads reached EOS.
+pub(super) struct Output {
+    pub(super) info: gst_video::VideoInfo,
+    pub(super) layouts: Vec<PlaneLayout>,
+    pub(super) overlay: Overlay,
+    /// fg frame index -> bg frame index.
+    pub(super) mapping: Vec<usize>,
+    pub(super) next: usize,
+    /// Converts fg frames to the bg's format at the footprint's size, when they differ.
+    pub(super) converter: Option<Converter>,
+    /// Later stretches of the fg with footprints of their own (a fg re-framed at a caps
+    /// change), in order.
+    pub(super) upcoming: std::collections::VecDeque<StretchOutput>,
+    /// Two-pass mode: frames come from the pads again rather than from the store.
+    pub(super) streaming: Option<Streaming>,
+    /// Output caps and segment, until they are set.
+    pub(super) pending: Option<(gst::Caps, Option<gst::FormattedSegment<gst::ClockTime>>)>,
+    /// Output buffers, reused once downstream releases them (a fresh 1080p frame per output
+    /// costs page faults and zeroing of its memory); `None` if it could not be set up.
+    pub(super) pool: Option<gst::BufferPool>,
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = pool.set_active(false);
+        }
+    }
+}
+
+/// A pool of output frames of `info` (`caps`), active; `None` if it cannot be configured.
+pub(super) fn output_pool(
+    caps: &gst::Caps,
+    info: &gst_video::VideoInfo,
+) -> Option<gst::BufferPool> {
+    let pool = gst_video::VideoBufferPool::new();
+    let mut config = pool.config();
+    config.set_params(Some(caps), u32::try_from(info.size()).ok()?, 2, 0);
+    pool.set_config(config).ok()?;
+    pool.set_active(true).ok()?;
+    Some(pool.upcast())
+}
+
+/// Where fg frames go from frame `from` on.
+pub(super) struct StretchOutput {
+    pub(super) from: usize,
+    pub(super) overlay: Overlay,
+    pub(super) converter: Option<Converter>,
+}
+
+pub(super) struct Converter {
+    pub(super) converter: gst_video::VideoConverter,
+    /// Reused destination of the conversion.
+    pub(super) scratch: Option<gst::Buffer>,
+}
+
+/// Plane geometry of a format, for the compositing kernels.
+pub(super) fn plane_layouts(info: &gst_video::VideoInfo) -> Option<Vec<PlaneLayout>> {
+    let fi = info.format_info();
+    let (planes, w_sub, h_sub, pstride, depth) = (
+        fi.plane(),
+        fi.w_sub(),
+        fi.h_sub(),
+        fi.pixel_stride(),
+        fi.depth(),
+    );
+    (0..fi.n_planes())
+        .map(|p| {
+            let comps: Vec<usize> = (0..fi.n_components() as usize)
+                .filter(|&c| planes[c] == p)
+                .collect();
+            let c0 = *comps.first()?;
+            let same = comps.iter().all(|&c| {
+                w_sub[c] == w_sub[c0] && h_sub[c] == h_sub[c0] && pstride[c] == pstride[c0]
+            });
+            (same && depth[c0] == 8 && pstride[c0] > 0).then(|| PlaneLayout {
+                x_sub: w_sub[c0],
+                y_sub: h_sub[c0],
+                bytes_per_pixel: pstride[c0] as usize,
+            })
+        })
+        .collect()
+}
 
 impl VidkompyAlign {
     /// A converter from the fg to the bg's format at the footprint's size, when they differ.

@@ -3,8 +3,45 @@
 //! What the element tells: its messages (alignment, progress, reframed), the report document and its picture, an alignment file applied.
 
 use super::*;
+use crate::align::analysis::Alignment;
+use crate::align::spatial::Geometry;
+use crate::align::timing;
+use crate::messages::{self, ElementMessage, Frames, Progress, Reframed};
+use crate::report::{self, Report, Segment};
+
+/// A report to apply: where it came from (a path, or the alignment made before a seek), and
+/// its document.
+pub(super) type Loaded = (std::path::PathBuf, Report);
 
 impl VidkompyAlign {
+    /// The `alignment` file, read at start so that a missing or malformed file fails at once.
+    pub(super) fn read_alignment(&self) -> Result<Option<Loaded>, gst::ErrorMessage> {
+        let Some(path) = lock(&self.settings).alignment.clone() else {
+            return Ok(None);
+        };
+        let path = std::path::PathBuf::from(path);
+        let report = Report::read(&path)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?;
+        Ok(Some((path, report)))
+    }
+
+    /// After a flushing seek: the output resumes with the alignment already made (found
+    /// again by timestamp), unless an `alignment` file is applied anyway.
+    pub(super) fn reuse_made(&self, state: &mut State) {
+        let made = lock(&self.made)
+            .as_ref()
+            .map(|m| (m.report.clone(), m.kind, m.from));
+        if state.loaded.is_none()
+            && let Some((report, kind, from)) = made
+        {
+            state.loaded = Some((
+                std::path::PathBuf::from("(the alignment before the seek)"),
+                report,
+            ));
+            state.reused = Some((kind, from));
+        }
+    }
+
     /// A `vidkompy-reframed` message (offline and live): the new footprint `(x, y, scale)`
     /// with its confidence, the previous one, and the fg frame where it starts.
     pub(super) fn reframed(

@@ -18,7 +18,82 @@
 //! A flush (an application's flushing seek) puts any phase back to `Undecided`, with the
 //! position sought.
 
+use super::offline::Fetch;
+use super::render::Output;
+use super::reporting::Loaded;
 use super::*;
+use crate::align::spatial;
+
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) bg: PadState,
+    pub(super) fg: PadState,
+    /// What the element is doing.
+    pub(super) phase: Phase,
+    /// The `alignment` file, read at start; or after a flushing seek the alignment made
+    /// before it (`reused`).
+    pub(super) loaded: Option<Loaded>,
+    /// `loaded` is the alignment made before a seek: posted as it was made, not written.
+    pub(super) reused: Option<(MappedBy, FootprintFrom)>,
+    /// Where the analysis keeps features past the memory bound.
+    pub(super) features: store::FeatureSpills,
+    /// When the last `vidkompy-progress` message was posted.
+    pub(super) last_progress: Option<std::time::Instant>,
+    /// The fg's duration, as upstream told it when the run was decided.
+    pub(super) fg_duration: Option<gst::ClockTime>,
+}
+
+impl State {
+    pub(super) fn live(&self) -> Option<&live::LiveRun> {
+        match &self.phase {
+            Phase::Live(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub(super) fn live_mut(&mut self) -> Option<&mut live::LiveRun> {
+        match &mut self.phase {
+            Phase::Live(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The compositing plan in use: offline output's, or the live run's.
+    pub(super) fn plan_mut(&mut self) -> Option<&mut Output> {
+        match &mut self.phase {
+            Phase::Output { output, .. } => Some(output),
+            Phase::Live(l) => l.plan.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// How the offline run reads its inputs (`None` before it is decided, and live).
+    pub(super) fn pass(&self) -> Option<Pass> {
+        match &self.phase {
+            Phase::Reading { pass, .. }
+            | Phase::Analysing { pass, .. }
+            | Phase::Fetching { pass, .. }
+            | Phase::Output { pass, .. } => Some(*pass),
+            Phase::Rewinding { then } => match then.as_ref() {
+                Phase::Reading { pass, .. }
+                | Phase::Fetching { pass, .. }
+                | Phase::Output { pass, .. } => Some(*pass),
+                _ => None,
+            },
+            Phase::Undecided { .. } | Phase::Live(_) => None,
+        }
+    }
+}
+
+/// A seek of both inputs back to the start, under way.
+pub(super) struct Rewind {
+    /// One per pad: had both seeks the same, the aggregator would take the flushes for a
+    /// seek of its own, stop its task and flush everything.
+    pub(super) seqnums: [gst::Seqnum; 2],
+    /// FLUSH_STOP of this seek seen on bg and fg.
+    pub(super) flushed: [bool; 2],
+    pub(super) since: std::time::Instant,
+}
 
 /// How an offline run reads its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,7 +509,12 @@ impl VidkompyAlign {
 mod tests {
     //! The transitions on plain data: no pads, no pipeline.
 
+    use super::super::offline::Prep;
+    use super::super::render::plane_layouts;
     use super::*;
+    use crate::align::analysis;
+    use crate::align::spatial::Geometry;
+    use crate::composite::Overlay;
 
     fn info() -> gst_video::VideoInfo {
         gst::init().expect("GStreamer initialises");

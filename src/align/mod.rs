@@ -12,6 +12,8 @@
 //! - [`temporal`]: costs between footprint features and dynamic time warping;
 //! - [`stretches`]: a fg whose caps change mid-stream, analysed stretch by stretch (each is
 //!   reported as a `segment`);
+//! - [`recheck`]: live mode's footprint decisions (early searches trusted, re-checks due, a
+//!   re-check's verdict);
 //! - [`placement`]: where the fg's footprint lies in the bg (offset and scale) and whether it fits;
 //! - [`timing`]: frame times (gaps filled, frame duration estimated) and the running-time mapping
 //!   of fg frames to bg frames.
@@ -22,6 +24,7 @@ pub mod kernels;
 pub mod live;
 pub mod ncc;
 pub mod placement;
+pub mod recheck;
 pub mod spatial;
 pub mod stretches;
 pub mod temporal;

@@ -18,6 +18,7 @@ use crate::align::analysis::{Alignment, Side};
 use crate::align::features::Thumb;
 use crate::align::live::Tracker;
 use crate::align::placement;
+use crate::align::recheck::{self, REFINE_PX, REFRAME_PX, Recheck, Verdict};
 use crate::align::spatial::{Estimate, Geometry};
 use crate::messages::{BgLagging, ElementMessage, FootprintFrom, MappedBy, Reanchored, Reframed};
 use crate::report::{self, Segment};
@@ -28,39 +29,14 @@ const SEARCH_RETRY: u64 = 5_000_000_000;
 /// How long before the first fg frame is due its footprint search starts (about what one
 /// takes on two cores at 540p).
 const SEARCH_HEAD: u64 = 300_000_000;
-/// The confidence a search on fewer fg frames than the lookahead spans must reach to be used
-/// (else the search waits for the whole window); a clear match scores 0.99 and more.
-const EARLY_TRUST: f64 = 0.98;
-/// How often, in fg running time, a found footprint is checked again (on another thread).
-const RECHECK: u64 = 5_000_000_000;
-/// The soonest a re-check follows the last one when matches got worse (a re-framed fg).
-const RECHECK_SOON: u64 = 1_000_000_000;
-/// Paced runs: the most times the periodic re-check's interval doubles while re-checks
-/// confirm the footprint (5 s, 10 s, 20 s, then every 40 s). A file's fg is re-framed, if at
-/// all, at an edit, which the matches getting worse reveal sooner than any period; the
-/// periodic re-checks only guard against a footprint fitted a little off.
-const PACED_RECHECK_DOUBLINGS: u32 = 3;
 /// How far, in fg running time, a paced run reads past the start of a re-check before it
 /// waits for the re-check's result.
 const PACED_RECHECK_JOIN: u64 = 1_000_000_000;
-/// Bg pixels a footprint corner must move by for a re-check to replace the footprint (a
-/// refined estimate: the first window may have held little of the other stream).
-const REFINE_PX: f64 = 2.0;
-/// The same for a better fit found on kept fg frames or a whole window after an early search.
-const KEPT_REFINE_PX: f64 = 0.5;
 /// A re-check's fit at the footprint in use that falls no more than this below the fit it was
 /// found with (and stays within [`REFINE_PX`]) confirms it without a full search.
 const REFIT_MARGIN: f64 = 0.01;
-/// Bg pixels a footprint corner must move by to count as a re-framed fg feed: message, and
-/// the path aligned afresh.
-const REFRAME_PX: f64 = 8.0;
 /// Recent committed matches of which half matching nothing well starts a re-check.
 const RECENT_MATCHES: usize = 12;
-/// Least confidence of a footprint that replaces the one in use because the matches got worse
-/// (a re-framed fg fits its new footprint about as well as the old one did): fg frames held
-/// while the bg has not shown their moments yet (it lags; the lag flickers under load) fit a
-/// wrong footprint at 0.8 or so.
-const REFRAME_TRUST: f64 = 0.95;
 /// While the bg lags by more than the lookahead, a search on the fg frames held compares
 /// moments the bg has not shown yet: the search is done on a copy of those fg frames once the
 /// bg advanced this much past them, then after twice, four times... as much...
@@ -216,7 +192,7 @@ pub(super) struct LiveRun {
     /// fg running time of the last footprint search or re-check start.
     checked_at: u64,
     /// Paced runs: periodic re-checks in a row that confirmed the footprint (each doubles the
-    /// time to the next, up to [`PACED_RECHECK_DOUBLINGS`]).
+    /// time to the next, up to [`recheck::RECHECK_DOUBLINGS`]).
     confirmed: u32,
     /// Times the footprint was replaced by a re-check (the fg was re-framed).
     reframed: u64,
@@ -779,7 +755,7 @@ impl VidkompyAlign {
             self.device_fallback();
             let trusted = alignment
                 .as_ref()
-                .is_some_and(|a| a.spatial_confidence >= EARLY_TRUST);
+                .is_some_and(|a| recheck::early_trusted(a.spatial_confidence));
             if job.full_at.is_some() && !trusted && !drain {
                 // Found early on few frames and not clearly: the search is done again on the
                 // whole window, when the first frame is due.
@@ -977,7 +953,7 @@ impl VidkompyAlign {
                     live.fit = Some((a.spatial_confidence, a.mean_cost));
                     // Not a clear match: the bg may show the fg's moments later than the window
                     // reaches; the same fg frames are searched again once it has.
-                    live.want_deferred |= a.spatial_confidence < EARLY_TRUST;
+                    live.want_deferred |= !recheck::early_trusted(a.spatial_confidence);
                 }
                 place
             }
@@ -1038,7 +1014,7 @@ impl VidkompyAlign {
         Ok(())
     }
 
-    /// Re-checks a found footprint on another thread: every [`RECHECK`] of fg running time, and
+    /// Re-checks a found footprint on another thread: every [`recheck::RECHECK`] of fg running time, and
     /// sooner when the recent matches cost much more than before (the fg feed was re-framed,
     /// so the features no longer compare the same pixels). A footprint moved by more than
     /// [`REFINE_PX`] is followed (features, compositing, a new `vidkompy-alignment`); by more
@@ -1095,14 +1071,14 @@ impl VidkompyAlign {
         }
         let now = live.fg.back().map_or(0, |h| h.rt);
         let since = now.saturating_sub(live.checked_at);
-        let worse = live
-            .tracker
-            .as_ref()
-            .and_then(|t| t.unsure_share(RECENT_MATCHES))
-            .is_some_and(|s| s >= 0.5);
+        let worse = recheck::matches_worse(
+            live.tracker
+                .as_ref()
+                .and_then(|t| t.unsure_share(RECENT_MATCHES))
+                .map(f64::from),
+        );
         let confirm = live.confirm_at.is_some_and(|t| now >= t);
-        let every = RECHECK << live.confirmed.min(PACED_RECHECK_DOUBLINGS);
-        let periodic = since >= every || (worse && since >= RECHECK_SOON) || confirm;
+        let periodic = recheck::recheck_due(since, live.confirmed, worse, confirm);
         // While the bg lags, the fg frames held show moments it has not shown yet: keep them
         // and search once it has.
         if (live.want_deferred || (periodic && live.lagging)) && live.deferred.is_none() {
@@ -1227,24 +1203,25 @@ impl VidkompyAlign {
         );
         let fit = state.live().and_then(|l| l.fit);
         let kept = job.deferred.is_some() || job.confirm;
-        // On kept frames (the bg lagging) or a full window after an early search, a better fit
-        // than the footprint in use had also counts: that one may have been fitted on moments
-        // the bg had not shown yet.
-        let better = a.spatial_confidence > old.score
-            || (kept && fit.is_some_and(|(_, cost)| a.mean_cost < cost));
-        // A better fit on kept frames or a full window replaces smaller moves too: the one in
-        // use may be a couple of pixels off.
-        let least = if kept { KEPT_REFINE_PX } else { REFINE_PX };
-        let worse = job.worse && a.spatial_confidence >= REFRAME_TRUST;
-        let confirmed = moved <= least;
+        let verdict = recheck::verdict(&Recheck {
+            moved,
+            confidence: a.spatial_confidence,
+            mean_cost: a.mean_cost,
+            old_score: old.score,
+            old_cost: fit.map(|(_, cost)| cost),
+            kept,
+            worse: job.worse,
+        });
         if let Some(l) = state.live_mut().filter(|l| l.paced) {
-            l.confirmed = if confirmed { l.confirmed + 1 } else { 0 };
+            l.confirmed = if verdict == Verdict::Confirmed {
+                l.confirmed + 1
+            } else {
+                0
+            };
         }
-        if confirmed || !(worse || better) {
+        let Verdict::Replaced { reframed } = verdict else {
             return Ok(());
-        }
-        // A correction (kept frames, a full window) is not reported as a re-framing.
-        let reframed = moved > REFRAME_PX && !kept;
+        };
         let est = Estimate {
             x: a.x,
             y: a.y,

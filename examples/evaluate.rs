@@ -122,6 +122,7 @@ fn cases(fps: f64) -> Vec<(&'static str, Case)> {
     c.interior = Some((40, 24));
     c.props = vec![("match-region", "edges".to_value())];
     add("fg interior differs, match-region=edges", c);
+    v.extend(truth::combined_cases(fps));
     v
 }
 
@@ -146,8 +147,11 @@ fn main() {
         path.display(),
         FRAMES
     );
-    println!("| case | spatial error px | exact | within ±1 | max dev | out / in | analysis s |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| case | spatial error px | calibrated | exact | within ±1 | max dev | out / in | \
+         analysis s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     // `--windowed`: files aligned on a sliding window in one pass (`force-live` on inputs
     // that are not live).
     let windowed = std::env::args().any(|a| a == "--windowed");
@@ -166,7 +170,7 @@ fn main() {
         }
         let o = truth::run(&src, &case);
         if !o.errors.is_empty() || o.alignment.is_none() {
-            println!("| {name} | error: {:?} | | | | | |", o.errors);
+            println!("| {name} | error: {:?} | | | | | | |", o.errors);
             continue;
         }
         let s = truth::score(&case, &o);
@@ -177,8 +181,13 @@ fn main() {
                 100.0 * a as f64 / b as f64
             }
         };
+        let calibrated = o
+            .alignment
+            .as_ref()
+            .map_or(f64::NAN, |a| a.spatial_calibrated);
         println!(
-            "| {name} | {:.2} | {:.1} % ({}/{}) | {:.1} % | {} | {} / {} | {:.2} |",
+            "| {name} | {:.2} | {calibrated:.2} | {:.1} % ({}/{}) | {:.1} % | {} | {} / {} | \
+             {:.2} |",
             s.corner_error,
             pct(s.present_exact, s.present),
             s.present_exact,

@@ -279,6 +279,10 @@ pub struct Alignment {
     pub footprint_from: FootprintFrom,
     /// Mean NCC at the footprint, −1…1 (NaN: not measured).
     pub spatial_confidence: f64,
+    /// The footprint search's score calibrated against unrelated content: 0 is what content
+    /// that does not show the bg's scene scores, 1 a perfect match; below 0.5 the footprint
+    /// falls back (NaN: no search made).
+    pub spatial_calibrated: f64,
     /// 0…1 (NaN: not measured).
     pub temporal_confidence: f64,
     pub mean_cost: f64,
@@ -320,6 +324,7 @@ impl ElementMessage for Alignment {
             .field("footprint-height", self.footprint.height)
             .field("footprint-from", self.footprint_from.as_str())
             .field("spatial-confidence", self.spatial_confidence)
+            .field("spatial-calibrated", self.spatial_calibrated)
             .field("temporal-confidence", self.temporal_confidence)
             .field("mean-cost", self.mean_cost)
             .field("first-bg-frame", self.first_bg_frame)
@@ -357,6 +362,7 @@ impl ElementMessage for Alignment {
             footprint: r.footprint()?,
             footprint_from: r.parse("footprint-from")?,
             spatial_confidence: r.get("spatial-confidence")?,
+            spatial_calibrated: r.get("spatial-calibrated")?,
             temporal_confidence: r.get("temporal-confidence")?,
             mean_cost: r.get("mean-cost")?,
             first_bg_frame: r.get("first-bg-frame")?,
@@ -615,6 +621,7 @@ mod tests {
             },
             footprint_from: FootprintFrom::Content,
             spatial_confidence: 0.99,
+            spatial_calibrated: 0.9,
             temporal_confidence: 0.9,
             mean_cost: 0.01,
             first_bg_frame: 12,
@@ -665,6 +672,7 @@ mod tests {
                 "footprint-height",
                 "footprint-from",
                 "spatial-confidence",
+                "spatial-calibrated",
                 "temporal-confidence",
                 "mean-cost",
                 "first-bg-frame",

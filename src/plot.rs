@@ -156,6 +156,7 @@ mod tests {
                 height: 24,
             },
             spatial_confidence: Some(0.99),
+            spatial_calibrated: Some(0.9),
             temporal_confidence: Some(0.9),
             mean_cost: Some(0.01),
             mapping: "content".into(),

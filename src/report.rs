@@ -68,6 +68,9 @@ pub struct Report {
     pub scale: f64,
     pub footprint: Footprint,
     pub spatial_confidence: Option<f64>,
+    /// The spatial confidence calibrated against unrelated content (0 chance, 1 perfect).
+    #[serde(default)]
+    pub spatial_calibrated: Option<f64>,
     pub temporal_confidence: Option<f64>,
     pub mean_cost: Option<f64>,
     /// `content` or `running-time` (or `loaded`, when read from another report).
@@ -278,6 +281,7 @@ mod tests {
                 height: 90,
             },
             spatial_confidence: Some(0.99),
+            spatial_calibrated: Some(0.9),
             temporal_confidence: Some(0.9),
             mean_cost: Some(0.01),
             mapping: "content".into(),

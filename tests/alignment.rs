@@ -76,6 +76,8 @@ fn assert_aligned(case: &Case, o: &Outcome) -> Score {
     let a = o.alignment.as_ref().expect("alignment message");
     // Confidences that mean something: above the element's thresholds on every passing case.
     assert!(a.spatial_confidence >= 0.5, "{a:?}");
+    // Well above what unrelated content scores (tests/unrelated.rs: 0.25 at most).
+    assert!(a.spatial_calibrated >= 0.6, "{a:?}");
     assert!(a.temporal_confidence >= 0.1, "{a:?}");
     assert_eq!(a.footprint_from.as_str(), "content", "{a:?}");
     assert_eq!(a.mapping.as_str(), "content", "{a:?} {:?}", o.warnings);
@@ -184,7 +186,7 @@ fn unrelated_clips_fall_under_the_thresholds_and_warn() {
     assert_eq!(o.outputs.len(), 60);
     let a = o.alignment.expect("alignment message");
     eprintln!("{a:?}");
-    assert!(a.spatial_confidence < 0.5, "{a:?}");
+    assert!(a.spatial_calibrated < 0.5, "{a:?}");
     assert_eq!(a.mapping.as_str(), "running-time");
     assert_eq!(a.footprint_from.as_str(), "fallback");
     assert!(
@@ -477,4 +479,34 @@ fn a_panning_bg_is_told_from_a_footprint_a_pan_step_off() {
         "spatial error {:.2} px",
         sc.corner_error
     );
+}
+
+/// One of [`truth::combined_cases`], on the project's clip.
+fn combined(name: &str) -> Case {
+    truth::combined_cases(10.0)
+        .into_iter()
+        .find(|(n, _)| n.contains(name))
+        .map(|(_, c)| c)
+        .unwrap_or_else(|| panic!("no combined case {name}"))
+}
+
+#[test]
+#[ignore = "fails today (issue 25): 299/300 exact, one fg frame 2 bg frames off"]
+fn two_time_bases_with_a_black_start_and_damaged_bg_frames() {
+    let case = combined("damaged bg");
+    assert_aligned(&case, &run(source(), &case));
+}
+
+#[test]
+#[ignore = "fails today (issue 25): 70/79 exact (all within ±1); DTW steps by frame index, not \
+            by the fg's timestamps"]
+fn fg_frames_dropped_at_irregular_times() {
+    let case = combined("VFR");
+    assert_aligned(&case, &run(source(), &case));
+}
+
+#[test]
+fn fg_with_sensor_noise_and_a_burned_in_logo_and_timestamp() {
+    let case = combined("sensor noise");
+    assert_aligned(&case, &run(source(), &case));
 }

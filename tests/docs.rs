@@ -74,6 +74,7 @@ fn every_message_and_field_is_documented() {
         footprint,
         footprint_from: FootprintFrom::Content,
         spatial_confidence: 1.0,
+        spatial_calibrated: 1.0,
         temporal_confidence: 1.0,
         mean_cost: 0.0,
         first_bg_frame: 0,

@@ -75,6 +75,10 @@ pub struct Alignment {
     pub scale: f64,
     /// Mean NCC of matched frame pairs at the footprint, in [-1, 1].
     pub spatial_confidence: f64,
+    /// How far the footprint search's best score stands above what the same search scores for
+    /// content that does not show the bg's scene, in [0, 1] ([`spatial::calibrated`]); NaN
+    /// where no search was made (a footprint set by hand, a re-fit).
+    pub spatial_calibrated: f64,
     /// bg frame index of every fg frame.
     pub mapping: Vec<usize>,
     /// Cost of each fg frame's match (1 - NCC of footprint features).
@@ -89,10 +93,15 @@ pub struct Alignment {
 }
 
 impl Alignment {
-    /// Whether its footprint is trusted: the fg shows the bg's scene there (spatial confidence
-    /// at least [`super::MIN_SPATIAL_CONFIDENCE`]; not when it is NaN).
+    /// Whether its footprint is trusted: the fg shows the bg's scene there. The calibrated
+    /// confidence is at least [`super::MIN_CALIBRATED`]; where none was measured (a re-fit),
+    /// the spatial confidence at least [`super::MIN_SPATIAL_CONFIDENCE`]. Not when NaN.
     pub fn placed(&self) -> bool {
-        self.spatial_confidence >= super::MIN_SPATIAL_CONFIDENCE
+        if self.spatial_calibrated.is_nan() {
+            self.spatial_confidence >= super::MIN_SPATIAL_CONFIDENCE
+        } else {
+            self.spatial_calibrated >= super::MIN_CALIBRATED
+        }
     }
 
     /// Whether its frame mapping is trusted too: placed, and a temporal confidence of at least
@@ -151,6 +160,7 @@ const DENSE_MIN_STEP: usize = 8;
 fn dense_coarse(
     input: &Input<'_>,
     fg_idx: &[usize],
+    rotated: bool,
     cancel: &Cancel,
 ) -> Result<Option<spatial::Coarse>, Cancelled> {
     let (n, m) = (input.fg.len(), input.bg.len());
@@ -174,8 +184,9 @@ fn dense_coarse(
     let i0 = (n - span) / 2;
     let half = |t: &Thumb| features::downscale_image(&t.image(), 2);
     let bgs: Vec<Image> = dense.par_iter().map(|&j| half(&input.bg.get(j))).collect();
+    let turn = |i: Image| if rotated { rotate_half_turn(&i) } else { i };
     let fgs: Vec<Image> = (0..DENSE_FG)
-        .map(|r| half(&input.fg.get(i0 + r * d)))
+        .map(|r| turn(half(&input.fg.get(i0 + r * d))))
         .collect();
     cancel.check()?;
     let Some(found) = spatial::coarse_in_time(
@@ -204,7 +215,10 @@ fn dense_coarse(
     around.sort_unstable();
     around.dedup();
     let bgs: Vec<Image> = around.iter().map(|&j| input.bg.get(j).image()).collect();
-    let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg.get(i).image()).collect();
+    let fgs: Vec<Image> = fg_idx
+        .iter()
+        .map(|&i| turn(input.fg.get(i).image()))
+        .collect();
     cancel.check()?;
     spatial::coarse(
         input.geometry,
@@ -215,6 +229,12 @@ fn dense_coarse(
         input.constraints,
         cancel,
     )
+}
+
+/// An image turned upside down (rotated by half a turn): the same content statistics in an
+/// arrangement that shows no scene of the bg.
+fn rotate_half_turn(i: &Image) -> Image {
+    i.slice(ndarray::s![..;-1, ..;-1]).to_owned()
 }
 
 /// Thumbnails whose content has texture (standard deviation of at least
@@ -493,6 +513,9 @@ impl Wanted {
 #[derive(Debug, Clone)]
 pub struct Begun {
     est: Estimate,
+    /// The coarse search's score calibrated against chance ([`spatial::calibrated`]); NaN
+    /// for a footprint set by hand.
+    calibrated: f64,
     from: f64,
     fg_feats: Option<((usize, usize), Rows)>,
     last: Temporal,
@@ -590,44 +613,53 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
     };
     let bg_idx = spread(input.bg.len(), BG_SAMPLES);
     let mut timings = Timings::default();
-    let est = if fixed {
-        Estimate {
+    let (est, calibrated) = if fixed {
+        let est = Estimate {
             x: c.x.unwrap_or(0.0),
             y: c.y.unwrap_or(0.0),
             scale: c.scale.unwrap_or(1.0),
             score: 0.0,
-        }
+        };
+        (est, f64::NAN)
     } else {
         if fg_idx.is_empty() {
             return Ok(None);
         }
         let bgs: Vec<Image> = bg_idx.iter().map(|&j| input.bg.get(j).image()).collect();
         let fgs: Vec<Image> = fg_idx.iter().map(|&i| input.fg.get(i).image()).collect();
-        let first = timings.time("coarse-spatial", || {
-            spatial::coarse(geo, &bgs, bg_factor, &fgs, fg_factor, c, cancel)
-        })?;
         let sparse = input.bg.len() > BG_SAMPLES * 4;
-        let result = if sparse
-            && first
-                .as_ref()
-                .is_none_or(|r| r.estimate.score < GOOD_COARSE)
-        {
-            let dense = timings.time("coarse-spatial", || dense_coarse(input, &fg_idx, cancel))?;
-            match (first, dense) {
+        // The search, and the same search for the fg samples turned upside down: what content
+        // that does not show the bg's scene, with the same statistics, scores at these sizes.
+        let search = |fgs: &[Image], rotated: bool| {
+            let first = spatial::coarse(geo, &bgs, bg_factor, fgs, fg_factor, c, cancel)?;
+            if !sparse
+                || first
+                    .as_ref()
+                    .is_some_and(|r| r.estimate.score >= GOOD_COARSE)
+            {
+                return Ok(first);
+            }
+            let dense = dense_coarse(input, &fg_idx, rotated, cancel)?;
+            Ok(match (first, dense) {
                 (Some(a), Some(b)) => Some(if b.estimate.score > a.estimate.score {
                     b
                 } else {
                     a
                 }),
                 (a, b) => a.or(b),
-            }
-        } else {
-            first
+            })
         };
-        match result {
-            Some(r) => r.estimate,
-            None => return Ok(None),
-        }
+        let result = timings.time("coarse-spatial", || search(&fgs, false))?;
+        let Some(result) = result else {
+            return Ok(None);
+        };
+        let rotated: Vec<Image> = fgs.iter().map(rotate_half_turn).collect();
+        let null = timings.time("null-spatial", || search(&rotated, true))?;
+        let chance = null.map_or(0.0, |r| r.estimate.score);
+        (
+            result.estimate,
+            spatial::calibrated(result.estimate.score, chance),
+        )
     };
 
     // 2. Frame pairs that show the same moment, from a temporal alignment at this footprint.
@@ -649,6 +681,7 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
     wanted.bg.dedup();
     Ok(Some(Begun {
         est,
+        calibrated,
         from: if fixed { 1.0 } else { bg_factor },
         fg_feats,
         last,
@@ -669,6 +702,7 @@ pub fn finish(
     let geo = input.geometry;
     let Begun {
         mut est,
+        calibrated,
         mut from,
         mut fg_feats,
         mut last,
@@ -795,17 +829,18 @@ pub fn finish(
         })?;
         last = timings.time("temporal", || temporal_of(input, &fg, &bg, None, cancel))?;
     }
-    Ok(alignment(est, last, timings))
+    Ok(alignment(est, calibrated, last, timings))
 }
 
 /// The result of an analysis that ended at footprint `est` with temporal alignment `last`.
-fn alignment(est: Estimate, last: Temporal, timings: Timings) -> Alignment {
+fn alignment(est: Estimate, calibrated: f64, last: Temporal, timings: Timings) -> Alignment {
     let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
     Alignment {
         x: est.x,
         y: est.y,
         scale: est.scale,
         spatial_confidence: est.score,
+        spatial_calibrated: calibrated,
         mean_cost: mean(&last.path.cost),
         temporal_confidence: mean(&last.distinct),
         costs: last.path.cost,
@@ -849,7 +884,8 @@ pub fn refit(
             cancel,
         )
     })?;
-    Ok(Some(alignment(e, last, timings)))
+    // A check of a footprint found before: not searched, so not calibrated.
+    Ok(Some(alignment(e, f64::NAN, last, timings)))
 }
 
 /// The whole analysis when every frame's luma is at hand. `None` when there is nothing to
@@ -875,6 +911,7 @@ mod verdict_tests {
             y: 0.0,
             scale: 1.0,
             spatial_confidence: spatial,
+            spatial_calibrated: f64::NAN,
             mapping: Vec::new(),
             costs: Vec::new(),
             mean_cost: 0.0,
@@ -892,6 +929,30 @@ mod verdict_tests {
         assert!(with(0.9, 0.099).placed() && !with(0.9, 0.099).mapped());
         assert!(!with(f64::NAN, 0.9).placed());
         assert!(with(0.9, f64::NAN).placed() && !with(0.9, f64::NAN).mapped());
+    }
+
+    #[test]
+    fn a_calibrated_confidence_decides_where_there_is_one() {
+        let calibrated = |raw: f64, c: f64| Alignment {
+            spatial_calibrated: c,
+            ..with(raw, 0.9)
+        };
+        // Colour bars over a real bg: a raw score that passes, at chance's level.
+        assert!(!calibrated(0.699, 0.08).placed());
+        // Sensor noise lowers the raw score of a real match, not its distance from chance.
+        assert!(calibrated(0.45, 0.7).placed());
+        assert!(calibrated(0.99, 0.5).placed() && !calibrated(0.99, 0.499).placed());
+    }
+
+    #[test]
+    fn calibration_measures_the_way_from_chance_to_a_perfect_match() {
+        assert_eq!(spatial::calibrated(1.0, 0.4), 1.0);
+        assert!((spatial::calibrated(0.7, 0.4) - 0.5).abs() < 1e-12);
+        // At or below chance: 0; chance below zero is no lower a bar than zero.
+        assert_eq!(spatial::calibrated(0.3, 0.4), 0.0);
+        assert!((spatial::calibrated(0.6, -0.3) - 0.6).abs() < 1e-12);
+        assert!((spatial::calibrated(0.6, f64::NAN) - 0.6).abs() < 1e-12);
+        assert!(spatial::calibrated(f64::NAN, 0.4).is_nan());
     }
 }
 

@@ -882,6 +882,7 @@ mod tests {
             y: 0.0,
             scale: 1.0,
             spatial_confidence: 1.0,
+            spatial_calibrated: f64::NAN,
             mapping: (3..15).collect(),
             costs: vec![0.01; 12],
             mean_cost: 0.01,

@@ -33,6 +33,15 @@ pub const REFRAME_PX: f64 = 8.0;
 /// wrong footprint at 0.8 or so.
 pub const REFRAME_TRUST: f64 = 0.95;
 
+/// Whether live mode uses a search's footprint. Live searches are judged by the raw spatial
+/// confidence (at least [`super::MIN_SPATIAL_CONFIDENCE`]), not the calibrated one offline
+/// uses: while the bg lags by more than the lookahead, the first window compares moments the
+/// bg has not shown yet and a right footprint can score near chance; live mode corrects a
+/// footprint fitted that way on kept frames and re-checks, which a fallback would delay.
+pub fn live_placed(a: &super::analysis::Alignment) -> bool {
+    a.spatial_confidence >= super::MIN_SPATIAL_CONFIDENCE
+}
+
 /// Whether a footprint found early, at `confidence`, is used.
 pub fn early_trusted(confidence: f64) -> bool {
     confidence >= EARLY_TRUST
@@ -131,6 +140,27 @@ mod tests {
         assert!(!recheck_due(S - 1, 3, true, false));
         assert!(recheck_due(S, 3, true, false));
         assert!(recheck_due(0, 3, false, true));
+    }
+
+    #[test]
+    fn live_searches_are_judged_by_the_raw_confidence() {
+        let a = |raw: f64, calibrated: f64| crate::align::analysis::Alignment {
+            x: 0.0,
+            y: 0.0,
+            scale: 1.0,
+            spatial_confidence: raw,
+            spatial_calibrated: calibrated,
+            mapping: Vec::new(),
+            costs: Vec::new(),
+            mean_cost: 0.0,
+            temporal_confidence: 0.5,
+            rate: None,
+            timings: Default::default(),
+        };
+        // A first window while the bg lags: near chance, but the right region to correct.
+        assert!(live_placed(&a(0.585, 0.1)));
+        assert!(!a(0.585, 0.1).placed());
+        assert!(!live_placed(&a(0.45, 0.9)));
     }
 
     #[test]

@@ -59,6 +59,22 @@ pub struct Coarse {
     pub best_bg: Vec<Option<usize>>,
 }
 
+/// A search's best score `score` calibrated against `chance`, the best score the same search
+/// gives content that does not show the bg's scene (the fg samples turned upside down): the
+/// share of the way from chance to a perfect match, in [0, 1]. NaN when `score` is.
+pub fn calibrated(score: f64, chance: f64) -> f64 {
+    if score.is_nan() {
+        return f64::NAN;
+    }
+    // Chance below zero (anti-correlation) is no easier a bar than zero.
+    let chance = if chance.is_finite() {
+        chance.clamp(0.0, 0.999)
+    } else {
+        0.0
+    };
+    ((score - chance) / (1.0 - chance)).clamp(0.0, 1.0)
+}
+
 /// Candidate scales (footprint width / fg width) searched by default: a fg recorded at up to
 /// twice its footprint's resolution.
 pub const DEFAULT_SCALES: (f64, f64) = (0.5, 1.0);

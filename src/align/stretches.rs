@@ -154,6 +154,7 @@ mod tests {
             y: 0.0,
             scale: 1.0,
             spatial_confidence: if usable { 0.9 } else { 0.2 },
+            spatial_calibrated: f64::NAN,
             mapping: (0..costs.len()).collect(),
             mean_cost: mean,
             costs,

@@ -659,9 +659,9 @@ fn run_pipeline(
                     // The element's own decision: the fg's content was not found.
                     if a.footprint_from == FootprintFrom::Fallback {
                         return Err(format!(
-                            "nothing matched: the fg was not found in the bg (spatial \
-                             confidence {:.3}); give --x, --y and --scale to place it",
-                            a.spatial_confidence
+                            "nothing matched: the fg was not found in the bg (calibrated \
+                             spatial confidence {:.3}); give --x, --y and --scale to place it",
+                            a.spatial_calibrated
                         ));
                     }
                     let analysis = Duration::from_nanos(a.analysis_time.nseconds());
@@ -711,8 +711,8 @@ fn summary(plan: &Plan<'_>, out: &Outcome, plot: Option<&Path>) {
             a.x, a.y, a.scale, f.width, f.height, f.x, f.y
         );
         println!(
-            "  confidence: spatial {:.3}, temporal {:.3}; frames mapped by {}",
-            a.spatial_confidence, a.temporal_confidence, a.mapping
+            "  confidence: spatial {:.3} (calibrated {:.3}), temporal {:.3}; frames mapped by {}",
+            a.spatial_confidence, a.spatial_calibrated, a.temporal_confidence, a.mapping
         );
         println!(
             "  {} fg frames over bg frames {}..={}; device {}",

@@ -136,15 +136,27 @@ pub fn decode_frames(
     n: usize,
     size: Option<(u32, u32)>,
 ) -> Result<(Vec<gst::Buffer>, gst_video::VideoInfo), String> {
+    let head = format!("filesrc location={} ! decodebin", q(src));
+    frames_of(&head, &src.display().to_string(), skip, n, size)
+}
+
+/// [`decode_frames`] of what the launch fragment `head` (a source, up to raw video) delivers;
+/// `what` names it in errors.
+pub fn frames_of(
+    head: &str,
+    what: &str,
+    skip: usize,
+    n: usize,
+    size: Option<(u32, u32)>,
+) -> Result<(Vec<gst::Buffer>, gst_video::VideoInfo), String> {
     let p = gst::parse::launch(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
-         appsink name=s sync=false max-buffers=4",
-        q(src)
+        "{head} ! videoconvert ! video/x-raw,format=I420 ! \
+         appsink name=s sync=false max-buffers=4"
     ))
     .map_err(|e| e.to_string())?;
     let sink: gst_app::AppSink = element(&p, "s")?;
     p.set_state(gst::State::Playing)
-        .map_err(|e| format!("cannot decode {}: {e}", src.display()))?;
+        .map_err(|e| format!("cannot decode {what}: {e}"))?;
     let mut frames = Vec::with_capacity(n);
     // The decoded frames' info, and the scaled frames' with the rectangle scaled from.
     let mut infos: Option<(gst_video::VideoInfo, Option<(gst_video::VideoInfo, _)>)> = None;
@@ -187,7 +199,7 @@ pub fn decode_frames(
     };
     let _ = p.set_state(gst::State::Null);
     res?;
-    let (info, scaled) = infos.ok_or_else(|| format!("no frame decoded from {}", src.display()))?;
+    let (info, scaled) = infos.ok_or_else(|| format!("no frame decoded from {what}"))?;
     Ok((frames, scaled.map_or(info, |(out, _)| out)))
 }
 

@@ -26,6 +26,19 @@ pub fn load(path: &std::path::Path, size: Option<(u32, u32)>, n: usize) -> Sourc
     Source { frames, info }
 }
 
+/// `n` frames of a `videotestsrc` pattern (`smpte`, `checkers-8`, ...) at `size`, 24 fps.
+pub fn pattern(name: &str, size: (u32, u32), n: usize) -> Source {
+    let head = format!(
+        "videotestsrc pattern={name} num-buffers={n} ! \
+         video/x-raw,width={},height={},framerate=24/1",
+        size.0, size.1
+    );
+    let (frames, info) = super::frames_of(&head, name, 0, n, None)
+        .unwrap_or_else(|e| panic!("cannot make pattern {name}: {e}"));
+    assert_eq!(frames.len(), n, "pattern {name} is too short");
+    Source { frames, info }
+}
+
 /// Crops `rect` (source px) out of a source frame and scales it to `out`, with GStreamer's
 /// converter; fades it towards black by `fade` (1 = untouched, 0 = black), optionally flips it
 /// upside down and re-grades luma.
@@ -100,6 +113,104 @@ pub fn paste_interior(
     df.into_buffer()
 }
 
+/// A frame of `size` damaged as a decoder shows lost slices: two bands of 16-line blocks, one
+/// grey, one smeared (each block a copy of its top row), at places that `seed` picks.
+pub fn damage(buf: gst::Buffer, size: (u32, u32), seed: u32) -> gst::Buffer {
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size.0, size.1)
+        .build()
+        .unwrap();
+    let mut f = gst_video::VideoFrame::from_buffer_writable(buf, &info).unwrap();
+    let rows = size.1 as usize / 16;
+    let pick =
+        |k: u32| ((seed.wrapping_mul(2_654_435_761) >> 7).wrapping_add(k * 7)) as usize % rows;
+    let (grey, smear) = (pick(0), pick(3));
+    for p in 0..3u32 {
+        let sub = usize::from(p > 0);
+        let stride = f.plane_stride()[p as usize] as usize;
+        let w = f.comp_width(p) as usize;
+        let band = 16 >> sub;
+        let data = f.plane_data_mut(p).unwrap();
+        for b in [grey, (grey + 1) % rows] {
+            for y in b * band..(b + 1) * band {
+                data[y * stride..y * stride + w].fill(128);
+            }
+        }
+        for b in [smear, (smear + 1) % rows, (smear + 2) % rows] {
+            let top = data[b * band * stride..b * band * stride + w].to_vec();
+            for y in b * band..(b + 1) * band {
+                data[y * stride..y * stride + w].copy_from_slice(&top);
+            }
+        }
+    }
+    f.into_buffer()
+}
+
+/// `buf` (I420 of `size`) with Gaussian-like sensor noise of standard deviation `sigma` in its
+/// luma (a sum of uniform draws, from a generator seeded by `seed`: every frame its own).
+pub fn noisy(buf: gst::Buffer, size: (u32, u32), sigma: f32, seed: u32) -> gst::Buffer {
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size.0, size.1)
+        .build()
+        .unwrap();
+    let mut f = gst_video::VideoFrame::from_buffer_writable(buf, &info).unwrap();
+    let mut s = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+    let mut uniform = || {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    // Four uniforms on [-0.5, 0.5) sum to variance 1/3.
+    let k = sigma * 3f32.sqrt();
+    let data = f.plane_data_mut(0).unwrap();
+    for v in data.iter_mut() {
+        let n = (uniform() + uniform() + uniform() + uniform()) * k;
+        *v = (f32::from(*v) + n).round().clamp(0.0, 255.0) as u8;
+    }
+    f.into_buffer()
+}
+
+/// `buf` (I420 of `size`) with a burned-in logo (a white ring in the top-left corner) and a
+/// running timestamp (a row of white and black digits' blocks along the bottom that changes
+/// with frame `i`), as cameras and broadcasters burn them in.
+pub fn overlaid(buf: gst::Buffer, size: (u32, u32), i: usize) -> gst::Buffer {
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size.0, size.1)
+        .build()
+        .unwrap();
+    let mut f = gst_video::VideoFrame::from_buffer_writable(buf, &info).unwrap();
+    let (w, h) = (size.0 as usize, size.1 as usize);
+    let stride = f.plane_stride()[0] as usize;
+    let data = f.plane_data_mut(0).unwrap();
+    // The logo: a ring of radius w/20 around (w/12, h/8), 4 px thick.
+    let (cx, cy, r) = (w as f32 / 12.0, h as f32 / 8.0, w as f32 / 20.0);
+    for y in 0..h {
+        for x in 0..w {
+            let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+            if (d - r).abs() < 2.0 {
+                data[y * stride + x] = 235;
+            }
+        }
+    }
+    // The timestamp: 8 digits of the frame number, each a 5x7 grid of 3 px cells, bottom left.
+    let digits = format!("{:08}", i * 4 + 123);
+    let (x0, y0, cell) = (w / 20, h - h / 12 - 21, 3usize);
+    for (n, d) in digits.bytes().enumerate() {
+        let v = u64::from(d - b'0') + 1;
+        for gy in 0..7 {
+            for gx in 0..5 {
+                // A pattern per digit: its bits, shifted by the cell.
+                let on = (v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (gy * 5 + gx)) & 1 == 1;
+                for y in 0..cell {
+                    for x in 0..cell {
+                        let (px, py) = (x0 + n * 6 * cell + gx * cell + x, y0 + gy * cell + y);
+                        if px < w && py < h {
+                            data[py * stride + px] = if on { 235 } else { 16 };
+                        }
+                    }
+                }
+            }
+        }
+    }
+    f.into_buffer()
+}
+
 pub struct Case {
     pub bg_size: (u32, u32),
     /// Source frame shown by each bg frame, at `bg_fps`.
@@ -133,6 +244,15 @@ pub struct Case {
     pub live: Option<Live>,
     /// The bg camera pans: each source frame is seen through a window that moves with it.
     pub pan: Option<Pan>,
+    /// bg frames (indices) damaged as by lost slices: bands of grey and smeared blocks.
+    pub bg_damaged: Vec<usize>,
+    /// The fg's timestamps are its frames' capture times (source frame / `fg_fps`), not
+    /// consecutive: a variable frame rate, as phones record where frames are dropped.
+    pub fg_vfr: bool,
+    /// Sensor noise in the fg's luma: standard deviation, in 8-bit levels.
+    pub fg_noise: f32,
+    /// A logo and a running timestamp burned into the fg.
+    pub fg_overlay: bool,
 }
 
 /// A bg seen through a window panning across the source clip: source frame `k` shows the
@@ -202,6 +322,10 @@ impl Case {
             props: Vec::new(),
             live: None,
             pan: None,
+            bg_damaged: Vec::new(),
+            fg_vfr: false,
+            fg_noise: 0.0,
+            fg_overlay: false,
         }
     }
 
@@ -268,6 +392,58 @@ pub fn frames_at(start: usize, n: usize, src_fps: f64, fps: f64) -> Vec<usize> {
     (0..n)
         .map(|i| start + (i as f64 * src_fps / fps + 1e-9).floor() as usize)
         .collect()
+}
+
+/// The hard cases combined (each property passes on its own; these put them together), for a
+/// source at `fps`:
+/// - the same frames on two time bases (bg 23.976 fps, fg 30 fps), black opening frames with a
+///   fade, and damaged bg frames;
+/// - a fg with frames dropped at irregular times, each at its capture time (a variable frame
+///   rate, as phones record);
+/// - a fg with sensor noise and a burned-in logo and timestamp.
+pub fn combined_cases(fps: f64) -> Vec<(&'static str, Case)> {
+    let (bg_fps, fg_fps) = (24000.0 / 1001.0, 30.0);
+    let nb = (130.0 * bg_fps / fps) as usize;
+    let mut time_bases = Case::new(
+        frames_at(0, nb, fps, bg_fps),
+        frames_at(0, (100.0 * fg_fps / fps) as usize, fps, fg_fps),
+    );
+    time_bases.bg_fps = rate(bg_fps);
+    time_bases.fg_fps = rate(fg_fps);
+    time_bases.black_fade = (12, 12);
+    time_bases.bg_damaged = [0.35, 0.5, 0.62, 0.8]
+        .iter()
+        .map(|f| (f * nb as f64) as usize)
+        .collect();
+    // Dropped in runs of one to three, about one frame in six, at irregular places.
+    let mut s = 12_345u32;
+    let mut vfr_src = Vec::new();
+    let mut k = 20;
+    while k < 120 {
+        vfr_src.push(k);
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        k += if (s >> 24).is_multiple_of(6) {
+            2 + (s >> 16) as usize % 3
+        } else {
+            1
+        };
+    }
+    let mut vfr = Case::new((0..140).collect(), vfr_src);
+    vfr.fg_vfr = true;
+    let mut noisy = Case::new((0..120).collect(), (20..100).collect());
+    noisy.fg_noise = 8.0;
+    noisy.fg_overlay = true;
+    vec![
+        (
+            "23.976 / 30 fps, black start, damaged bg frames",
+            time_bases,
+        ),
+        ("fg frames dropped at irregular times (VFR)", vfr),
+        (
+            "fg with sensor noise and a burned-in logo and timestamp",
+            noisy,
+        ),
+    ]
 }
 
 /// A frame rate as a fraction (NTSC rates exact).
@@ -337,6 +513,14 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
             let w = case.pan.map_or((0, 0, sw, sh), |p| p.window(k));
             derive(src, k, w, bgs, case.fade(k), (1.0, 0.0), false)
         })
+        .enumerate()
+        .map(|(j, b)| {
+            if case.bg_damaged.contains(&j) {
+                damage(b, bgs, j as u32)
+            } else {
+                b
+            }
+        })
         .collect();
     let region_of = |(fx, fy, fw, fh): (u32, u32, u32, u32), k: usize| {
         let (wx, wy, ww, wh) = window(k);
@@ -362,12 +546,22 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
                 let f = case.fade(k);
                 derive(fg_src, k, region, case.fg_size(), f, case.grade, case.flip)
             };
-            match case.interior {
+            let f = match case.interior {
                 None => fg(k),
                 Some((later, margin)) => {
                     let other = fg((k + later).min(fg_src.frames.len() - 1));
                     paste_interior(fg(k), &other, case.fg_size(), margin)
                 }
+            };
+            let f = if case.fg_noise > 0.0 {
+                noisy(f, case.fg_size(), case.fg_noise, i as u32)
+            } else {
+                f
+            };
+            if case.fg_overlay {
+                overlaid(f, case.fg_size(), i)
+            } else {
+                f
             }
         })
         .collect();
@@ -378,6 +572,26 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     let bg = timed(bg, case.bg_fps);
     let fg_fps = case.fg_declared_fps.unwrap_or(case.fg_fps);
     let mut fg = timed(fg, fg_fps);
+    if case.fg_vfr {
+        // Each frame at its capture time, lasting until the next one's.
+        let at = |k: usize| {
+            gst::ClockTime::SECOND
+                .mul_div_floor(
+                    (k - case.fg_src[0]) as u64 * fg_fps.denom() as u64,
+                    fg_fps.numer() as u64,
+                )
+                .unwrap()
+        };
+        for (i, b) in fg.iter_mut().enumerate() {
+            let end = case
+                .fg_src
+                .get(i + 1)
+                .map_or(at(case.fg_src[i] + 1), |&k| at(k));
+            let b = b.make_mut();
+            b.set_pts(at(case.fg_src[i]));
+            b.set_duration(end - at(case.fg_src[i]));
+        }
+    }
     // `force-live` can only be set at construction: in the description.
     let force_live = case
         .props

@@ -904,7 +904,7 @@ impl VidkompyAlign {
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Err(gst::FlowError::Error);
         };
-        let found = alignment.as_ref().filter(|a| a.placed());
+        let found = alignment.as_ref().filter(|a| recheck::live_placed(a));
         gst::info!(
             CAT,
             imp = self,
@@ -1174,7 +1174,7 @@ impl VidkompyAlign {
         job: &RecheckJob,
     ) -> Result<(), gst::FlowError> {
         let started_at = job.started_at;
-        let Some(a) = result.filter(Alignment::placed) else {
+        let Some(a) = result.filter(recheck::live_placed) else {
             gst::debug!(
                 CAT,
                 imp = self,

@@ -397,12 +397,14 @@ impl VidkompyAlign {
                     self,
                     gst::StreamError::Failed,
                     (
-                        "The fg's content was not found in the bg (spatial confidence {:.3}): the \
-                         fg ({}x{}) is placed at x={} y={} scale={:.4} ({}x{} px) and mapped by \
-                         running time; set x, y and scale to place it{hint}",
+                        "The fg's content was not found in the bg (calibrated spatial confidence \
+                         {:.3}, below {}): the fg ({}x{}) is placed at x={} y={} scale={:.4} \
+                         ({}x{} px) and mapped by running time; set x, y and scale to place \
+                         it{hint}",
                         alignment
                             .as_ref()
-                            .map_or(f64::NAN, |a| a.spatial_confidence),
+                            .map_or(f64::NAN, |a| a.spatial_calibrated),
+                        crate::align::MIN_CALIBRATED,
                         fg_info.width(),
                         fg_info.height(),
                         place.x,
@@ -564,10 +566,15 @@ impl VidkompyAlign {
                 }
             }
         }
+        // The least calibrated confidence of the footprints used.
+        let mut calibrated = f64::INFINITY;
         for (r, a) in &parts {
             let own_place = a.as_ref().filter(spatial_ok);
             let own_map = a.as_ref().filter(temporal_ok);
             let found = own_place.or(whole_place);
+            if let Some(e) = found {
+                calibrated = calibrated.min(e.spatial_calibrated);
+            }
             let place = match found {
                 Some(e) => placement::from_estimate(geo.fg, geo.bg, e.x, e.y, e.scale),
                 None => {
@@ -652,6 +659,11 @@ impl VidkompyAlign {
                 .filter_map(|s| s.spatial_confidence)
                 .min_by(f64::total_cmp)
                 .unwrap_or(f64::NAN),
+            spatial_calibrated: if calibrated.is_finite() {
+                calibrated
+            } else {
+                f64::NAN
+            },
             mapping: mapping.clone(),
             costs: costs.clone(),
             mean_cost: if finite.is_empty() {

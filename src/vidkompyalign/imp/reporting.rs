@@ -205,6 +205,7 @@ impl VidkompyAlign {
             footprint: footprint(&first.footprint),
             footprint_from: from,
             spatial_confidence: a.map_or(nan, |a| a.spatial_confidence),
+            spatial_calibrated: a.map_or(nan, |a| a.spatial_calibrated),
             temporal_confidence: a.map_or(nan, |a| a.temporal_confidence),
             mean_cost: a.map_or(nan, |a| a.mean_cost),
             first_bg_frame: first_bg as u64,
@@ -322,6 +323,7 @@ impl VidkompyAlign {
             y: report.y,
             scale: report.scale,
             spatial_confidence: report.spatial_confidence.unwrap_or(nan),
+            spatial_calibrated: report.spatial_calibrated.unwrap_or(nan),
             costs: match &by_pts {
                 Some(m) => m
                     .iter()
@@ -473,6 +475,7 @@ impl VidkompyAlign {
             scale: first.scale,
             footprint: first.footprint,
             spatial_confidence: a.and_then(|a| finite(a.spatial_confidence)),
+            spatial_calibrated: a.and_then(|a| finite(a.spatial_calibrated)),
             temporal_confidence: a.and_then(|a| finite(a.temporal_confidence)),
             mean_cost: a.and_then(|a| finite(a.mean_cost)),
             mapping: kind.to_string(),

@@ -156,6 +156,7 @@ fn run() -> Result<(), String> {
         constraints: Constraints::default(),
         nominal_rate,
         region: Region::Footprint,
+        fg_slots: None,
     };
     let cancel = Cancel::new();
     let begun = analysis::begin(&input, &cancel)

@@ -491,15 +491,12 @@ fn combined(name: &str) -> Case {
 }
 
 #[test]
-#[ignore = "fails today (issue 25): 299/300 exact, one fg frame 2 bg frames off"]
 fn two_time_bases_with_a_black_start_and_damaged_bg_frames() {
     let case = combined("damaged bg");
     assert_aligned(&case, &run(source(), &case));
 }
 
 #[test]
-#[ignore = "fails today (issue 25): 70/79 exact (all within ±1); DTW steps by frame index, not \
-            by the fg's timestamps"]
 fn fg_frames_dropped_at_irregular_times() {
     let case = combined("VFR");
     assert_aligned(&case, &run(source(), &case));

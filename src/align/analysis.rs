@@ -64,6 +64,10 @@ pub struct Input<'a> {
     pub constraints: Constraints,
     pub nominal_rate: Option<f64>,
     pub region: Region,
+    /// Each fg frame's slot on its frame grid, where frames were dropped (a variable frame
+    /// rate, [`super::timing::slots`]): the temporal alignment steps through the slots, so
+    /// that a gap of dropped frames is a gap in the bg too. `None`: one slot per frame.
+    pub fg_slots: Option<&'a [usize]>,
 }
 
 /// The result.
@@ -363,6 +367,99 @@ const NEAR_RADIUS: usize = 24;
 /// Temporal alignment on features of both streams; near `previous` when given (an alignment
 /// of the same streams at a slightly different footprint).
 fn temporal_of(
+    input: &Input<'_>,
+    fg: &dyn FeatureRows,
+    bg: &dyn FeatureRows,
+    previous: Option<&Temporal>,
+    cancel: &Cancel,
+) -> Result<Temporal, Cancelled> {
+    match input.fg_slots.filter(|s| s.len() == fg.rows()) {
+        None => temporal_on(input, fg, bg, previous, cancel),
+        Some(slots) => {
+            // Aligned on the grid, every empty slot showing its nearest frame; read back at
+            // the frames' own slots.
+            let gridded = Slotted::new(fg, slots);
+            let previous = previous.map(|p| p.at(&gridded.frame));
+            let t = temporal_on(input, &gridded, bg, previous.as_ref(), cancel)?;
+            Ok(t.at(slots))
+        }
+    }
+}
+
+/// The fg on its frame grid: slot `v` shows frame `frame[v]` (its own, or the nearest one for a
+/// slot whose frame was dropped).
+#[derive(Debug)]
+struct Slotted<'a> {
+    inner: &'a dyn FeatureRows,
+    frame: Vec<usize>,
+    flat: Vec<bool>,
+    mean: Vec<f32>,
+}
+
+impl<'a> Slotted<'a> {
+    fn new(inner: &'a dyn FeatureRows, slots: &[usize]) -> Self {
+        let n = slots.last().map_or(0, |&l| l + 1);
+        let frame: Vec<usize> = (0..n)
+            .map(|v| {
+                let k = slots.partition_point(|&s| s < v);
+                match (k.checked_sub(1), slots.get(k)) {
+                    (Some(a), Some(&b)) if b - v < v - slots[a] => k,
+                    (Some(a), _) => a,
+                    (None, _) => k,
+                }
+            })
+            .collect();
+        let meta = inner.meta();
+        let flat = frame.iter().map(|&i| meta.flat[i]).collect();
+        let mean = frame.iter().map(|&i| meta.mean[i]).collect();
+        Slotted {
+            inner,
+            frame,
+            flat,
+            mean,
+        }
+    }
+}
+
+impl FeatureRows for Slotted<'_> {
+    fn rows(&self) -> usize {
+        self.frame.len()
+    }
+
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn meta(&self) -> temporal::Meta<'_> {
+        temporal::Meta {
+            flat: &self.flat,
+            mean: &self.mean,
+        }
+    }
+
+    fn select(&self, idx: &[usize]) -> Features {
+        let rows: Vec<usize> = idx.iter().map(|&v| self.frame[v]).collect();
+        self.inner.select(&rows)
+    }
+}
+
+impl Temporal {
+    /// This alignment's rows `rows`, in that order.
+    fn at(&self, rows: &[usize]) -> Temporal {
+        let pick = |v: &[f32]| rows.iter().map(|&r| v[r]).collect::<Vec<f32>>();
+        Temporal {
+            path: temporal::Path {
+                bg: rows.iter().map(|&r| self.path.bg[r]).collect(),
+                cost: pick(&self.path.cost),
+            },
+            distinct: pick(&self.distinct),
+            rate: self.rate,
+            medians: pick(&self.medians),
+        }
+    }
+}
+
+fn temporal_on(
     input: &Input<'_>,
     fg: &dyn FeatureRows,
     bg: &dyn FeatureRows,
@@ -978,6 +1075,30 @@ mod tests {
     }
 
     #[test]
+    fn dropped_frames_leave_slots_that_show_the_nearest_frame() {
+        let rows = Features::build(6, 4, |i, out| {
+            out.fill(i as f32);
+            (i as f32, 1.0)
+        });
+        let g = Slotted::new(&rows, &[0, 1, 3, 4, 7, 8]);
+        assert_eq!(g.frame, [0, 1, 1, 2, 3, 3, 4, 4, 5]);
+        assert_eq!(g.rows(), 9);
+        let t = Temporal {
+            path: temporal::Path {
+                bg: (10..19).collect(),
+                cost: (0..9).map(|c| c as f32).collect(),
+            },
+            distinct: vec![0.5; 9],
+            rate: Some(1.0),
+            medians: vec![0.2; 9],
+        };
+        // Read back at the frames' own slots: a gap in the fg is a gap in the bg.
+        let back = t.at(&[0, 1, 3, 4, 7, 8]);
+        assert_eq!(back.path.bg, [10, 11, 13, 14, 17, 18]);
+        assert_eq!(back.path.cost, [0.0, 1.0, 3.0, 4.0, 7.0, 8.0]);
+    }
+
+    #[test]
     fn a_cancelled_analysis_stops() {
         let (fg, bg) = (thumbs(20, 40, 30, 1), thumbs(30, 80, 60, 2));
         let input = Input {
@@ -992,6 +1113,7 @@ mod tests {
             constraints: Constraints::default(),
             nominal_rate: None,
             region: Region::Footprint,
+            fg_slots: None,
         };
         let cancel = Cancel::new();
         cancel.cancel();

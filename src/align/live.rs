@@ -321,6 +321,7 @@ impl Tracker {
             constraints: self.constraints,
             nominal_rate: self.nominal_rate,
             region: analysis::Region::Footprint,
+            fg_slots: None,
         };
         let by_index = |side: Side, i: usize| match side {
             Side::Fg => luma(side, fg0 + i),

@@ -57,6 +57,27 @@ pub fn map_by_time(fg: &[u64], bg: &[u64]) -> Vec<usize> {
         .collect()
 }
 
+/// Where each frame of a stream with timestamps `times` (ns, ascending) sits on a grid of
+/// `step` ns from its first frame: its slot. `Some` only for a stream with gaps (frames dropped,
+/// as phones record at a variable frame rate) whose slots strictly increase and number at most
+/// four times its frames; `None` for a stream without gaps, or whose times do not fit a grid.
+pub fn slots(times: &[u64], step: u64) -> Option<Vec<usize>> {
+    let (&t0, _) = times.split_first()?;
+    if step == 0 {
+        return None;
+    }
+    let mut out: Vec<usize> = Vec::with_capacity(times.len());
+    for &t in times {
+        let s = (t.checked_sub(t0)? as f64 / step as f64).round() as usize;
+        if out.last().is_some_and(|&l| s <= l) {
+            return None;
+        }
+        out.push(s);
+    }
+    let gaps = out.windows(2).any(|w| w[1] - w[0] > 1);
+    (gaps && *out.last()? < times.len() * 4).then_some(out)
+}
+
 /// A frame rate (numerator, denominator) for a frame duration in ns: an integer rate or an
 /// NTSC rate (n·1000/1001) when one is within 0.02 %, else the nearest rate with denominator
 /// 1000.
@@ -102,6 +123,21 @@ pub fn half_step(sorted: &[u64]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_place_a_variable_frame_rate_on_its_grid() {
+        let ms = |v: &[u64]| v.iter().map(|&m| m * 1_000_000).collect::<Vec<u64>>();
+        // Frames 2 and 5..=6 dropped (a 40 ms grid, timestamps a little off it).
+        assert_eq!(
+            slots(&ms(&[0, 40, 121, 160, 279, 320]), 40_000_000),
+            Some(vec![0, 1, 3, 4, 7, 8])
+        );
+        // No gap, or times off any grid: nothing to place.
+        assert_eq!(slots(&ms(&[0, 40, 80, 120]), 40_000_000), None);
+        assert_eq!(slots(&ms(&[0, 40, 50, 120]), 40_000_000), None);
+        assert_eq!(slots(&ms(&[0, 40, 4000]), 40_000_000), None);
+        assert_eq!(slots(&[], 40_000_000), None);
+    }
 
     const MS: u64 = 1_000_000;
 

@@ -880,10 +880,15 @@ pub fn score(case: &Case, o: &Outcome) -> Score {
             continue;
         }
         sc.inside += 1;
-        // The bg frame showing at the fg frame's moment, and identical duplicates of it.
+        // The bg frame showing at the fg frame's moment, and identical duplicates of it; or
+        // another bg frame made from the same source frame (a damaged copy, `bg_damaged`,
+        // shows that moment too, though its pixels differ).
         let showing = case.bg_src.partition_point(|&k| k <= t) - 1;
         let truth_rows = outside_rows(&o.bg[showing], &bg_info, case.footprint);
-        let exact = by_rows[&truth_rows].iter().any(|j| chosen.contains(j));
+        let same_source = chosen
+            .iter()
+            .any(|&j| case.bg_src.get(j) == Some(&case.bg_src[showing]));
+        let exact = by_rows[&truth_rows].iter().any(|j| chosen.contains(j)) || same_source;
         let dev = chosen
             .iter()
             .map(|&j| j.abs_diff(showing))

@@ -28,6 +28,8 @@ pub(super) struct Prep {
     pub(super) fg_times: Vec<u64>,
     pub(super) bg_times: Vec<u64>,
     pub(super) nominal_rate: Option<f64>,
+    /// The fg's frames' slots on their grid, where frames were dropped.
+    pub(super) fg_slots: Option<Vec<usize>>,
 }
 
 /// The second pass of two-pass mode: reading again until the frames refinement needs are in.
@@ -233,6 +235,17 @@ impl VidkompyAlign {
             fg: (fg_info.width(), fg_info.height()),
             bg: (bg_info.width(), bg_info.height()),
         };
+        // A fg with frames dropped (a variable frame rate): each frame's slot on its grid.
+        let fg_slots = fg_step.and_then(|step| timing::slots(&fg_times, step));
+        if let Some(s) = &fg_slots {
+            gst::info!(
+                CAT,
+                imp = self,
+                "the fg's timestamps skip frames: {} frames over {} slots",
+                s.len(),
+                s.last().map_or(0, |l| l + 1)
+            );
+        }
         let nominal_rate = match (fg_step, bg_step) {
             (Some(f), Some(b)) if b > 0 => Some(f as f64 / b as f64),
             _ => None,
@@ -247,6 +260,7 @@ impl VidkompyAlign {
             fg_times,
             bg_times,
             nominal_rate,
+            fg_slots,
         })
     }
 
@@ -272,7 +286,7 @@ impl VidkompyAlign {
     /// The analysis's input from the first pass.
     fn input<'a>(
         m: &'a Material,
-        prep: &Prep,
+        prep: &'a Prep,
         dots: &'a dyn crate::align::kernels::Kernels,
     ) -> analysis::Input<'a> {
         analysis::Input {
@@ -284,6 +298,7 @@ impl VidkompyAlign {
             constraints: prep.settings.constraints(),
             nominal_rate: prep.nominal_rate,
             region: prep.settings.region(),
+            fg_slots: prep.fg_slots.as_deref(),
         }
     }
 
@@ -725,7 +740,11 @@ impl VidkompyAlign {
                     return Ok((r.clone(), None));
                 }
                 let part = StretchThumbs::new(&m.fg.thumbs, r.clone());
-                let input = analysis::Input { fg: &part, ..input };
+                let input = analysis::Input {
+                    fg: &part,
+                    fg_slots: None,
+                    ..input
+                };
                 Ok((r.clone(), analysis::begin(&input, &self.cancel)?))
             })
             .collect::<Result<_, _>>()?;
@@ -751,7 +770,11 @@ impl VidkompyAlign {
             .into_iter()
             .map(|(r, b)| {
                 let part = StretchThumbs::new(&m.fg.thumbs, r.clone());
-                let input = analysis::Input { fg: &part, ..input };
+                let input = analysis::Input {
+                    fg: &part,
+                    fg_slots: None,
+                    ..input
+                };
                 let from = r.start;
                 let luma = |side: Side, i: usize| match side {
                     Side::Fg => luma(side, i + from),

@@ -558,6 +558,7 @@ mod tests {
                 fg_times: Vec::new(),
                 bg_times: Vec::new(),
                 nominal_rate: None,
+                fg_slots: None,
             },
             started: std::time::Instant::now(),
             spent: std::time::Duration::ZERO,

@@ -113,13 +113,21 @@ pub fn paste_interior(
     df.into_buffer()
 }
 
-/// A frame of `size` damaged as a decoder shows lost slices: two bands of 16-line blocks, one
-/// grey, one smeared (each block a copy of its top row), at places that `seed` picks.
-pub fn damage(buf: gst::Buffer, size: (u32, u32), seed: u32) -> gst::Buffer {
+/// `buf` mapped for writing as an I420 frame of `size`.
+fn writable_i420(
+    buf: gst::Buffer,
+    size: (u32, u32),
+) -> gst_video::VideoFrame<gst_video::video_frame::Writable> {
     let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size.0, size.1)
         .build()
         .unwrap();
-    let mut f = gst_video::VideoFrame::from_buffer_writable(buf, &info).unwrap();
+    gst_video::VideoFrame::from_buffer_writable(buf, &info).unwrap()
+}
+
+/// A frame of `size` damaged as a decoder shows lost slices: two bands of 16-line blocks, one
+/// grey, one smeared (each block a copy of its top row), at places that `seed` picks.
+pub fn damage(buf: gst::Buffer, size: (u32, u32), seed: u32) -> gst::Buffer {
+    let mut f = writable_i420(buf, size);
     let rows = size.1 as usize / 16;
     let pick =
         |k: u32| ((seed.wrapping_mul(2_654_435_761) >> 7).wrapping_add(k * 7)) as usize % rows;
@@ -148,10 +156,7 @@ pub fn damage(buf: gst::Buffer, size: (u32, u32), seed: u32) -> gst::Buffer {
 /// `buf` (I420 of `size`) with Gaussian-like sensor noise of standard deviation `sigma` in its
 /// luma (a sum of uniform draws, from a generator seeded by `seed`: every frame its own).
 pub fn noisy(buf: gst::Buffer, size: (u32, u32), sigma: f32, seed: u32) -> gst::Buffer {
-    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size.0, size.1)
-        .build()
-        .unwrap();
-    let mut f = gst_video::VideoFrame::from_buffer_writable(buf, &info).unwrap();
+    let mut f = writable_i420(buf, size);
     let mut s = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
     let mut uniform = || {
         s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -171,10 +176,7 @@ pub fn noisy(buf: gst::Buffer, size: (u32, u32), sigma: f32, seed: u32) -> gst::
 /// running timestamp (a row of white and black digits' blocks along the bottom that changes
 /// with frame `i`), as cameras and broadcasters burn them in.
 pub fn overlaid(buf: gst::Buffer, size: (u32, u32), i: usize) -> gst::Buffer {
-    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size.0, size.1)
-        .build()
-        .unwrap();
-    let mut f = gst_video::VideoFrame::from_buffer_writable(buf, &info).unwrap();
+    let mut f = writable_i420(buf, size);
     let (w, h) = (size.0 as usize, size.1 as usize);
     let stride = f.plane_stride()[0] as usize;
     let data = f.plane_data_mut(0).unwrap();

@@ -459,6 +459,96 @@ impl Temporal {
     }
 }
 
+/// bg frames read per batch when looking for damaged ones.
+const DAMAGE_BATCH: usize = 1024;
+
+/// bg frames that differ from both neighbours far more than the neighbours differ from each
+/// other (a frame damaged by lost slices, a one-frame flash): their features are not to be
+/// trusted, and the temporal alignment sees them as their neighbours' mean instead.
+fn damaged_bg(bg: &dyn FeatureRows) -> Vec<usize> {
+    let m = bg.rows();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while from + 2 < m {
+        let to = (from + DAMAGE_BATCH).min(m);
+        let f = bg.range(from..to);
+        for k in 1..f.len().saturating_sub(1) {
+            let (prev, next) = (
+                temporal::cost_at(&f, k - 1, &f, k),
+                temporal::cost_at(&f, k, &f, k + 1),
+            );
+            let skip = temporal::cost_at(&f, k - 1, &f, k + 1);
+            if prev.min(next) > 3.0 * skip + 0.05 {
+                out.push(from + k);
+            }
+        }
+        // Overlapping by two rows: every frame is judged with both neighbours.
+        from = to - 2;
+    }
+    out
+}
+
+/// The bg with its damaged frames ([`damaged_bg`]) shown as their neighbours' mean.
+#[derive(Debug)]
+struct Repaired<'a> {
+    inner: &'a dyn FeatureRows,
+    damaged: Vec<usize>,
+    flat: Vec<bool>,
+    mean: Vec<f32>,
+}
+
+impl<'a> Repaired<'a> {
+    fn new(inner: &'a dyn FeatureRows, damaged: Vec<usize>) -> Self {
+        let meta = inner.meta();
+        let (mut flat, mut mean) = (meta.flat.to_vec(), meta.mean.to_vec());
+        for &j in &damaged {
+            flat[j] = flat[j - 1] && flat[j + 1];
+            mean[j] = (mean[j - 1] + mean[j + 1]) / 2.0;
+        }
+        Repaired {
+            inner,
+            damaged,
+            flat,
+            mean,
+        }
+    }
+}
+
+impl FeatureRows for Repaired<'_> {
+    fn rows(&self) -> usize {
+        self.inner.rows()
+    }
+
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn meta(&self) -> temporal::Meta<'_> {
+        temporal::Meta {
+            flat: &self.flat,
+            mean: &self.mean,
+        }
+    }
+
+    fn select(&self, idx: &[usize]) -> Features {
+        let mut f = self.inner.select(idx);
+        let d = f.d;
+        for (r, &j) in idx.iter().enumerate() {
+            if self.damaged.binary_search(&j).is_err() {
+                continue;
+            }
+            let n = self.inner.select(&[j - 1, j + 1]);
+            for c in 0..d {
+                let v = (i32::from(n.q[c]) + i32::from(n.q[d + c])) / 2;
+                f.q[r * d + c] = v as i16;
+            }
+            f.flat[r] = self.flat[j];
+            f.mean[r] = self.mean[j];
+        }
+        f
+    }
+}
+
 fn temporal_on(
     input: &Input<'_>,
     fg: &dyn FeatureRows,
@@ -466,6 +556,12 @@ fn temporal_on(
     previous: Option<&Temporal>,
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
+    let damaged = damaged_bg(bg);
+    let repaired = (!damaged.is_empty()).then(|| Repaired::new(bg, damaged));
+    let bg: &dyn FeatureRows = match &repaired {
+        Some(r) => r,
+        None => bg,
+    };
     let max_step = max_step(input.nominal_rate);
     let temporal::Aligned {
         path,
@@ -1072,6 +1168,41 @@ mod tests {
                     .collect(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_bg_frame_unlike_both_its_neighbours_is_seen_as_their_mean() {
+        // A slowly changing picture, frame 5 damaged (another pattern altogether).
+        let rows = Features::build(10, 64, |i, out| {
+            for (c, v) in out.iter_mut().enumerate() {
+                *v = if i == 5 {
+                    ((c * 7919) % 13) as f32 - 6.0
+                } else {
+                    (c as f32 * 0.3 + i as f32 * 0.05).sin()
+                };
+            }
+            let mean = out.iter().sum::<f32>() / out.len() as f32;
+            out.iter_mut().for_each(|v| *v -= mean);
+            let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt();
+            out.iter_mut().for_each(|v| *v /= norm);
+            (100.0, 20.0)
+        });
+        assert_eq!(damaged_bg(&rows), [5]);
+        let r = Repaired::new(&rows, vec![5]);
+        let fixed = r.select(&[4, 5, 6]);
+        // Close to both neighbours now, as a frame between them would be.
+        assert!(temporal::cost_at(&fixed, 1, &fixed, 0) < 0.01);
+        assert!(temporal::cost_at(&fixed, 1, &fixed, 2) < 0.01);
+        // A fade or a steady change is no damage.
+        let steady = Features::build(10, 64, |i, out| {
+            for (c, v) in out.iter_mut().enumerate() {
+                *v = (c as f32 * 0.3 + i as f32 * 0.3).sin();
+            }
+            let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt();
+            out.iter_mut().for_each(|v| *v /= norm);
+            (100.0, 20.0)
+        });
+        assert!(damaged_bg(&steady).is_empty());
     }
 
     #[test]

@@ -412,10 +412,105 @@ impl Run {
     }
 }
 
+/// Watches the `splitmuxsrc` elements of a parsed pipeline for a known GStreamer 1.22 race:
+/// the part reader measures a part's length by seeking near its end, and now and then that
+/// seek's segment reaches playback, so the stream starts at that time (its first frames
+/// clipped away) although nothing sought. The flag is set when a `splitmuxsrc` pushes a first
+/// segment (before any flush) that does not start at stream time 0: the run's input was not
+/// the file, and says nothing of the element under test.
+pub fn splitmux_fault(p: &gst::Element) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fault = Arc::new(AtomicBool::new(false));
+    let Some(bin) = p.downcast_ref::<gst::Bin>() else {
+        return fault;
+    };
+    let splitmux = bin.iterate_recurse().into_iter().flatten().filter(|e| {
+        e.factory()
+            .is_some_and(|f| f.name().as_str() == "splitmuxsrc")
+    });
+    for e in splitmux {
+        let fault = fault.clone();
+        e.connect_pad_added(move |_, pad| {
+            let fault = fault.clone();
+            let flushed = AtomicBool::new(false);
+            pad.add_probe(
+                gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::EVENT_FLUSH,
+                move |_, info| {
+                    match info.event().map(|e| e.view()) {
+                        Some(gst::EventView::FlushStop(_)) => {
+                            flushed.store(true, Ordering::Release);
+                        }
+                        Some(gst::EventView::Segment(s)) if !flushed.load(Ordering::Acquire) => {
+                            let time = s
+                                .segment()
+                                .downcast_ref::<gst::ClockTime>()
+                                .and_then(|s| s.time());
+                            if time.is_some_and(|t| t > gst::ClockTime::ZERO) {
+                                fault.store(true, Ordering::Release);
+                            }
+                        }
+                        _ => (),
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        });
+    }
+    fault
+}
+
+/// How often a run whose `splitmuxsrc` input hit the race of [`splitmux_fault`] is made again.
+pub const SPLITMUX_TRIES: usize = 3;
+
 /// Runs a launch line ending in `appsink name=s` to EOS, collecting frames and element
-/// messages; the first error's text otherwise.
+/// messages; the first error's text otherwise. A run whose `splitmuxsrc` started at the wrong
+/// time ([`splitmux_fault`]) is made again, up to [`SPLITMUX_TRIES`] times.
 pub fn run_collect(desc: &str, timeout_s: u64) -> Result<Run, String> {
+    for _ in 1..SPLITMUX_TRIES {
+        match run_collect_once(desc, timeout_s) {
+            Err(Fault::Splitmux) => {
+                eprintln!("splitmuxsrc started late (GStreamer race), running again: {desc}");
+            }
+            r => return r.map_err(|e| e.to_string()),
+        }
+    }
+    run_collect_once(desc, timeout_s).map_err(|e| e.to_string())
+}
+
+/// Why [`run_collect_once`] gave no run.
+enum Fault {
+    Splitmux,
+    Failed(String),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Splitmux => write!(
+                f,
+                "splitmuxsrc started at the wrong time in {SPLITMUX_TRIES} runs (GStreamer race)"
+            ),
+            Fault::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<String> for Fault {
+    fn from(e: String) -> Self {
+        Fault::Failed(e)
+    }
+}
+
+impl From<&str> for Fault {
+    fn from(e: &str) -> Self {
+        Fault::Failed(e.to_string())
+    }
+}
+
+fn run_collect_once(desc: &str, timeout_s: u64) -> Result<Run, Fault> {
     let p = gst::parse::launch(desc).map_err(|e| format!("{desc}: {e}"))?;
+    let fault = splitmux_fault(&p);
     let sink: gst_app::AppSink = element(&p, "s")?;
     let frames = collect(&sink);
     p.set_state(gst::State::Playing)
@@ -454,6 +549,9 @@ pub fn run_collect(desc: &str, timeout_s: u64) -> Result<Run, String> {
         }
     };
     let _ = p.set_state(gst::State::Null);
+    if fault.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(Fault::Splitmux);
+    }
     res?;
     let mut g = frames.lock().map_err(|_| "poisoned")?;
     Ok(Run {

@@ -304,10 +304,14 @@ pub struct Gpu {
     name: String,
     /// The first failure since it was last taken (the work then ran on the CPU).
     failure: Arc<Mutex<Option<String>>>,
+    /// Composites on the device (else on the CPU: the analysis kernels alone run here).
+    composites: bool,
+    /// Planes composited on the device so far.
+    device_planes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Gpu {
-    /// The process's GPU, if there is one.
+    /// The process's GPU, if there is one: the analysis kernels and compositing on it.
     pub fn new() -> Result<Gpu, String> {
         let ctx = context()?;
         let name = format!("gpu: {}", ctx.info.name);
@@ -315,7 +319,27 @@ impl Gpu {
             ctx,
             name,
             failure: Arc::new(Mutex::new(None)),
+            composites: true,
+            device_planes: Default::default(),
         })
+    }
+
+    /// The analysis kernels on the GPU, compositing on the CPU. Compositing a frame on the
+    /// device takes a blocking round trip per plane (upload, dispatch, read back), which on a
+    /// discrete GPU likely costs more than the CPU's paste of the footprint: until that is
+    /// measured on hardware, `device=auto` keeps per-frame work on the CPU.
+    pub fn analysis_only(self) -> Gpu {
+        Gpu {
+            name: format!("{} (analysis; compositing on cpu)", self.name),
+            composites: false,
+            ..self
+        }
+    }
+
+    /// Planes composited on the device so far.
+    pub fn device_planes(&self) -> u64 {
+        self.device_planes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn info(&self) -> &AdapterInfo {
@@ -678,11 +702,16 @@ impl Compute for Gpu {
         src: &[PlaneRef<'_>],
         overlay: &Overlay,
     ) -> Result<(), CompositeError> {
+        if !self.composites {
+            return super::Cpu.composite(layouts, bg_size, dst, src, overlay);
+        }
         let jobs = composite::plan(layouts, bg_size, dst, src, overlay)?;
         for ((job, d), s) in jobs.iter().zip(dst.iter_mut()).zip(src) {
             if job.rows == 0 || job.cols == 0 {
                 continue;
             }
+            self.device_planes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // A plane the device fails on is composited on the CPU (the same bytes).
             if let Err(e) = self.composite_plane(job, d, s) {
                 if let Ok(mut f) = self.failure.lock() {

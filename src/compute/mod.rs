@@ -49,8 +49,9 @@ pub fn cpu() -> Arc<dyn Compute> {
 /// Which backend to compute on (the element's `device` property).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Choice {
-    /// A hardware GPU when there is one, else the CPU. A software Vulkan adapter (lavapipe)
-    /// is slower than the CPU path, so it is not taken.
+    /// A hardware GPU for the analysis kernels when there is one (compositing stays on the
+    /// CPU: see [`Gpu::analysis_only`]), else the CPU. A software Vulkan adapter (lavapipe) is
+    /// slower than the CPU path, so it is not taken.
     #[default]
     Auto,
     /// The GPU, a software adapter included; an error when there is no adapter at all.
@@ -88,7 +89,13 @@ pub const NO_GPU_FEATURE: &str = "this build has no GPU support (built without t
 fn auto_backend() -> (Arc<dyn Compute>, String) {
     match gpu::adapter() {
         Ok(info) if info.hardware => match Gpu::new() {
-            Ok(g) => (Arc::new(g), format!("auto: hardware GPU {}", info.name)),
+            Ok(g) => (
+                Arc::new(g.analysis_only()),
+                format!(
+                    "auto: hardware GPU {} for the analysis, compositing on the CPU",
+                    info.name
+                ),
+            ),
             Err(e) => (
                 cpu(),
                 format!("auto: GPU {} unusable ({e}), CPU", info.name),
@@ -214,6 +221,36 @@ mod tests {
             let got = composite_case(&gpu, layouts, *bg, o, k as u32);
             assert!(want == got, "case {k}: GPU and CPU composites differ");
         }
+        assert!(
+            gpu.device_planes() > 0,
+            "nothing was composited on the device"
+        );
+    }
+
+    /// `device=auto`'s backend on a hardware GPU: the analysis kernels there, compositing on
+    /// the CPU (no device round trip per frame).
+    #[test]
+    fn an_analysis_only_gpu_composites_on_the_cpu() {
+        let Some(gpu) = gpu_or_skip() else {
+            return;
+        };
+        let gpu = gpu.analysis_only();
+        assert!(gpu.name().contains("compositing on cpu"), "{}", gpu.name());
+        let i420 = [layout(0, 0, 1), layout(1, 1, 1), layout(1, 1, 1)];
+        let o = Overlay::new(13, 7, 41, 29, (97, 61), 6);
+        let want = composite_case(&Cpu, &i420, (97, 61), &o, 1);
+        let got = composite_case(&gpu, &i420, (97, 61), &o, 1);
+        assert!(want == got, "composites differ");
+        assert_eq!(gpu.device_planes(), 0, "composited on the device");
+        let (fg, bg) = (
+            random_features(40, 33, 700, 3),
+            random_features(60, 33, 700, 4),
+        );
+        let lo: Vec<usize> = (0..40).map(|i| i.min(59)).collect();
+        assert_eq!(
+            gpu.kernels().band_dots(&fg, &bg, &lo, 20),
+            temporal::band_dots(&fg, &bg, &lo, 20)
+        );
     }
 
     /// Features with random values in [-range, range], quantised as they are.

@@ -74,7 +74,10 @@ pub enum MatchRegion {
 #[repr(u32)]
 #[enum_type(name = "GstVidkompyDevice")]
 pub enum Device {
-    #[enum_value(name = "A hardware GPU when there is one, else the CPU", nick = "auto")]
+    #[enum_value(
+        name = "A hardware GPU for the analysis when there is one (compositing on the CPU), else the CPU",
+        nick = "auto"
+    )]
     Auto = 0,
     #[enum_value(
         name = "The GPU (a software Vulkan adapter included); an error without one",

@@ -39,6 +39,8 @@ const EVIDENCE: usize = 24;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Match {
     pub fg: usize,
+    /// The fg frame's slot on its frame grid (its index, unless frames were dropped).
+    pub slot: usize,
     pub bg: usize,
     /// 1 - NCC of the footprint features (1 for a flat frame).
     pub cost: f32,
@@ -64,6 +66,9 @@ pub struct Committed {
 #[derive(Debug, Clone)]
 struct Entry {
     index: usize,
+    /// Where the frame sits on the stream's frame grid: its index plus the frames dropped
+    /// before it (fg only; a bg frame's is its index).
+    slot: usize,
     thumb: Arc<Thumb>,
     feature: Option<Feature>,
 }
@@ -123,6 +128,8 @@ pub struct Tracker {
     planned: VecDeque<(usize, usize, f32)>,
     /// Distinctiveness given to planned matches (the search's mean).
     planned_distinct: f32,
+    /// The newest fg frame pushed: (index, slot).
+    fg_pushed: Option<(usize, usize)>,
 }
 
 impl Tracker {
@@ -141,6 +148,7 @@ impl Tracker {
             bg_ended: false,
             planned: VecDeque::new(),
             planned_distinct: 0.0,
+            fg_pushed: None,
         }
     }
 
@@ -177,7 +185,7 @@ impl Tracker {
     fn commit_planned(&mut self, n: usize) -> Vec<Match> {
         let mut matches = Vec::new();
         while matches.len() < n {
-            let Some(first) = self.fg.0.front().map(|e| e.index) else {
+            let Some((first, slot)) = self.fg.0.front().map(|e| (e.index, e.slot)) else {
                 break;
             };
             while self.planned.front().is_some_and(|p| p.0 < first) {
@@ -194,6 +202,7 @@ impl Tracker {
             self.fg.0.pop_front();
             let m = Match {
                 fg,
+                slot,
                 bg,
                 cost,
                 distinct: self.planned_distinct,
@@ -221,19 +230,41 @@ impl Tracker {
         Some(Feature { v, mean, std })
     }
 
-    /// Adds the next frame of a stream (indices increase by one from the first frame pushed;
-    /// a gap is taken as it comes).
+    /// Adds the next frame of a stream (indices increase by one from the first frame pushed);
+    /// an fg frame on the slot after the one before it.
     pub fn push(&mut self, side: Side, index: usize, thumb: Arc<Thumb>) {
+        let slot = match (side, self.fg_pushed) {
+            (Side::Fg, Some((i, s))) => s + index.saturating_sub(i),
+            _ => index,
+        };
+        self.push_at(side, index, slot, thumb);
+    }
+
+    /// Adds the next fg frame at `slot` of its frame grid: frames were dropped before it
+    /// where its slot is more than one after the previous frame's (a variable frame rate).
+    /// Commits align the fg on its grid, as the offline analysis does ([`analysis::Slotted`]).
+    pub fn push_fg(&mut self, index: usize, slot: usize, thumb: Arc<Thumb>) {
+        self.push_at(Side::Fg, index, slot, thumb);
+    }
+
+    fn push_at(&mut self, side: Side, index: usize, slot: usize, thumb: Arc<Thumb>) {
         let feature = self.feature(side, &thumb);
         let w = match side {
             Side::Fg => &mut self.fg,
             Side::Bg => &mut self.bg,
         };
-        if w.0.back().is_some_and(|e| e.index >= index) {
+        if w.0
+            .back()
+            .is_some_and(|e| e.index >= index || e.slot >= slot)
+        {
             return;
+        }
+        if side == Side::Fg {
+            self.fg_pushed = Some((index, slot));
         }
         w.0.push_back(Entry {
             index,
+            slot,
             thumb,
             feature,
         });
@@ -308,10 +339,13 @@ impl Tracker {
         luma: &Luma<'_>,
         f: impl FnOnce(&analysis::Input<'_>, &Luma<'_>) -> Result<Option<R>, Cancelled>,
     ) -> Result<Option<R>, Cancelled> {
-        let (fg0, bg0) = match (self.fg.0.front(), self.bg.0.front()) {
-            (Some(f), Some(b)) => (f.index, b.index),
+        let (fg0, bg0, slot0) = match (self.fg.0.front(), self.bg.0.front()) {
+            (Some(f), Some(b)) => (f.index, b.index, f.slot),
             _ => return Ok(None),
         };
+        // The fg on its frame grid where frames were dropped.
+        let slots: Vec<usize> = self.fg.0.iter().map(|e| e.slot - slot0).collect();
+        let gaps = slots.windows(2).any(|w| w[1] > w[0] + 1);
         let input = analysis::Input {
             fg: &Thumbs(&self.fg),
             bg: &Thumbs(&self.bg),
@@ -321,7 +355,7 @@ impl Tracker {
             constraints: self.constraints,
             nominal_rate: self.nominal_rate,
             region: analysis::Region::Footprint,
-            fg_slots: None,
+            fg_slots: gaps.then_some(&slots[..]),
         };
         let by_index = |side: Side, i: usize| match side {
             Side::Fg => luma(side, fg0 + i),
@@ -375,11 +409,24 @@ impl Tracker {
     fn guide(&self) -> Option<Line> {
         let last = self.last?;
         if self.history.len() >= HISTORY_MIN {
-            let h0 = self.history.front()?.fg;
-            // Frame numbers relative to the first match kept (a path of consecutive fg frames).
-            let path: Vec<usize> = self.history.iter().map(|m| m.bg).collect();
-            let weight: Vec<f32> = self.history.iter().map(|m| m.distinct).collect();
-            let contiguous = self.history.back()?.fg + 1 == h0 + self.history.len();
+            let h0 = self.history.front()?.slot;
+            // Slots relative to the first match kept: a path over consecutive slots, a
+            // dropped frame's slot weighing nothing.
+            let span = self.history.back()?.slot + 1 - h0;
+            let mut path: Vec<usize> = Vec::with_capacity(span);
+            let mut weight: Vec<f32> = Vec::with_capacity(span);
+            for m in &self.history {
+                while h0 + path.len() < m.slot {
+                    path.push(path.last().copied().unwrap_or(m.bg));
+                    weight.push(0.0);
+                }
+                path.push(m.bg);
+                weight.push(m.distinct);
+            }
+            // A path of consecutive committed fg frames (none skipped without a match).
+            let contiguous = self.history.back()?.fg + 1
+                == self.history.front()?.fg + self.history.len()
+                && path.len() == span;
             if contiguous
                 && let Some(l) = temporal::path_line(&path, &weight, temporal::CONFIDENT)
                     .filter(|l| l.rate > 0.0 && l.rate.is_finite())
@@ -392,7 +439,7 @@ impl Tracker {
         }
         let rate = self.nominal_rate.unwrap_or(1.0);
         Some(Line {
-            offset: last.bg as f64 - rate * last.fg as f64,
+            offset: last.bg as f64 - rate * last.slot as f64,
             rate,
         })
     }
@@ -492,14 +539,36 @@ impl Tracker {
         };
         let len = self.footprint.map_or(0, |(_, g)| g.0 * g.1);
         let of = |e: &Entry| e.feature.clone().unwrap_or_else(|| flat(len));
-        let fg: Vec<Feature> = self.fg.0.iter().map(of).collect();
+        // Rows: the fg's slots from the one after the last committed match (or from the first
+        // frame held), a dropped frame's slot showing the nearest frame held, as offline.
+        let anchored = self.last.filter(|_| anchor.is_some());
+        let origin = anchored.map_or(self.fg.0[0].slot, |m| m.slot + 1);
+        let row_of: Vec<usize> = self
+            .fg
+            .0
+            .iter()
+            .map(|e| e.slot.saturating_sub(origin))
+            .collect();
+        let total = row_of.last().map_or(0, |r| r + 1);
+        let mut nearest = 0;
+        let fg: Vec<Feature> = (0..total)
+            .map(|t| {
+                while nearest + 1 < row_of.len() && row_of[nearest + 1] <= t {
+                    nearest += 1;
+                }
+                let pick = match row_of.get(nearest + 1) {
+                    Some(&next) if next - t < t.abs_diff(row_of[nearest]) => nearest + 1,
+                    _ => nearest,
+                };
+                of(&self.fg.0[pick])
+            })
+            .collect();
         let bg: Vec<Feature> = self.bg.0.iter().skip(col0).map(of).collect();
         let matrix = temporal::cost_matrix_with(&Features::new(&fg), &Features::new(&bg), dots);
         cancel.check()?;
         let max_step = analysis::max_step(self.nominal_rate);
         let priors = Priors::default();
         let col_base = self.bg.0[col0].index;
-        let row_base = self.fg.0[0].index;
         // Columns after the real ones stand for bg frames not arrived yet: fg frames whose
         // match is still to come (the lookahead, when the bg lags) go there instead of piling
         // onto the newest bg frame, which would pull the committed part of the path back. Such
@@ -528,7 +597,7 @@ impl Tracker {
             };
             extended.slice_mut(ndarray::s![r, real..]).fill(unseen);
         }
-        let (path, distinct, shift) = if let Some(last) = self.last.filter(|_| anchor.is_some()) {
+        let (path, distinct, shift) = if let Some(last) = anchored {
             // Once there is a path to follow, fg frames that match nothing well follow its
             // line: their costs, noise, must not drag the path (which cannot come back) ahead.
             for (r, _) in unsure.iter().enumerate().filter(|(_, u)| **u) {
@@ -541,9 +610,9 @@ impl Tracker {
                 .slice_mut(ndarray::s![1.., ..])
                 .assign(&extended);
             let costs = temporal::Costs::from_matrix(&with_anchor);
-            // The guide in window coordinates: row r is fg frame last.fg + r.
+            // The guide in window coordinates: row r is slot last.slot + r.
             let guide = self.guide().map(|l| Line {
-                offset: l.offset + l.rate * last.fg as f64 - col_base as f64,
+                offset: l.offset + l.rate * last.slot as f64 - col_base as f64,
                 rate: l.rate,
             });
             let params = DtwParams {
@@ -565,7 +634,9 @@ impl Tracker {
         };
         let floor = self.floor;
         let mut matches = Vec::with_capacity(n);
-        for (r, &unsure) in unsure.iter().enumerate().take(n) {
+        let mut rows = Vec::with_capacity(n);
+        for (e, &r) in self.fg.0.iter().zip(&row_of).take(n) {
+            let unsure = unsure.get(r).copied().unwrap_or(true);
             let k = r + shift;
             let (Some(&j), Some(&cost)) = (path.bg.get(k), path.cost.get(k)) else {
                 break;
@@ -575,7 +646,8 @@ impl Tracker {
             let next = path.bg.get(k + 1).copied();
             let beyond = j >= real || (j + 1 == real && next.is_some_and(|nj| nj + 1 >= real));
             let m = Match {
-                fg: row_base + r,
+                fg: e.index,
+                slot: e.slot,
                 bg: (col_base + j.min(real - 1)).max(floor),
                 cost,
                 // A match not seen, or not sure, does not guide later windows.
@@ -588,8 +660,9 @@ impl Tracker {
                 unsure,
             };
             matches.push(m);
+            rows.push(r);
         }
-        for (r, m) in matches.iter().enumerate() {
+        for (m, &r) in matches.iter().zip(&rows) {
             self.fg.0.pop_front();
             self.last = Some(*m);
             self.floor = self.floor.max(m.bg);
@@ -751,6 +824,41 @@ mod tests {
         let c = t.commit(t.pending(), &CpuKernels, &cancel).unwrap();
         out.extend(c.matches);
         (out, reanchored)
+    }
+
+    #[test]
+    fn a_fg_with_dropped_frames_is_matched_on_its_frame_grid() {
+        // fg frame i sits at slot `slots[i]` (runs of 1–3 frames dropped at irregular places)
+        // and shows moment slot + 5; bg frame k shows moment k. Both arrive in real time, each
+        // fg frame committed once 8 later fg frames are held.
+        let mut slots = Vec::new();
+        let mut s = 0;
+        for i in 0..150 {
+            slots.push(s);
+            s += if i % 7 == 3 { 2 + i % 3 } else { 1 };
+        }
+        let mut t = tracker();
+        let cancel = Cancel::new();
+        let mut out = Vec::new();
+        let mut next = 0;
+        for k in 0..=slots[slots.len() - 1] + 5 {
+            t.push(Side::Bg, k, Arc::new(scene(k, 64, 48)));
+            while next < slots.len() && slots[next] + 5 <= k {
+                t.push_fg(next, slots[next], Arc::new(scene(slots[next] + 5, 64, 48)));
+                next += 1;
+            }
+            let due = t.pending().saturating_sub(8);
+            out.extend(t.commit(due, &CpuKernels, &cancel).unwrap().matches);
+        }
+        t.end_bg();
+        out.extend(t.commit(t.pending(), &CpuKernels, &cancel).unwrap().matches);
+        assert_eq!(out.len(), slots.len());
+        let wrong: Vec<(usize, usize, usize)> = out
+            .iter()
+            .filter(|m| m.slot != slots[m.fg] || m.bg != m.slot + 5)
+            .map(|m| (m.fg, m.slot, m.bg))
+            .collect();
+        assert!(wrong.is_empty(), "(fg, slot, bg) off the grid: {wrong:?}");
     }
 
     /// The region (x, y, w, h) of a thumb.

@@ -57,11 +57,15 @@ const PACED_SEARCH_FRAMES: usize = 72;
 const PACED_RATE_TRUST: f64 = 0.5;
 /// Frame duration assumed for a stream whose caps give no framerate.
 const FALLBACK_DURATION: u64 = 1_000_000_000 / 30;
+/// Slots a fg frame may lie after the previous one (three frames dropped in a row).
+const MAX_SLOT_STEP: f64 = 4.0;
 
 /// A frame held in live mode: a copy, so that upstream's buffer goes back to its pool at once
 /// (capture sources and hardware decoders have fixed pools).
 pub(super) struct Held {
     index: usize,
+    /// fg: the frame's slot on its frame grid (its index plus frames dropped before it).
+    slot: usize,
     times: FrameTimes,
     /// Running time (ns): the buffer's, else its index times the frame duration.
     rt: u64,
@@ -227,6 +231,8 @@ pub(super) struct LiveRun {
     record: Record,
     /// The compositing plan for the footprint in use, once there is one.
     pub(super) plan: Option<Output>,
+    /// The newest fg frame's running time and slot.
+    last_fg: Option<(u64, usize)>,
 }
 
 /// The alignment of a paced run, as output: for the report.
@@ -530,11 +536,40 @@ impl VidkompyAlign {
             gst::FlowError::Error
         })?;
         let thumb = Arc::new(thumb);
+        // A fg frame's slot: as many frame durations after the previous one as its running
+        // time says (frames dropped, a variable frame rate), at least one.
+        let slot = match (side, live.last_fg) {
+            (Side::Bg, _) => index,
+            (Side::Fg, None) => index,
+            (Side::Fg, Some((prev_rt, prev_slot))) => {
+                let step = live.duration(1, Some(&info)).filter(|&d| d > 0);
+                let steps = match (running_time, step) {
+                    (Some(_), Some(d)) => (rt.saturating_sub(prev_rt) as f64 / d as f64).round(),
+                    _ => 1.0,
+                };
+                prev_slot + steps.clamp(1.0, MAX_SLOT_STEP) as usize
+            }
+        };
+        if side == Side::Fg {
+            if live.last_fg.is_some_and(|(_, s)| slot > s + 1) {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "fg frame {index} at slot {slot}: {} frame(s) dropped before it",
+                    slot - live.last_fg.map_or(0, |(_, s)| s) - 1
+                );
+            }
+            live.last_fg = Some((rt, slot));
+        }
         if let Some(t) = live.tracker.as_mut() {
-            t.push(side, index, thumb.clone());
+            match side {
+                Side::Fg => t.push_fg(index, slot, thumb.clone()),
+                Side::Bg => t.push(side, index, thumb.clone()),
+            }
         }
         let held = Held {
             index,
+            slot,
             times,
             rt,
             buffer,
@@ -580,7 +615,7 @@ impl VidkompyAlign {
             t.push(Side::Bg, h.index, h.thumb.clone());
         }
         for h in &live.fg {
-            t.push(Side::Fg, h.index, h.thumb.clone());
+            t.push_fg(h.index, h.slot, h.thumb.clone());
         }
         live.tracker = Some(t);
     }

@@ -378,68 +378,11 @@ fn temporal_of(
         Some(slots) => {
             // Aligned on the grid, every empty slot showing its nearest frame; read back at
             // the frames' own slots.
-            let gridded = Slotted::new(fg, slots);
-            let previous = previous.map(|p| p.at(&gridded.frame));
+            let gridded = Remapped::slotted(fg, slots);
+            let previous = previous.map(|p| p.at(&gridded.frames()));
             let t = temporal_on(input, &gridded, bg, previous.as_ref(), cancel)?;
             Ok(t.at(slots))
         }
-    }
-}
-
-/// The fg on its frame grid: slot `v` shows frame `frame[v]` (its own, or the nearest one for a
-/// slot whose frame was dropped).
-#[derive(Debug)]
-struct Slotted<'a> {
-    inner: &'a dyn FeatureRows,
-    frame: Vec<usize>,
-    flat: Vec<bool>,
-    mean: Vec<f32>,
-}
-
-impl<'a> Slotted<'a> {
-    fn new(inner: &'a dyn FeatureRows, slots: &[usize]) -> Self {
-        let n = slots.last().map_or(0, |&l| l + 1);
-        let frame: Vec<usize> = (0..n)
-            .map(|v| {
-                let k = slots.partition_point(|&s| s < v);
-                match (k.checked_sub(1), slots.get(k)) {
-                    (Some(a), Some(&b)) if b - v < v - slots[a] => k,
-                    (Some(a), _) => a,
-                    (None, _) => k,
-                }
-            })
-            .collect();
-        let meta = inner.meta();
-        let flat = frame.iter().map(|&i| meta.flat[i]).collect();
-        let mean = frame.iter().map(|&i| meta.mean[i]).collect();
-        Slotted {
-            inner,
-            frame,
-            flat,
-            mean,
-        }
-    }
-}
-
-impl FeatureRows for Slotted<'_> {
-    fn rows(&self) -> usize {
-        self.frame.len()
-    }
-
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-
-    fn meta(&self) -> temporal::Meta<'_> {
-        temporal::Meta {
-            flat: &self.flat,
-            mean: &self.mean,
-        }
-    }
-
-    fn select(&self, idx: &[usize]) -> Features {
-        let rows: Vec<usize> = idx.iter().map(|&v| self.frame[v]).collect();
-        self.inner.select(&rows)
     }
 }
 
@@ -488,35 +431,87 @@ fn damaged_bg(bg: &dyn FeatureRows) -> Vec<usize> {
     out
 }
 
-/// The bg with its damaged frames ([`damaged_bg`]) shown as their neighbours' mean.
+/// Where a row of [`Remapped`] comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// A row of the inner rows.
+    Row(usize),
+    /// The mean of two inner rows.
+    Mean(usize, usize),
+}
+
+/// Rows made from another's: the fg on its frame grid ([`Remapped::slotted`]), the bg with its
+/// damaged frames mended ([`Remapped::repaired`]).
 #[derive(Debug)]
-struct Repaired<'a> {
+struct Remapped<'a> {
     inner: &'a dyn FeatureRows,
-    damaged: Vec<usize>,
+    source: Vec<Source>,
     flat: Vec<bool>,
     mean: Vec<f32>,
 }
 
-impl<'a> Repaired<'a> {
-    fn new(inner: &'a dyn FeatureRows, damaged: Vec<usize>) -> Self {
+impl<'a> Remapped<'a> {
+    fn new(inner: &'a dyn FeatureRows, source: Vec<Source>) -> Self {
         let meta = inner.meta();
-        let (mut flat, mut mean) = (meta.flat.to_vec(), meta.mean.to_vec());
-        for &j in &damaged {
-            flat[j] = flat[j - 1] && flat[j + 1];
-            mean[j] = (mean[j - 1] + mean[j + 1]) / 2.0;
-        }
-        Repaired {
+        let (flat, mean) = source
+            .iter()
+            .map(|s| match *s {
+                Source::Row(r) => (meta.flat[r], meta.mean[r]),
+                Source::Mean(a, b) => (
+                    meta.flat[a] && meta.flat[b],
+                    (meta.mean[a] + meta.mean[b]) / 2.0,
+                ),
+            })
+            .unzip();
+        Remapped {
             inner,
-            damaged,
+            source,
             flat,
             mean,
         }
     }
+
+    /// The fg on its frame grid: slot `v` shows its own frame, or the nearest one for a slot
+    /// whose frame was dropped (`slots`: each frame's slot, ascending).
+    fn slotted(inner: &'a dyn FeatureRows, slots: &[usize]) -> Self {
+        let n = slots.last().map_or(0, |&l| l + 1);
+        let source = (0..n)
+            .map(|v| {
+                let k = slots.partition_point(|&s| s < v);
+                Source::Row(match (k.checked_sub(1), slots.get(k)) {
+                    (Some(a), Some(&b)) if b - v < v - slots[a] => k,
+                    (Some(a), _) => a,
+                    (None, _) => k,
+                })
+            })
+            .collect();
+        Self::new(inner, source)
+    }
+
+    /// The bg with its `damaged` frames ([`damaged_bg`], none first or last) shown as their
+    /// neighbours' mean.
+    fn repaired(inner: &'a dyn FeatureRows, damaged: &[usize]) -> Self {
+        let mut source: Vec<Source> = (0..inner.rows()).map(Source::Row).collect();
+        for &j in damaged {
+            source[j] = Source::Mean(j - 1, j + 1);
+        }
+        Self::new(inner, source)
+    }
+
+    /// The inner row each row shows (the first of a mean).
+    fn frames(&self) -> Vec<usize> {
+        self.source
+            .iter()
+            .map(|s| match *s {
+                Source::Row(r) | Source::Mean(r, _) => r,
+            })
+            .collect()
+    }
 }
 
-impl FeatureRows for Repaired<'_> {
+impl FeatureRows for Remapped<'_> {
     fn rows(&self) -> usize {
-        self.inner.rows()
+        self.source.len()
     }
 
     fn dim(&self) -> usize {
@@ -531,19 +526,25 @@ impl FeatureRows for Repaired<'_> {
     }
 
     fn select(&self, idx: &[usize]) -> Features {
-        let mut f = self.inner.select(idx);
+        let first: Vec<usize> = idx
+            .iter()
+            .map(|&v| match self.source[v] {
+                Source::Row(r) | Source::Mean(r, _) => r,
+            })
+            .collect();
+        let mut f = self.inner.select(&first);
         let d = f.d;
-        for (r, &j) in idx.iter().enumerate() {
-            if self.damaged.binary_search(&j).is_err() {
+        for (r, &v) in idx.iter().enumerate() {
+            let Source::Mean(a, b) = self.source[v] else {
                 continue;
-            }
-            let n = self.inner.select(&[j - 1, j + 1]);
+            };
+            let n = self.inner.select(&[a, b]);
             for c in 0..d {
-                let v = (i32::from(n.q[c]) + i32::from(n.q[d + c])) / 2;
-                f.q[r * d + c] = v as i16;
+                let m = (i32::from(n.q[c]) + i32::from(n.q[d + c])) / 2;
+                f.q[r * d + c] = m as i16;
             }
-            f.flat[r] = self.flat[j];
-            f.mean[r] = self.mean[j];
+            f.flat[r] = self.flat[v];
+            f.mean[r] = self.mean[v];
         }
         f
     }
@@ -557,7 +558,7 @@ fn temporal_on(
     cancel: &Cancel,
 ) -> Result<Temporal, Cancelled> {
     let damaged = damaged_bg(bg);
-    let repaired = (!damaged.is_empty()).then(|| Repaired::new(bg, damaged));
+    let repaired = (!damaged.is_empty()).then(|| Remapped::repaired(bg, &damaged));
     let bg: &dyn FeatureRows = match &repaired {
         Some(r) => r,
         None => bg,
@@ -1188,7 +1189,7 @@ mod tests {
             (100.0, 20.0)
         });
         assert_eq!(damaged_bg(&rows), [5]);
-        let r = Repaired::new(&rows, vec![5]);
+        let r = Remapped::repaired(&rows, &[5]);
         let fixed = r.select(&[4, 5, 6]);
         // Close to both neighbours now, as a frame between them would be.
         assert!(temporal::cost_at(&fixed, 1, &fixed, 0) < 0.01);
@@ -1211,8 +1212,8 @@ mod tests {
             out.fill(i as f32);
             (i as f32, 1.0)
         });
-        let g = Slotted::new(&rows, &[0, 1, 3, 4, 7, 8]);
-        assert_eq!(g.frame, [0, 1, 1, 2, 3, 3, 4, 4, 5]);
+        let g = Remapped::slotted(&rows, &[0, 1, 3, 4, 7, 8]);
+        assert_eq!(g.frames(), [0, 1, 1, 2, 3, 3, 4, 4, 5]);
         assert_eq!(g.rows(), 9);
         let t = Temporal {
             path: temporal::Path {

@@ -242,7 +242,7 @@ impl Tracker {
 
     /// Adds the next fg frame at `slot` of its frame grid: frames were dropped before it
     /// where its slot is more than one after the previous frame's (a variable frame rate).
-    /// Commits align the fg on its grid, as the offline analysis does ([`analysis::Slotted`]).
+    /// Commits align the fg on its grid, as the offline analysis does.
     pub fn push_fg(&mut self, index: usize, slot: usize, thumb: Arc<Thumb>) {
         self.push_at(Side::Fg, index, slot, thumb);
     }

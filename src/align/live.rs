@@ -34,6 +34,9 @@ const RECENT: usize = 48;
 const UNSEEN_MARGIN: f32 = 0.01;
 /// Committed matches compared with their bg neighbours before the path is moved by a frame.
 const EVIDENCE: usize = 24;
+/// A search's match costing at most this is taken as shown by its content, whatever its
+/// median (costs are 1 - NCC).
+const PLANNED_GOOD_MIN: f32 = 0.1;
 
 /// One fg frame's committed match.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -128,6 +131,9 @@ pub struct Tracker {
     planned: VecDeque<(usize, usize, f32)>,
     /// Distinctiveness given to planned matches (the search's mean).
     planned_distinct: f32,
+    /// The highest cost of a planned match that its content shows (twice the lower quartile
+    /// plus a margin, as commits judge theirs by the median; at least [`PLANNED_GOOD_MIN`]).
+    planned_good: f32,
     /// The newest fg frame pushed: (index, slot).
     fg_pushed: Option<(usize, usize)>,
 }
@@ -148,6 +154,7 @@ impl Tracker {
             bg_ended: false,
             planned: VecDeque::new(),
             planned_distinct: 0.0,
+            planned_good: 1.0,
             fg_pushed: None,
         }
     }
@@ -178,6 +185,12 @@ impl Tracker {
             .take_while(|&(_, j, _)| j < newest)
             .collect();
         self.planned_distinct = a.temporal_confidence as f32;
+        let mut costs: Vec<f32> = a.costs.iter().copied().filter(|c| c.is_finite()).collect();
+        costs.sort_by(f32::total_cmp);
+        // The lower quartile: a window may open on black or flat frames (half of it, even).
+        self.planned_good = costs
+            .get(costs.len() / 4)
+            .map_or(1.0, |m| (2.0 * m + 0.02).clamp(PLANNED_GOOD_MIN, 1.0));
     }
 
     /// Commits planned matches from the first fg frame held on, at most `n`, while their bg
@@ -200,14 +213,18 @@ impl Tracker {
             }
             self.planned.pop_front();
             self.fg.0.pop_front();
+            // A frame the search matched far worse than its typical match (a black or flat
+            // one) does not guide later windows: its place came from the path, not from its
+            // content.
+            let unsure = !(cost <= self.planned_good);
             let m = Match {
                 fg,
                 slot,
                 bg,
                 cost,
-                distinct: self.planned_distinct,
+                distinct: if unsure { 0.0 } else { self.planned_distinct },
                 beyond: false,
-                unsure: false,
+                unsure,
             };
             self.last = Some(m);
             self.floor = bg;

@@ -216,7 +216,7 @@ impl Tracker {
             // A frame the search matched far worse than its typical match (a black or flat
             // one) does not guide later windows: its place came from the path, not from its
             // content.
-            let unsure = !(cost <= self.planned_good);
+            let unsure = !cost.is_finite() || cost > self.planned_good;
             let m = Match {
                 fg,
                 slot,

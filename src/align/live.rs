@@ -989,6 +989,51 @@ mod tests {
     /// still held; past them (or once a planned bg frame is gone) commits align as before,
     /// from the last planned match.
     #[test]
+    fn a_search_s_matches_of_black_frames_do_not_guide_the_path() {
+        let mut t = tracker();
+        for k in 0..120 {
+            t.push(Side::Bg, k, Arc::new(scene(k, 64, 48)));
+        }
+        for i in 0..72 {
+            t.push(Side::Fg, i, Arc::new(scene(i, 64, 48)));
+        }
+        let window = t.window().unwrap();
+        // The search's window opened on 36 black frames, squeezed onto bg frames 21..28 at a
+        // poor cost; then the content, 0.8 bg frames per fg frame.
+        let black = |i: usize| i < 36;
+        let a = Alignment {
+            x: 0.0,
+            y: 0.0,
+            scale: 1.0,
+            spatial_confidence: 1.0,
+            spatial_calibrated: f64::NAN,
+            mapping: (0..72)
+                .map(|i| {
+                    if black(i) {
+                        21 + i * 7 / 36
+                    } else {
+                        29 + (i - 36) * 4 / 5
+                    }
+                })
+                .collect(),
+            costs: (0..72)
+                .map(|i| if black(i) { 0.42 } else { 0.01 })
+                .collect(),
+            mean_cost: 0.2,
+            temporal_confidence: 0.8,
+            rate: Some(0.41),
+            timings: Default::default(),
+        };
+        t.plan(window, &a);
+        let c = t.commit(72, &CpuKernels, &Cancel::new()).unwrap();
+        assert_eq!(c.matches.len(), 72);
+        assert!(c.matches.iter().all(|m| m.unsure == black(m.fg)));
+        // The line the path follows next is the content's.
+        let g = t.guide().unwrap();
+        assert!((g.rate - 0.8).abs() < 0.05, "{g:?}");
+    }
+
+    #[test]
     fn a_search_s_matches_are_committed_as_planned_then_aligned_on() {
         // A static scene: every frame looks the same, so content alone cannot place them;
         // then moments that move, bg frame k showing moment k, fg frame i moment i + 3.

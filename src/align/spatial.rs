@@ -577,25 +577,77 @@ struct Level {
 /// allocation, which the cache keeps alive so that the key stays unique.
 #[derive(Default)]
 pub struct LevelCache {
-    bg: Cached<(Image, Integral, Vec<i16>)>,
+    bg: Cached<BgCrop>,
     fg: Cached<Image>,
 }
 
-/// A bg frame at one level, with its integral images and its values in fixed point
-/// ([`ncc::quantise_image`]).
-type BgLevel = Arc<(Image, Integral, Vec<i16>)>;
+/// A bg frame at one level, cropped to where a search's templates can land: its integral
+/// images and its values in fixed point ([`ncc::quantise_image`]). The sums of integral images
+/// are exact (level values are multiples of a power of two's inverse), so a crop's window sums
+/// equal the whole frame's.
+struct BgCrop {
+    /// The whole level's size (height, width).
+    full: (usize, usize),
+    /// The crop's top-left corner (x, y) and size (height, width), in level px.
+    origin: (usize, usize),
+    dims: (usize, usize),
+    integral: Integral,
+    q: Vec<i16>,
+}
 
-/// Frames cached at one level, keyed by frame allocation and level.
-type Cached<T> = HashMap<(usize, usize), (Arc<Thumb>, Arc<T>)>;
+type BgLevel = Arc<BgCrop>;
 
-/// `frames` at level `f` from `cache`, building the missing ones (in parallel) with `build`.
+/// Where a search at one level can place templates, in level px: columns `x.0..x.1`, rows
+/// `y.0..y.1` (clamped to the frame when cropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Crop {
+    x: (i64, i64),
+    y: (i64, i64),
+}
+
+impl Crop {
+    /// The crop that holds every template of up to `tw` x `th` level px placed at offsets
+    /// within `reach` of `center`.
+    fn around(center: (i64, i64), reach: (i64, i64), tw: i64, th: i64) -> Crop {
+        Crop {
+            x: (center.0 - reach.0, center.0 + reach.0 + tw),
+            y: (center.1 - reach.1, center.1 + reach.1 + th),
+        }
+    }
+
+    /// The bg frame `t` at level `f`, cropped.
+    fn level(&self, t: &Thumb, f: usize) -> BgCrop {
+        let img = t.image_at(f);
+        let (h, w) = img.dim();
+        let clamp = |(a, b): (i64, i64), n: usize| {
+            let a = a.clamp(0, n as i64) as usize;
+            (a, (b.clamp(0, n as i64) as usize).max(a))
+        };
+        let (x, y) = (clamp(self.x, w), clamp(self.y, h));
+        let sub = img.slice(ndarray::s![y.0..y.1, x.0..x.1]).to_owned();
+        BgCrop {
+            full: (h, w),
+            origin: (x.0, y.0),
+            dims: sub.dim(),
+            integral: Integral::new(&sub),
+            q: ncc::quantise_image(&sub),
+        }
+    }
+}
+
+/// Frames cached at one level, keyed by frame allocation, level and crop.
+type Cached<T> = HashMap<(usize, usize, Option<Crop>), (Arc<Thumb>, Arc<T>)>;
+
+/// `frames` at level `f` (cropped to `crop`) from `cache`, building the missing ones (in
+/// parallel) with `build`.
 fn cached<T: Send + Sync>(
     cache: &mut Cached<T>,
     frames: &[&Arc<Thumb>],
     f: usize,
+    crop: Option<Crop>,
     build: impl Fn(&Thumb) -> T + Sync,
 ) -> Vec<Arc<T>> {
-    let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f);
+    let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f, crop);
     let missing: Vec<&Arc<Thumb>> = frames
         .iter()
         .copied()
@@ -615,7 +667,8 @@ fn cached<T: Send + Sync>(
 }
 
 impl LevelCache {
-    fn level(&mut self, pairs: &[FramePair], f: usize) -> Level {
+    /// The pairs' frames at level `f`, the bg frames cropped to `crop`.
+    fn level(&mut self, pairs: &[FramePair], f: usize, crop: Crop) -> Level {
         let (bg, owner): (Vec<&Arc<Thumb>>, Vec<u32>) = pairs
             .iter()
             .enumerate()
@@ -629,13 +682,8 @@ impl LevelCache {
         Level {
             f,
             owner,
-            bg: cached(&mut self.bg, &bg, f, |t| {
-                let img = t.image_at(f);
-                let int = Integral::new(&img);
-                let q = ncc::quantise_image(&img);
-                (img, int, q)
-            }),
-            fg: cached(&mut self.fg, &fg, f, |t| t.image_at(f)),
+            bg: cached(&mut self.bg, &bg, f, Some(crop), |t| crop.level(t, f)),
+            fg: cached(&mut self.fg, &fg, f, None, |t| t.image_at(f)),
         }
     }
 }
@@ -665,7 +713,7 @@ impl Scores<'_> {
         let (f, scale) = (self.level.f as f64, self.scale(k));
         let tw = (self.geo.fg.0 as f64 * scale / f).floor() as usize;
         let th = (self.geo.fg.1 as f64 * scale / f).floor() as usize;
-        let (bh, bw) = self.level.bg.first()?.0.dim();
+        let (bh, bw) = self.level.bg.first()?.full;
         if tw < 2 || th < 2 || tw > bw || th > bh {
             return None;
         }
@@ -719,11 +767,11 @@ impl Scores<'_> {
     /// fits, from correlations computed by the kernels in one batch.
     fn frame_nccs(&self, cands: &[(i64, i64, i64)]) -> Vec<Vec<(u32, f64)>> {
         let bg = &self.level.bg;
-        let Some((bh, bw)) = bg.first().map(|b| b.0.dim()) else {
+        let Some((bh, bw)) = bg.first().map(|b| b.full) else {
             return vec![Vec::new(); cands.len()];
         };
         let mut w = ncc::WindowDots {
-            images: bg.iter().map(|b| (&b.2[..], b.0.dim().1)).collect(),
+            images: bg.iter().map(|b| (&b.q[..], b.dims.1)).collect(),
             ..Default::default()
         };
         // Template index of each (scale step, pair).
@@ -742,11 +790,22 @@ impl Scores<'_> {
             let first = w.jobs.len();
             for (b, &p) in self.level.owner.iter().enumerate() {
                 let Some(t) = &list[p as usize] else { continue };
+                // In the frame's crop, which holds every candidate of the search.
+                let c = &bg[b];
+                let at = (u as usize)
+                    .checked_sub(c.origin.0)
+                    .zip((v as usize).checked_sub(c.origin.1))
+                    .filter(|&(cu, cv)| cu + tw <= c.dims.1 && cv + th <= c.dims.0);
+                debug_assert!(
+                    at.is_some(),
+                    "candidate ({u}, {v}) outside the level's crop"
+                );
+                let Some((cu, cv)) = at else { continue };
                 let ti = *index.entry((k, p as usize)).or_insert_with(|| {
                     w.templates.push(t);
                     (w.templates.len() - 1) as u32
                 });
-                w.jobs.push([ti, b as u32, u as u32, v as u32]);
+                w.jobs.push([ti, b as u32, cu as u32, cv as u32]);
             }
             spans.push((first, w.jobs.len() - first));
         }
@@ -758,7 +817,7 @@ impl Scores<'_> {
                     .map(|j| {
                         let [t, b, u, v] = w.jobs[j];
                         let t = w.templates[t as usize];
-                        let integral = &bg[b as usize].1;
+                        let integral = &bg[b as usize].integral;
                         let c = ncc::ncc_from_dot(dots[j], t, integral, v as usize, u as usize);
                         (b, c)
                     })
@@ -874,7 +933,16 @@ pub fn near_fits_better(
         return false;
     }
     let f = finest_level(geo, est.scale);
-    let level = cache.level(pairs, f);
+    let at = (
+        0,
+        (est.x / f as f64).round() as i64,
+        (est.y / f as f64).round() as i64,
+    );
+    // The one candidate: the template at `est`, at that offset.
+    let tw = (geo.fg.0 as f64 * est.scale / f as f64).floor() as i64;
+    let th = (geo.fg.1 as f64 * est.scale / f as f64).floor() as i64;
+    let crop = Crop::around((at.1, at.2), (0, 0), tw, th);
+    let level = cache.level(pairs, f, crop);
     let mut scores = Scores {
         level: &level,
         kernels,
@@ -885,11 +953,6 @@ pub fn near_fits_better(
         known: HashMap::new(),
     };
     scores.templates.insert(0, scores.templates_for(0));
-    let at = (
-        0,
-        (est.x / f as f64).round() as i64,
-        (est.y / f as f64).round() as i64,
-    );
     let fits = scores.frame_nccs(&[at]).pop().unwrap_or_default();
     scores.per_pair(&fits).iter().any(|&(own, best)| best > own)
 }
@@ -925,7 +988,6 @@ pub fn refine_cached(
     let mut prev_f = from_factor;
     for &f in &levels_f {
         cancel.check()?;
-        let level = cache.level(pairs, f);
         // Search radius: the previous level's uncertainty (half a px either way after its
         // sub-step search) in this level's px; hill climbing goes further where the best
         // candidate lies on the window's edge.
@@ -942,6 +1004,21 @@ pub fn refine_cached(
             (est.x / f as f64).round() as i64,
             (est.y / f as f64).round() as i64,
         );
+        let r = (
+            if fixed.0 { 0 } else { radius },
+            if fixed.1 { 0 } else { radius },
+        );
+        // The bg frames cropped to every candidate the search can score: at most
+        // MAX_CLIMBS windows, each re-centred within `r` and `n_steps` of the last.
+        let climbs = MAX_CLIMBS as i64;
+        let largest = est.scale * (1.0 + (climbs * n_steps) as f64 * step);
+        let crop = Crop::around(
+            center,
+            (climbs * r.0, climbs * r.1),
+            (geo.fg.0 as f64 * largest / f as f64).floor() as i64 + 1,
+            (geo.fg.1 as f64 * largest / f as f64).floor() as i64 + 1,
+        );
+        let level = cache.level(pairs, f, crop);
         let mut scores = Scores {
             level: &level,
             kernels,
@@ -956,10 +1033,6 @@ pub fn refine_cached(
         // further off than expected, e.g. a footprint that touches the bg's border, where
         // fewer offsets fit), search again around it; candidates already scored are not
         // scored again.
-        let r = (
-            if fixed.0 { 0 } else { radius },
-            if fixed.1 { 0 } else { radius },
-        );
         let mut climbs = 0;
         let (ks, cands, best) = loop {
             let ks: Vec<i64> = (kc - n_steps..=kc + n_steps).collect();

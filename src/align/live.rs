@@ -988,6 +988,23 @@ mod tests {
     /// A search's matches are committed as it found them, for the fg frames of its window
     /// still held; past them (or once a planned bg frame is gone) commits align as before,
     /// from the last planned match.
+    /// A search's result at the identity footprint with this mapping and these costs.
+    fn searched(mapping: Vec<usize>, costs: Vec<f32>) -> Alignment {
+        Alignment {
+            x: 0.0,
+            y: 0.0,
+            scale: 1.0,
+            spatial_confidence: 1.0,
+            spatial_calibrated: f64::NAN,
+            mapping,
+            mean_cost: f64::from(costs.iter().sum::<f32>()) / costs.len().max(1) as f64,
+            costs,
+            temporal_confidence: 0.9,
+            rate: Some(1.0),
+            timings: Default::default(),
+        }
+    }
+
     #[test]
     fn a_search_s_matches_of_black_frames_do_not_guide_the_path() {
         let mut t = tracker();
@@ -1001,13 +1018,8 @@ mod tests {
         // The search's window opened on 36 black frames, squeezed onto bg frames 21..28 at a
         // poor cost; then the content, 0.8 bg frames per fg frame.
         let black = |i: usize| i < 36;
-        let a = Alignment {
-            x: 0.0,
-            y: 0.0,
-            scale: 1.0,
-            spatial_confidence: 1.0,
-            spatial_calibrated: f64::NAN,
-            mapping: (0..72)
+        let a = searched(
+            (0..72)
                 .map(|i| {
                     if black(i) {
                         21 + i * 7 / 36
@@ -1016,14 +1028,10 @@ mod tests {
                     }
                 })
                 .collect(),
-            costs: (0..72)
+            (0..72)
                 .map(|i| if black(i) { 0.42 } else { 0.01 })
                 .collect(),
-            mean_cost: 0.2,
-            temporal_confidence: 0.8,
-            rate: Some(0.41),
-            timings: Default::default(),
-        };
+        );
         t.plan(window, &a);
         let c = t.commit(72, &CpuKernels, &Cancel::new()).unwrap();
         assert_eq!(c.matches.len(), 72);
@@ -1048,19 +1056,7 @@ mod tests {
         let window = t.window().unwrap();
         assert_eq!(window, (0, 0, 39));
         // The search matched fg frames 0..12 to bg frames 3..15.
-        let a = Alignment {
-            x: 0.0,
-            y: 0.0,
-            scale: 1.0,
-            spatial_confidence: 1.0,
-            spatial_calibrated: f64::NAN,
-            mapping: (3..15).collect(),
-            costs: vec![0.01; 12],
-            mean_cost: 0.01,
-            temporal_confidence: 0.9,
-            rate: Some(1.0),
-            timings: Default::default(),
-        };
+        let a = searched((3..15).collect(), vec![0.01; 12]);
         t.plan(window, &a);
         let cancel = Cancel::new();
         let c = t.commit(5, &CpuKernels, &cancel).unwrap();

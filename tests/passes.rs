@@ -1082,3 +1082,149 @@ fn reframed_at(
         common::q(&dir.join(format!("{tag}-*.mkv")))
     )
 }
+
+/// Frames counted by a buffer probe on the source pad of each `identity` named in `names`.
+fn counters(
+    p: &gst::Element,
+    names: &[&str],
+) -> Vec<std::sync::Arc<std::sync::atomic::AtomicUsize>> {
+    names
+        .iter()
+        .map(|n| {
+            let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let c = count.clone();
+            common::element::<gst::Element>(p, n)
+                .unwrap()
+                .static_pad("src")
+                .unwrap()
+                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
+            count
+        })
+        .collect()
+}
+
+/// Windowed on files (`force-live=true`, inputs that can seek): each input is decoded once,
+/// plus, after one seek back, the stretch the first window was read over on thumbnails only
+/// (the bg from a little before the first frame it needs). Counted by pad probes on each
+/// decoder's input (parsed, compressed frames) and output; the output is the offline run's,
+/// frame for frame. The offline two-pass run, counted the same way, decodes each input twice.
+#[test]
+fn windowed_files_are_decoded_once_and_the_first_window_again() {
+    init();
+    // 15 s of bg at 24 fps; fg frame i shows bg frame 24 + i, 300 frames.
+    let (dir, bg, fg) = common::small_pair("passes-once", 360, (24, 300));
+    let counted = |props: &str| {
+        let p = gst::parse::launch(&format!(
+            "vidkompyalign name=a {props} ! appsink name=s sync=false \
+             filesrc location={} ! parsebin ! identity name=bg_in ! decodebin ! \
+             identity name=bg_out ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+             filesrc location={} ! parsebin ! identity name=fg_in ! decodebin ! \
+             identity name=fg_out ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+            common::q(&bg),
+            common::q(&fg)
+        ))
+        .unwrap();
+        let counts = counters(&p, &["bg_in", "bg_out", "fg_in", "fg_out"]);
+        let frames = common::collect(&common::element(&p, "s").unwrap());
+        common::run_to_eos(&p, 180).unwrap();
+        let _ = p.set_state(gst::State::Null);
+        let n: Vec<usize> = counts
+            .iter()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        (std::mem::take(&mut frames.lock().unwrap().0), n)
+    };
+    let (windowed, once) = counted("force-live=true");
+    let (offline, twice) = counted("");
+    eprintln!("decoded (bg in, bg out, fg in, fg out): windowed {once:?}, two-pass {twice:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(windowed.len(), 300);
+    same_frames(&windowed, &offline);
+    let [bg_in, bg_out, fg_in, fg_out] = once[..] else {
+        unreachable!()
+    };
+    // Read once each...
+    assert!(bg_out >= 360 && fg_out >= 300, "decoded: {once:?}");
+    // ...and again: the fg's first window (72 frames and the 1 s lookahead at 24 fps, a GOP
+    // of 12 before a seek position), the bg from 10 frames before the first one needed
+    // (24) to where the first window's read stopped, at most max-offset (5 s) and the
+    // lookahead past that fg stretch.
+    assert!(
+        fg_out <= 300 + 72 + 24 + 12,
+        "fg decoded {fg_out} times for 300 frames"
+    );
+    assert!(
+        bg_out <= 360 + (72 + 24 + 24 * 6 - 14 + 12),
+        "bg decoded {bg_out} times for 360 frames"
+    );
+    assert!(bg_in >= bg_out && fg_in >= fg_out, "{once:?}");
+    // The two-pass run decodes both inputs twice (and the first frames a third time).
+    let [_, bg_twice, _, fg_twice] = twice[..] else {
+        unreachable!()
+    };
+    assert!(
+        bg_twice >= 360 + 336 && fg_twice >= 600,
+        "two-pass decoded: {twice:?}"
+    );
+}
+
+/// Windowed on files, a caps change on either pad while the first window is read on
+/// thumbnails only: the element reads both inputs again from their start, holding frames as
+/// they arrive, and then follows the change as live mode does (the alignment starts over at
+/// the change). Every fg frame is output once, in order; the stretch the change does not
+/// touch is on its true bg frames (fg frame i shows bg frame 12 + i): the fg's frames before
+/// its change, the fg frames whose bg frames come after the bg's change. (Live mode's own
+/// handling of the rest is not this test's subject: a fg stretch re-searched at 3x its
+/// footprint on 18 frames, bg frames before a bg change dropped.)
+#[test]
+fn a_caps_change_in_the_first_window_windowed_reads_the_inputs_again() {
+    init();
+    let (dir, bg, fg) = pair("caps-windowed");
+    let file = |p: &std::path::Path| format!("filesrc location={} ! decodebin", common::q(p));
+    let fg_resized = resized_at(&dir, "fg", &fg, 36, 18, (480, 270));
+    let bg_resized = resized_at(&dir, "bg", &bg, 48, 24, (480, 270));
+    for (what, bg_src, fg_src, untouched) in [
+        (
+            "fg 320x180 -> 480x270 at fg frame 18",
+            file(&bg),
+            fg_resized,
+            0..18,
+        ),
+        (
+            "bg 320x180 -> 480x270 at bg frame 24",
+            bg_resized,
+            file(&fg),
+            12..36,
+        ),
+    ] {
+        let report = dir.join("r.json");
+        let run = common::run_collect(
+            &format!(
+                "vidkompyalign name=a force-live=true report={} ! appsink name=s sync=false \
+                 {bg_src} ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+                 {fg_src} ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+                common::q(&report)
+            ),
+            120,
+        )
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(run.frames.len(), 36, "{what}");
+        let r = gstvidkompy::report::Report::read(&report).unwrap();
+        let fgs: Vec<usize> = r.frames.iter().map(|e| e.fg).collect();
+        assert_eq!(fgs, (0..36).collect::<Vec<_>>(), "{what}");
+        let wrong: Vec<(usize, usize)> = r
+            .frames
+            .iter()
+            .filter(|e| untouched.contains(&e.fg) && e.bg != 12 + e.fg)
+            .map(|e| (e.fg, e.bg))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{what}: fg frames on the wrong bg frame: {wrong:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

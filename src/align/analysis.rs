@@ -719,6 +719,13 @@ pub struct Begun {
     timings: Timings,
 }
 
+impl Begun {
+    /// The bg frame the coarse temporal alignment matched to the first fg frame.
+    pub fn first_match(&self) -> Option<usize> {
+        self.last.path.bg.first().copied()
+    }
+}
+
 /// fg frames among which the refinement pairs are looked for first: the shorter the stretch,
 /// the less a second pass over a long, seekable input reads to fetch them.
 pub const REFINE_PREFIX_MIN: usize = 72;

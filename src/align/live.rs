@@ -104,6 +104,30 @@ impl crate::align::features::Thumbs for Thumbs<'_> {
     }
 }
 
+/// An analysis after its coarse stages on a tracker's window ([`Tracker::begin`]).
+#[derive(Debug, Clone)]
+pub struct Begun {
+    inner: analysis::Begun,
+    /// Stream indices of the window's first fg and bg frames.
+    origin: (usize, usize),
+}
+
+impl Begun {
+    /// The frames whose full-resolution luma the refinement needs, by stream index.
+    pub fn wanted(&self) -> analysis::Wanted {
+        let w = &self.inner.wanted;
+        analysis::Wanted {
+            fg: w.fg.iter().map(|i| i + self.origin.0).collect(),
+            bg: w.bg.iter().map(|j| j + self.origin.1).collect(),
+        }
+    }
+
+    /// The bg frame (stream index) the coarse alignment matched to the window's first fg frame.
+    pub fn first_match(&self) -> Option<usize> {
+        self.inner.first_match().map(|j| j + self.origin.1)
+    }
+}
+
 /// The live alignment of one pair of streams. A clone shares the frames (thumbnails are
 /// reference-counted): a copy to re-check the footprint on another thread.
 #[derive(Debug, Clone)]
@@ -315,6 +339,39 @@ impl Tracker {
     ) -> Result<Option<Alignment>, Cancelled> {
         self.with_input(dots, luma, |input, luma| {
             analysis::analyse(input, luma, cancel)
+        })
+    }
+
+    /// The coarse stages of [`Tracker::locate`] on the frames held (thumbnails only): the
+    /// footprint on thumbnails and the full-resolution frames its refinement needs, for
+    /// [`Tracker::finish`] on this same tracker (a clone kept while more frames arrive).
+    pub fn begin(&self, dots: &dyn Kernels, cancel: &Cancel) -> Result<Option<Begun>, Cancelled> {
+        let (Some(fg0), Some(bg0)) = (self.fg.0.front(), self.bg.0.front()) else {
+            return Ok(None);
+        };
+        let origin = (fg0.index, bg0.index);
+        let none: &Luma<'_> = &|_, _| None;
+        self.with_input(dots, none, |input, _| analysis::begin(input, cancel))
+            .map(|b| b.map(|inner| Begun { inner, origin }))
+    }
+
+    /// The fine stages of an analysis [`Tracker::begin`] started on this tracker: `luma` gives
+    /// the full-resolution luma of the frames [`Begun::wanted`] names, by stream index.
+    pub fn finish(
+        &self,
+        begun: Begun,
+        dots: &dyn Kernels,
+        luma: &Luma<'_>,
+        cancel: &Cancel,
+    ) -> Result<Option<Alignment>, Cancelled> {
+        let origin = (self.fg.0.front(), self.bg.0.front());
+        if origin.0.map(|e| e.index) != Some(begun.origin.0)
+            || origin.1.map(|e| e.index) != Some(begun.origin.1)
+        {
+            return Ok(None);
+        }
+        self.with_input(dots, luma, |input, luma| {
+            analysis::finish(input, begun.inner, luma, cancel).map(Some)
         })
     }
 
@@ -930,6 +987,57 @@ mod tests {
             "{late:?}"
         );
         assert_eq!(late.mapping, vec![13, 14, 15, 16, 17]);
+    }
+
+    #[test]
+    fn begun_on_thumbnails_and_finished_on_the_frames_it_names_is_the_whole_search() {
+        // The fg is the bg's region (24, 16, 48, 36), fg frame i (from 3 on) showing bg frame
+        // i + 6: the coarse stages name the frames, and the fine stages, given only those, find
+        // what the whole search finds.
+        let geo = Geometry {
+            fg: (48, 36),
+            bg: (96, 72),
+        };
+        let bg = |k: usize| Arc::new(scene(k, 96, 72));
+        let fg = |i: usize| Arc::new(crop(&scene(i + 6, 96, 72), (24, 16, 48, 36)));
+        let mut t = Tracker::new(geo, Constraints::default(), Some(1.0));
+        for k in 0..40 {
+            t.push(Side::Bg, k, bg(k));
+        }
+        for i in 3..30 {
+            t.push(Side::Fg, i, fg(i));
+        }
+        let cancel = Cancel::new();
+        let all = |side: Side, i: usize| match side {
+            Side::Bg => Some(bg(i)),
+            Side::Fg => Some(fg(i)),
+        };
+        let whole = t.locate(&CpuKernels, &all, &cancel).unwrap().unwrap();
+        let begun = t.begin(&CpuKernels, &cancel).unwrap().unwrap();
+        let wanted = begun.wanted();
+        assert!(!wanted.fg.is_empty() && wanted.fg.iter().all(|i| (3..30).contains(i)));
+        assert!(wanted.bg.iter().all(|&j| j < 40));
+        assert_eq!(begun.first_match(), Some(9));
+        let named = |side: Side, i: usize| wanted.has(side, i).then(|| all(side, i)).flatten();
+        // More frames arrive meanwhile: the analysis finishes on the tracker it began on.
+        let frozen = t.clone();
+        t.push(Side::Bg, 40, bg(40));
+        let split = frozen
+            .finish(begun.clone(), &CpuKernels, &named, &cancel)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (split.x, split.y, split.scale, &split.mapping),
+            (whole.x, whole.y, whole.scale, &whole.mapping)
+        );
+        assert!((split.x - 24.0).abs() < 0.5 && (split.y - 16.0).abs() < 0.5);
+        // A tracker whose window moved on is not the one it began on.
+        t.forget_bg_before(1);
+        assert!(
+            t.finish(begun, &CpuKernels, &named, &cancel)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::{CAT, Phase, State, VidkompyAlign};
 use crate::align::Cancel;
 use crate::align::analysis::{Alignment, Side};
 use crate::align::features::Thumb;
-use crate::align::live::Tracker;
+use crate::align::live::{Begun, Tracker};
 use crate::align::placement;
 use crate::align::recheck::{self, REFINE_PX, REFRAME_PX, Recheck, Verdict};
 use crate::align::spatial::{Estimate, Geometry};
@@ -50,8 +50,12 @@ const DEFER_TRIES: u32 = 5;
 /// 2058): 2038 with 36 (drift +-2 % 91 %), 1981 with 48, 2015 with 72 (all but bg 30 / fg 25
 /// fps and fg touching two bg edges at 100 %); vtest 2581 of 2582 with each. (Before that
 /// change: 4404 with none, 4593 with 48, 4596 with 72, 4632 with 120 over both clips; long
-/// 79.7 % with 48, 88 % with 72.) The frames held while it waits are held in full.
+/// 79.7 % with 48, 88 % with 72.) On inputs that can seek, the frames read while it waits are
+/// kept as thumbnails only, and read again once it placed them ([`Scout`]).
 const PACED_SEARCH_FRAMES: usize = 72;
+/// bg frames read again before the first one the scout's window needs (the path may start a
+/// frame or two before the coarse alignment's first match).
+const SCOUT_MARGIN: usize = 8;
 /// Temporal confidence of a paced run's footprint search above which the speed it found
 /// replaces the nominal one.
 const PACED_RATE_TRUST: f64 = 0.5;
@@ -69,7 +73,8 @@ pub(super) struct Held {
     times: FrameTimes,
     /// Running time (ns): the buffer's, else its index times the frame duration.
     rt: u64,
-    buffer: gst::Buffer,
+    /// `None` for a frame read on thumbnails only (a scout), until it is read again.
+    buffer: Option<gst::Buffer>,
     thumb: Arc<Thumb>,
 }
 
@@ -84,6 +89,84 @@ enum Search {
     /// Found nothing: the set (or centred) footprint and the running-time mapping are used
     /// meanwhile; tried again once the fg reaches this running time.
     Retry(u64),
+}
+
+/// How a paced run on inputs that can seek reads its first window: thumbnails only, until the
+/// coarse stages of the first footprint search place it; then both inputs are sought back once
+/// (the bg to a little before the first frame the window needs, the fg to its start) and read
+/// again with their frames, and the search's fine stages take the frames they need from there.
+/// Frames the alignment needs are then at hand when they are output, and no frame read ahead
+/// is held in full while the search waits.
+#[derive(Default)]
+enum Scout {
+    /// Frames are held as they arrive (inputs that cannot seek, a live upstream, or the scout
+    /// is over).
+    #[default]
+    Off,
+    /// Thumbnails only, until the first search starts.
+    Reading,
+    /// The coarse stages run on a thread of their own, on a copy of the tracker.
+    Begun(ScoutJob),
+    /// The seek back is to be sent (with no lock held): bg from this stream time (its start
+    /// where `None`).
+    Seek(Rereading, Option<gst::ClockTime>),
+    /// Sought back: frames are read again until those the fine stages need are in.
+    Rereading(Rereading),
+}
+
+/// The coarse stages of the first search, on their thread.
+struct ScoutJob {
+    handle: Option<std::thread::JoinHandle<Option<Begun>>>,
+    /// Its result, once the thread was joined.
+    joined: Option<Option<Begun>>,
+    /// The tracker they ran on (its window frozen at the start).
+    tracker: Tracker,
+    cancel: Arc<Cancel>,
+    now: u64,
+    window: Option<(usize, usize, usize)>,
+    started: std::time::Instant,
+}
+
+impl Drop for ScoutJob {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// What a round waits for, joined with no lock held.
+pub(super) enum Wait {
+    Search(Join),
+    Recheck(Join),
+    Scout(std::thread::JoinHandle<Option<Begun>>),
+}
+
+/// The scout's part of a search round.
+enum ScoutStep {
+    /// Join this thread, then come again.
+    Wait(Wait),
+    /// The scout is under way: no search this round.
+    Busy,
+    /// Go on with the search round.
+    Go,
+}
+
+/// Whether the oldest committed fg frame can go out now.
+enum Ready {
+    Go,
+    Wait,
+}
+
+/// What a scout's re-read waits for.
+struct Rereading {
+    /// The coarse stages' result (`None`: nothing to align found; frames are read again from
+    /// the start and placed as a failed search places them).
+    begun: Option<Begun>,
+    tracker: Tracker,
+    now: u64,
+    window: Option<(usize, usize, usize)>,
+    started: std::time::Instant,
+    /// The newest frame read before the seek, per pad (bg, fg): frames after it are new.
+    heads: [Option<usize>; 2],
 }
 
 /// fg frames kept (thumbnail and full-resolution luma) for a footprint search once the bg
@@ -233,6 +316,15 @@ pub(super) struct LiveRun {
     pub(super) plan: Option<Output>,
     /// The newest fg frame's running time and slot.
     last_fg: Option<(u64, usize)>,
+    /// How the first window is read (inputs that can seek).
+    scout: Scout,
+    /// Each pad's segment when its first frame came (bg, fg): once sought back, frames read
+    /// again get their running times on it, as they had the first time.
+    first_segments: [Option<gst::FormattedSegment<gst::ClockTime>>; 2],
+    /// The scout sought the inputs back.
+    sought: bool,
+    /// Since: the newest frame read again per pad (bg, fg).
+    reread: [Option<usize>; 2],
 }
 
 /// The alignment of a paced run, as output: for the report.
@@ -253,11 +345,22 @@ struct Record {
 const STEPS: usize = 15;
 
 impl LiveRun {
-    pub(super) fn new(paced: bool) -> Self {
+    pub(super) fn new(paced: bool, scout: bool) -> Self {
         LiveRun {
             paced,
+            scout: if scout { Scout::Reading } else { Scout::Off },
             ..LiveRun::default()
         }
+    }
+
+    /// The first window is read on thumbnails only (nothing can be output yet).
+    fn scouting(&self) -> bool {
+        matches!(self.scout, Scout::Reading | Scout::Begun(_))
+    }
+
+    #[cfg(test)]
+    pub(super) fn scouts(&self) -> bool {
+        matches!(self.scout, Scout::Reading)
     }
 
     #[cfg(test)]
@@ -407,11 +510,44 @@ impl VidkompyAlign {
         Ok(())
     }
 
-    /// Running time (ns) of the buffer waiting on `pad`, if it has one with a time.
-    fn head_rt(pad: &gst_base::AggregatorPad) -> Option<u64> {
+    /// Running time (ns) of the buffer waiting on `pad`, if it has one with a time: on
+    /// `first`, the pad's first segment, once the scout sought back (the running time the frame
+    /// had, or would have had, when first read), else on its segment.
+    fn head_rt(
+        pad: &gst_base::AggregatorPad,
+        first: Option<&gst::FormattedSegment<gst::ClockTime>>,
+    ) -> Option<u64> {
         let buffer = pad.peek_buffer()?;
-        let segment = pad.segment().downcast::<gst::ClockTime>().ok()?;
-        segment.to_running_time(buffer.pts()?).map(|t| t.nseconds())
+        let pts = buffer.pts()?;
+        match first {
+            Some(s) => s.to_running_time(pts),
+            None => pad
+                .segment()
+                .downcast::<gst::ClockTime>()
+                .ok()?
+                .to_running_time(pts),
+        }
+        .map(|t| t.nseconds())
+    }
+
+    /// While a scout's frames are read again before its fine stages ran: whether the buffer
+    /// waiting on `pad` is past the newest frame read before the seek (it waits: the window
+    /// the fine stages finish must not move).
+    fn past_head(live: &LiveRun, pad: &gst_base::AggregatorPad, side: Side) -> bool {
+        let Scout::Rereading(r) = &live.scout else {
+            return false;
+        };
+        let k = usize::from(side == Side::Fg);
+        let held = match side {
+            Side::Bg => &live.bg,
+            Side::Fg => &live.fg,
+        };
+        let head = r.heads[k].and_then(|i| held.iter().find(|h| h.index == i));
+        let waiting = pad.peek_buffer().and_then(|b| b.pts());
+        match (head.and_then(|h| h.times.pts), waiting) {
+            (Some(h), Some(w)) => w > h,
+            _ => false,
+        }
     }
 
     /// Takes the next buffer of a paced run (no live upstream: files), in the order the
@@ -423,12 +559,27 @@ impl VidkompyAlign {
     fn live_take_paced(&self, state: &mut State) -> Result<(), gst::FlowError> {
         let settings = super::lock(&self.settings).clone();
         let ended = |pad: &gst_base::AggregatorPad| pad.is_eos() && !pad.has_buffer();
-        let side = match (self.bg_pad.has_buffer(), self.fg_pad.has_buffer()) {
-            (true, false) if ended(&self.fg_pad) => Side::Bg,
-            (false, true) if ended(&self.bg_pad) => Side::Fg,
+        let Some(live) = state.live() else {
+            return Err(gst::FlowError::Error);
+        };
+        // Read again, a pad past its scouted head waits for the scout's fine stages (the
+        // other pad's frames they need are before its own head).
+        let held = [
+            Self::past_head(live, &self.bg_pad, Side::Bg),
+            Self::past_head(live, &self.fg_pad, Side::Fg),
+        ];
+        let has = |pad: &gst_base::AggregatorPad, k: usize| pad.has_buffer() && !held[k];
+        let gone = |pad: &gst_base::AggregatorPad, k: usize| ended(pad) || held[k];
+        let first = |k: usize| live.first_segments[k].as_ref().filter(|_| live.sought);
+        let side = match (has(&self.bg_pad, 0), has(&self.fg_pad, 1)) {
+            (true, false) if gone(&self.fg_pad, 1) => Side::Bg,
+            (false, true) if gone(&self.bg_pad, 0) => Side::Fg,
             (true, true) => {
-                let shift = state.live().and_then(|l| l.shift);
-                match (Self::head_rt(&self.bg_pad), Self::head_rt(&self.fg_pad)) {
+                let shift = live.shift;
+                match (
+                    Self::head_rt(&self.bg_pad, first(0)),
+                    Self::head_rt(&self.fg_pad, first(1)),
+                ) {
                     (Some(b), Some(f)) => {
                         let lead = match shift {
                             // In step along the path, the bg a lookahead ahead.
@@ -494,10 +645,20 @@ impl VidkompyAlign {
         let Phase::Live(live) = &mut state.phase else {
             return Err(gst::FlowError::Error);
         };
+        if live.first_segments[k].is_none() {
+            live.first_segments[k] = segment.clone();
+        }
         let pts = buffer.pts();
-        let running_time = segment
-            .as_ref()
-            .and_then(|s| pts.and_then(|p| s.to_running_time(p)));
+        if live.sought && self.reread_hold(live, side, pts, &buffer)? {
+            return Ok(());
+        }
+        // Once sought back, times on the first segment, as the frames before had them.
+        let rt_segment = if live.sought {
+            live.first_segments[k].as_ref()
+        } else {
+            segment.as_ref()
+        };
+        let running_time = rt_segment.and_then(|s| pts.and_then(|p| s.to_running_time(p)));
         let times = FrameTimes {
             pts,
             duration: buffer.duration(),
@@ -526,15 +687,13 @@ impl VidkompyAlign {
             );
             return Err(gst::FlowError::Error);
         };
-        // A copy: upstream's buffer goes back to its pool now.
-        let buffer = buffer.copy_deep().map_err(|_| {
-            gst::element_imp_error!(
-                self,
-                gst::ResourceError::NoSpaceLeft,
-                ("Cannot copy frame {index} of pad {name}")
-            );
-            gst::FlowError::Error
-        })?;
+        // A copy: upstream's buffer goes back to its pool now. A scout keeps none (untimed
+        // frames excepted: they could not be told apart when read again).
+        let buffer = if live.scouting() && pts.is_some() {
+            None
+        } else {
+            Some(Self::copy_frame(&buffer, index, name)?)
+        };
         let thumb = Arc::new(thumb);
         // A fg frame's slot: as many frame durations after the previous one as its running
         // time says (frames dropped, a variable frame rate), at least one.
@@ -582,6 +741,115 @@ impl VidkompyAlign {
             Side::Fg => live.fg.push_back(held),
         }
         Ok(())
+    }
+
+    /// A copy of frame `index` of pad `name`, so that upstream's buffer goes back to its pool.
+    fn copy_frame(
+        buffer: &gst::Buffer,
+        index: usize,
+        name: &str,
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        buffer.copy_deep().map_err(|_| {
+            gst::error!(CAT, "cannot copy frame {index} of pad {name}");
+            gst::FlowError::Error
+        })
+    }
+
+    /// A frame read again after the scout's seek back: its buffer goes to the frame held for
+    /// it (known by its timestamp; untimed, by counting from the start). `true` when it was
+    /// such a frame (or one from before the frames needed, dropped); `false` for a frame
+    /// after those read before, which is held as new.
+    fn reread_hold(
+        &self,
+        live: &mut LiveRun,
+        side: Side,
+        pts: Option<gst::ClockTime>,
+        buffer: &gst::Buffer,
+    ) -> Result<bool, gst::FlowError> {
+        let k = usize::from(side == Side::Fg);
+        let name = if k == 0 { "bg" } else { "fg" };
+        let LiveRun {
+            bg,
+            fg,
+            ready,
+            reread,
+            ..
+        } = live;
+        let mut held: Vec<&mut Held> = match side {
+            Side::Bg => bg.iter_mut().collect(),
+            Side::Fg => ready
+                .iter_mut()
+                .map(|(h, _)| h)
+                .chain(fg.iter_mut())
+                .collect(),
+        };
+        let newest = held.last().and_then(|h| h.times.pts);
+        let found = match pts {
+            Some(p) => held.iter_mut().find(|h| h.times.pts == Some(p)),
+            None => {
+                let i = reread[k].map_or(0, |i| i + 1);
+                held.iter_mut().find(|h| h.index == i)
+            }
+        };
+        if let Some(h) = found {
+            if h.buffer.is_none() {
+                h.buffer = Some(Self::copy_frame(buffer, h.index, name)?);
+            }
+            reread[k] = Some(h.index);
+            return Ok(true);
+        }
+        match (pts, newest) {
+            // After every frame read before: a new one.
+            (Some(p), n) if n.is_none_or(|n| p > n) => Ok(false),
+            (None, _)
+                if held
+                    .last()
+                    .is_none_or(|h| reread[k].is_some_and(|r| r >= h.index)) =>
+            {
+                Ok(false)
+            }
+            _ => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "{name} frame at {pts:?} read again: not needed, dropped"
+                );
+                Ok(true)
+            }
+        }
+    }
+
+    /// Whether the oldest committed fg frame can go out: its buffer and its bg frame's are in
+    /// (or the bg frame will not come again: the nearest later one is used). A fg frame read
+    /// before the seek that did not come again is an error.
+    fn reread_ready(&self, live: &LiveRun) -> Result<Ready, gst::FlowError> {
+        let Some((fg, j)) = live.ready.front() else {
+            return Ok(Ready::Go);
+        };
+        let ended = |pad: &gst_base::AggregatorPad| pad.is_eos() && !pad.has_buffer();
+        if fg.buffer.is_none() {
+            if live.reread[1].is_some_and(|r| r >= fg.index) || ended(&self.fg_pad) {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    (
+                        "fg frame {} (at {:?}) did not come again after the seek back to the \
+                         start: upstream delivers other frames when read again",
+                        fg.index,
+                        fg.times.pts
+                    )
+                );
+                return Err(gst::FlowError::Error);
+            }
+            return Ok(Ready::Wait);
+        }
+        let to_come = live.bg.iter().find(|b| b.index >= *j).is_some_and(|b| {
+            b.buffer.is_none()
+                && !ended(&self.bg_pad)
+                && live.sought
+                && live.reread[0].is_none_or(|r| r < b.index)
+        });
+        Ok(if to_come { Ready::Wait } else { Ready::Go })
     }
 
     /// Creates the tracker once both pads have caps.
@@ -763,10 +1031,16 @@ impl VidkompyAlign {
         due: usize,
         timeout: bool,
         drain: bool,
-    ) -> Result<Option<Join>, gst::FlowError> {
+    ) -> Result<Option<Wait>, gst::FlowError> {
+        let infos = [state.bg.info.clone(), state.fg.info.clone()];
         let Phase::Live(live) = &mut state.phase else {
             return Err(gst::FlowError::Error);
         };
+        match self.scout_step(live, &infos)? {
+            ScoutStep::Wait(w) => return Ok(Some(w)),
+            ScoutStep::Busy => return Ok(None),
+            ScoutStep::Go => (),
+        }
         if let Some(job) = live.search_job.as_ref() {
             let finished = job.handle.as_ref().is_none_or(|h| h.is_finished());
             // Frames due by the clock wait for the rest of it (late rather than misplaced), as
@@ -783,7 +1057,7 @@ impl VidkompyAlign {
                 // Joined by the caller, with no lock held; then this is called again.
                 (None, Some(h)) => {
                     live.search_job = Some(job);
-                    return Ok(Some(h));
+                    return Ok(Some(Wait::Search(h)));
                 }
                 (None, None) => None,
             };
@@ -834,10 +1108,41 @@ impl VidkompyAlign {
             return Err(gst::FlowError::Error);
         };
         let frames = |held: &VecDeque<Held>| -> Vec<(usize, gst::Buffer)> {
-            held.iter().map(|h| (h.index, h.buffer.clone())).collect()
+            held.iter()
+                .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+                .collect()
         };
         let cancel = Arc::new(Cancel::new());
         let window = tracker.window();
+        if matches!(live.scout, Scout::Reading) {
+            // Thumbnails only so far: the coarse stages now, the fine ones on frames read
+            // again.
+            let backend = self.compute();
+            let copy = tracker.clone();
+            let c = cancel.clone();
+            let handle = std::thread::Builder::new()
+                .name("vidkompy-scout".into())
+                .spawn(move || copy.begin(backend.kernels(), &c).ok().flatten())
+                .map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Thread,
+                        ("Cannot start the footprint search thread: {e}")
+                    );
+                    gst::FlowError::Error
+                })?;
+            live.scout = Scout::Begun(ScoutJob {
+                handle: Some(handle),
+                joined: None,
+                tracker: tracker.clone(),
+                cancel,
+                now,
+                window,
+                started: std::time::Instant::now(),
+            });
+            // Joined at once: nothing is output before the window is placed.
+            return self.live_search(state, due, timeout, drain);
+        }
         let handle = self.spawn_locate(
             "search",
             tracker.clone(),
@@ -862,6 +1167,185 @@ impl VidkompyAlign {
             return self.live_search(state, due, timeout, drain);
         }
         Ok(None)
+    }
+
+    /// The scout's part of a search round: the coarse stages joined (then the seek back is
+    /// due), or, once the frames they named were read again, the fine stages started as the
+    /// first search.
+    fn scout_step(
+        &self,
+        live: &mut LiveRun,
+        infos: &[Option<gst_video::VideoInfo>; 2],
+    ) -> Result<ScoutStep, gst::FlowError> {
+        match &mut live.scout {
+            Scout::Off | Scout::Reading => Ok(ScoutStep::Go),
+            Scout::Seek(..) => Ok(ScoutStep::Busy),
+            Scout::Begun(job) => {
+                let begun = match (job.joined.take(), job.handle.take()) {
+                    (Some(b), _) => b,
+                    (None, Some(h)) => return Ok(ScoutStep::Wait(Wait::Scout(h))),
+                    (None, None) => None,
+                };
+                let reread = Rereading {
+                    begun,
+                    tracker: job.tracker.clone(),
+                    now: job.now,
+                    window: job.window,
+                    started: job.started,
+                    heads: [
+                        live.bg.back().map(|h| h.index),
+                        live.fg.back().map(|h| h.index),
+                    ],
+                };
+                let bg_from = self.scout_seek(live, reread.begun.as_ref());
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "scout: window placed in {:?} on thumbnails ({}); reading again, the bg from \
+                     {bg_from:?}",
+                    reread.started.elapsed(),
+                    match &reread.begun {
+                        Some(b) => format!("frames wanted {:?}", b.wanted()),
+                        None => "nothing found".into(),
+                    }
+                );
+                live.scout = Scout::Seek(reread, bg_from);
+                Ok(ScoutStep::Busy)
+            }
+            Scout::Rereading(r) => {
+                let wanted = r.begun.as_ref().map(|b| b.wanted()).unwrap_or_default();
+                let in_or_past = |side: Side, i: usize| {
+                    let (held, k, pad) = match side {
+                        Side::Bg => (&live.bg, 0, &self.bg_pad),
+                        Side::Fg => (&live.fg, 1, &self.fg_pad),
+                    };
+                    held.iter().find(|h| h.index == i).is_none_or(|h| {
+                        h.buffer.is_some()
+                            || live.reread[k].is_some_and(|r| r >= i)
+                            || (pad.is_eos() && !pad.has_buffer())
+                    })
+                };
+                let complete = wanted.bg.iter().all(|&j| in_or_past(Side::Bg, j))
+                    && wanted.fg.iter().all(|&i| in_or_past(Side::Fg, i));
+                if !complete {
+                    return Ok(ScoutStep::Busy);
+                }
+                let Scout::Rereading(r) = std::mem::take(&mut live.scout) else {
+                    return Ok(ScoutStep::Go);
+                };
+                let frames = |held: &VecDeque<Held>, w: &[usize]| -> Vec<(usize, gst::Buffer)> {
+                    held.iter()
+                        .filter(|h| w.binary_search(&h.index).is_ok())
+                        .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+                        .collect()
+                };
+                let (bg, fg) = (frames(&live.bg, &wanted.bg), frames(&live.fg, &wanted.fg));
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "scout: frames read again, {} of {} wanted in (read again up to bg {:?}, fg \
+                     {:?})",
+                    bg.len() + fg.len(),
+                    wanted.bg.len() + wanted.fg.len(),
+                    live.reread[0],
+                    live.reread[1]
+                );
+                let [Some(bg_info), Some(fg_info)] = infos.clone() else {
+                    return Err(gst::FlowError::Error);
+                };
+                let backend = self.compute();
+                let cancel = Arc::new(Cancel::new());
+                let c = cancel.clone();
+                let (tracker, begun) = (r.tracker, r.begun);
+                let handle = std::thread::Builder::new()
+                    .name("vidkompy-search".into())
+                    .spawn(move || {
+                        let luma = |side: Side, i: usize| {
+                            let (held, info) = match side {
+                                Side::Bg => (&bg, &bg_info),
+                                Side::Fg => (&fg, &fg_info),
+                            };
+                            let (_, b) = held.iter().find(|(k, _)| *k == i)?;
+                            with_luma(b, info, Thumb::full).map(Arc::new)
+                        };
+                        tracker
+                            .finish(begun?, backend.kernels(), &luma, &c)
+                            .ok()
+                            .flatten()
+                    })
+                    .map_err(|e| {
+                        gst::element_imp_error!(
+                            self,
+                            gst::CoreError::Thread,
+                            ("Cannot start the footprint search thread: {e}")
+                        );
+                        gst::FlowError::Error
+                    })?;
+                live.search_job = Some(SearchJob {
+                    handle: Some(handle),
+                    joined: None,
+                    cancel,
+                    now: r.now,
+                    window: r.window,
+                    full_at: None,
+                    started: r.started,
+                });
+                Ok(ScoutStep::Go)
+            }
+        }
+    }
+
+    /// Where the scout's seek takes the bg: a little before the first frame the window needs
+    /// (the coarse alignment's match of its first fg frame, or an earlier frame the fine
+    /// stages want), as a stream time; `None` (its start) when nothing was found or its frames
+    /// are untimed. Sets the pacing's offset along the coarse path meanwhile.
+    fn scout_seek(&self, live: &mut LiveRun, begun: Option<&Begun>) -> Option<gst::ClockTime> {
+        let begun = begun?;
+        let first = begun.first_match()?;
+        let wanted = begun.wanted();
+        let from = wanted.bg.first().map_or(first, |&j| j.min(first));
+        let fg0 = live.fg.front()?;
+        if let Some(b) = live.bg.iter().find(|b| b.index == first) {
+            live.shift = Some(b.rt as i64 - fg0.rt as i64);
+        }
+        if live.bg.iter().any(|b| b.times.pts.is_none()) {
+            return None;
+        }
+        let target = from.saturating_sub(SCOUT_MARGIN);
+        let at = live.bg.iter().find(|b| b.index >= target)?;
+        // Two frames early: a decoder clips the frame straddling the position (`unclipped`
+        // gives it its own timestamp back).
+        let at = live
+            .bg
+            .iter()
+            .rev()
+            .find(|b| b.index + 2 <= at.index)
+            .unwrap_or(at);
+        let seg = live.first_segments[0].as_ref()?;
+        seg.to_stream_time(at.times.pts?)
+    }
+
+    /// Sends the scout's seek back, if one is due (with no lock held).
+    fn scout_rewind(&self) -> Result<(), gst::FlowError> {
+        let segments = {
+            let mut guard = self.state();
+            let Some(live) = guard.as_mut().and_then(State::live_mut) else {
+                return Ok(());
+            };
+            if !matches!(live.scout, Scout::Seek(..)) {
+                return Ok(());
+            }
+            let Scout::Seek(r, bg_from) = std::mem::take(&mut live.scout) else {
+                return Ok(());
+            };
+            live.scout = Scout::Rereading(r);
+            live.sought = true;
+            [
+                (live.first_segments[0].clone(), bg_from.map(|t| (t, None))),
+                (live.first_segments[1].clone(), None),
+            ]
+        };
+        self.seek_back(segments)
     }
 
     /// Searches the footprint on a thread of its own (`vidkompy-<what>`): `tracker`'s
@@ -1124,7 +1608,7 @@ impl VidkompyAlign {
                     .fg
                     .iter()
                     .filter_map(|h| {
-                        let full = with_luma(&h.buffer, &fg_info, Thumb::full)?;
+                        let full = with_luma(h.buffer.as_ref()?, &fg_info, Thumb::full)?;
                         Some((h.index, h.thumb.clone(), Arc::new(full)))
                     })
                     .collect(),
@@ -1147,7 +1631,7 @@ impl VidkompyAlign {
         let bg: Vec<(usize, gst::Buffer)> = live
             .bg
             .iter()
-            .map(|h| (h.index, h.buffer.clone()))
+            .filter_map(|h| Some((h.index, h.buffer.clone()?)))
             .collect();
         let (tracker, fg, deferred) = if deferred_due {
             let Some(mut d) = live.deferred.take() else {
@@ -1165,7 +1649,7 @@ impl VidkompyAlign {
             let held = live
                 .fg
                 .iter()
-                .map(|h| (h.index, h.buffer.clone()))
+                .filter_map(|h| Some((h.index, h.buffer.clone()?)))
                 .collect();
             (tracker.clone(), FgLuma::Held(held, fg_info), None)
         };
@@ -1555,6 +2039,9 @@ impl VidkompyAlign {
     /// (with the caps it came with), then the alignment starts again as at the start: output
     /// caps negotiated anew, footprint searched again. Called before the new caps are stored.
     pub(super) fn live_caps_change(&self, pad: &str) -> Result<(), gst::FlowError> {
+        if self.scout_abandoned(pad)? {
+            return Ok(());
+        }
         gst::info!(
             CAT,
             imp = self,
@@ -1589,6 +2076,35 @@ impl VidkompyAlign {
         Ok(())
     }
 
+    /// A caps change while the scout's frames are not all held again (they cannot be output
+    /// now): the run starts over from the inputs' start, with frames held as they arrive.
+    /// `true` when it did.
+    fn scout_abandoned(&self, pad: &str) -> Result<bool, gst::FlowError> {
+        let segments = {
+            let mut guard = self.state();
+            let Some(live) = guard.as_mut().and_then(State::live_mut) else {
+                return Ok(false);
+            };
+            if matches!(live.scout, Scout::Off) {
+                return Ok(false);
+            }
+            gst::info!(
+                CAT,
+                imp = self,
+                "caps change on pad {pad} before the first window was read again: reading both \
+                 inputs again from their start"
+            );
+            let segments = [
+                (live.first_segments[0].clone(), None),
+                (live.first_segments[1].clone(), None),
+            ];
+            *live = LiveRun::new(live.paced, false);
+            segments
+        };
+        self.seek_back(segments)?;
+        Ok(true)
+    }
+
     /// One round of live work: takes the frames waiting (unless draining), commits those due
     /// (all of them when draining) and outputs them.
     fn live_step(&self, timeout: bool, drain: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -1597,6 +2113,10 @@ impl VidkompyAlign {
         // Asked with no element lock held: the aggregator's latency takes its SRC_LOCK (under
         // which `next_time` takes the state lock).
         let latency = if timeout { self.obj().latency() } else { None };
+        // The scout's seek back: nothing is read before its flushes came.
+        if !self.rewound()? {
+            return Ok(gst::FlowSuccess::Ok);
+        }
         {
             let mut guard = self.state();
             let Some(state) = guard.as_mut() else {
@@ -1640,19 +2160,32 @@ impl VidkompyAlign {
                     search = wait.is_some();
                 }
                 if wait.is_none() {
-                    wait = self.live_recheck(state)?;
+                    wait = self.live_recheck(state)?.map(Wait::Recheck);
                 }
-                let Some(handle) = wait else {
+                let Some(wait) = wait else {
                     break;
                 };
                 drop(guard);
-                let result = handle.join().ok().flatten();
-                guard = self.state();
-                if let Some(l) = guard.as_mut().and_then(State::live_mut) {
-                    match (search, l.search_job.as_mut(), l.recheck.as_mut()) {
-                        (true, Some(job), _) => job.joined = Some(result),
-                        (false, _, Some(job)) => job.joined = Some(result),
-                        _ => (),
+                match wait {
+                    Wait::Scout(h) => {
+                        let begun = h.join().ok().flatten();
+                        guard = self.state();
+                        if let Some(l) = guard.as_mut().and_then(State::live_mut)
+                            && let Scout::Begun(job) = &mut l.scout
+                        {
+                            job.joined = Some(begun);
+                        }
+                    }
+                    Wait::Search(h) | Wait::Recheck(h) => {
+                        let result = h.join().ok().flatten();
+                        guard = self.state();
+                        if let Some(l) = guard.as_mut().and_then(State::live_mut) {
+                            match (search, l.search_job.as_mut(), l.recheck.as_mut()) {
+                                (true, Some(job), _) => job.joined = Some(result),
+                                (false, _, Some(job)) => job.joined = Some(result),
+                                _ => (),
+                            }
+                        }
                     }
                 }
             }
@@ -1672,6 +2205,11 @@ impl VidkompyAlign {
                 }
             }
             while let Phase::Live(live) = &mut state.phase {
+                // A scout's frames go out once read again (their bg frame too).
+                match self.reread_ready(live)? {
+                    Ready::Go => (),
+                    Ready::Wait => break,
+                }
                 let Some((fg, j)) = live.ready.pop_front() else {
                     break;
                 };
@@ -1704,17 +2242,22 @@ impl VidkompyAlign {
                 live.output += 1;
                 // The bg frame matched, else the nearest held (it cannot be older than the
                 // oldest held, which eviction keeps for committed matches).
+                let with_buffer = |b: &&Held| b.buffer.is_some();
                 let bg = live
                     .bg
                     .iter()
+                    .filter(with_buffer)
                     .find(|b| b.index >= j)
-                    .or(live.bg.back())
-                    .map(|b| b.buffer.clone());
+                    .or(live.bg.iter().rev().find(with_buffer))
+                    .and_then(|b| b.buffer.clone());
                 let Some(bg) = bg else {
                     return Err(gst::FlowError::Error);
                 };
                 let times = (fg.times.pts, fg.times.duration);
-                let buffer = self.render(state, i, bg, fg.buffer, times)?;
+                let Some(fg_buffer) = fg.buffer else {
+                    return Err(gst::FlowError::Error);
+                };
+                let buffer = self.render(state, i, bg, fg_buffer, times)?;
                 out.push(buffer);
             }
             if drain {
@@ -1746,6 +2289,7 @@ impl VidkompyAlign {
                 return Err(gst::FlowError::Eos);
             }
         }
+        self.scout_rewind()?;
         if let Some((caps, segment)) = caps_to_set {
             self.start_output(caps, segment)?;
         }

@@ -81,6 +81,11 @@ impl Settings {
     }
 }
 
+/// A pad's segment, where known.
+pub(super) type PadSegment = Option<gst::FormattedSegment<gst::ClockTime>>;
+/// A span of stream time: start, and stop (`None`: to the end).
+pub(super) type Span = (gst::ClockTime, Option<gst::ClockTime>);
+
 impl VidkompyAlign {
     pub(super) fn resolve_placement(
         &self,
@@ -1073,20 +1078,28 @@ impl VidkompyAlign {
         })
     }
 
+    /// Whether a pad's upstream can seek in time over a known range: a source that can seek
+    /// but does not know where it ends (videotestsrc, some live-like chains) may deliver
+    /// nothing when read again.
+    fn seekable(pad: &gst_base::AggregatorPad) -> bool {
+        let mut q = gst::query::Seeking::new(gst::Format::Time);
+        if !pad.peer_query(&mut q) {
+            return false;
+        }
+        let (seekable, _, end) = q.result();
+        seekable && end.value() > 0
+    }
+
+    /// Whether both inputs can seek (see [`Self::seekable`]).
+    pub(super) fn both_seekable(&self) -> bool {
+        Self::seekable(&self.bg_pad) && Self::seekable(&self.fg_pad)
+    }
+
     /// Two passes when both inputs can seek (and the analysis needs no frame beyond those a
     /// second pass fetches); otherwise frames are stored.
     pub(super) fn decide_two_pass(&self) -> bool {
         let settings = lock(&self.settings).clone();
-        // Seekable over a known range: a source that can seek but does not know where it
-        // ends (videotestsrc, some live-like chains) may deliver nothing when read again.
-        let seekable = |pad: &gst_base::AggregatorPad| {
-            let mut q = gst::query::Seeking::new(gst::Format::Time);
-            if !pad.peer_query(&mut q) {
-                return false;
-            }
-            let (seekable, _, end) = q.result();
-            seekable && end.value() > 0
-        };
+        let seekable = Self::seekable;
         let (bg, fg) = (seekable(&self.bg_pad), seekable(&self.fg_pad));
         let two_pass =
             settings.two_pass && settings.match_region == MatchRegion::Footprint && bg && fg;
@@ -1197,10 +1210,7 @@ impl VidkompyAlign {
     /// first one's stream time to the next one's after the last (the stop, `None` at the end). `None` when frames
     /// read again could not be told apart by their timestamps (missing or not increasing):
     /// the bg is then read from its start.
-    pub(super) fn bg_span(
-        ps: &PadState,
-        needed: std::ops::RangeInclusive<usize>,
-    ) -> Option<(gst::ClockTime, Option<gst::ClockTime>)> {
+    pub(super) fn bg_span(ps: &PadState, needed: std::ops::RangeInclusive<usize>) -> Option<Span> {
         let pts = ps
             .times
             .iter()
@@ -1228,17 +1238,11 @@ impl VidkompyAlign {
         &self,
         bg_needed: Option<std::ops::RangeInclusive<usize>>,
     ) -> Result<(), gst::FlowError> {
-        let seqnums = [gst::Seqnum::next(), gst::Seqnum::next()];
         let segments = {
             let mut guard = self.state();
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
-            *lock(&self.rewind) = Some(Rewind {
-                seqnums,
-                flushed: [false, false],
-                since: std::time::Instant::now(),
-            });
             state.bg.pass_frames = 0;
             state.fg.pass_frames = 0;
             let bg_span = bg_needed.and_then(|r| Self::bg_span(&state.bg, r));
@@ -1247,6 +1251,22 @@ impl VidkompyAlign {
                 (state.fg.first_segment.clone(), None),
             ]
         };
+        self.seek_back(segments)
+    }
+
+    /// Seeks both inputs (flushing, each its own seqnum, recorded as our own rewind): each to
+    /// the stream-time span given (start, stop; `None` at the end) within its `segment`, else
+    /// to the segment's start.
+    pub(super) fn seek_back(
+        &self,
+        segments: [(PadSegment, Option<Span>); 2],
+    ) -> Result<(), gst::FlowError> {
+        let seqnums = [gst::Seqnum::next(), gst::Seqnum::next()];
+        *lock(&self.rewind) = Some(Rewind {
+            seqnums,
+            flushed: [false, false],
+            since: std::time::Instant::now(),
+        });
         for (((pad, name), (seg, span)), seqnum) in [(&self.bg_pad, "bg"), (&self.fg_pad, "fg")]
             .into_iter()
             .zip(segments)

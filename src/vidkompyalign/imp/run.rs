@@ -137,8 +137,10 @@ pub(super) enum Phase {
 /// How the run goes, decided from upstream's answers before the first buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Decision {
-    /// Upstream is live or `force-live` is set; `paced` when no upstream is live.
-    Live { paced: bool },
+    /// Upstream is live or `force-live` is set; `paced` when no upstream is live; `scout`
+    /// when both inputs can seek (paced: the first window is read on thumbnails, then read
+    /// again from where it starts).
+    Live { paced: bool, scout: bool },
     /// Offline, two passes or stored; after a flushing seek, the bg is sought to `bg_from`
     /// first where its matches lie before the fg's position.
     Offline {
@@ -220,9 +222,10 @@ impl Phase {
         let phase = self.name();
         let unexpected = |event: &'static str| Err(Unexpected { phase, event });
         Ok(match (self, event) {
-            (Phase::Undecided { .. }, Event::Decided(Decision::Live { paced })) => {
-                (Phase::Live(Box::new(live::LiveRun::new(paced))), Vec::new())
-            }
+            (Phase::Undecided { .. }, Event::Decided(Decision::Live { paced, scout })) => (
+                Phase::Live(Box::new(live::LiveRun::new(paced, scout && paced))),
+                Vec::new(),
+            ),
             (
                 Phase::Undecided { resume_at },
                 Event::Decided(Decision::Offline { two_pass, bg_from }),
@@ -284,6 +287,7 @@ impl Phase {
 pub(super) enum Asked {
     Live {
         paced: bool,
+        scout: bool,
     },
     Offline {
         two_pass: bool,
@@ -308,8 +312,10 @@ impl VidkompyAlign {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{why}"));
                 return Err(gst::FlowError::Error);
             }
+            let paced = !self.upstream_live();
             return Ok(Some(Asked::Live {
-                paced: !self.upstream_live(),
+                paced,
+                scout: paced && self.both_seekable(),
             }));
         }
         let duration = self.fg_pad.peer_query_duration::<gst::ClockTime>();
@@ -358,9 +364,13 @@ impl VidkompyAlign {
                     };
                     let resume_at = *resume_at;
                     let decision = match asked {
-                        Asked::Live { paced } => {
-                            gst::info!(CAT, imp = self, "live mode (paced: {paced})");
-                            Decision::Live { paced }
+                        Asked::Live { paced, scout } => {
+                            gst::info!(
+                                CAT,
+                                imp = self,
+                                "live mode (paced: {paced}, first window on thumbnails: {scout})"
+                            );
+                            Decision::Live { paced, scout }
                         }
                         Asked::Offline { two_pass, duration } => {
                             state.fg_duration = duration;
@@ -443,7 +453,7 @@ impl VidkompyAlign {
 
     /// Whether our own seek's flushes reached the pads (its record is then dropped). Upstream
     /// flushes within the seek call as a rule; otherwise its FLUSH_STOP wakes the aggregator.
-    fn rewound(&self) -> Result<bool, gst::FlowError> {
+    pub(super) fn rewound(&self) -> Result<bool, gst::FlowError> {
         let mut rewind = lock(&self.rewind);
         if let Some(r) = rewind.as_ref()
             && r.flushed != [true, true]
@@ -581,13 +591,16 @@ mod tests {
     fn live_is_decided_once_with_its_pacing() {
         let (phase, effects) = on(
             Phase::default(),
-            Event::Decided(Decision::Live { paced: true }),
+            Event::Decided(Decision::Live {
+                paced: true,
+                scout: true,
+            }),
         );
         assert!(effects.is_empty());
         let Phase::Live(run) = &phase else {
             panic!("not live: {}", phase.name());
         };
-        assert!(run.is_paced());
+        assert!(run.is_paced() && run.scouts());
         let e = phase
             .on(offline(true, None))
             .err()

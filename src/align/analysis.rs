@@ -734,9 +734,9 @@ pub const REFINE_PREFIX_MIN: usize = 72;
 /// (lowest cost: the bg frame most likely shows the same moment). The first
 /// [`REFINE_PREFIX_MIN`] frames when they give that many confident matches; else twice as
 /// many, and so on up to [`REFINE_PREFIX`] (a start that is black, flat or unmatched).
-fn choose_pairs(t: &Temporal) -> Vec<(usize, usize)> {
+fn choose_pairs(t: &Temporal, first: usize) -> Vec<(usize, usize)> {
     let all = t.path.bg.len().min(REFINE_PREFIX);
-    let mut prefix = REFINE_PREFIX_MIN;
+    let mut prefix = first.max(REFINE_PAIRS);
     loop {
         let n = all.min(prefix);
         let pairs = pairs_in(t, n);
@@ -792,6 +792,16 @@ fn frame_pairs(pairs: &[(usize, usize)], luma: &Luma<'_>, near: bool) -> Vec<Fra
 /// footprint, which chooses the frames the refinement needs. `None` when there is nothing to
 /// align (no textured frames, no candidate footprint).
 pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancelled> {
+    begin_within(input, REFINE_PREFIX_MIN, cancel)
+}
+
+/// [`begin`], its refinement pairs looked for among the first `first` fg frames (and twice as
+/// many, and so on, while they give too few confident matches).
+pub fn begin_within(
+    input: &Input<'_>,
+    first: usize,
+    cancel: &Cancel,
+) -> Result<Option<Begun>, Cancelled> {
     let geo = input.geometry;
     let (Some(bg0), Some(fg0)) = (input.bg.first(), input.fg.first()) else {
         return Ok(None);
@@ -866,7 +876,7 @@ pub fn begin(input: &Input<'_>, cancel: &Cancel) -> Result<Option<Begun>, Cancel
     // 2. Frame pairs that show the same moment, from a temporal alignment at this footprint.
     let mut fg_feats = None;
     let last = temporal_at(input, &est, &mut fg_feats, &mut timings, None, cancel)?;
-    let pairs = choose_pairs(&last);
+    let pairs = choose_pairs(&last, first);
     let mut wanted = Wanted {
         fg: pairs.iter().map(|p| p.0).collect(),
         bg: pairs
@@ -1068,7 +1078,7 @@ pub fn refit(
     let geo = input.geometry;
     let mut timings = Timings::default();
     let last = temporal_at(input, &est, &mut None, &mut timings, None, cancel)?;
-    let frames = frame_pairs(&choose_pairs(&last), luma, false);
+    let frames = frame_pairs(&choose_pairs(&last, REFINE_PREFIX_MIN), luma, false);
     if frames.is_empty() {
         return Ok(None);
     }

@@ -345,14 +345,21 @@ impl Tracker {
     /// The coarse stages of [`Tracker::locate`] on the frames held (thumbnails only): the
     /// footprint on thumbnails and the full-resolution frames its refinement needs, for
     /// [`Tracker::finish`] on this same tracker (a clone kept while more frames arrive).
-    pub fn begin(&self, dots: &dyn Kernels, cancel: &Cancel) -> Result<Option<Begun>, Cancelled> {
+    pub fn begin(
+        &self,
+        dots: &dyn Kernels,
+        first: usize,
+        cancel: &Cancel,
+    ) -> Result<Option<Begun>, Cancelled> {
         let (Some(fg0), Some(bg0)) = (self.fg.0.front(), self.bg.0.front()) else {
             return Ok(None);
         };
         let origin = (fg0.index, bg0.index);
         let none: &Luma<'_> = &|_, _| None;
-        self.with_input(dots, none, |input, _| analysis::begin(input, cancel))
-            .map(|b| b.map(|inner| Begun { inner, origin }))
+        self.with_input(dots, none, |input, _| {
+            analysis::begin_within(input, first, cancel)
+        })
+        .map(|b| b.map(|inner| Begun { inner, origin }))
     }
 
     /// The fine stages of an analysis [`Tracker::begin`] started on this tracker: `luma` gives
@@ -1013,7 +1020,10 @@ mod tests {
             Side::Fg => Some(fg(i)),
         };
         let whole = t.locate(&CpuKernels, &all, &cancel).unwrap().unwrap();
-        let begun = t.begin(&CpuKernels, &cancel).unwrap().unwrap();
+        let begun = t
+            .begin(&CpuKernels, analysis::REFINE_PREFIX_MIN, &cancel)
+            .unwrap()
+            .unwrap();
         let wanted = begun.wanted();
         assert!(!wanted.fg.is_empty() && wanted.fg.iter().all(|i| (3..30).contains(i)));
         assert!(wanted.bg.iter().all(|&j| j < 40));

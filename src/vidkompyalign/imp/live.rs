@@ -53,6 +53,14 @@ const DEFER_TRIES: u32 = 5;
 /// 79.7 % with 48, 88 % with 72.) On inputs that can seek, the frames read while it waits are
 /// kept as thumbnails only, and read again once it placed them ([`Scout`]).
 const PACED_SEARCH_FRAMES: usize = 72;
+/// fg frames of the scout's window among which its refinement pairs are looked for first
+/// (twice as many, and so on, while they give too few confident matches): the fine stages
+/// run once these and their bg frames are read again, and until then every frame read again
+/// is held in full. 1080p bench pair (`examples/bench`), force-live=true, peak RSS: 717 MB
+/// with 72 (the offline analysis's), 483 MB with 24, 439 MB with 12; `evaluate --windowed`
+/// on both clips the same with 24 as with 72 but for one spatial error (0.05 -> 0.03 px);
+/// long 1 and 5 --windowed 100 % exact, 0.20 px (0.25 with 72).
+const SCOUT_PAIRS_WITHIN: usize = 24;
 /// bg frames read again before the first one the scout's window needs (the path may start a
 /// frame or two before the coarse alignment's first match).
 const SCOUT_MARGIN: usize = 8;
@@ -165,8 +173,6 @@ struct Rereading {
     now: u64,
     window: Option<(usize, usize, usize)>,
     started: std::time::Instant,
-    /// The newest frame read before the seek, per pad (bg, fg): frames after it are new.
-    heads: [Option<usize>; 2],
 }
 
 /// fg frames kept (thumbnail and full-resolution luma) for a footprint search once the bg
@@ -325,6 +331,8 @@ pub(super) struct LiveRun {
     sought: bool,
     /// Since: the newest frame read again per pad (bg, fg).
     reread: [Option<usize>; 2],
+    /// Since: the timestamp of the newest frame read before the seek per pad (bg, fg).
+    heads: [Option<gst::ClockTime>; 2],
 }
 
 /// The alignment of a paced run, as output: for the report.
@@ -534,20 +542,16 @@ impl VidkompyAlign {
     /// waiting on `pad` is past the newest frame read before the seek (it waits: the window
     /// the fine stages finish must not move).
     fn past_head(live: &LiveRun, pad: &gst_base::AggregatorPad, side: Side) -> bool {
-        let Scout::Rereading(r) = &live.scout else {
-            return false;
-        };
-        let k = usize::from(side == Side::Fg);
-        let held = match side {
-            Side::Bg => &live.bg,
-            Side::Fg => &live.fg,
-        };
-        let head = r.heads[k].and_then(|i| held.iter().find(|h| h.index == i));
-        let waiting = pad.peek_buffer().and_then(|b| b.pts());
-        match (head.and_then(|h| h.times.pts), waiting) {
-            (Some(h), Some(w)) => w > h,
-            _ => false,
-        }
+        matches!(live.scout, Scout::Rereading(_)) && Self::again(live, pad, side) == Some(false)
+    }
+
+    /// Once sought back: whether the buffer waiting on `pad` is one read before the seek
+    /// (`Some(true)`) or a new one (`Some(false)`); `None` before a seek, for an untimed
+    /// buffer or none.
+    fn again(live: &LiveRun, pad: &gst_base::AggregatorPad, side: Side) -> Option<bool> {
+        let head = live.heads[usize::from(side == Side::Fg)]?;
+        let waiting = pad.peek_buffer()?.pts()?;
+        Some(waiting <= head)
     }
 
     /// Takes the next buffer of a paced run (no live upstream: files), in the order the
@@ -580,18 +584,42 @@ impl VidkompyAlign {
                     Self::head_rt(&self.bg_pad, first(0)),
                     Self::head_rt(&self.fg_pad, first(1)),
                 ) {
-                    (Some(b), Some(f)) => {
-                        let lead = match shift {
-                            // In step along the path, the bg a lookahead ahead.
-                            Some(s) => s.saturating_add(settings.lookahead as i64),
-                            None => settings.max_offset.saturating_add(settings.lookahead) as i64,
-                        };
-                        if (b as i64) <= (f as i64).saturating_add(lead) {
-                            Side::Bg
-                        } else {
-                            Side::Fg
+                    (Some(b), Some(f)) => match (
+                        Self::again(live, &self.bg_pad, Side::Bg),
+                        Self::again(live, &self.fg_pad, Side::Fg),
+                    ) {
+                        // Frames read again add nothing to the alignment (their thumbnails
+                        // are in): the fg reaches its head before new bg frames are read, and
+                        // the bg read again keeps to the path, not a lookahead ahead (the
+                        // alignment has its lookahead already; fewer frames held in full until
+                        // they go out).
+                        (Some(false), Some(true)) => Side::Fg,
+                        (Some(true), Some(_)) if shift.is_some() => {
+                            let bg_dur = live
+                                .duration(0, state.bg.info.as_ref())
+                                .unwrap_or(FALLBACK_DURATION);
+                            let lead = shift.unwrap_or(0).saturating_add(bg_dur as i64);
+                            if (b as i64) <= (f as i64).saturating_add(lead) {
+                                Side::Bg
+                            } else {
+                                Side::Fg
+                            }
                         }
-                    }
+                        _ => {
+                            let lead = match shift {
+                                // In step along the path, the bg a lookahead ahead.
+                                Some(s) => s.saturating_add(settings.lookahead as i64),
+                                None => {
+                                    settings.max_offset.saturating_add(settings.lookahead) as i64
+                                }
+                            };
+                            if (b as i64) <= (f as i64).saturating_add(lead) {
+                                Side::Bg
+                            } else {
+                                Side::Fg
+                            }
+                        }
+                    },
                     // Untimed buffers: the fg's moments wait for the bg's.
                     _ => Side::Bg,
                 }
@@ -1122,7 +1150,11 @@ impl VidkompyAlign {
             let c = cancel.clone();
             let handle = std::thread::Builder::new()
                 .name("vidkompy-scout".into())
-                .spawn(move || copy.begin(backend.kernels(), &c).ok().flatten())
+                .spawn(move || {
+                    copy.begin(backend.kernels(), SCOUT_PAIRS_WITHIN, &c)
+                        .ok()
+                        .flatten()
+                })
                 .map_err(|e| {
                     gst::element_imp_error!(
                         self,
@@ -1192,10 +1224,6 @@ impl VidkompyAlign {
                     now: job.now,
                     window: job.window,
                     started: job.started,
-                    heads: [
-                        live.bg.back().map(|h| h.index),
-                        live.fg.back().map(|h| h.index),
-                    ],
                 };
                 let bg_from = self.scout_seek(live, reread.begun.as_ref());
                 gst::debug!(
@@ -1340,6 +1368,10 @@ impl VidkompyAlign {
             };
             live.scout = Scout::Rereading(r);
             live.sought = true;
+            live.heads = [
+                live.bg.back().and_then(|h| h.times.pts),
+                live.fg.back().and_then(|h| h.times.pts),
+            ];
             [
                 (live.first_segments[0].clone(), bg_from.map(|t| (t, None))),
                 (live.first_segments[1].clone(), None),

@@ -521,3 +521,20 @@ fn fg_frames_dropped_at_irregular_times_windowed() {
     case.props.push(("force-live", true.to_value()));
     assert_aligned_as(&case, &run(source(), &case), "live");
 }
+
+/// Windowed (`force-live` on files), bg at half the fg's content rate with timestamps that do
+/// not agree (bg 5 fps, fg 24 fps, the same moments): once the fg ended, its last frames wait
+/// until the bg was read a lookahead past where the path's line puts them. Before, the bg's
+/// running time (far ahead of the fg's) made them due at once, and the fg frame showing the
+/// bg's last frame took the one before.
+#[test]
+fn bg_at_half_the_rate_windowed_keeps_its_last_frame_for_the_fg() {
+    let mut case = Case::new((0..140).step_by(2).collect(), (20..120).collect());
+    case.bg_fps = gst::Fraction::new(5, 1);
+    case.props.push(("force-live", true.to_value()));
+    let sc = assert_aligned_as(&case, &run(source(), &case), "live");
+    assert_eq!(
+        sc.present_exact, sc.present,
+        "every fg frame whose moment the bg shows on that bg frame"
+    );
+}

@@ -525,6 +525,12 @@ impl Tracker {
         })
     }
 
+    /// Where the path's line (the one guiding the next commit) puts fg slot `slot` in the bg,
+    /// in bg frames; `None` before the first commit.
+    pub fn expected_bg(&self, slot: usize) -> Option<f64> {
+        self.guide().map(|l| l.offset + l.rate * slot as f64)
+    }
+
     /// Forgets the committed path (not the frames held, nor the floor below which no match
     /// goes): the next commit aligns its window afresh, as the first one. For a footprint that
     /// changed, after which the path so far says little.

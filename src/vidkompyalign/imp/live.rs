@@ -1020,7 +1020,22 @@ impl VidkompyAlign {
             .duration(1, state.fg.info.as_ref())
             .unwrap_or(FALLBACK_DURATION);
         let mut newest = live.fg.back().map_or(0, |h| h.rt);
-        if fg_ended {
+        // Paced, once the fg ended: its last frames wait until the bg was read a lookahead
+        // past where the path's line puts the last one (the streams' times may lie, or run at
+        // other rates than their content), as the other frames waited for theirs.
+        let bg_short = fg_ended && live.paced && !ended(&self.bg_pad) && {
+            let bg_dur = live
+                .duration(0, state.bg.info.as_ref())
+                .unwrap_or(FALLBACK_DURATION);
+            let ahead = lookahead as f64 / bg_dur.max(1) as f64;
+            let last = live.fg.back().map(|h| h.slot);
+            let expected = last.and_then(|s| live.tracker.as_ref()?.expected_bg(s));
+            match (expected, live.bg.back()) {
+                (Some(e), Some(b)) => (b.index as f64) < e + ahead,
+                _ => false,
+            }
+        };
+        if fg_ended && !bg_short {
             newest = newest.max(live.bg.back().map_or(0, |h| h.rt));
         }
         let mut due = live

@@ -1163,21 +1163,11 @@ impl VidkompyAlign {
             let backend = self.compute();
             let copy = tracker.clone();
             let c = cancel.clone();
-            let handle = std::thread::Builder::new()
-                .name("vidkompy-scout".into())
-                .spawn(move || {
-                    copy.begin(backend.kernels(), SCOUT_PAIRS_WITHIN, &c)
-                        .ok()
-                        .flatten()
-                })
-                .map_err(|e| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::CoreError::Thread,
-                        ("Cannot start the footprint search thread: {e}")
-                    );
-                    gst::FlowError::Error
-                })?;
+            let handle = self.spawn_named("scout", move || {
+                copy.begin(backend.kernels(), SCOUT_PAIRS_WITHIN, &c)
+                    .ok()
+                    .flatten()
+            })?;
             live.scout = Scout::Begun(ScoutJob {
                 handle: Some(handle),
                 joined: None,
@@ -1300,30 +1290,20 @@ impl VidkompyAlign {
                 let cancel = Arc::new(Cancel::new());
                 let c = cancel.clone();
                 let (tracker, begun) = (r.tracker, r.begun);
-                let handle = std::thread::Builder::new()
-                    .name("vidkompy-search".into())
-                    .spawn(move || {
-                        let luma = |side: Side, i: usize| {
-                            let (held, info) = match side {
-                                Side::Bg => (&bg, &bg_info),
-                                Side::Fg => (&fg, &fg_info),
-                            };
-                            let (_, b) = held.iter().find(|(k, _)| *k == i)?;
-                            with_luma(b, info, Thumb::full).map(Arc::new)
+                let handle = self.spawn_named("search", move || {
+                    let luma = |side: Side, i: usize| {
+                        let (held, info) = match side {
+                            Side::Bg => (&bg, &bg_info),
+                            Side::Fg => (&fg, &fg_info),
                         };
-                        tracker
-                            .finish(begun?, backend.kernels(), &luma, &c)
-                            .ok()
-                            .flatten()
-                    })
-                    .map_err(|e| {
-                        gst::element_imp_error!(
-                            self,
-                            gst::CoreError::Thread,
-                            ("Cannot start the footprint search thread: {e}")
-                        );
-                        gst::FlowError::Error
-                    })?;
+                        let (_, b) = held.iter().find(|(k, _)| *k == i)?;
+                        with_luma(b, info, Thumb::full).map(Arc::new)
+                    };
+                    tracker
+                        .finish(begun?, backend.kernels(), &luma, &c)
+                        .ok()
+                        .flatten()
+                })?;
                 live.search_job = Some(SearchJob {
                     handle: Some(handle),
                     joined: None,
@@ -1395,6 +1375,25 @@ impl VidkompyAlign {
         self.seek_back(segments)
     }
 
+    /// Runs `f` on a thread of its own, `vidkompy-<what>`; an element error where none starts.
+    fn spawn_named<T: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<T>, gst::FlowError> {
+        std::thread::Builder::new()
+            .name(format!("vidkompy-{what}"))
+            .spawn(f)
+            .map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Thread,
+                    ("Cannot start the footprint {what} thread: {e}")
+                );
+                gst::FlowError::Error
+            })
+    }
+
     /// Searches the footprint on a thread of its own (`vidkompy-<what>`): `tracker`'s
     /// thumbnails, full-resolution luma from the bg frames held and from `fg`.
     fn spawn_locate(
@@ -1408,55 +1407,44 @@ impl VidkompyAlign {
     ) -> Result<std::thread::JoinHandle<Option<Alignment>>, gst::FlowError> {
         let backend = self.compute();
         let element = self.obj().downgrade();
-        std::thread::Builder::new()
-            .name(format!("vidkompy-{what}"))
-            .spawn(move || {
-                let luma = |side: Side, i: usize| match side {
-                    Side::Bg => {
-                        let (_, b) = bg.iter().find(|(k, _)| *k == i)?;
-                        with_luma(b, &bg_info, Thumb::full).map(Arc::new)
-                    }
-                    Side::Fg => fg.get(i),
-                };
-                // A footprint that still fits as well as when found, where it was: no full
-                // search (80 ms against 310 ms for a search on the long example's window).
-                let started = std::time::Instant::now();
-                if refit_first
-                    && let Some(old) = tracker.footprint()
-                    && let Ok(Some(a)) = tracker.refit(backend.kernels(), &luma, &cancel)
-                {
-                    let moved = tracker.moved(&a).unwrap_or(f64::INFINITY);
-                    let kept =
-                        a.spatial_confidence >= old.score - REFIT_MARGIN && moved <= REFINE_PX;
-                    if let Some(e) = element.upgrade() {
-                        gst::debug!(
-                            CAT,
-                            obj = e,
-                            "footprint refit in {:?}: confidence {:.4} (found at {:.4}), moved \
-                             {moved:.2} px{}",
-                            started.elapsed(),
-                            a.spatial_confidence,
-                            old.score,
-                            if kept { "" } else { ": full search" }
-                        );
-                    }
-                    if kept {
-                        return Some(a);
-                    }
+        self.spawn_named(what, move || {
+            let luma = |side: Side, i: usize| match side {
+                Side::Bg => {
+                    let (_, b) = bg.iter().find(|(k, _)| *k == i)?;
+                    with_luma(b, &bg_info, Thumb::full).map(Arc::new)
                 }
-                tracker
-                    .locate(backend.kernels(), &luma, &cancel)
-                    .ok()
-                    .flatten()
-            })
-            .map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Thread,
-                    ("Cannot start the footprint {what} thread: {e}")
-                );
-                gst::FlowError::Error
-            })
+                Side::Fg => fg.get(i),
+            };
+            // A footprint that still fits as well as when found, where it was: no full
+            // search (80 ms against 310 ms for a search on the long example's window).
+            let started = std::time::Instant::now();
+            if refit_first
+                && let Some(old) = tracker.footprint()
+                && let Ok(Some(a)) = tracker.refit(backend.kernels(), &luma, &cancel)
+            {
+                let moved = tracker.moved(&a).unwrap_or(f64::INFINITY);
+                let kept = a.spatial_confidence >= old.score - REFIT_MARGIN && moved <= REFINE_PX;
+                if let Some(e) = element.upgrade() {
+                    gst::debug!(
+                        CAT,
+                        obj = e,
+                        "footprint refit in {:?}: confidence {:.4} (found at {:.4}), moved \
+                             {moved:.2} px{}",
+                        started.elapsed(),
+                        a.spatial_confidence,
+                        old.score,
+                        if kept { "" } else { ": full search" }
+                    );
+                }
+                if kept {
+                    return Some(a);
+                }
+            }
+            tracker
+                .locate(backend.kernels(), &luma, &cancel)
+                .ok()
+                .flatten()
+        })
     }
 
     /// Applies the result of a footprint search `job`.

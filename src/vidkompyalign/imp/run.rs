@@ -313,6 +313,13 @@ impl VidkompyAlign {
                 return Err(gst::FlowError::Error);
             }
             let paced = !self.upstream_live();
+            // `force-live` on inputs that are not live: the aggregator's timeout can come
+            // before upstream is linked and answers queries; decide once both pads have a
+            // frame (or ended), so that whether they can seek is known.
+            let ready = |p: &gst_base::AggregatorPad| p.has_buffer() || p.is_eos();
+            if paced && !(ready(&self.bg_pad) && ready(&self.fg_pad)) {
+                return Ok(None);
+            }
             return Ok(Some(Asked::Live {
                 paced,
                 scout: paced && self.both_seekable(),

@@ -677,7 +677,10 @@ impl VidkompyAlign {
             live.first_segments[k] = segment.clone();
         }
         let pts = buffer.pts();
-        if live.sought && self.reread_hold(live, side, pts, &buffer)? {
+        // Only a frame at or before the newest read before the seek can be one read again
+        // (new frames skip the look-up).
+        let again = pts.is_none_or(|p| live.heads[k].is_some_and(|h| p <= h));
+        if live.sought && again && self.reread_hold(live, side, pts, &buffer)? {
             return Ok(());
         }
         // Once sought back, times on the first segment, as the frames before had them.

@@ -70,7 +70,8 @@ fn assert_aligned(case: &Case, o: &Outcome) -> Score {
     assert_aligned_as(case, o, "content")
 }
 
-/// [`assert_aligned`], the mapping made as `mapping` says (`live`: windowed).
+/// [`assert_aligned`], the mapping made as `mapping` says (`windowed`: `force-live` on files,
+/// whose last message covers the whole run).
 fn assert_aligned_as(case: &Case, o: &Outcome, mapping: &str) -> Score {
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(
@@ -519,7 +520,7 @@ fn fg_with_sensor_noise_and_a_burned_in_logo_and_timestamp() {
 fn fg_frames_dropped_at_irregular_times_windowed() {
     let mut case = combined("VFR");
     case.props.push(("force-live", true.to_value()));
-    assert_aligned_as(&case, &run(source(), &case), "live");
+    assert_aligned_as(&case, &run(source(), &case), "windowed");
 }
 
 /// Windowed (`force-live` on files), bg at half the fg's content rate with timestamps that do
@@ -532,7 +533,7 @@ fn bg_at_half_the_rate_windowed_keeps_its_last_frame_for_the_fg() {
     let mut case = Case::new((0..140).step_by(2).collect(), (20..120).collect());
     case.bg_fps = gst::Fraction::new(5, 1);
     case.props.push(("force-live", true.to_value()));
-    let sc = assert_aligned_as(&case, &run(source(), &case), "live");
+    let sc = assert_aligned_as(&case, &run(source(), &case), "windowed");
     assert_eq!(
         sc.present_exact, sc.present,
         "every fg frame whose moment the bg shows on that bg frame"

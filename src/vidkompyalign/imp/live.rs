@@ -322,6 +322,9 @@ pub(super) struct LiveRun {
     pub(super) plan: Option<Output>,
     /// The newest fg frame's running time and slot.
     last_fg: Option<(u64, usize)>,
+    /// The fg's timestamps do not fit a grid (two frames stamped alike, or out of order): one
+    /// slot per frame from there on, as the offline analysis takes such a stream.
+    fg_off_grid: bool,
     /// How the first window is read (inputs that can seek).
     scout: Scout,
     /// Each pad's segment when its first frame came (bg, fg): once sought back, frames read
@@ -733,7 +736,17 @@ impl VidkompyAlign {
             (Side::Fg, None) => index,
             (Side::Fg, Some((prev_rt, prev_slot))) => {
                 let step = live.duration(1, Some(&info)).filter(|&d| d > 0);
+                if running_time.is_some() && rt <= prev_rt && !live.fg_off_grid {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "fg frame {index} is stamped no later than the one before: its \
+                         timestamps do not fit a grid, one slot per frame from here"
+                    );
+                    live.fg_off_grid = true;
+                }
                 let steps = match (running_time, step) {
+                    _ if live.fg_off_grid => 1.0,
                     (Some(_), Some(d)) => (rt.saturating_sub(prev_rt) as f64 / d as f64).round(),
                     _ => 1.0,
                 };
@@ -816,7 +829,11 @@ impl VidkompyAlign {
         };
         let newest = held.last().and_then(|h| h.times.pts);
         let found = match pts {
-            Some(p) => held.iter_mut().find(|h| h.times.pts == Some(p)),
+            // Frames read again come in the order read before: after the last one found
+            // (decoders may stamp two frames alike).
+            Some(p) => held
+                .iter_mut()
+                .find(|h| h.times.pts == Some(p) && reread[k].is_none_or(|r| h.index > r)),
             None => {
                 let i = reread[k].map_or(0, |i| i + 1);
                 held.iter_mut().find(|h| h.index == i)
@@ -1877,8 +1894,9 @@ impl VidkompyAlign {
         r.segments.push(seg);
     }
 
-    /// Paced runs with `report`: writes it once the fg ended (every frame output).
-    fn live_write_report(&self, state: &mut State) -> Result<(), gst::FlowError> {
+    /// Paced runs, once the fg ended (every frame output): posts the alignment of the whole
+    /// run (every fg frame's bg frame, like an offline run's), and writes the `report`.
+    fn live_finish(&self, state: &mut State) -> Result<(), gst::FlowError> {
         let settings = super::lock(&self.settings).clone();
         let size = |info: Option<&gst_video::VideoInfo>| info.map(|i| (i.width(), i.height()));
         let (Some(fg), Some(bg)) = (size(state.fg.info.as_ref()), size(state.bg.info.as_ref()))
@@ -1900,9 +1918,21 @@ impl VidkompyAlign {
         } else {
             MappedBy::RunningTime
         };
+        let received = live.received;
+        let mapping: Vec<usize> = r.frames.iter().map(|e| e.bg).collect();
+        let from = Self::footprint_from(&settings, r.alignment.is_some());
+        self.post_alignment(
+            state,
+            &r.segments,
+            r.alignment.as_ref(),
+            &mapping,
+            kind,
+            from,
+            r.spent,
+        );
         self.write_report_of(
             &settings,
-            (stream(fg, live.received[1]), stream(bg, live.received[0])),
+            (stream(fg, received[1]), stream(bg, received[0])),
             &r.segments,
             r.alignment.as_ref(),
             r.frames,
@@ -2322,7 +2352,7 @@ impl VidkompyAlign {
                     let last = live.last_bg.map(|j| (live.output.saturating_sub(1), j));
                     self.post_reanchored(false, last, live.reanchored);
                 }
-                self.live_write_report(state)?;
+                self.live_finish(state)?;
                 gst::debug!(CAT, imp = self, "fg ended: all frames output");
                 return Err(gst::FlowError::Eos);
             }

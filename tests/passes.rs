@@ -742,6 +742,35 @@ fn a_seek_finds_bg_frames_that_lie_before_the_position_sought() {
     // Read twice (seekable files), and stored.
     seek_matches_the_whole_run(&bg, &fg, "", 24);
     seek_matches_the_whole_run(&bg, &fg, "two-pass=false", 24);
+    // Windowed, sought while playing (a live element does not preroll): the bg is read from
+    // before where the line its commits kept puts the fg's position.
+    let desc = format!(
+        "vidkompyalign name=a force-live=true ! appsink name=s sync=false \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+        common::q(&bg),
+        common::q(&fg)
+    );
+    let full = common::run_collect(&desc, 120).unwrap().frames;
+    assert_eq!(full.len(), 48);
+    let (got, _) = output_after_seek(&desc, full[24].pts().unwrap());
+    let pts = |b: &[gst::Buffer]| b.iter().map(|b| b.pts()).collect::<Vec<_>>();
+    assert_eq!(
+        pts(&got),
+        pts(&full[24..]),
+        "windowed: every fg frame from 24"
+    );
+    let differ: Vec<usize> = got
+        .iter()
+        .zip(&full[24..])
+        .enumerate()
+        .filter(|(_, (a, b))| rows_above(a, 40) != rows_above(b, 40))
+        .map(|(i, _)| 24 + i)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "windowed: fg frames {differ:?} take another bg frame"
+    );
     // With an alignment loaded, its entries are found by timestamp after the seek. To tell
     // it from an analysis done again, it maps each fg frame one bg frame later than found.
     let report = dir.join("r.json");

@@ -2095,6 +2095,21 @@ impl VidkompyAlign {
             live.last_bg = Some(j);
             live.ready.push_back((h, j));
         }
+        // A paced run keeps the line a seek reads the bg from (as offline runs do).
+        let last = state
+            .live()
+            .filter(|l| l.paced)
+            .and_then(|l| l.record.frames.last());
+        let stream = |ps: &super::PadState, pts: Option<u64>| {
+            ps.first_segment
+                .as_ref()?
+                .to_stream_time(gst::ClockTime::from_nseconds(pts?))
+        };
+        if let Some(e) = last
+            && let (Some(f), Some(b)) = (stream(&state.fg, e.fg_pts), stream(&state.bg, e.bg_pts))
+        {
+            self.line_point(f.nseconds(), b.nseconds());
+        }
         Ok(())
     }
 

@@ -1402,6 +1402,22 @@ impl VidkompyAlign {
         }
     }
 
+    /// One point of the line a windowed run keeps as it commits: fg and bg stream times,
+    /// ns (the points past it, from before a seek, are dropped).
+    pub(super) fn line_point(&self, fg: u64, bg: u64) {
+        let mut line = lock(&self.line);
+        let stale: Vec<u64> = line.range(fg..).map(|(&k, _)| k).collect();
+        for k in stale {
+            line.remove(&k);
+        }
+        line.insert(fg, bg);
+        if line.len() > 4 * LINE_POINTS {
+            let kept: std::collections::BTreeMap<u64, u64> =
+                line.iter().step_by(2).map(|(&k, &v)| (k, v)).collect();
+            *line = kept;
+        }
+    }
+
     /// Where the bg must be read from for the fg from `at` on: `SEEK_MARGIN` before the
     /// position the last alignment matched there; its start when nothing was aligned yet.
     pub(super) fn bg_position_for(&self, at: gst::ClockTime) -> gst::ClockTime {

@@ -139,8 +139,13 @@ pub(super) enum Phase {
 pub(super) enum Decision {
     /// Upstream is live or `force-live` is set; `paced` when no upstream is live; `scout`
     /// when both inputs can seek (paced: the first window is read on thumbnails, then read
-    /// again from where it starts).
-    Live { paced: bool, scout: bool },
+    /// again from where it starts); after a flushing seek, a scouting run seeks the bg to
+    /// `bg_from` first where its matches lie before the fg's position.
+    Live {
+        paced: bool,
+        scout: bool,
+        bg_from: Option<gst::ClockTime>,
+    },
     /// Offline, two passes or stored; after a flushing seek, the bg is sought to `bg_from`
     /// first where its matches lie before the fg's position.
     Offline {
@@ -222,10 +227,25 @@ impl Phase {
         let phase = self.name();
         let unexpected = |event: &'static str| Err(Unexpected { phase, event });
         Ok(match (self, event) {
-            (Phase::Undecided { .. }, Event::Decided(Decision::Live { paced, scout })) => (
-                Phase::Live(Box::new(live::LiveRun::new(paced, scout && paced))),
-                Vec::new(),
-            ),
+            (
+                Phase::Undecided { .. },
+                Event::Decided(Decision::Live {
+                    paced,
+                    scout,
+                    bg_from,
+                }),
+            ) => {
+                let live = Phase::Live(Box::new(live::LiveRun::new(paced, scout && paced)));
+                match bg_from.filter(|_| scout && paced) {
+                    Some(to) => (
+                        Phase::Rewinding {
+                            then: Box::new(live),
+                        },
+                        vec![Effect::SeekBg(to)],
+                    ),
+                    None => (live, Vec::new()),
+                }
+            }
             (
                 Phase::Undecided { resume_at },
                 Event::Decided(Decision::Offline { two_pass, bg_from }),
@@ -370,6 +390,13 @@ impl VidkompyAlign {
                         return Ok(Vec::new());
                     };
                     let resume_at = *resume_at;
+                    // The seek put the bg at the fg's position; its match may lie before.
+                    let bg_from = || {
+                        resume_at
+                            .map(|at| (self.bg_position_for(at), at))
+                            .filter(|(to, at)| to < at)
+                            .map(|(to, _)| to)
+                    };
                     let decision = match asked {
                         Asked::Live { paced, scout } => {
                             gst::info!(
@@ -377,17 +404,18 @@ impl VidkompyAlign {
                                 imp = self,
                                 "live mode (paced: {paced}, first window on thumbnails: {scout})"
                             );
-                            Decision::Live { paced, scout }
+                            Decision::Live {
+                                paced,
+                                scout,
+                                bg_from: if scout { bg_from() } else { None },
+                            }
                         }
                         Asked::Offline { two_pass, duration } => {
                             state.fg_duration = duration;
-                            // The seek put the bg at the fg's position; its match may lie
-                            // before.
-                            let bg_from = resume_at
-                                .map(|at| (self.bg_position_for(at), at))
-                                .filter(|(to, at)| to < at)
-                                .map(|(to, _)| to);
-                            Decision::Offline { two_pass, bg_from }
+                            Decision::Offline {
+                                two_pass,
+                                bg_from: bg_from(),
+                            }
                         }
                     };
                     let effects = self.transition(state, Event::Decided(decision))?;
@@ -601,6 +629,7 @@ mod tests {
             Event::Decided(Decision::Live {
                 paced: true,
                 scout: true,
+                bg_from: None,
             }),
         );
         assert!(effects.is_empty());
@@ -682,6 +711,26 @@ mod tests {
         let (phase, effects) = on(undecided, offline(true, None));
         assert!(effects.is_empty());
         assert!(matches!(phase, Phase::Reading { pass, .. } if pass.from_seek && pass.two_pass));
+        // A windowed run on files seeks its bg first too; a live one cannot.
+        for (paced, scout, sought) in [(true, true, true), (false, false, false)] {
+            let undecided = Phase::Undecided {
+                resume_at: Some(at),
+            };
+            let decided = Event::Decided(Decision::Live {
+                paced,
+                scout,
+                bg_from: Some(to),
+            });
+            let (phase, effects) = on(undecided, decided);
+            if sought {
+                assert!(matches!(effects[..], [Effect::SeekBg(t)] if t == to));
+                let (phase, _) = on(phase, Event::Rewound);
+                assert!(matches!(phase, Phase::Live(_)));
+            } else {
+                assert!(effects.is_empty());
+                assert!(matches!(phase, Phase::Live(_)));
+            }
+        }
     }
 
     #[test]

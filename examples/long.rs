@@ -75,10 +75,9 @@ fn child(args: &[String]) -> Result<(), String> {
              filesrc location={bg} ! decodebin ! a.bg filesrc location={fg} ! decodebin ! a.fg",
             mode == "two-pass"
         ),
-        // One decode, aligned on a sliding window (`force-live` on files); max-offset covers
-        // the pair's 5 s delay.
+        // One decode, aligned on a sliding window (`force-live` on files).
         "windowed" => format!(
-            "vidkompyalign name=a force-live=true max-offset=6000000000 report={report} ! \
+            "vidkompyalign name=a force-live=true report={report} ! \
              identity name=count ! fakesink sync=false \
              filesrc location={bg} ! decodebin ! a.bg filesrc location={fg} ! decodebin ! a.fg"
         ),

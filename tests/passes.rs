@@ -1266,3 +1266,43 @@ fn a_caps_change_in_the_first_window_windowed_reads_the_inputs_again() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Windowed on files, a fg that starts further into the bg than `max-offset` (plus the
+/// lookahead): fg frame i shows bg frame 200 + i, 8.3 s in at 24 fps. The first window is read
+/// on thumbnails until the bg read holds its match, and every fg frame takes its true bg
+/// frame, as offline.
+#[test]
+fn windowed_finds_a_fg_that_starts_past_max_offset() {
+    init();
+    let dir = scratch("late-start");
+    let (bg, fg) = common::make_pair_from(
+        &common::footage(),
+        &dir,
+        (320, 180),
+        (0, 300),
+        (80, 46, 160, 90),
+        2.0,
+        (200, 48),
+    )
+    .unwrap();
+    for props in ["", "force-live=true"] {
+        let report = dir.join("r.json");
+        let run = run(&bg, &fg, &format!("{props} report={}", common::q(&report))).unwrap();
+        assert_eq!(run.frames.len(), 48, "{props}");
+        let r = gstvidkompy::report::Report::read(&report).unwrap();
+        let wrong: Vec<(usize, usize)> = r
+            .frames
+            .iter()
+            .filter(|e| e.bg != 200 + e.fg)
+            .map(|e| (e.fg, e.bg))
+            .collect();
+        assert!(wrong.is_empty(), "{props}: wrong bg frames {wrong:?}");
+        assert!(
+            (r.x - 80.0).abs() < 1.0 && (r.y - 46.0).abs() < 1.0,
+            "{props}: {} {}",
+            r.x,
+            r.y
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -724,6 +724,24 @@ impl Begun {
     pub fn first_match(&self) -> Option<usize> {
         self.last.path.bg.first().copied()
     }
+
+    /// The bg frame the coarse temporal alignment matched to the last fg frame.
+    pub fn last_match(&self) -> Option<usize> {
+        self.last.path.bg.last().copied()
+    }
+
+    /// Whether the coarse stages found the fg in the bg: a footprint trusted (calibrated
+    /// score at least [`super::MIN_CALIBRATED`], or set by hand) and matches distinct enough
+    /// ([`super::MIN_TEMPORAL_CONFIDENCE`]), as [`Alignment::mapped`] asks of the whole.
+    pub fn mapped(&self) -> bool {
+        let placed = self.calibrated.is_nan() || self.calibrated >= super::MIN_CALIBRATED;
+        placed && mean(&self.last.distinct) >= super::MIN_TEMPORAL_CONFIDENCE
+    }
+
+    /// The calibrated score and the temporal confidence of the coarse stages.
+    pub fn confidences(&self) -> (f64, f64) {
+        (self.calibrated, mean(&self.last.distinct))
+    }
 }
 
 /// fg frames among which the refinement pairs are looked for first: the shorter the stretch,
@@ -786,6 +804,11 @@ fn frame_pairs(pairs: &[(usize, usize)], luma: &Luma<'_>, near: bool) -> Vec<Fra
             })
         })
         .collect()
+}
+
+/// The mean of `v` (0 when empty).
+fn mean(v: &[f32]) -> f64 {
+    v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64
 }
 
 /// The coarse stages: spatial search on thumbnails and a temporal alignment at that
@@ -1045,7 +1068,6 @@ pub fn finish(
 
 /// The result of an analysis that ended at footprint `est` with temporal alignment `last`.
 fn alignment(est: Estimate, calibrated: f64, last: Temporal, timings: Timings) -> Alignment {
-    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
     Alignment {
         x: est.x,
         y: est.y,

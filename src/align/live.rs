@@ -126,6 +126,21 @@ impl Begun {
     pub fn first_match(&self) -> Option<usize> {
         self.inner.first_match().map(|j| j + self.origin.1)
     }
+
+    /// The bg frame (stream index) the coarse alignment matched to the window's last fg frame.
+    pub fn last_match(&self) -> Option<usize> {
+        self.inner.last_match().map(|j| j + self.origin.1)
+    }
+
+    /// Whether the coarse stages found the fg in the bg (see [`analysis::Begun::mapped`]).
+    pub fn mapped(&self) -> bool {
+        self.inner.mapped()
+    }
+
+    /// The coarse stages' calibrated score and temporal confidence.
+    pub fn confidences(&self) -> (f64, f64) {
+        self.inner.confidences()
+    }
 }
 
 /// The live alignment of one pair of streams. A clone shares the frames (thumbnails are

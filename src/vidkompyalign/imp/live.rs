@@ -327,6 +327,10 @@ pub(super) struct LiveRun {
     fg_off_grid: bool,
     /// How the first window is read (inputs that can seek).
     scout: Scout,
+    /// How far (ns) the bg is read ahead of the fg while the first window is read on
+    /// thumbnails, once it was not placed within `max-offset` plus the lookahead (doubled at
+    /// each try until the bg ends).
+    scout_reach: Option<u64>,
     /// Each pad's segment when its first frame came (bg, fg): once sought back, frames read
     /// again get their running times on it, as they had the first time.
     first_segments: [Option<gst::FormattedSegment<gst::ClockTime>>; 2],
@@ -612,9 +616,9 @@ impl VidkompyAlign {
                             let lead = match shift {
                                 // In step along the path, the bg a lookahead ahead.
                                 Some(s) => s.saturating_add(settings.lookahead as i64),
-                                None => {
-                                    settings.max_offset.saturating_add(settings.lookahead) as i64
-                                }
+                                None => live.scout_reach.unwrap_or(
+                                    settings.max_offset.saturating_add(settings.lookahead),
+                                ) as i64,
                             };
                             if (b as i64) <= (f as i64).saturating_add(lead) {
                                 Side::Bg
@@ -1226,6 +1230,68 @@ impl VidkompyAlign {
         Ok(None)
     }
 
+    /// Where the first window was not placed in the bg read so far (the bg has not ended):
+    /// how far to read the bg ahead of the fg before the next try, twice as far as this
+    /// time. Not placed: nothing found, no trusted footprint or distinct matches, the
+    /// window's fg frames matched to a stretch of bg faster than a quarter of the nominal
+    /// rate (the path stuck where the fg's moments are not), or its last frames matched
+    /// within a lookahead of the newest bg frame read (the match may go on past it).
+    fn scout_further(
+        &self,
+        live: &LiveRun,
+        begun: Option<&Begun>,
+        infos: &[Option<gst_video::VideoInfo>; 2],
+    ) -> Option<u64> {
+        let settings = super::lock(&self.settings).clone();
+        let reach = live
+            .scout_reach
+            .unwrap_or(settings.max_offset.saturating_add(settings.lookahead));
+        let bg_dur = live
+            .duration(0, infos[0].as_ref())
+            .unwrap_or(FALLBACK_DURATION);
+        let fg_dur = live
+            .duration(1, infos[1].as_ref())
+            .unwrap_or(FALLBACK_DURATION);
+        let rate = fg_dur as f64 / bg_dur.max(1) as f64;
+        let fg_frames = live.fg.len();
+        let newest_bg = live.bg.back().map_or(0, |h| h.index);
+        let ahead = (settings.lookahead / bg_dur.max(1)) as usize;
+        let why = match begun {
+            None => Some("nothing found".to_string()),
+            Some(b) if !b.mapped() => Some(format!(
+                "not found (calibrated {:.2}, temporal confidence {:.2})",
+                b.confidences().0,
+                b.confidences().1
+            )),
+            Some(b) => match (b.first_match(), b.last_match()) {
+                (Some(first), Some(last)) => {
+                    let span = (last.saturating_sub(first) + 1) as f64;
+                    if span * 4.0 < fg_frames as f64 * rate {
+                        Some(format!(
+                            "{fg_frames} fg frames matched to bg frames {first}..={last}"
+                        ))
+                    } else if last + ahead >= newest_bg {
+                        Some(format!(
+                            "the match reaches bg frame {last}, newest read {newest_bg}"
+                        ))
+                    } else {
+                        None
+                    }
+                }
+                _ => Some("no path".into()),
+            },
+        }?;
+        let further = reach.saturating_mul(2);
+        gst::info!(
+            CAT,
+            imp = self,
+            "scout: the first window is not placed in the bg read so far ({why}); reading the \
+             bg {:.1} s ahead of the fg",
+            further as f64 / 1e9
+        );
+        Some(further)
+    }
+
     /// The scout's part of a search round: the coarse stages joined (then the seek back is
     /// due), or, once the frames they named were read again, the fine stages started as the
     /// first search.
@@ -1234,7 +1300,17 @@ impl VidkompyAlign {
         live: &mut LiveRun,
         infos: &[Option<gst_video::VideoInfo>; 2],
     ) -> Result<ScoutStep, gst::FlowError> {
+        let bg_ended = self.bg_pad.is_eos() && !self.bg_pad.has_buffer();
         match &mut live.scout {
+            // Read further: the next try once the bg is that far ahead (or ended).
+            Scout::Reading
+                if live.scout_reach.is_some_and(|reach| {
+                    let newest = |h: &VecDeque<Held>| h.back().map_or(0, |h| h.rt);
+                    !bg_ended && newest(&live.bg) <= newest(&live.fg).saturating_add(reach)
+                }) =>
+            {
+                Ok(ScoutStep::Busy)
+            }
             Scout::Off | Scout::Reading => Ok(ScoutStep::Go),
             Scout::Seek(..) => Ok(ScoutStep::Busy),
             Scout::Begun(job) => {
@@ -1250,6 +1326,13 @@ impl VidkompyAlign {
                     window: job.window,
                     started: job.started,
                 };
+                if !bg_ended
+                    && let Some(reach) = self.scout_further(live, reread.begun.as_ref(), infos)
+                {
+                    live.scout_reach = Some(reach);
+                    live.scout = Scout::Reading;
+                    return Ok(ScoutStep::Busy);
+                }
                 let bg_from = self.scout_seek(live, reread.begun.as_ref());
                 gst::debug!(
                     CAT,

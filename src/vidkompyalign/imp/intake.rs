@@ -240,7 +240,26 @@ impl VidkompyAlign {
             let current = ps.incoming.as_ref().map(|i| &i.info).or(ps.info.as_ref());
             current.is_some_and(differs)
         };
-        if changed && state.live().is_some() {
+        // A paced run (inputs that are not live: files) keeps offline's behaviour: frames
+        // converted to the pad's first caps, a fg stretch of its own from the change.
+        let paced = state.live().is_some_and(|l| l.is_paced());
+        if changed && paced {
+            drop(guard);
+            match self.scout_abandoned(name) {
+                Ok(abandoned) => {
+                    if !abandoned && name == "fg" {
+                        self.live_stretch_from_here();
+                    }
+                }
+                Err(e) => {
+                    gst::warning!(CAT, imp = self, "caps change on {name}: {e:?}");
+                    if e != gst::FlowError::Flushing {
+                        return false;
+                    }
+                }
+            }
+            guard = self.state();
+        } else if changed && state.live().is_some() {
             // Serialized events reach this in the source pad's task, in order with buffers:
             // the frames held came with the old caps and are output before these are stored.
             drop(guard);
@@ -260,6 +279,9 @@ impl VidkompyAlign {
             return false;
         };
         let offline = state.live().is_none();
+        // Offline, the first caps are those of the first frame recorded; paced, of the first
+        // caps event.
+        let converting = |ps: &PadState| (offline && !ps.times.is_empty()) || paced;
         let first_pass = lock(&self.rewind).is_none()
             && matches!(state.phase, Phase::Undecided { .. } | Phase::Reading { .. });
         let ps = if name == "bg" {
@@ -268,7 +290,7 @@ impl VidkompyAlign {
             &mut state.fg
         };
         let back_to_first = ps.info.as_ref().is_some_and(|first| !differs(first));
-        if changed && offline && !ps.times.is_empty() && back_to_first {
+        if changed && converting(ps) && back_to_first {
             // Frames arrive in the first caps again (A -> B -> A): no conversion, and a
             // stretch of its own from here, as at any change.
             gst::info!(
@@ -280,7 +302,7 @@ impl VidkompyAlign {
             if first_pass {
                 ps.changed_at.push(ps.times.len());
             }
-        } else if changed && offline && !ps.times.is_empty() {
+        } else if changed && converting(ps) {
             // Offline the analysis and the output plan span the whole stream in its first
             // caps: later frames are converted to them.
             let Some(first) = ps.info.clone() else {

@@ -245,6 +245,10 @@ struct RecheckJob {
     started_at: u64,
     /// Started because the recent matches got worse (else periodic).
     worse: bool,
+    /// A fg stretch's own search after a caps change, on the window (fg, bg, newest bg) of
+    /// the frames from the change on: its footprint replaces the one in use where it moved
+    /// by more than a re-framing, and its matches are planned.
+    stretch: Option<(usize, usize, usize)>,
 }
 
 impl Drop for RecheckJob {
@@ -331,6 +335,11 @@ pub(super) struct LiveRun {
     /// thumbnails, once it was not placed within `max-offset` plus the lookahead (doubled at
     /// each try until the bg ends).
     scout_reach: Option<u64>,
+    /// A paced run's fg changed caps before these frames: the frames from each on (to the
+    /// next) are a stretch whose footprint is searched on its own (offline's behaviour for
+    /// files) before any of them is committed; they reach the tracker once it is. Oldest
+    /// first.
+    stretch: VecDeque<usize>,
     /// Each pad's segment when its first frame came (bg, fg): once sought back, frames read
     /// again get their running times on it, as they had the first time.
     first_segments: [Option<gst::FormattedSegment<gst::ClockTime>>; 2],
@@ -378,7 +387,6 @@ impl LiveRun {
         matches!(self.scout, Scout::Reading)
     }
 
-    #[cfg(test)]
     pub(super) fn is_paced(&self) -> bool {
         self.paced
     }
@@ -641,7 +649,12 @@ impl VidkompyAlign {
         // One buffer per round: the alignment's steps between buffers (commitments, and the
         // offset they give) do not depend on how many had arrived, so the same files give the
         // same output.
-        match pad.pop_buffer() {
+        // Converted to the pad's first caps after a caps change.
+        let ps = match side {
+            Side::Bg => &state.bg,
+            Side::Fg => &state.fg,
+        };
+        match self.pop(pad, ps)? {
             Some(buffer) => self.live_hold(state, side, buffer),
             None => Ok(()),
         }
@@ -768,7 +781,8 @@ impl VidkompyAlign {
             }
             live.last_fg = Some((rt, slot));
         }
-        if let Some(t) = live.tracker.as_mut() {
+        let in_stretch = side == Side::Fg && !live.stretch.is_empty();
+        if let Some(t) = live.tracker.as_mut().filter(|_| !in_stretch) {
             match side {
                 Side::Fg => t.push_fg(index, slot, thumb.clone()),
                 Side::Bg => t.push(side, index, thumb.clone()),
@@ -1032,8 +1046,19 @@ impl VidkompyAlign {
         }
         let ended = |pad: &gst_base::AggregatorPad| pad.is_eos() && !pad.has_buffer();
         let fg_ended = ended(&self.fg_pad);
+        // A fg stretch after a caps change waits for its own footprint: the frames before it
+        // are all there is of theirs (the first search needs wait for no more).
+        let before = live
+            .stretch
+            .front()
+            .map(|&at| live.fg.iter().take_while(|h| h.index < at).count());
         if fg_ended && (ended(&self.bg_pad) || live.bg.is_empty()) {
-            return n;
+            return before.unwrap_or(n);
+        }
+        if let Some(b) = before
+            && (b == 0 || live.search == Search::Pending)
+        {
+            return b;
         }
         if live.paced && live.search == Search::Pending && !fg_ended && n < PACED_SEARCH_FRAMES {
             // A paced run's first search waits for enough fg frames to show the scene.
@@ -1067,6 +1092,9 @@ impl VidkompyAlign {
             .iter()
             .take_while(|h| h.rt.saturating_add(lookahead) <= newest.saturating_add(dur))
             .count();
+        if let Some(b) = before {
+            due = due.min(b);
+        }
         if timeout {
             let obj = self.obj();
             let now = obj
@@ -1682,7 +1710,10 @@ impl VidkompyAlign {
             // thread happens to finish: the same files give the same output.
             let newest = l.fg.back().map_or(0, |h| h.rt);
             let done = |j: &RecheckJob| {
-                if l.paced {
+                if j.stretch.is_some() {
+                    // Its frames wait for it.
+                    true
+                } else if l.paced {
                     newest >= j.started_at.saturating_add(PACED_RECHECK_JOIN)
                 } else {
                     j.handle.as_ref().is_none_or(|h| h.is_finished())
@@ -1706,7 +1737,20 @@ impl VidkompyAlign {
                 }
                 (None, None) => None,
             };
+            let stretch = job.stretch.map(|w| (w, result.clone()));
             self.live_reframe(state, result, &job)?;
+            if let Some((window, result)) = stretch
+                && let Some(live) = state.live_mut()
+            {
+                self.end_stretch(live);
+                // Its frames go where its search matched them (on a fresh path if it was
+                // re-framed).
+                if let (Some(a), Some(t)) =
+                    (result.filter(recheck::live_placed), live.tracker.as_mut())
+                {
+                    t.plan(window, &a);
+                }
+            }
             // Kept frames are searched again after each step of the bg, a bounded number of
             // times: the first searches may come before the bg showed their moments.
             if let Some(d) = job.deferred.take()
@@ -1817,8 +1861,125 @@ impl VidkompyAlign {
             cancel,
             started_at: now,
             worse,
+            stretch: None,
         });
         Ok(None)
+    }
+
+    /// A paced run's fg changed caps before its next frame: the frames from it on are a
+    /// stretch of their own (see [`LiveRun::stretch`]).
+    pub(super) fn live_stretch_from_here(&self) {
+        let mut guard = self.state();
+        // Caps before the run's first fg frame (read again from the start) open nothing.
+        if let Some(live) = guard.as_mut().and_then(State::live_mut)
+            && live.received[1] > 0
+        {
+            let at = live.received[1];
+            gst::info!(
+                CAT,
+                imp = self,
+                "fg caps changed before frame {at}: its footprint is searched from there"
+            );
+            live.stretch.push_back(at);
+        }
+    }
+
+    /// Starts a fg stretch's own search (after a caps change) once every frame before it was
+    /// output and its frames span the lookahead (or the fg ended): as a re-check, joined at
+    /// once.
+    fn live_stretch(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        let settings = super::lock(&self.settings).clone();
+        let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
+            return Ok(());
+        };
+        let fg_ended = self.fg_pad.is_eos() && !self.fg_pad.has_buffer();
+        let Phase::Live(live) = &mut state.phase else {
+            return Ok(());
+        };
+        let Some(&at) = live.stretch.front() else {
+            return Ok(());
+        };
+        if live.recheck.is_some()
+            || !live.ready.is_empty()
+            || live.fg.front().is_some_and(|h| h.index < at)
+        {
+            return Ok(());
+        }
+        // Its frames: up to the next change.
+        let next = live.stretch.get(1).copied();
+        let mine: Vec<&Held> = live
+            .fg
+            .iter()
+            .take_while(|h| next.is_none_or(|n| h.index < n))
+            .collect();
+        let span = match (mine.first(), mine.last()) {
+            (Some(a), Some(b)) => b.rt.saturating_sub(a.rt),
+            _ => 0,
+        };
+        if !(fg_ended || next.is_some() || span >= settings.lookahead) {
+            return Ok(());
+        }
+        let Some(tracker) = live.tracker.as_ref().filter(|_| !mine.is_empty()) else {
+            // Nothing after the change (or nothing aligned yet): the frames go on as they are.
+            self.end_stretch(live);
+            return Ok(());
+        };
+        let thumbs: Vec<(usize, Arc<Thumb>)> =
+            mine.iter().map(|h| (h.index, h.thumb.clone())).collect();
+        let copy = tracker.with_fg(&thumbs);
+        let window = copy.window();
+        let bg: Vec<(usize, gst::Buffer)> = live
+            .bg
+            .iter()
+            .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+            .collect();
+        let held = mine
+            .iter()
+            .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+            .collect();
+        let now = live.fg.back().map_or(0, |h| h.rt);
+        gst::debug!(
+            CAT,
+            imp = self,
+            "fg stretch from frame {at}: footprint search on {} frames",
+            mine.len()
+        );
+        let cancel = Arc::new(Cancel::new());
+        let handle = self.spawn_locate(
+            "stretch",
+            copy,
+            (bg, bg_info),
+            FgLuma::Held(held, fg_info),
+            false,
+            cancel.clone(),
+        )?;
+        live.recheck = Some(RecheckJob {
+            handle: Some(handle),
+            joined: None,
+            deferred: None,
+            confirm: false,
+            cancel,
+            started_at: now,
+            worse: false,
+            stretch: window.or(Some((at, 0, 0))),
+        });
+        Ok(())
+    }
+
+    /// The stretch's frames reach the tracker (they waited for its footprint), and the run
+    /// goes on.
+    fn end_stretch(&self, live: &mut LiveRun) {
+        live.stretch.pop_front();
+        let next = live.stretch.front().copied();
+        if let Some(t) = live.tracker.as_mut() {
+            for h in live
+                .fg
+                .iter()
+                .take_while(|h| next.is_none_or(|n| h.index < n))
+            {
+                t.push_fg(h.index, h.slot, h.thumb.clone());
+            }
+        }
     }
 
     /// Applies a re-check's result: a confident footprint that moved replaces the old one when
@@ -1860,15 +2021,24 @@ impl VidkompyAlign {
         );
         let fit = state.live().and_then(|l| l.fit);
         let kept = job.deferred.is_some() || job.confirm;
-        let verdict = recheck::verdict(&Recheck {
-            moved,
-            confidence: a.spatial_confidence,
-            mean_cost: a.mean_cost,
-            old_score: old.score,
-            old_cost: fit.map(|(_, cost)| cost),
-            kept,
-            worse: job.worse,
-        });
+        let verdict = if job.stretch.is_some() {
+            // A stretch of its own: re-framed where its footprint moved that far.
+            if moved > REFRAME_PX {
+                Verdict::Replaced { reframed: true }
+            } else {
+                Verdict::Confirmed
+            }
+        } else {
+            recheck::verdict(&Recheck {
+                moved,
+                confidence: a.spatial_confidence,
+                mean_cost: a.mean_cost,
+                old_score: old.score,
+                old_cost: fit.map(|(_, cost)| cost),
+                kept,
+                worse: job.worse,
+            })
+        };
         if let Some(l) = state.live_mut().filter(|l| l.paced) {
             l.confirmed = if verdict == Verdict::Confirmed {
                 l.confirmed + 1
@@ -2245,7 +2415,7 @@ impl VidkompyAlign {
     /// A caps change while the scout's frames are not all held again (they cannot be output
     /// now): the run starts over from the inputs' start, with frames held as they arrive.
     /// `true` when it did.
-    fn scout_abandoned(&self, pad: &str) -> Result<bool, gst::FlowError> {
+    pub(super) fn scout_abandoned(&self, pad: &str) -> Result<bool, gst::FlowError> {
         let segments = {
             let mut guard = self.state();
             let Some(live) = guard.as_mut().and_then(State::live_mut) else {
@@ -2326,6 +2496,7 @@ impl VidkompyAlign {
                     search = wait.is_some();
                 }
                 if wait.is_none() {
+                    self.live_stretch(state)?;
                     wait = self.live_recheck(state)?.map(Wait::Recheck);
                 }
                 let Some(wait) = wait else {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 
 //! Offline benchmark on a 1080p pair: the same decodes through `vidkompyalign` (automatic
-//! alignment, `device=cpu`; `vidkompy`: two passes over the files, `stored`: `two-pass=false`,
-//! `windowed`: `force-live=true`, one pass aligned on a sliding window, `gpu`: two passes with
+//! alignment, `device=cpu`; `vidkompy`: two passes over the files (the default,
+//! `frames=read-again`), `stored`: `frames=stored`, `windowed`: `frames=windowed`, one pass
+//! aligned on a sliding window, `gpu`: two passes with
 //! `device=gpu`, when there is an adapter) and through
 //! `compositor` at the known offset, all into `fakesink sync=false`.
 //! Prints wall times, their ratio, the analysis time and each run's peak memory (VmHWM; every
@@ -58,17 +59,16 @@ fn child(args: &[String]) -> Result<(), String> {
              filesrc location={fg} ! decodebin ! videoconvert ! c.sink_1"
         ),
         "vidkompy" | "stored" | "gpu" | "windowed" => format!(
-            "vidkompyalign name=a two-pass={} device={}{} ! identity name=count ! \
+            "vidkompyalign name=a frames={} device={} ! identity name=count ! \
              fakesink sync=false \
              filesrc location={bg} ! decodebin ! videoconvert ! a.bg \
              filesrc location={fg} ! decodebin ! videoconvert ! a.fg",
-            mode != "stored",
+            match mode.as_str() {
+                "stored" => "stored",
+                "windowed" => "windowed",
+                _ => "read-again",
+            },
             if mode == "gpu" { "gpu" } else { "cpu" },
-            if mode == "windowed" {
-                " force-live=true"
-            } else {
-                ""
-            }
         ),
         "decode" => format!(
             "filesrc location={bg} ! decodebin ! videoconvert ! identity name=count ! \

@@ -16,9 +16,9 @@
 //! it on two incommensurate periods (37.3 s and 23.9 s, against the clip's 15 s), scaled to
 //! 1920x1080; the fg is the region of the source under the bg's footprint (960x540 at
 //! (480, 270)) at 1280x720 (scale 0.75), re-graded, starting 5 s into the bg and ending 5 s
-//! before it. So fg frame `i` shows bg frame `i + 120`. `--store` also runs `two-pass=false`
+//! before it. So fg frame `i` shows bg frame `i + 120`. `--store` also runs `frames=stored`
 //! (frames stored under the default max-memory, spilled past it). `--windowed` also runs
-//! `force-live=true` (one decode, aligned on a sliding window). `--excerpt` also aligns a
+//! `frames=windowed` (one decode, aligned on a sliding window). `--excerpt` also aligns a
 //! 10 s fg cut from the middle of the long one (a short recording of a moment of a long bg:
 //! the later passes read only the bg around it).
 
@@ -70,14 +70,18 @@ fn child(args: &[String]) -> Result<(), String> {
              filesrc location={fg} ! decodebin ! fakesink sync=false"
         ),
         "two-pass" | "store" => format!(
-            "vidkompyalign name=a two-pass={} report={report} ! identity name=count ! \
+            "vidkompyalign name=a frames={} report={report} ! identity name=count ! \
              fakesink sync=false \
              filesrc location={bg} ! decodebin ! a.bg filesrc location={fg} ! decodebin ! a.fg",
-            mode == "two-pass"
+            if mode == "two-pass" {
+                "read-again"
+            } else {
+                "stored"
+            }
         ),
-        // One decode, aligned on a sliding window (`force-live` on files).
+        // One decode, aligned on a sliding window.
         "windowed" => format!(
-            "vidkompyalign name=a force-live=true report={report} ! \
+            "vidkompyalign name=a frames=windowed report={report} ! \
              identity name=count ! fakesink sync=false \
              filesrc location={bg} ! decodebin ! a.bg filesrc location={fg} ! decodebin ! a.fg"
         ),
@@ -225,7 +229,7 @@ fn parent(args: &[String]) -> Result<(), String> {
         if store {
             let st = measure("store", &bg, &fg, &report)?;
             row(
-                &format!("{m} min, two-pass=false"),
+                &format!("{m} min, frames=stored"),
                 "",
                 &dec,
                 &st,

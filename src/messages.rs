@@ -189,6 +189,9 @@ nicks! {
         Stored = "stored",
         /// Held on live mode's sliding window.
         Live = "live",
+        /// Held on a sliding window, each input read once (plus the first window: files that
+        /// can seek).
+        Windowed = "windowed",
     }
 }
 
@@ -796,7 +799,7 @@ mod tests {
         );
         assert_eq!(
             Frames::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-            ["read-again", "stored", "live"]
+            ["read-again", "stored", "live", "windowed"]
         );
         assert_eq!(
             FootprintFrom::ALL

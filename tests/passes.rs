@@ -48,8 +48,8 @@ fn same_frames(a: &[gst::Buffer], b: &[gst::Buffer]) {
 fn seekable_inputs_are_read_again_not_stored_with_the_same_result() {
     init();
     let (dir, bg, fg) = pair("same");
-    let two = run(&bg, &fg, "").unwrap();
-    let stored = run(&bg, &fg, "two-pass=false").unwrap();
+    let two = run(&bg, &fg, "frames=read-again").unwrap();
+    let stored = run(&bg, &fg, "frames=stored").unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 
     let a = two.last::<Alignment>().expect("alignment message");
@@ -114,7 +114,7 @@ fn later_passes_read_the_bg_only_where_the_fg_needs_it() {
     let frames = common::collect(&common::element(&p, "s").unwrap());
     common::run_to_eos(&p, 120).unwrap();
     let two = std::mem::take(&mut frames.lock().unwrap().0);
-    let stored = run(&bg, &fg, "two-pass=false").unwrap();
+    let stored = run(&bg, &fg, "frames=stored").unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(two.len(), 24);
     same_frames(&two, &stored.frames);
@@ -176,7 +176,7 @@ fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
     let spilled = run(
         &bg,
         &fg,
-        &format!("two-pass=false max-memory=1 temp-dir={}", common::q(&tmp)),
+        &format!("frames=stored max-memory=1 temp-dir={}", common::q(&tmp)),
     )
     .unwrap();
     // Half the frames fit.
@@ -184,7 +184,7 @@ fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
         &bg,
         &fg,
         &format!(
-            "two-pass=false max-memory=3000000 temp-dir={}",
+            "frames=stored max-memory=3000000 temp-dir={}",
             common::q(&tmp)
         ),
     )
@@ -213,11 +213,14 @@ fn thumbnails_and_features_past_max_memory_spill_to_disk_in_two_passes_with_the_
     init();
     let (dir, bg, fg) = pair("thumbs");
     let tmp = scratch("thumbs-tmp");
-    let two = run(&bg, &fg, "").unwrap();
+    let two = run(&bg, &fg, "frames=read-again").unwrap();
     let spilled = run(
         &bg,
         &fg,
-        &format!("max-memory=1 temp-dir={}", common::q(&tmp)),
+        &format!(
+            "frames=read-again max-memory=1 temp-dir={}",
+            common::q(&tmp)
+        ),
     )
     .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -255,7 +258,7 @@ fn an_unwritable_temp_dir_is_an_element_error_naming_it() {
     let e = run(
         &bg,
         &fg,
-        &format!("two-pass=false max-memory=1 temp-dir={}", common::q(&bad)),
+        &format!("frames=stored max-memory=1 temp-dir={}", common::q(&bad)),
     )
     .expect_err("an error");
     let _ = std::fs::remove_dir_all(&dir);
@@ -272,7 +275,7 @@ fn a_full_disk_is_an_element_error_not_a_crash() {
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let launch = format!(
-        "gst-launch-1.0 -q vidkompyalign name=a two-pass=false max-memory=1 temp-dir={} ! \
+        "gst-launch-1.0 -q vidkompyalign name=a frames=stored max-memory=1 temp-dir={} ! \
          fakesink filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
          a.bg filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
         common::q(&tmp),
@@ -360,10 +363,19 @@ fn the_same_clip_on_both_pads_covers_the_whole_frame() {
     // Windowed too: its last alignment message covers the whole run, as offline; the
     // clip's decoder stamps some pairs of frames alike, which the first window's re-read
     // tells apart by their order.
-    for props in ["", "force-live=true"] {
+    for (props, frames, mapping) in [
+        ("", "read-again", "content"),
+        ("force-live=true", "live", "windowed"),
+        ("frames=windowed", "windowed", "content"),
+    ] {
         let run = run(&clip, &clip, props).unwrap();
-        assert_eq!(run.frames.len(), 270, "{props}");
         let a = run.last::<Alignment>().unwrap();
+        assert_eq!(
+            (a.frames.as_str(), a.mapping.as_str()),
+            (frames, mapping),
+            "{props}"
+        );
+        assert_eq!(run.frames.len(), 270, "{props}");
         let (x, y, s) = (a.x, a.y, a.scale);
         assert!(
             x.abs() < 0.5 && y.abs() < 0.5 && (s - 1.0).abs() < 1e-3,
@@ -506,7 +518,7 @@ fn a_flushing_seek_during_the_analysis_cancels_it() {
     unsafe { std::env::set_var("VIDKOMPY_TEST_SLOW_ANALYSIS", "slow") };
     let (dir, bg, fg) = pair("seek-analysis");
     let desc = format!(
-        "vidkompyalign name=slow ! appsink name=s sync=false \
+        "vidkompyalign name=slow frames=read-again ! appsink name=s sync=false \
          filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! slow.bg \
          filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! slow.fg",
         common::q(&bg),
@@ -741,7 +753,7 @@ fn a_seek_finds_bg_frames_that_lie_before_the_position_sought() {
     .unwrap();
     // Read twice (seekable files), and stored.
     seek_matches_the_whole_run(&bg, &fg, "", 24);
-    seek_matches_the_whole_run(&bg, &fg, "two-pass=false", 24);
+    seek_matches_the_whole_run(&bg, &fg, "frames=stored", 24);
     // Windowed, sought while playing (a live element does not preroll): the bg is read from
     // before where the line its commits kept puts the fg's position.
     let desc = format!(
@@ -881,7 +893,7 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
             file(&fg),
         ),
     ] {
-        for props in ["", "two-pass=false", "force-live=true"] {
+        for props in ["", "frames=stored", "force-live=true"] {
             let report = dir.join("r.json");
             let run = caps_run(
                 &format!(
@@ -950,7 +962,7 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
                 common::q(&bg),
             )
         };
-        for props in ["", "two-pass=false", "force-live=true"] {
+        for props in ["", "frames=stored", "force-live=true"] {
             let what = format!("re-framed at {at} {props}");
             let run = caps_run(
                 &launch(&format!("report={} {props}", common::q(&report))),
@@ -1059,7 +1071,7 @@ fn a_fg_re_framed_and_back_opens_a_stretch_at_each_change() {
         common::q(&dir.join("back-*.mkv"))
     );
     let report = dir.join("r.json");
-    for props in ["", "two-pass=false", "force-live=true"] {
+    for props in ["", "frames=stored", "force-live=true"] {
         let what = format!("A -> B -> A {props}");
         let run = caps_run(
             &format!(
@@ -1151,11 +1163,12 @@ fn counters(
         .collect()
 }
 
-/// Windowed on files (`force-live=true`, inputs that can seek): each input is decoded once,
+/// `frames=windowed` on files (inputs that can seek): each input is decoded once,
 /// plus, after one seek back, the stretch the first window was read over on thumbnails only
 /// (the bg from a little before the first frame it needs). Counted by pad probes on each
-/// decoder's input (parsed, compressed frames) and output; the output is the offline run's,
-/// frame for frame. The offline two-pass run, counted the same way, decodes each input twice.
+/// decoder's input (parsed, compressed frames) and output; the output is the two-pass run's
+/// (the default, `frames=read-again`), frame for frame, which, counted the same way, decodes
+/// each input twice.
 #[test]
 fn windowed_files_are_decoded_once_and_the_first_window_again() {
     init();
@@ -1182,7 +1195,7 @@ fn windowed_files_are_decoded_once_and_the_first_window_again() {
             .collect();
         (std::mem::take(&mut frames.lock().unwrap().0), n)
     };
-    let (windowed, once) = counted("force-live=true");
+    let (windowed, once) = counted("frames=windowed");
     let (offline, twice) = counted("");
     eprintln!("decoded (bg in, bg out, fg in, fg out): windowed {once:?}, two-pass {twice:?}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -24,7 +24,7 @@ use gst_video::prelude::*;
 
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
-use super::{Device, MatchRegion};
+use super::{Device, FramesMode, MatchRegion};
 use crate::align::Cancel;
 use crate::compute::{self, Compute};
 use crate::messages::{FootprintFrom, MappedBy};
@@ -89,7 +89,7 @@ const MAX_BLEND_WIDTH: u32 = 4096;
 /// `vidkompy-progress` messages are posted this often at most (and at each stage's start and
 /// end).
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
-const DEFAULT_TWO_PASS: bool = true;
+const DEFAULT_FRAMES: FramesMode = FramesMode::ReadAgain;
 const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
 /// How far behind the newest fg frame live matches are committed (the latency added), ns.
 const DEFAULT_LOOKAHEAD: u64 = 1_000_000_000;
@@ -116,7 +116,7 @@ struct Settings {
     report: Option<String>,
     plot: Option<String>,
     alignment: Option<String>,
-    two_pass: bool,
+    frames: FramesMode,
     max_memory: u64,
     device: Device,
     temp_dir: Option<String>,
@@ -136,7 +136,7 @@ impl Default for Settings {
             report: None,
             plot: None,
             alignment: None,
-            two_pass: DEFAULT_TWO_PASS,
+            frames: DEFAULT_FRAMES,
             max_memory: DEFAULT_MAX_MEMORY,
             device: Device::Auto,
             temp_dir: None,
@@ -363,10 +363,9 @@ impl ObjectImpl for VidkompyAlign {
                     .blurb("Path of a report to apply without analysis")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecBoolean::builder("two-pass")
-                    .nick("Two passes")
-                    .blurb("Read seekable inputs again instead of storing frames")
-                    .default_value(DEFAULT_TWO_PASS)
+                glib::ParamSpecEnum::builder_with_default("frames", DEFAULT_FRAMES)
+                    .nick("Frames")
+                    .blurb("Offline: files read once on a sliding window, read twice, or every frame stored")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt64::builder("max-memory")
@@ -425,7 +424,7 @@ impl ObjectImpl for VidkompyAlign {
             "report" => s.report = value.get::<Option<String>>().ok().flatten(),
             "plot" => s.plot = value.get::<Option<String>>().ok().flatten(),
             "alignment" => s.alignment = value.get::<Option<String>>().ok().flatten(),
-            "two-pass" => s.two_pass = value.get().unwrap_or(DEFAULT_TWO_PASS),
+            "frames" => s.frames = value.get().unwrap_or(DEFAULT_FRAMES),
             "max-memory" => s.max_memory = value.get().unwrap_or(DEFAULT_MAX_MEMORY),
             "device" => s.device = value.get().unwrap_or(Device::Auto),
             "temp-dir" => s.temp_dir = value.get::<Option<String>>().ok().flatten(),
@@ -453,7 +452,7 @@ impl ObjectImpl for VidkompyAlign {
             "report" => s.report.to_value(),
             "plot" => s.plot.to_value(),
             "alignment" => s.alignment.to_value(),
-            "two-pass" => s.two_pass.to_value(),
+            "frames" => s.frames.to_value(),
             "max-memory" => s.max_memory.to_value(),
             "device" => s.device.to_value(),
             "temp-dir" => s.temp_dir.to_value(),

@@ -18,8 +18,9 @@
  * does not match gives a warning, the set (or centred) footprint and the running-time mapping.
  *
  * Offline (no live upstream) it reads both pads to EOS before it outputs: seekable inputs are
- * read again rather than stored (`two-pass`), others are stored within `max-memory` and spill
- * to `temp-dir`. Live (a live upstream, or `force-live`) it aligns on a sliding window: bg
+ * read again rather than stored (`frames=read-again`), others are stored within `max-memory`
+ * and spill to `temp-dir`; `frames=windowed` reads seekable inputs once, aligned on a sliding
+ * window as live, and outputs while reading. Live (a live upstream, or `force-live`) it aligns on a sliding window: bg
  * frames held up to `max-offset`, each fg frame matched `lookahead` after it arrives (added to
  * the latency); with `force-live` on files, one decode and the same output every run.
  *
@@ -66,6 +67,26 @@ pub enum MatchRegion {
         nick = "edges"
     )]
     Edges = 1,
+}
+
+/// How the element gets at the frames it outputs, offline (live: held on the sliding window).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[repr(u32)]
+#[enum_type(name = "GstVidkompyFrames")]
+pub enum FramesMode {
+    #[enum_value(
+        name = "Files that can seek read once, aligned on a sliding window; others stored",
+        nick = "windowed"
+    )]
+    Windowed = 0,
+    #[enum_value(
+        name = "Files that can seek read twice: aligned over the whole streams, then output",
+        nick = "read-again"
+    )]
+    ReadAgain = 1,
+    #[enum_value(name = "Every frame held (spilled past max-memory)", nick = "stored")]
+    Stored = 2,
 }
 
 /// Where the heavy kernels run.

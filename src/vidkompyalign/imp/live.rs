@@ -340,6 +340,10 @@ pub(super) struct LiveRun {
     /// files) before any of them is committed; they reach the tracker once it is. Oldest
     /// first.
     stretch: VecDeque<usize>,
+    /// `frames=windowed` on files that can seek (not live, no `force-live`): the offline run
+    /// made on the sliding window, reported as an alignment by content, its frames as
+    /// `windowed`.
+    files: bool,
     /// Each pad's segment when its first frame came (bg, fg): once sought back, frames read
     /// again get their running times on it, as they had the first time.
     first_segments: [Option<gst::FormattedSegment<gst::ClockTime>>; 2],
@@ -385,6 +389,15 @@ impl LiveRun {
     #[cfg(test)]
     pub(super) fn scouts(&self) -> bool {
         matches!(self.scout, Scout::Reading)
+    }
+
+    /// [`LiveRun::files`].
+    pub(super) fn for_files(self, files: bool) -> Self {
+        LiveRun { files, ..self }
+    }
+
+    pub(super) fn is_files(&self) -> bool {
+        self.files
     }
 
     pub(super) fn is_paced(&self) -> bool {
@@ -1677,10 +1690,11 @@ impl VidkompyAlign {
             .filter(|_| found.is_some())
             .map(|a| a.mapping.clone())
             .unwrap_or_default();
-        let kind = if found.is_some() {
-            MappedBy::Live
-        } else {
-            MappedBy::RunningTime
+        let files = state.live().is_some_and(|l| l.files);
+        let kind = match (found.is_some(), files) {
+            (true, true) => MappedBy::Content,
+            (true, false) => MappedBy::Live,
+            (false, _) => MappedBy::RunningTime,
         };
         let segs = [Self::segment(0, &place, found)];
         let from = Self::footprint_from(&settings, found.is_some());
@@ -2093,7 +2107,11 @@ impl VidkompyAlign {
             &[Self::segment(0, &place, Some(&a))],
             Some(&a),
             &a.mapping,
-            MappedBy::Live,
+            if state.live().is_some_and(|l| l.files) {
+                MappedBy::Content
+            } else {
+                MappedBy::Live
+            },
             FootprintFrom::Content,
             Default::default(),
         );
@@ -2166,7 +2184,9 @@ impl VidkompyAlign {
             height,
             frames,
         };
-        let kind = if live.search == Search::Found {
+        let kind = if live.search == Search::Found && live.files {
+            MappedBy::Content
+        } else if live.search == Search::Found {
             MappedBy::Windowed
         } else {
             MappedBy::RunningTime

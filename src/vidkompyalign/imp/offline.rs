@@ -1101,18 +1101,24 @@ impl VidkompyAlign {
         let settings = lock(&self.settings).clone();
         let seekable = Self::seekable;
         let (bg, fg) = (seekable(&self.bg_pad), seekable(&self.fg_pad));
-        let two_pass =
-            settings.two_pass && settings.match_region == MatchRegion::Footprint && bg && fg;
+        // Two passes where asked for, and for a loaded alignment unless frames are to be
+        // stored (files that can seek are otherwise read once, on the sliding window).
+        let asked = match settings.frames {
+            FramesMode::ReadAgain => true,
+            FramesMode::Windowed => settings.alignment.is_some(),
+            FramesMode::Stored => false,
+        };
+        let two_pass = asked && settings.match_region == MatchRegion::Footprint && bg && fg;
         gst::info!(
             CAT,
             imp = self,
-            "offline, {} (two-pass {}, match-region {:?}, seekable: bg {bg}, fg {fg})",
+            "offline, {} (frames {:?}, match-region {:?}, seekable: bg {bg}, fg {fg})",
             if two_pass {
                 "two passes"
             } else {
                 "frames stored"
             },
-            settings.two_pass,
+            settings.frames,
             settings.match_region
         );
         two_pass

@@ -215,6 +215,7 @@ impl VidkompyAlign {
             rate: a.and_then(|a| a.rate).unwrap_or(nan),
             mapping: kind,
             frames: match (state.live(), state.pass()) {
+                (Some(l), _) if l.is_files() => Frames::Windowed,
                 (Some(_), _) => Frames::Live,
                 (None, Some(p)) if p.two_pass => Frames::ReadAgain,
                 _ => Frames::Stored,

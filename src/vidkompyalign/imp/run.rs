@@ -144,6 +144,7 @@ pub(super) enum Decision {
     Live {
         paced: bool,
         scout: bool,
+        files: bool,
         bg_from: Option<gst::ClockTime>,
     },
     /// Offline, two passes or stored; after a flushing seek, the bg is sought to `bg_from`
@@ -232,10 +233,12 @@ impl Phase {
                 Event::Decided(Decision::Live {
                     paced,
                     scout,
+                    files,
                     bg_from,
                 }),
             ) => {
-                let live = Phase::Live(Box::new(live::LiveRun::new(paced, scout && paced)));
+                let run = live::LiveRun::new(paced, scout && paced).for_files(files && paced);
+                let live = Phase::Live(Box::new(run));
                 match bg_from.filter(|_| scout && paced) {
                     Some(to) => (
                         Phase::Rewinding {
@@ -308,6 +311,9 @@ pub(super) enum Asked {
     Live {
         paced: bool,
         scout: bool,
+        /// Not live and no `force-live`: files that can seek, read once on the sliding
+        /// window (the offline default).
+        files: bool,
     },
     Offline {
         two_pass: bool,
@@ -343,6 +349,21 @@ impl VidkompyAlign {
             return Ok(Some(Asked::Live {
                 paced,
                 scout: paced && self.both_seekable(),
+                files: false,
+            }));
+        }
+        // `frames=windowed`: files that can seek are read once, aligned on a sliding window
+        // (a loaded alignment is read twice; match-region=edges stores frames).
+        let settings = super::lock(&self.settings).clone();
+        if settings.frames == super::FramesMode::Windowed
+            && settings.alignment.is_none()
+            && settings.match_region == super::MatchRegion::Footprint
+            && self.both_seekable()
+        {
+            return Ok(Some(Asked::Live {
+                paced: true,
+                scout: true,
+                files: true,
             }));
         }
         let duration = self.fg_pad.peer_query_duration::<gst::ClockTime>();
@@ -398,15 +419,26 @@ impl VidkompyAlign {
                             .map(|(to, _)| to)
                     };
                     let decision = match asked {
-                        Asked::Live { paced, scout } => {
+                        Asked::Live {
+                            paced,
+                            scout,
+                            files,
+                        } => {
                             gst::info!(
                                 CAT,
                                 imp = self,
-                                "live mode (paced: {paced}, first window on thumbnails: {scout})"
+                                "{} (paced: {paced}, first window on thumbnails: {scout})",
+                                if files {
+                                    "frames=windowed on files that can seek: each read once, \
+                                     on a sliding window"
+                                } else {
+                                    "live mode"
+                                }
                             );
                             Decision::Live {
                                 paced,
                                 scout,
+                                files,
                                 bg_from: if scout { bg_from() } else { None },
                             }
                         }
@@ -629,6 +661,7 @@ mod tests {
             Event::Decided(Decision::Live {
                 paced: true,
                 scout: true,
+                files: false,
                 bg_from: None,
             }),
         );
@@ -719,6 +752,7 @@ mod tests {
             let decided = Event::Decided(Decision::Live {
                 paced,
                 scout,
+                files: false,
                 bg_from: Some(to),
             });
             let (phase, effects) = on(undecided, decided);

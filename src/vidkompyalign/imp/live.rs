@@ -326,8 +326,9 @@ pub(super) struct LiveRun {
     pub(super) plan: Option<Output>,
     /// The newest fg frame's running time and slot.
     last_fg: Option<(u64, usize)>,
-    /// The fg's timestamps do not fit a grid (two frames stamped alike, or out of order): one
-    /// slot per frame from there on, as the offline analysis takes such a stream.
+    /// The fg's timestamps do not fit a grid (two frames less than half a frame apart, or
+    /// out of order): one slot per frame from there on, as the offline analysis takes such a
+    /// stream.
     fg_off_grid: bool,
     /// How the first window is read (inputs that can seek).
     scout: Scout,
@@ -766,12 +767,16 @@ impl VidkompyAlign {
             (Side::Fg, None) => index,
             (Side::Fg, Some((prev_rt, prev_slot))) => {
                 let step = live.duration(1, Some(&info)).filter(|&d| d > 0);
-                if running_time.is_some() && rt <= prev_rt && !live.fg_off_grid {
+                // Less than half a frame after the one before (or not after it): the same
+                // slot, which no grid has.
+                let same_slot =
+                    rt <= prev_rt || step.is_some_and(|d| rt.saturating_sub(prev_rt) < d / 2);
+                if running_time.is_some() && same_slot && !live.fg_off_grid {
                     gst::debug!(
                         CAT,
                         imp = self,
-                        "fg frame {index} is stamped no later than the one before: its \
-                         timestamps do not fit a grid, one slot per frame from here"
+                        "fg frame {index} is stamped less than half a frame after the one \
+                         before: its timestamps do not fit a grid, one slot per frame from here"
                     );
                     live.fg_off_grid = true;
                 }

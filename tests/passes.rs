@@ -143,7 +143,7 @@ fn a_loaded_alignment_is_applied_in_two_passes() {
 fn the_plot_property_draws_the_mapping_offline_and_windowed() {
     init();
     let (dir, bg, fg) = pair("plot");
-    for props in ["", "force-live=true"] {
+    for props in ["", "frames=read-again", "force-live=true"] {
         let svg = dir.join("map.svg");
         let _ = std::fs::remove_file(&svg);
         run(&bg, &fg, &format!("plot={} {props}", common::q(&svg))).unwrap();
@@ -328,7 +328,7 @@ fn corrupt_decoder_output_keeps_its_place_and_shows_in_the_costs() {
         common::opencv_clip("Megamind.avi"),
         common::opencv_clip("Megamind_bugy.avi"),
     );
-    for props in ["", "frames=windowed"] {
+    for props in ["", "frames=read-again"] {
         let dir = scratch("bugy");
         let report = dir.join("r.json");
         let run = run(&bg, &fg, &format!("{props} report={}", common::q(&report))).unwrap();
@@ -372,9 +372,9 @@ fn the_same_clip_on_both_pads_covers_the_whole_frame() {
     // clip's decoder stamps some pairs of frames alike, which the first window's re-read
     // tells apart by their order.
     for (props, frames, mapping) in [
-        ("", "read-again", "content"),
+        ("", "windowed", "content"),
+        ("frames=read-again", "read-again", "content"),
         ("force-live=true", "live", "windowed"),
-        ("frames=windowed", "windowed", "content"),
     ] {
         let run = run(&clip, &clip, props).unwrap();
         let a = run.last::<Alignment>().unwrap();
@@ -680,7 +680,7 @@ fn output_after_seek(desc: &str, at: gst::ClockTime) -> (Vec<gst::Buffer>, Vec<g
 fn a_seek_on_or_between_frames_resumes_exactly_like_the_unseeked_run() {
     init();
     let (dir, bg, fg) = pair("seek-between");
-    for props in ["", "force-live=true"] {
+    for props in ["", "frames=read-again", "force-live=true"] {
         let desc = format!(
             "vidkompyalign name=a {props} ! appsink name=s sync=false \
              filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
@@ -761,6 +761,7 @@ fn a_seek_finds_bg_frames_that_lie_before_the_position_sought() {
     .unwrap();
     // Read twice (seekable files), and stored.
     seek_matches_the_whole_run(&bg, &fg, "", 24);
+    seek_matches_the_whole_run(&bg, &fg, "frames=read-again", 24);
     seek_matches_the_whole_run(&bg, &fg, "frames=stored", 24);
     // Windowed, sought while playing (a live element does not preroll): the bg is read from
     // before where the line its commits kept puts the fg's position.
@@ -901,7 +902,7 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
             file(&fg),
         ),
     ] {
-        for props in ["", "frames=stored", "force-live=true"] {
+        for props in ["", "frames=read-again", "frames=stored", "force-live=true"] {
             let report = dir.join("r.json");
             let run = caps_run(
                 &format!(
@@ -970,7 +971,7 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
                 common::q(&bg),
             )
         };
-        for props in ["", "frames=stored", "force-live=true"] {
+        for props in ["", "frames=read-again", "frames=stored", "force-live=true"] {
             let what = format!("re-framed at {at} {props}");
             let run = caps_run(
                 &launch(&format!("report={} {props}", common::q(&report))),
@@ -1079,7 +1080,7 @@ fn a_fg_re_framed_and_back_opens_a_stretch_at_each_change() {
         common::q(&dir.join("back-*.mkv"))
     );
     let report = dir.join("r.json");
-    for props in ["", "frames=stored", "force-live=true"] {
+    for props in ["", "frames=read-again", "frames=stored", "force-live=true"] {
         let what = format!("A -> B -> A {props}");
         let run = caps_run(
             &format!(
@@ -1171,12 +1172,12 @@ fn counters(
         .collect()
 }
 
-/// `frames=windowed` on files (inputs that can seek): each input is decoded once,
+/// The default run on files (`frames=windowed`, inputs that can seek): each input is decoded once,
 /// plus, after one seek back, the stretch the first window was read over on thumbnails only
 /// (the bg from a little before the first frame it needs). Counted by pad probes on each
 /// decoder's input (parsed, compressed frames) and output; the output is the two-pass run's
-/// (the default, `frames=read-again`), frame for frame, which, counted the same way, decodes
-/// each input twice.
+/// (`frames=read-again`), frame for frame, which, counted the same way, decodes each input
+/// twice.
 #[test]
 fn windowed_files_are_decoded_once_and_the_first_window_again() {
     init();
@@ -1203,8 +1204,8 @@ fn windowed_files_are_decoded_once_and_the_first_window_again() {
             .collect();
         (std::mem::take(&mut frames.lock().unwrap().0), n)
     };
-    let (windowed, once) = counted("frames=windowed");
-    let (offline, twice) = counted("");
+    let (windowed, once) = counted("");
+    let (offline, twice) = counted("frames=read-again");
     eprintln!("decoded (bg in, bg out, fg in, fg out): windowed {once:?}, two-pass {twice:?}");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(windowed.len(), 300);
@@ -1308,7 +1309,7 @@ fn windowed_finds_a_fg_that_starts_past_max_offset() {
         (200, 48),
     )
     .unwrap();
-    for props in ["", "force-live=true"] {
+    for props in ["", "frames=read-again"] {
         let report = dir.join("r.json");
         let run = run(&bg, &fg, &format!("{props} report={}", common::q(&report))).unwrap();
         assert_eq!(run.frames.len(), 48, "{props}");

@@ -10,8 +10,9 @@
 //!           --device auto|gpu|cpu]
 //! ```
 //!
-//! One pipeline: both files are decoded into `vidkompyalign`, which reads them twice (a first
-//! pass for the analysis, then the output: the two progress bars), then encoded and muxed. The
+//! One pipeline: both files are decoded into `vidkompyalign`, which reads each once and outputs
+//! while reading (the encoding progress bar; with `--alignment` it reads them twice, a first
+//! pass then the output: an analysis bar too), then encoded and muxed. The
 //! audio comes from a reader of its own, so the element's seeks do not touch it: the fg's audio,
 //! else the bg's, shifted by the offset found (the bg's moment under the first fg frame plays
 //! first) and cut at the fg's end.
@@ -592,8 +593,10 @@ fn run_pipeline(
             .map_err(|e| e.to_string())?
             .progress_chars("=> ");
     let total = frames_of(fg).unwrap_or(0);
-    let reading = multi.add(ProgressBar::new(total).with_style(style.clone()));
+    // The first pass's bar, shown once the element says it reads one (two passes, stored).
+    let reading = ProgressBar::new(total).with_style(style.clone());
     reading.set_prefix("analysis");
+    let mut reading_shown = false;
     let encoding = multi.add(ProgressBar::new(total).with_style(style));
     encoding.set_prefix("encoding");
 
@@ -638,6 +641,10 @@ fn run_pipeline(
                 if let Some(Ok(p)) = Progress::from_message(&msg) {
                     match p {
                         Progress::Reading { done, total, .. } => {
+                            if !reading_shown {
+                                reading_shown = true;
+                                multi.insert_before(&encoding, reading.clone());
+                            }
                             if let Some(t) = total {
                                 reading.set_length(t);
                                 encoding.set_length(t);
@@ -679,8 +686,12 @@ fn run_pipeline(
                     reading.set_length(a.fg_frames);
                     reading.set_position(a.fg_frames);
                     reading.finish_with_message("done");
-                    encoding.set_length(a.fg_frames);
-                    aligned_at = Some(Instant::now());
+                    // A windowed run posts one as its first window is placed and one for the
+                    // whole run at its end: output starts at the first.
+                    if a.fg_frames > encoding.length().unwrap_or(0) {
+                        encoding.set_length(a.fg_frames);
+                    }
+                    aligned_at.get_or_insert(Instant::now());
                     out.alignment = Some(a);
                 }
             }

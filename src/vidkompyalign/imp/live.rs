@@ -345,6 +345,8 @@ pub(super) struct LiveRun {
     /// made on the sliding window, reported as an alignment by content, its frames as
     /// `windowed`.
     files: bool,
+    /// Each pad's pool of buffers that held frames are copied into (bg, fg).
+    pools: [Option<gst::BufferPool>; 2],
     /// Each pad's segment when its first frame came (bg, fg): once sought back, frames read
     /// again get their running times on it, as they had the first time.
     first_segments: [Option<gst::FormattedSegment<gst::ClockTime>>; 2],
@@ -757,7 +759,7 @@ impl VidkompyAlign {
         let buffer = if live.scouting() && pts.is_some() {
             None
         } else {
-            Some(Self::copy_frame(&buffer, index, name)?)
+            Some(Self::copy_frame(&mut live.pools, &buffer, index, name)?)
         };
         let thumb = Arc::new(thumb);
         // A fg frame's slot: as many frame durations after the previous one as its running
@@ -823,16 +825,56 @@ impl VidkompyAlign {
         Ok(())
     }
 
-    /// A copy of frame `index` of pad `name`, so that upstream's buffer goes back to its pool.
+    /// A copy of frame `index` of pad `name`, so that upstream's buffer goes back to its pool;
+    /// into a buffer of the pad's own pool (`pools`, by pad), whose memory is used again once
+    /// a held frame goes out (fresh memory for each copy costs more in page faults than the
+    /// copy itself).
     fn copy_frame(
+        pools: &mut [Option<gst::BufferPool>; 2],
         buffer: &gst::Buffer,
         index: usize,
         name: &str,
     ) -> Result<gst::Buffer, gst::FlowError> {
-        buffer.copy_deep().map_err(|_| {
+        let fail = || {
             gst::error!(CAT, "cannot copy frame {index} of pad {name}");
             gst::FlowError::Error
-        })
+        };
+        let k = usize::from(name == "fg");
+        let size = buffer.size();
+        let fits = |p: &gst::BufferPool| {
+            p.config()
+                .params()
+                .is_some_and(|(_, s, _, _)| s as usize == size)
+        };
+        if !pools[k].as_ref().is_some_and(fits) {
+            if let Some(old) = pools[k].take() {
+                let _ = old.set_active(false);
+            }
+            let pool = gst::BufferPool::new();
+            let mut config = pool.config();
+            config.set_params(None, size as u32, 0, 0);
+            pool.set_config(config).map_err(|_| fail())?;
+            pool.set_active(true).map_err(|_| fail())?;
+            pools[k] = Some(pool);
+        }
+        let pool = pools[k].as_ref().ok_or_else(fail)?;
+        let mut out = pool.acquire_buffer(None).map_err(|_| fail())?;
+        {
+            let out_ref = out.get_mut().ok_or_else(fail)?;
+            buffer
+                .copy_into(
+                    out_ref,
+                    gst::BufferCopyFlags::FLAGS
+                        | gst::BufferCopyFlags::TIMESTAMPS
+                        | gst::BufferCopyFlags::META,
+                    ..,
+                )
+                .map_err(|_| fail())?;
+            let src = buffer.map_readable().map_err(|_| fail())?;
+            let mut dst = out_ref.map_writable().map_err(|_| fail())?;
+            dst.copy_from_slice(&src);
+        }
+        Ok(out)
     }
 
     /// A frame read again after the scout's seek back: its buffer goes to the frame held for
@@ -853,6 +895,7 @@ impl VidkompyAlign {
             fg,
             ready,
             reread,
+            pools,
             ..
         } = live;
         let mut held: Vec<&mut Held> = match side {
@@ -877,7 +920,7 @@ impl VidkompyAlign {
         };
         if let Some(h) = found {
             if h.buffer.is_none() {
-                h.buffer = Some(Self::copy_frame(buffer, h.index, name)?);
+                h.buffer = Some(Self::copy_frame(pools, buffer, h.index, name)?);
             }
             reread[k] = Some(h.index);
             return Ok(true);

@@ -18,17 +18,28 @@ fn pair(tag: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBu
     common::small_pair(&format!("passes-{tag}"), 48, (12, 36))
 }
 
-fn run(bg: &std::path::Path, fg: &std::path::Path, props: &str) -> Result<common::Run, String> {
-    common::run_collect(
-        &format!(
-            "vidkompyalign name=a {props} ! appsink name=s sync=false \
-             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
-             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
-            common::q(bg),
-            common::q(fg)
-        ),
-        120,
+/// The report's fg frames (with their bg frames) not on bg frame `lead` + their own index.
+fn off_path(r: &gstvidkompy::report::Report, lead: usize) -> Vec<(usize, usize)> {
+    r.frames
+        .iter()
+        .filter(|e| e.bg != lead + e.fg)
+        .map(|e| (e.fg, e.bg))
+        .collect()
+}
+
+/// The launch line of a pair of files into the element (`props`) and an appsink named `s`.
+fn launch(bg: &std::path::Path, fg: &std::path::Path, props: &str) -> String {
+    format!(
+        "vidkompyalign name=a {props} ! appsink name=s sync=false \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
+         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
+        common::q(bg),
+        common::q(fg)
     )
+}
+
+fn run(bg: &std::path::Path, fg: &std::path::Path, props: &str) -> Result<common::Run, String> {
+    common::run_collect(&launch(bg, fg, props), 120)
 }
 
 fn same_frames(a: &[gst::Buffer], b: &[gst::Buffer]) {
@@ -345,12 +356,7 @@ fn corrupt_decoder_output_keeps_its_place_and_shows_in_the_costs() {
         );
         assert!((r.scale - 1.0).abs() < 1e-3, "{props}: {}", r.scale);
         assert_eq!(r.mapping, "content", "{props}");
-        let moved: Vec<(usize, usize)> = r
-            .frames
-            .iter()
-            .filter(|e| e.bg != e.fg)
-            .map(|e| (e.fg, e.bg))
-            .collect();
+        let moved = off_path(&r, 0);
         assert!(moved.is_empty(), "{props}: {moved:?}");
         let bad: Vec<usize> = r
             .frames
@@ -681,13 +687,7 @@ fn a_seek_on_or_between_frames_resumes_exactly_like_the_unseeked_run() {
     init();
     let (dir, bg, fg) = pair("seek-between");
     for props in ["", "frames=read-again", "force-live=true"] {
-        let desc = format!(
-            "vidkompyalign name=a {props} ! appsink name=s sync=false \
-             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
-             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
-            common::q(&bg),
-            common::q(&fg)
-        );
+        let desc = launch(&bg, &fg, props);
         let full = common::run_collect(&desc, 120).unwrap().frames;
         assert_eq!(full.len(), 36);
         // fg frame k spans [k/24, (k+1)/24) s.
@@ -765,13 +765,7 @@ fn a_seek_finds_bg_frames_that_lie_before_the_position_sought() {
     seek_matches_the_whole_run(&bg, &fg, "frames=stored", 24);
     // Windowed, sought while playing (a live element does not preroll): the bg is read from
     // before where the line its commits kept puts the fg's position.
-    let desc = format!(
-        "vidkompyalign name=a force-live=true ! appsink name=s sync=false \
-         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.bg \
-         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
-        common::q(&bg),
-        common::q(&fg)
-    );
+    let desc = launch(&bg, &fg, "force-live=true");
     let full = common::run_collect(&desc, 120).unwrap().frames;
     assert_eq!(full.len(), 48);
     let (got, _) = output_after_seek(&desc, full[24].pts().unwrap());
@@ -924,12 +918,7 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
                 "{what} {props}: every output frame on the first bg canvas"
             );
             let r = gstvidkompy::report::Report::read(&report).unwrap();
-            let wrong: Vec<(usize, usize)> = r
-                .frames
-                .iter()
-                .filter(|e| e.bg != 12 + e.fg)
-                .map(|e| (e.fg, e.bg))
-                .collect();
+            let wrong = off_path(&r, 12);
             assert!(
                 wrong.is_empty(),
                 "{what} {props}: fg frames matched to the wrong bg frame: {wrong:?}"
@@ -1004,12 +993,7 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
                 vec![0, at],
                 "{what}"
             );
-            let wrong: Vec<(usize, usize)> = r
-                .frames
-                .iter()
-                .filter(|e| e.bg != 12 + e.fg)
-                .map(|e| (e.fg, e.bg))
-                .collect();
+            let wrong = off_path(&r, 12);
             assert!(wrong.is_empty(), "{what}: wrong bg frames {wrong:?}");
             // After the change the fg shows the bg's own pixels (not re-graded): composited
             // where they belong, the output is the bg frame again, up to scaling blur. At the
@@ -1111,12 +1095,7 @@ fn a_fg_re_framed_and_back_opens_a_stretch_at_each_change() {
                 "{what}: stretch {i} at ({x}, {y})"
             );
         }
-        let wrong: Vec<(usize, usize)> = r
-            .frames
-            .iter()
-            .filter(|e| e.bg != 12 + e.fg)
-            .map(|e| (e.fg, e.bg))
-            .collect();
+        let wrong = off_path(&r, 12);
         assert!(wrong.is_empty(), "{what}: wrong bg frames {wrong:?}");
         let reframed: Vec<u64> = run.all::<Reframed>().iter().map(|r| r.fg_frame).collect();
         assert_eq!(reframed, [12, 24], "{what}");
@@ -1277,12 +1256,7 @@ fn a_caps_change_in_the_first_window_windowed_reads_the_inputs_again() {
         let r = gstvidkompy::report::Report::read(&report).unwrap();
         let fgs: Vec<usize> = r.frames.iter().map(|e| e.fg).collect();
         assert_eq!(fgs, (0..36).collect::<Vec<_>>(), "{what}");
-        let wrong: Vec<(usize, usize)> = r
-            .frames
-            .iter()
-            .filter(|e| e.bg != 12 + e.fg)
-            .map(|e| (e.fg, e.bg))
-            .collect();
+        let wrong = off_path(&r, 12);
         assert!(
             wrong.is_empty(),
             "{what}: fg frames on the wrong bg frame: {wrong:?}"
@@ -1314,12 +1288,7 @@ fn windowed_finds_a_fg_that_starts_past_max_offset() {
         let run = run(&bg, &fg, &format!("{props} report={}", common::q(&report))).unwrap();
         assert_eq!(run.frames.len(), 48, "{props}");
         let r = gstvidkompy::report::Report::read(&report).unwrap();
-        let wrong: Vec<(usize, usize)> = r
-            .frames
-            .iter()
-            .filter(|e| e.bg != 200 + e.fg)
-            .map(|e| (e.fg, e.bg))
-            .collect();
+        let wrong = off_path(&r, 200);
         assert!(wrong.is_empty(), "{props}: wrong bg frames {wrong:?}");
         assert!(
             (r.x - 80.0).abs() < 1.0 && (r.y - 46.0).abs() < 1.0,

@@ -519,11 +519,13 @@ fn next_message(bus: &gst::Bus, secs: u64, what: &str) -> Option<gst::Message> {
     }
 }
 
-/// A flushing seek sent by the application while the offline analysis runs is answered at
-/// once: the analysis is cancelled (it posts no alignment) and the run resumes at the fg frame
-/// sought, aligned once. The element named `slow` stands in for a long analysis: in debug
-/// builds it waits in its first analysis until it is cancelled, 30 s at most, and warns if it
-/// was not.
+/// A flushing seek sent by the application while the analysis runs is answered at once: the
+/// analysis is cancelled (it posts no alignment) and the run resumes at the fg frame sought,
+/// aligned from there: offline (two passes, one alignment) and windowed (the default: the
+/// first window's search cancelled; after the seek one alignment as the window is placed and
+/// one for the whole run). The element named `slow` stands in for a long analysis: in debug
+/// builds it waits in its first analysis (and, separately, its first windowed search) until
+/// it is cancelled, 30 s at most, and warns if it was not.
 #[test]
 fn a_flushing_seek_during_the_analysis_cancels_it() {
     init();
@@ -531,50 +533,70 @@ fn a_flushing_seek_during_the_analysis_cancels_it() {
     // in a way that matters: only an element named `slow` reacts to it.
     unsafe { std::env::set_var("VIDKOMPY_TEST_SLOW_ANALYSIS", "slow") };
     let (dir, bg, fg) = pair("seek-analysis");
-    let desc = format!(
-        "vidkompyalign name=slow frames=read-again ! appsink name=s sync=false \
-         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! slow.bg \
-         filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! slow.fg",
-        common::q(&bg),
-        common::q(&fg)
-    );
-    let p = gst::parse::launch(&desc).unwrap();
-    let sink: gst_app::AppSink = common::element(&p, "s").unwrap();
-    let frames = common::collect(&sink);
-    let bus = p.bus().unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let mut alignments = 0;
-    loop {
-        let msg = next_message(&bus, 60, "the analysis starts").expect("no EOS before the seek");
-        alignments += usize::from(Alignment::from_message(&msg).is_some());
-        if let Some(Ok(Progress::Analysis { .. })) = Progress::from_message(&msg) {
-            break;
+    for (props, after) in [("frames=read-again", 1), ("", 2)] {
+        let desc = format!(
+            "vidkompyalign name=slow {props} ! appsink name=s sync=false \
+             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! slow.bg \
+             filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! slow.fg",
+            common::q(&bg),
+            common::q(&fg)
+        );
+        let p = gst::parse::launch(&desc).unwrap();
+        let sink: gst_app::AppSink = common::element(&p, "s").unwrap();
+        let frames = common::collect(&sink);
+        let bus = p.bus().unwrap();
+        p.set_state(gst::State::Playing).unwrap();
+        let mut before = 0;
+        loop {
+            let msg =
+                next_message(&bus, 60, "the analysis starts").expect("no EOS before the seek");
+            before += usize::from(Alignment::from_message(&msg).is_some());
+            if let Some(Ok(Progress::Analysis { .. })) = Progress::from_message(&msg) {
+                break;
+            }
         }
+        // fg frame 12 of 36 (24 fps).
+        let asked = std::time::Instant::now();
+        assert!(
+            p.seek_simple(
+                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                gst::ClockTime::from_mseconds(500)
+            )
+            .is_ok(),
+            "{props}"
+        );
+        // Answered long before the stand-in analysis's 30 s.
+        assert!(
+            asked.elapsed().as_secs() < 20,
+            "{props}: {:?}",
+            asked.elapsed()
+        );
+        let mut alignments = Vec::new();
+        while let Some(msg) = next_message(&bus, 120, "the run after the seek") {
+            if let Some(a) = Alignment::from_message(&msg) {
+                alignments.push(a.unwrap());
+            }
+        }
+        let _ = p.set_state(gst::State::Null);
+        assert_eq!(
+            before, 0,
+            "{props}: the interrupted analysis posted an alignment"
+        );
+        assert_eq!(
+            alignments.len(),
+            after,
+            "{props}: alignments after the seek"
+        );
+        assert_eq!(alignments.last().map(|a| a.fg_frames), Some(24), "{props}");
+        let got = std::mem::take(&mut frames.lock().unwrap().0);
+        assert_eq!(got.len(), 24, "{props}: fg frames 12..36");
+        assert_eq!(
+            got[0].pts(),
+            Some(gst::ClockTime::from_mseconds(500)),
+            "{props}: the first output is fg frame 12"
+        );
     }
-    // fg frame 12 of 36 (24 fps).
-    assert!(
-        p.seek_simple(
-            gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
-            gst::ClockTime::from_mseconds(500)
-        )
-        .is_ok()
-    );
-    while let Some(msg) = next_message(&bus, 120, "the run after the seek") {
-        alignments += usize::from(Alignment::from_message(&msg).is_some());
-    }
-    let _ = p.set_state(gst::State::Null);
     let _ = std::fs::remove_dir_all(dir);
-    assert_eq!(
-        alignments, 1,
-        "alignment messages: the interrupted analysis posted one"
-    );
-    let got = std::mem::take(&mut frames.lock().unwrap().0);
-    assert_eq!(got.len(), 24, "fg frames 12..36");
-    assert_eq!(
-        got[0].pts(),
-        Some(gst::ClockTime::from_mseconds(500)),
-        "the first output is fg frame 12"
-    );
 }
 
 /// The src pad answers SEEKING and DURATION like a seekable stream (so players offer seeking):

@@ -1276,7 +1276,16 @@ impl VidkompyAlign {
             let backend = self.compute();
             let copy = tracker.clone();
             let c = cancel.clone();
+            #[cfg(debug_assertions)]
+            let slow = self.test_slow_search();
             let handle = self.spawn_named("scout", move || {
+                #[cfg(debug_assertions)]
+                if slow {
+                    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    while !c.is_cancelled() && std::time::Instant::now() < until {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
                 copy.begin(backend.kernels(), SCOUT_PAIRS_WITHIN, &c)
                     .ok()
                     .flatten()
@@ -1584,6 +1593,22 @@ impl VidkompyAlign {
                 );
                 gst::FlowError::Error
             })
+    }
+
+    /// Waits for a search's thread, unless a flushing seek (or a flush, or a stop) comes first:
+    /// then the round ends at once (`Flushing`), the thread left to see its job's cancel flag,
+    /// which the new run's state drops. `None` for a thread that panicked.
+    fn join_unless_flushing<T>(
+        &self,
+        h: std::thread::JoinHandle<T>,
+    ) -> Result<Option<T>, gst::FlowError> {
+        while !h.is_finished() {
+            if self.cancel.is_cancelled() {
+                return Err(gst::FlowError::Flushing);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(h.join().ok())
     }
 
     /// Searches the footprint on a thread of its own (`vidkompy-<what>`): `tracker`'s
@@ -2573,7 +2598,7 @@ impl VidkompyAlign {
                 drop(guard);
                 match wait {
                     Wait::Scout(h) => {
-                        let begun = h.join().ok().flatten();
+                        let begun = self.join_unless_flushing(h)?.flatten();
                         guard = self.state();
                         if let Some(l) = guard.as_mut().and_then(State::live_mut)
                             && let Scout::Begun(job) = &mut l.scout
@@ -2582,7 +2607,7 @@ impl VidkompyAlign {
                         }
                     }
                     Wait::Search(h) | Wait::Recheck(h) => {
-                        let result = h.join().ok().flatten();
+                        let result = self.join_unless_flushing(h)?.flatten();
                         guard = self.state();
                         if let Some(l) = guard.as_mut().and_then(State::live_mut) {
                             match (search, l.search_job.as_mut(), l.recheck.as_mut()) {

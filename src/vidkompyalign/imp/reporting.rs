@@ -109,6 +109,24 @@ impl VidkompyAlign {
         Ok(())
     }
 
+    /// Debug builds only: the windowed run's [`Self::test_slow_analysis`]. Whether the first
+    /// window's search of the element named by `VIDKOMPY_TEST_SLOW_ANALYSIS` waits until it is
+    /// cancelled (30 s at most), at the first search of the process; then the analysis's
+    /// progress is posted.
+    #[cfg(debug_assertions)]
+    pub(super) fn test_slow_search(&self) -> bool {
+        static SLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let named = std::env::var_os("VIDKOMPY_TEST_SLOW_ANALYSIS")
+            .is_some_and(|v| v == self.obj().name().as_str());
+        if !named || SLOWED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        self.post_progress(Progress::Analysis {
+            elapsed: gst::ClockTime::ZERO,
+        });
+        true
+    }
+
     /// Posts a `vidkompy-progress` element message.
     pub(super) fn post_progress(&self, p: Progress) {
         gst::debug!(CAT, imp = self, "{p:?}");

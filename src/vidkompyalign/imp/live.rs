@@ -64,6 +64,9 @@ const SCOUT_PAIRS_WITHIN: usize = 24;
 /// bg frames read again before the first one the scout's window needs (the path may start a
 /// frame or two before the coarse alignment's first match).
 const SCOUT_MARGIN: usize = 8;
+/// How far (ns) the bg is read ahead of the fg at most while the first window is not placed:
+/// its thumbnails are held in memory (about 200 MB at 24 fps).
+const MAX_SCOUT_REACH: u64 = 600_000_000_000;
 /// Temporal confidence of a paced run's footprint search above which the speed it found
 /// replaces the nominal one.
 const PACED_RATE_TRUST: f64 = 0.5;
@@ -345,8 +348,8 @@ pub(super) struct LiveRun {
     /// made on the sliding window, reported as an alignment by content, its frames as
     /// `windowed`.
     files: bool,
-    /// Each pad's pool of buffers that held frames are copied into (bg, fg).
-    pools: [Option<gst::BufferPool>; 2],
+    /// Each pad's pool of buffers that held frames are copied into (bg, fg), with their size.
+    pools: [Option<(gst::BufferPool, usize)>; 2],
     /// Each pad's segment when its first frame came (bg, fg): once sought back, frames read
     /// again get their running times on it, as they had the first time.
     first_segments: [Option<gst::FormattedSegment<gst::ClockTime>>; 2],
@@ -830,7 +833,7 @@ impl VidkompyAlign {
     /// a held frame goes out (fresh memory for each copy costs more in page faults than the
     /// copy itself).
     fn copy_frame(
-        pools: &mut [Option<gst::BufferPool>; 2],
+        pools: &mut [Option<(gst::BufferPool, usize)>; 2],
         buffer: &gst::Buffer,
         index: usize,
         name: &str,
@@ -841,23 +844,18 @@ impl VidkompyAlign {
         };
         let k = usize::from(name == "fg");
         let size = buffer.size();
-        let fits = |p: &gst::BufferPool| {
-            p.config()
-                .params()
-                .is_some_and(|(_, s, _, _)| s as usize == size)
-        };
-        if !pools[k].as_ref().is_some_and(fits) {
-            if let Some(old) = pools[k].take() {
+        if pools[k].as_ref().is_none_or(|(_, s)| *s != size) {
+            if let Some((old, _)) = pools[k].take() {
                 let _ = old.set_active(false);
             }
             let pool = gst::BufferPool::new();
             let mut config = pool.config();
-            config.set_params(None, size as u32, 0, 0);
+            config.set_params(None, u32::try_from(size).map_err(|_| fail())?, 0, 0);
             pool.set_config(config).map_err(|_| fail())?;
             pool.set_active(true).map_err(|_| fail())?;
-            pools[k] = Some(pool);
+            pools[k] = Some((pool, size));
         }
-        let pool = pools[k].as_ref().ok_or_else(fail)?;
+        let (pool, _) = pools[k].as_ref().ok_or_else(fail)?;
         let mut out = pool.acquire_buffer(None).map_err(|_| fail())?;
         {
             let out_ref = out.get_mut().ok_or_else(fail)?;
@@ -1379,7 +1377,16 @@ impl VidkompyAlign {
                 _ => Some("no path".into()),
             },
         }?;
-        let further = reach.saturating_mul(2);
+        if reach >= MAX_SCOUT_REACH {
+            gst::info!(
+                CAT,
+                imp = self,
+                "scout: the first window is not placed within {} s of bg ({why})",
+                reach / 1_000_000_000
+            );
+            return None;
+        }
+        let further = reach.saturating_mul(2).min(MAX_SCOUT_REACH);
         gst::info!(
             CAT,
             imp = self,

@@ -5,10 +5,14 @@
 //! pipeline and prints one row per case.
 //!
 //! ```text
-//! cargo run --release --example evaluate -- [--windowed] [CLIP]
+//! cargo run --release --example evaluate -- [--windowed] [--files [--read-again]] [CLIP]
 //! ```
 //!
-//! `--windowed` sets `force-live` (files aligned on a sliding window, one decode);
+//! By default each pair is fed by `appsrc` (inputs that cannot seek: frames stored);
+//! `--windowed` sets `force-live` (aligned on a sliding window, one pass); `--files` writes each
+//! pair to losslessly encoded files read through `filesrc ! decodebin` (inputs that can seek:
+//! the element's default run on files, each read once on a sliding window; `--read-again`
+//! sets `frames=read-again`, two passes);
 //! `VIDKOMPY_EVAL_ONLY=text` runs only the cases whose name contains it;
 //! `VIDKOMPY_EVAL_REPORT=path` has each case write its report there.
 //!
@@ -131,7 +135,7 @@ fn main() {
     gstvidkompy::plugin_register_static().expect("plugin");
     let path = std::env::args_os()
         .skip(1)
-        .find(|a| a != "--windowed")
+        .find(|a| !a.to_string_lossy().starts_with("--"))
         .map(std::path::PathBuf::from)
         .unwrap_or_else(common::footage);
     let src = truth::load(&path, Some((960, 540)), FRAMES);
@@ -155,6 +159,11 @@ fn main() {
     // `--windowed`: files aligned on a sliding window in one pass (`force-live` on inputs
     // that are not live).
     let windowed = std::env::args().any(|a| a == "--windowed");
+    // `--files`: each pair is written to losslessly encoded files and read through `filesrc !
+    // decodebin` (inputs that can seek: the default run on files); else fed by `appsrc`.
+    let files = std::env::args().any(|a| a == "--files");
+    // `--read-again`: `frames=read-again` (two passes over inputs that can seek).
+    let read_again = std::env::args().any(|a| a == "--read-again");
     // `VIDKOMPY_EVAL_ONLY=text` runs the cases whose name contains it.
     let only = std::env::var("VIDKOMPY_EVAL_ONLY").ok();
     for (name, mut case) in cases(fps) {
@@ -167,6 +176,14 @@ fn main() {
         }
         if windowed {
             case.props.push(("force-live", true.to_value()));
+        }
+        if read_again {
+            case.props.push(("frames", "read-again".to_value()));
+        }
+        if files {
+            case.files = Some(
+                std::env::temp_dir().join(format!("vidkompy-evaluate-{}", std::process::id())),
+            );
         }
         let o = truth::run(&src, &case);
         if !o.errors.is_empty() || o.alignment.is_none() {

@@ -255,6 +255,9 @@ pub struct Case {
     pub fg_noise: f32,
     /// A logo and a running timestamp burned into the fg.
     pub fg_overlay: bool,
+    /// Not live: the pair is written to losslessly encoded files in this directory and read
+    /// through `filesrc ! decodebin` (inputs that can seek), rather than fed by `appsrc`.
+    pub files: Option<std::path::PathBuf>,
 }
 
 /// A bg seen through a window panning across the source clip: source frame `k` shows the
@@ -328,6 +331,7 @@ impl Case {
             fg_vfr: false,
             fg_noise: 0.0,
             fg_overlay: false,
+            files: None,
         }
     }
 
@@ -600,7 +604,28 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
         .iter()
         .any(|(k, v)| *k == "force-live" && v.get::<bool>() == Ok(true));
     let construct = if force_live { "force-live=true" } else { "" };
+    let (gw, gh) = case.fg_size();
+    let files = match (&case.files, case.live) {
+        (Some(dir), None) => {
+            std::fs::create_dir_all(dir).unwrap();
+            let (b, f) = (dir.join("bg.mkv"), dir.join("fg.mkv"));
+            write_lossless(&bg, &caps_for(bgs.0, bgs.1, case.bg_fps), &b);
+            write_lossless(&fg, &caps_for(gw, gh, fg_fps), &f);
+            Some((b, f))
+        }
+        _ => None,
+    };
     let desc = match case.live {
+        None if files.is_some() => {
+            let (b, f) = files.as_ref().unwrap();
+            format!(
+                "vidkompyalign name=a {construct} ! appsink name=out sync=false \
+                 filesrc location=\"{}\" ! decodebin ! a.bg \
+                 filesrc location=\"{}\" ! decodebin ! a.fg",
+                b.display(),
+                f.display()
+            )
+        }
         None => format!(
             "vidkompyalign name=a {construct} ! appsink name=out sync=false \
                  appsrc name=bg format=time block=true max-bytes=4000000 ! a.bg \
@@ -649,11 +674,16 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
             Err(_) => get("a").set_property_from_value(k, v),
         }
     }
-    let appsrc = |n: &str| get(n).downcast::<gst_app::AppSrc>().unwrap();
+    let appsrc = |n: &str| {
+        pipeline
+            .by_name(n)
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+    };
     let (abg, afg) = (appsrc("bg"), appsrc("fg"));
-    abg.set_caps(Some(&caps_for(bgs.0, bgs.1, case.bg_fps)));
-    let (gw, gh) = case.fg_size();
-    afg.set_caps(Some(&caps_for(gw, gh, fg_fps)));
+    if let (Some(abg), Some(afg)) = (&abg, &afg) {
+        abg.set_caps(Some(&caps_for(bgs.0, bgs.1, case.bg_fps)));
+        afg.set_caps(Some(&caps_for(gw, gh, fg_fps)));
+    }
     let sink = get("out").downcast::<gst_app::AppSink>().unwrap();
     let collected = super::collect(&sink);
     let lateness = lateness_probe(&pipeline, &sink);
@@ -670,8 +700,11 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
         }
     }
     pipeline.set_state(gst::State::Playing).unwrap();
-    let feed = |src: gst_app::AppSrc, frames: Vec<gst::Buffer>| {
+    let feed = |src: Option<gst_app::AppSrc>, frames: Vec<gst::Buffer>| {
         std::thread::spawn(move || {
+            let Some(src) = src else {
+                return;
+            };
             for b in frames {
                 if src.push_buffer(b).is_err() {
                     break;
@@ -726,6 +759,42 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
         messages,
         lateness_ms: std::mem::take(&mut *lateness.lock().unwrap()),
     }
+}
+
+/// Encodes `frames` (with their timestamps) losslessly (FFV1, any frame size) into the
+/// Matroska file `path`.
+fn write_lossless(frames: &[gst::Buffer], caps: &gst::Caps, path: &std::path::Path) {
+    let p = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! avenc_ffv1 ! matroskamux ! filesink location=\"{}\"",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = p
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    src.set_caps(Some(caps));
+    p.set_state(gst::State::Playing).unwrap();
+    for b in frames {
+        src.push_buffer(b.clone()).unwrap();
+    }
+    let _ = src.end_of_stream();
+    let bus = p.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("encoding ended");
+    assert!(
+        matches!(msg.view(), gst::MessageView::Eos(_)),
+        "encoding {}: {msg:?}",
+        path.display()
+    );
+    p.set_state(gst::State::Null).unwrap();
 }
 
 /// Records how late each buffer reaches `sink` (ms), by the pipeline's clock.

@@ -186,6 +186,9 @@ fn main() {
             );
         }
         let o = truth::run(&src, &case);
+        if let Some(dir) = &case.files {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         if !o.errors.is_empty() || o.alignment.is_none() {
             println!("| {name} | error: {:?} | | | | | | |", o.errors);
             continue;

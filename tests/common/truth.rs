@@ -777,24 +777,13 @@ fn write_lossless(frames: &[gst::Buffer], caps: &gst::Caps, path: &std::path::Pa
         .downcast::<gst_app::AppSrc>()
         .unwrap();
     src.set_caps(Some(caps));
-    p.set_state(gst::State::Playing).unwrap();
+    // Queued (the source does not block), then encoded.
     for b in frames {
         src.push_buffer(b.clone()).unwrap();
     }
     let _ = src.end_of_stream();
-    let bus = p.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(120),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("encoding ended");
-    assert!(
-        matches!(msg.view(), gst::MessageView::Eos(_)),
-        "encoding {}: {msg:?}",
-        path.display()
-    );
-    p.set_state(gst::State::Null).unwrap();
+    super::run_to_eos(p.upcast_ref(), 120)
+        .unwrap_or_else(|e| panic!("encoding {}: {e}", path.display()));
 }
 
 /// Records how late each buffer reaches `sink` (ms), by the pipeline's clock.

@@ -5,14 +5,14 @@
 //! pipeline and prints one row per case.
 //!
 //! ```text
-//! cargo run --release --example evaluate -- [--windowed] [--files [--read-again]] [CLIP]
+//! cargo run --release --example evaluate -- [--windowed] [--files] [CLIP]
 //! ```
 //!
 //! By default each pair is fed by `appsrc` (inputs that cannot seek: frames stored);
 //! `--windowed` sets `force-live` (aligned on a sliding window, one pass); `--files` writes each
 //! pair to losslessly encoded files read through `filesrc ! decodebin` (inputs that can seek:
-//! the element's default run on files, each read once on a sliding window; `--read-again`
-//! sets `frames=read-again`, two passes);
+//! two passes, the element's default; with `--windowed`, `frames=windowed`: each read once on
+//! a sliding window);
 //! `VIDKOMPY_EVAL_ONLY=text` runs only the cases whose name contains it;
 //! `VIDKOMPY_EVAL_REPORT=path` has each case write its report there.
 //!
@@ -160,10 +160,8 @@ fn main() {
     // that are not live).
     let windowed = std::env::args().any(|a| a == "--windowed");
     // `--files`: each pair is written to losslessly encoded files and read through `filesrc !
-    // decodebin` (inputs that can seek: the default run on files); else fed by `appsrc`.
+    // decodebin` (inputs that can seek); else fed by `appsrc`.
     let files = std::env::args().any(|a| a == "--files");
-    // `--read-again`: `frames=read-again` (two passes over inputs that can seek).
-    let read_again = std::env::args().any(|a| a == "--read-again");
     // `VIDKOMPY_EVAL_ONLY=text` runs the cases whose name contains it.
     let only = std::env::var("VIDKOMPY_EVAL_ONLY").ok();
     for (name, mut case) in cases(fps) {
@@ -174,11 +172,10 @@ fn main() {
         if let Ok(r) = std::env::var("VIDKOMPY_EVAL_REPORT") {
             case.props.push(("report", r.to_value()));
         }
-        if windowed {
-            case.props.push(("force-live", true.to_value()));
-        }
-        if read_again {
-            case.props.push(("frames", "read-again".to_value()));
+        match (windowed, files) {
+            (true, false) => case.props.push(("force-live", true.to_value())),
+            (true, true) => case.props.push(("frames", "windowed".to_value())),
+            _ => (),
         }
         if files {
             case.files = Some(

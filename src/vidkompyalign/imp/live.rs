@@ -2021,7 +2021,11 @@ impl VidkompyAlign {
         let thumbs: Vec<(usize, Arc<Thumb>)> =
             mine.iter().map(|h| (h.index, h.thumb.clone())).collect();
         let copy = tracker.with_fg(&thumbs);
-        let window = copy.window();
+        let Some(window) = copy.window() else {
+            // No bg frame to search it on: the frames go on as they are.
+            self.end_stretch(live);
+            return Ok(());
+        };
         let bg: Vec<(usize, gst::Buffer)> = live
             .bg
             .iter()
@@ -2055,7 +2059,7 @@ impl VidkompyAlign {
             cancel,
             started_at: now,
             worse: false,
-            stretch: window.or(Some((at, 0, 0))),
+            stretch: Some(window),
         });
         Ok(())
     }

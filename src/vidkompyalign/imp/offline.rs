@@ -1412,8 +1412,8 @@ impl VidkompyAlign {
     /// ns (the points past it, from before a seek, are dropped).
     pub(super) fn line_point(&self, fg: u64, bg: u64) {
         let mut line = lock(&self.line);
-        let stale: Vec<u64> = line.range(fg..).map(|(&k, _)| k).collect();
-        for k in stale {
+        // Called at each commit: no allocation when nothing lies past it.
+        while let Some(k) = line.range(fg..).next().map(|(&k, _)| k) {
             line.remove(&k);
         }
         line.insert(fg, bg);

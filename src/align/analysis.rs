@@ -414,21 +414,58 @@ fn damaged_bg(bg: &dyn FeatureRows) -> Vec<usize> {
     let mut from = 0;
     while from + 2 < m {
         let to = (from + DAMAGE_BATCH).min(m);
-        let f = bg.range(from..to);
-        for k in 1..f.len().saturating_sub(1) {
-            let (prev, next) = (
-                temporal::cost_at(&f, k - 1, &f, k),
-                temporal::cost_at(&f, k, &f, k + 1),
-            );
-            let skip = temporal::cost_at(&f, k - 1, &f, k + 1);
-            if prev.min(next) > 3.0 * skip + 0.05 {
-                out.push(from + k);
-            }
-        }
+        out.extend(
+            damaged_in(&bg.range(from..to))
+                .into_iter()
+                .map(|k| from + k),
+        );
         // Overlapping by two rows: every frame is judged with both neighbours.
         from = to - 2;
     }
     out
+}
+
+/// [`damaged_bg`] among the rows of `f` (its first and last rows are not judged).
+pub fn damaged_in(f: &Features) -> Vec<usize> {
+    (1..f.len().saturating_sub(1))
+        .filter(|&k| {
+            let (prev, next) = (
+                temporal::cost_at(f, k - 1, f, k),
+                temporal::cost_at(f, k, f, k + 1),
+            );
+            let skip = temporal::cost_at(f, k - 1, f, k + 1);
+            prev.min(next) > 3.0 * skip + 0.05
+        })
+        .collect()
+}
+
+/// Rows `damaged` of `f` ([`damaged_in`]) shown as their neighbours' mean, as the offline
+/// analysis sees them.
+pub fn mend_damaged(f: &mut Features, damaged: &[usize]) {
+    let original = f.clone();
+    let d = f.d;
+    for &k in damaged {
+        let (Some(a), b) = (k.checked_sub(1), k + 1) else {
+            continue;
+        };
+        if b >= original.len() {
+            continue;
+        }
+        mean_row(
+            original.row(a),
+            original.row(b),
+            &mut f.q[k * d..(k + 1) * d],
+        );
+        f.flat[k] = original.flat[a] && original.flat[b];
+        f.mean[k] = (original.mean[a] + original.mean[b]) / 2.0;
+    }
+}
+
+/// The mean of two feature rows in fixed point.
+fn mean_row(a: &[i16], b: &[i16], out: &mut [i16]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = ((i32::from(x) + i32::from(y)) / 2) as i16;
+    }
 }
 
 /// Where a row of [`Remapped`] comes from.
@@ -539,10 +576,7 @@ impl FeatureRows for Remapped<'_> {
                 continue;
             };
             let n = self.inner.select(&[a, b]);
-            for c in 0..d {
-                let m = (i32::from(n.q[c]) + i32::from(n.q[d + c])) / 2;
-                f.q[r * d + c] = m as i16;
-            }
+            mean_row(n.row(0), n.row(1), &mut f.q[r * d..(r + 1) * d]);
             f.flat[r] = self.flat[v];
             f.mean[r] = self.mean[v];
         }
@@ -748,16 +782,23 @@ impl Begun {
 /// the less a second pass over a long, seekable input reads to fetch them.
 pub const REFINE_PREFIX_MIN: usize = 72;
 
-/// In each of [`REFINE_PAIRS`] stretches of the fg's first frames, its best-matched frame
-/// (lowest cost: the bg frame most likely shows the same moment). The first
-/// [`REFINE_PREFIX_MIN`] frames when they give that many confident matches; else twice as
+/// In each of [`REFINE_PAIRS`] stretches of the fg's first textured frames, its best-matched
+/// frame (lowest cost: the bg frame most likely shows the same moment). Among the first
+/// `first` frames when they give that many confident matches; else twice as
 /// many, and so on up to [`REFINE_PREFIX`] (a start that is black, flat or unmatched).
-fn choose_pairs(t: &Temporal, first: usize) -> Vec<(usize, usize)> {
+/// Only fg frames `textured` says have texture: a black fg frame matches the bg's black
+/// frames far better than its typical bg frame, so it looks distinctive, yet no fit can be
+/// read from it.
+fn choose_pairs(
+    t: &Temporal,
+    first: usize,
+    textured: &(dyn Fn(usize) -> bool + Sync),
+) -> Vec<(usize, usize)> {
     let all = t.path.bg.len().min(REFINE_PREFIX);
     let mut prefix = first.max(REFINE_PAIRS);
     loop {
         let n = all.min(prefix);
-        let pairs = pairs_in(t, n);
+        let pairs = pairs_in(t, n, textured);
         let confident = pairs
             .iter()
             .filter(|p| t.distinct[p.0] >= temporal::CONFIDENT)
@@ -770,12 +811,23 @@ fn choose_pairs(t: &Temporal, first: usize) -> Vec<(usize, usize)> {
 }
 
 /// [`choose_pairs`] among the first `n` fg frames.
-fn pairs_in(t: &Temporal, n: usize) -> Vec<(usize, usize)> {
-    let k = REFINE_PAIRS.min(n);
+fn pairs_in(
+    t: &Temporal,
+    n: usize,
+    textured: &(dyn Fn(usize) -> bool + Sync),
+) -> Vec<(usize, usize)> {
+    // The stretches divide the textured frames among them, not the frames: a black opening
+    // leaves none out.
+    let usable: Vec<usize> = (0..n)
+        .filter(|&i| t.distinct[i] > 0.0 && textured(i))
+        .collect();
+    let m = usable.len();
+    let k = REFINE_PAIRS.min(m);
     (0..k)
         .filter_map(|s| {
-            (s * n / k..(s + 1) * n / k)
-                .filter(|&i| t.distinct[i] > 0.0)
+            usable[s * m / k..(s + 1) * m / k]
+                .iter()
+                .copied()
                 .min_by(|&a, &b| t.path.cost[a].total_cmp(&t.path.cost[b]))
                 .map(|i| (i, t.path.bg[i]))
         })
@@ -835,16 +887,14 @@ pub fn begin_within(
     let fixed = c.x.is_some() && c.y.is_some() && c.scale.is_some();
 
     // 1. Coarse spatial search on textured samples.
-    let fg_idx: Vec<usize> = {
-        let tex: Vec<usize> = (0..input.fg.len())
-            .into_par_iter()
-            .filter(|&i| textured(&input.fg.get(i)))
-            .collect();
-        spread(tex.len(), FG_SAMPLES)
-            .into_iter()
-            .map(|k| tex[k])
-            .collect()
-    };
+    let tex: Vec<usize> = (0..input.fg.len())
+        .into_par_iter()
+        .filter(|&i| textured(&input.fg.get(i)))
+        .collect();
+    let fg_idx: Vec<usize> = spread(tex.len(), FG_SAMPLES)
+        .into_iter()
+        .map(|k| tex[k])
+        .collect();
     let bg_idx = spread(input.bg.len(), BG_SAMPLES);
     let mut timings = Timings::default();
     let (est, calibrated) = if fixed {
@@ -899,7 +949,7 @@ pub fn begin_within(
     // 2. Frame pairs that show the same moment, from a temporal alignment at this footprint.
     let mut fg_feats = None;
     let last = temporal_at(input, &est, &mut fg_feats, &mut timings, None, cancel)?;
-    let pairs = choose_pairs(&last, first);
+    let pairs = choose_pairs(&last, first, &|i| tex.binary_search(&i).is_ok());
     let mut wanted = Wanted {
         fg: pairs.iter().map(|p| p.0).collect(),
         bg: pairs
@@ -1100,7 +1150,11 @@ pub fn refit(
     let geo = input.geometry;
     let mut timings = Timings::default();
     let last = temporal_at(input, &est, &mut None, &mut timings, None, cancel)?;
-    let frames = frame_pairs(&choose_pairs(&last, REFINE_PREFIX_MIN), luma, false);
+    let frames = frame_pairs(
+        &choose_pairs(&last, REFINE_PREFIX_MIN, &|i| textured(&input.fg.get(i))),
+        luma,
+        false,
+    );
     if frames.is_empty() {
         return Ok(None);
     }

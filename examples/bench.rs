@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 
 //! Offline benchmark on a 1080p pair: the same decodes through `vidkompyalign` (automatic
-//! alignment, `device=cpu`; `read-again`: two passes over the files (the default),
-//! `windowed`: `frames=windowed`, one pass aligned on a sliding window, `stored`:
-//! `frames=stored`, `gpu`: two passes with
-//! `device=gpu`, when there is an adapter) and through
+//! alignment, `device=cpu`; `windowed`: one pass aligned on a sliding window (the default,
+//! `frames=windowed`), `read-again`: two passes over the files, `stored`: `frames=stored`,
+//! `gpu`: the default with `device=gpu`, when there is an adapter) and through
 //! `compositor` at the known offset, all into `fakesink sync=false`.
 //! Prints wall times, their ratio, the analysis time and each run's peak memory (VmHWM; every
 //! pipeline runs in a child process of its own).
@@ -65,8 +64,8 @@ fn child(args: &[String]) -> Result<(), String> {
              filesrc location={fg} ! decodebin ! videoconvert ! a.fg",
             match mode.as_str() {
                 "stored" => "stored",
-                "windowed" => "windowed",
-                _ => "read-again",
+                "read-again" => "read-again",
+                _ => "windowed",
             },
             if mode == "gpu" { "gpu" } else { "cpu" },
         ),
@@ -156,13 +155,13 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
         &[
             "decode",
             "compositor",
+            "windowed",
             "read-again",
             "stored",
-            "windowed",
             "gpu",
         ]
     } else {
-        &["decode", "compositor", "read-again", "stored", "windowed"]
+        &["decode", "compositor", "windowed", "read-again", "stored"]
     };
     for &mode in modes {
         let (wall, analysis, hwm, frames) = run(mode)?;
@@ -173,16 +172,16 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
         walls.push(wall);
     }
     println!(
-        "vidkompyalign / compositor wall time: read-again (the default) {:.2}x, windowed {:.2}x, \
+        "vidkompyalign / compositor wall time: windowed (the default) {:.2}x, read-again {:.2}x, \
          stored {:.2}x (decode alone: {:.2}x of compositor)",
         walls[2] / walls[1],
-        walls[4] / walls[1],
         walls[3] / walls[1],
+        walls[4] / walls[1],
         walls[0] / walls[1]
     );
     if let (Some(info), Some(g)) = (gpu, walls.get(5)) {
         println!(
-            "device=gpu ({}) / device=cpu, two passes: {:.2}x wall; to compositor {:.2}x",
+            "device=gpu ({}) / device=cpu, windowed: {:.2}x wall; to compositor {:.2}x",
             info.name,
             g / walls[2],
             g / walls[1]

@@ -5,14 +5,14 @@
 //! pipeline and prints one row per case.
 //!
 //! ```text
-//! cargo run --release --example evaluate -- [--windowed] [--files] [CLIP]
+//! cargo run --release --example evaluate -- [--windowed | --files [--two-pass]] [CLIP]
 //! ```
 //!
 //! By default each pair is fed by `appsrc` (inputs that cannot seek: frames stored);
 //! `--windowed` sets `force-live` (aligned on a sliding window, one pass); `--files` writes each
 //! pair to losslessly encoded files read through `filesrc ! decodebin` (inputs that can seek:
-//! two passes, the element's default; with `--windowed`, `frames=windowed`: each read once on
-//! a sliding window);
+//! the element's default, each read once on a sliding window; with `--two-pass`,
+//! `frames=read-again`: aligned over the whole files, then read again for the output);
 //! `VIDKOMPY_EVAL_ONLY=text` runs only the cases whose name contains it;
 //! `VIDKOMPY_EVAL_REPORT=path` has each case write its report there.
 //!
@@ -156,12 +156,14 @@ fn main() {
          analysis s |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    // `--windowed`: files aligned on a sliding window in one pass (`force-live` on inputs
-    // that are not live).
+    // `--windowed`: aligned on a sliding window in one pass (`force-live` on inputs that are
+    // not live).
     let windowed = std::env::args().any(|a| a == "--windowed");
     // `--files`: each pair is written to losslessly encoded files and read through `filesrc !
     // decodebin` (inputs that can seek); else fed by `appsrc`.
     let files = std::env::args().any(|a| a == "--files");
+    // `--two-pass` (with `--files`): `frames=read-again`.
+    let two_pass = std::env::args().any(|a| a == "--two-pass");
     // `VIDKOMPY_EVAL_ONLY=text` runs the cases whose name contains it.
     let only = std::env::var("VIDKOMPY_EVAL_ONLY").ok();
     for (name, mut case) in cases(fps) {
@@ -172,10 +174,11 @@ fn main() {
         if let Ok(r) = std::env::var("VIDKOMPY_EVAL_REPORT") {
             case.props.push(("report", r.to_value()));
         }
-        match (windowed, files) {
-            (true, false) => case.props.push(("force-live", true.to_value())),
-            (true, true) => case.props.push(("frames", "windowed".to_value())),
-            _ => (),
+        if windowed && !files {
+            case.props.push(("force-live", true.to_value()));
+        }
+        if files && two_pass {
+            case.props.push(("frames", "read-again".to_value()));
         }
         if files {
             case.files = Some(

@@ -106,7 +106,7 @@ fn later_passes_read_the_bg_only_where_the_fg_needs_it() {
     init();
     let (dir, bg, fg) = common::small_pair("passes-late", 96, (60, 24));
     let p = gst::parse::launch(&format!(
-        "vidkompyalign name=a ! appsink name=s sync=false \
+        "vidkompyalign name=a frames=read-again ! appsink name=s sync=false \
          filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
          identity name=count signal-handoffs=true ! a.bg \
          filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
@@ -154,7 +154,7 @@ fn a_loaded_alignment_is_applied_in_two_passes() {
 fn the_plot_property_draws_the_mapping_offline_and_windowed() {
     init();
     let (dir, bg, fg) = pair("plot");
-    for props in ["", "frames=windowed", "force-live=true"] {
+    for props in ["frames=read-again", "", "force-live=true"] {
         let svg = dir.join("map.svg");
         let _ = std::fs::remove_file(&svg);
         run(&bg, &fg, &format!("plot={} {props}", common::q(&svg))).unwrap();
@@ -339,7 +339,7 @@ fn corrupt_decoder_output_keeps_its_place_and_shows_in_the_costs() {
         common::opencv_clip("Megamind.avi"),
         common::opencv_clip("Megamind_bugy.avi"),
     );
-    for props in ["", "frames=windowed"] {
+    for props in ["frames=read-again", ""] {
         let dir = scratch("bugy");
         let report = dir.join("r.json");
         let run = run(&bg, &fg, &format!("{props} report={}", common::q(&report))).unwrap();
@@ -378,8 +378,8 @@ fn the_same_clip_on_both_pads_covers_the_whole_frame() {
     // clip's decoder stamps some pairs of frames alike, which the first window's re-read
     // tells apart by their order.
     for (props, frames, mapping) in [
-        ("", "read-again", "content"),
-        ("frames=windowed", "windowed", "content"),
+        ("frames=read-again", "read-again", "content"),
+        ("", "windowed", "content"),
         ("force-live=true", "live", "windowed"),
     ] {
         let run = run(&clip, &clip, props).unwrap();
@@ -521,9 +521,9 @@ fn next_message(bus: &gst::Bus, secs: u64, what: &str) -> Option<gst::Message> {
 
 /// A flushing seek sent by the application while the analysis runs is answered at once: the
 /// analysis is cancelled (it posts no alignment) and the run resumes at the fg frame sought,
-/// aligned from there: offline (two passes, the default, one alignment) and windowed
-/// (`frames=windowed`: the first window's search cancelled; after the seek one alignment as the window is placed and
-/// one for the whole run). The element named `slow` stands in for a long analysis: in debug
+/// aligned from there: two passes (`frames=read-again`: one alignment) and windowed (the
+/// default: the first window's search cancelled; after the seek one alignment as the window
+/// is placed and one for the whole run). The element named `slow` stands in for a long analysis: in debug
 /// builds it waits in its first analysis (and, separately, its first windowed search) until
 /// it is cancelled, 30 s at most, and warns if it was not.
 #[test]
@@ -533,7 +533,7 @@ fn a_flushing_seek_during_the_analysis_cancels_it() {
     // in a way that matters: only an element named `slow` reacts to it.
     unsafe { std::env::set_var("VIDKOMPY_TEST_SLOW_ANALYSIS", "slow") };
     let (dir, bg, fg) = pair("seek-analysis");
-    for (props, after) in [("", 1), ("frames=windowed", 2)] {
+    for (props, after) in [("frames=read-again", 1), ("", 2)] {
         let desc = format!(
             "vidkompyalign name=slow {props} ! appsink name=s sync=false \
              filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! slow.bg \
@@ -708,7 +708,7 @@ fn output_after_seek(desc: &str, at: gst::ClockTime) -> (Vec<gst::Buffer>, Vec<g
 fn a_seek_on_or_between_frames_resumes_exactly_like_the_unseeked_run() {
     init();
     let (dir, bg, fg) = pair("seek-between");
-    for props in ["", "frames=windowed", "force-live=true"] {
+    for props in ["frames=read-again", "", "force-live=true"] {
         let desc = launch(&bg, &fg, props);
         let full = common::run_collect(&desc, 120).unwrap().frames;
         assert_eq!(full.len(), 36);
@@ -781,9 +781,9 @@ fn a_seek_finds_bg_frames_that_lie_before_the_position_sought() {
         (12, 48),
     )
     .unwrap();
-    // Read twice (seekable files), and stored.
+    // Read twice (seekable files), once on a window (the default), and stored.
+    seek_matches_the_whole_run(&bg, &fg, "frames=read-again", 24);
     seek_matches_the_whole_run(&bg, &fg, "", 24);
-    seek_matches_the_whole_run(&bg, &fg, "frames=windowed", 24);
     seek_matches_the_whole_run(&bg, &fg, "frames=stored", 24);
     // Windowed, sought while playing (a live element does not preroll): the bg is read from
     // before where the line its commits kept puts the fg's position.
@@ -918,7 +918,7 @@ fn caps_changing_mid_stream_keep_the_alignment_offline() {
             file(&fg),
         ),
     ] {
-        for props in ["", "frames=windowed", "frames=stored", "force-live=true"] {
+        for props in ["frames=read-again", "", "frames=stored", "force-live=true"] {
             let report = dir.join("r.json");
             let run = caps_run(
                 &format!(
@@ -982,7 +982,7 @@ fn a_fg_re_framed_at_its_caps_change_is_followed_offline() {
                 common::q(&bg),
             )
         };
-        for props in ["", "frames=windowed", "frames=stored", "force-live=true"] {
+        for props in ["frames=read-again", "", "frames=stored", "force-live=true"] {
             let what = format!("re-framed at {at} {props}");
             let run = caps_run(
                 &launch(&format!("report={} {props}", common::q(&report))),
@@ -1086,7 +1086,7 @@ fn a_fg_re_framed_and_back_opens_a_stretch_at_each_change() {
         common::q(&dir.join("back-*.mkv"))
     );
     let report = dir.join("r.json");
-    for props in ["", "frames=windowed", "frames=stored", "force-live=true"] {
+    for props in ["frames=read-again", "", "frames=stored", "force-live=true"] {
         let what = format!("A -> B -> A {props}");
         let run = caps_run(
             &format!(
@@ -1173,12 +1173,12 @@ fn counters(
         .collect()
 }
 
-/// `frames=windowed` on files (inputs that can seek): each input is decoded once,
-/// plus, after one seek back, the stretch the first window was read over on thumbnails only
-/// (the bg from a little before the first frame it needs). Counted by pad probes on each
+/// The default on files (inputs that can seek, `frames=windowed`): each input is decoded
+/// once, plus, after one seek back, the stretch the first window was read over on thumbnails
+/// only (the bg from a little before the first frame it needs). Counted by pad probes on each
 /// decoder's input (parsed, compressed frames) and output; the output is the two-pass run's
-/// (the default, `frames=read-again`), frame for frame, which, counted the same way, decodes
-/// each input twice.
+/// (`frames=read-again`), frame for frame, which, counted the same way, decodes each input
+/// twice.
 #[test]
 fn windowed_files_are_decoded_once_and_the_first_window_again() {
     init();
@@ -1205,8 +1205,8 @@ fn windowed_files_are_decoded_once_and_the_first_window_again() {
             .collect();
         (std::mem::take(&mut frames.lock().unwrap().0), n)
     };
-    let (windowed, once) = counted("frames=windowed");
-    let (offline, twice) = counted("");
+    let (windowed, once) = counted("");
+    let (offline, twice) = counted("frames=read-again");
     eprintln!("decoded (bg in, bg out, fg in, fg out): windowed {once:?}, two-pass {twice:?}");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(windowed.len(), 300);
@@ -1305,7 +1305,7 @@ fn windowed_finds_a_fg_that_starts_past_max_offset() {
         (200, 48),
     )
     .unwrap();
-    for props in ["", "frames=windowed"] {
+    for props in ["frames=read-again", ""] {
         let report = dir.join("r.json");
         let run = run(&bg, &fg, &format!("{props} report={}", common::q(&report))).unwrap();
         assert_eq!(run.frames.len(), 48, "{props}");

@@ -10,9 +10,9 @@
 //!           --device auto|gpu|cpu]
 //! ```
 //!
-//! One pipeline: both files are decoded into `vidkompyalign`, which reads them twice (a first
-//! pass for the analysis, then the output: the two progress bars; a windowed run would read
-//! each once and show the encoding bar only), then encoded and muxed. The
+//! One pipeline: both files are decoded into `vidkompyalign`, which reads each once on a
+//! sliding window and outputs while reading (the encoding bar; inputs it stores get a reading
+//! bar first), then encoded and muxed. The
 //! audio comes from a reader of its own, so the element's seeks do not touch it: the fg's audio,
 //! else the bg's, shifted by the offset found (the bg's moment under the first fg frame plays
 //! first) and cut at the fg's end.

@@ -89,7 +89,7 @@ const MAX_BLEND_WIDTH: u32 = 4096;
 /// `vidkompy-progress` messages are posted this often at most (and at each stage's start and
 /// end).
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
-const DEFAULT_FRAMES: FramesMode = FramesMode::ReadAgain;
+const DEFAULT_FRAMES: FramesMode = FramesMode::Windowed;
 const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
 /// How far behind the newest fg frame live matches are committed (the latency added), ns.
 const DEFAULT_LOOKAHEAD: u64 = 1_000_000_000;

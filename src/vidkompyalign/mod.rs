@@ -17,10 +17,12 @@
  * warping over footprint features; set properties fix that part of the footprint. Content that
  * does not match gives a warning, the set (or centred) footprint and the running-time mapping.
  *
- * Offline (no live upstream) it reads both pads to EOS before it outputs: seekable inputs are
- * read again rather than stored (`frames=read-again`), others are stored within `max-memory`
- * and spill to `temp-dir`; `frames=windowed` reads seekable inputs once, aligned on a sliding
- * window as live, and outputs while reading. Live (a live upstream, or `force-live`) it aligns on a sliding window: bg
+ * Offline (no live upstream), inputs that can seek are read once (`frames=windowed`, the
+ * default): the first window on thumbnails until it is placed, one seek back, then aligned on
+ * a sliding window as live and output while reading; `frames=read-again` reads them twice
+ * (aligned over the whole streams, then output). Inputs that cannot seek are read to EOS and
+ * stored within `max-memory`, spilling to `temp-dir`, before output. Live (a live upstream, or
+ * `force-live`) it aligns on a sliding window: bg
  * frames held up to `max-offset`, each fg frame matched `lookahead` after it arrives (added to
  * the latency); with `force-live` on files, one decode and the same output every run.
  *

@@ -72,6 +72,12 @@ const MAX_SCOUT_REACH: u64 = 600_000_000_000;
 const PACED_RATE_TRUST: f64 = 0.5;
 /// Frame duration assumed for a stream whose caps give no framerate.
 const FALLBACK_DURATION: u64 = 1_000_000_000 / 30;
+/// How far a paced run reads the bg past the moment of its newest fg frame, once the path is
+/// known (ns; the lookahead, if shorter).
+const PACED_BG_LEAD: u64 = 250_000_000;
+/// Frames a paced run renders per round at most (the rest in the next rounds): output
+/// buffers come from a pool, which would otherwise grow to a whole first window's frames.
+const PACED_OUT_PER_ROUND: usize = 2;
 /// Slots a fg frame may lie after the previous one (three frames dropped in a row).
 const MAX_SLOT_STEP: f64 = 4.0;
 
@@ -641,8 +647,13 @@ impl VidkompyAlign {
                         }
                         _ => {
                             let lead = match shift {
-                                // In step along the path, the bg a lookahead ahead.
-                                Some(s) => s.saturating_add(settings.lookahead as i64),
+                                // In step along the path, the bg a little ahead of the
+                                // newest fg frame's moment: the fg frames committed are a
+                                // lookahead behind it, their matches well inside the bg
+                                // held.
+                                Some(s) => {
+                                    s.saturating_add(settings.lookahead.min(PACED_BG_LEAD) as i64)
+                                }
                                 None => live.scout_reach.unwrap_or(
                                     settings.max_offset.saturating_add(settings.lookahead),
                                 ) as i64,
@@ -832,6 +843,16 @@ impl VidkompyAlign {
     /// into a buffer of the pad's own pool (`pools`, by pad), whose memory is used again once
     /// a held frame goes out (fresh memory for each copy costs more in page faults than the
     /// copy itself).
+    /// Deactivates the held copies' pools: buffers out now are freed when released, and the
+    /// next copies start new pools.
+    fn fresh_pools(pools: &mut [Option<(gst::BufferPool, usize)>; 2]) {
+        for p in pools.iter_mut() {
+            if let Some((old, _)) = p.take() {
+                let _ = old.set_active(false);
+            }
+        }
+    }
+
     fn copy_frame(
         pools: &mut [Option<(gst::BufferPool, usize)>; 2],
         buffer: &gst::Buffer,
@@ -1481,6 +1502,10 @@ impl VidkompyAlign {
                         .collect()
                 };
                 let (bg, fg) = (frames(&live.bg, &wanted.bg), frames(&live.fg, &wanted.fg));
+                // The frames read so far (a first window's, more than the run holds later)
+                // go back to no pool: frames from here on come from pools that grow only to
+                // what the sliding window holds.
+                Self::fresh_pools(&mut live.pools);
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -2646,6 +2671,9 @@ impl VidkompyAlign {
                 }
             }
             while let Phase::Live(live) = &mut state.phase {
+                if live.paced && out.len() >= PACED_OUT_PER_ROUND {
+                    break;
+                }
                 // A scout's frames go out once read again (their bg frame too).
                 match self.reread_ready(live)? {
                     Ready::Go => (),

@@ -112,6 +112,35 @@ pub fn thumb_factor(width: usize, height: usize) -> usize {
 /// last block is dropped (at least one output pixel is kept). Integer sums throughout, so it
 /// costs about one addition per source pixel. Returns `(width, height, bytes)`, or `None` when
 /// the view is inconsistent.
+/// Means of `bw` x `bh` blocks at steps of `f` of planar luma (at `offset` in each row),
+/// `ow` x `oh` of them: rows summed into columns in `A` first (vectorises), then blocks of
+/// columns; rounded as the general path of [`downscale`] rounds.
+fn block_means<A>(
+    view: &FrameView<'_>,
+    (f, (ow, oh), (bw, bh), offset): (usize, (usize, usize), (usize, usize), usize),
+) -> Vec<u8>
+where
+    A: Copy + Default + std::ops::AddAssign + From<u8> + Into<u64>,
+{
+    let n = (bw * bh) as u64;
+    let mut out = Vec::with_capacity(ow * oh);
+    let mut col = vec![A::default(); ow * bw];
+    for oy in 0..oh {
+        col.fill(A::default());
+        for y in oy * f..oy * f + bh {
+            let row = &view.data[y * view.stride + offset..][..ow * bw];
+            for (c, &v) in col.iter_mut().zip(row) {
+                *c += A::from(v);
+            }
+        }
+        out.extend(col.chunks_exact(bw).map(|b| {
+            let s: u64 = b.iter().map(|&v| v.into()).sum();
+            ((2 * s + n) / (2 * n)).min(255) as u8
+        }));
+    }
+    out
+}
+
 pub fn downscale(view: &FrameView<'_>, factor: usize) -> Option<(usize, usize, Vec<u8>)> {
     if !view.is_valid() || factor == 0 {
         return None;
@@ -141,23 +170,14 @@ pub fn downscale(view: &FrameView<'_>, factor: usize) -> Option<(usize, usize, V
         offset,
     } = view.layout
     {
-        // Planar luma (the usual case): rows summed into columns first (vectorises), then
-        // blocks of columns; rounded as the general path rounds.
-        let n = (bw * bh) as u64;
-        let mut col = vec![0u32; ow * bw];
-        for oy in 0..oh {
-            col.fill(0);
-            for y in oy * f..oy * f + bh {
-                let row = &view.data[y * view.stride + offset..][..ow * bw];
-                for (c, &v) in col.iter_mut().zip(row) {
-                    *c += u32::from(v);
-                }
-            }
-            out.extend(col.chunks_exact(bw).map(|b| {
-                let s: u64 = b.iter().map(|&v| u64::from(v)).sum();
-                ((2 * s + n) / (2 * n)).min(255) as u8
-            }));
-        }
+        // Planar luma (the usual case). Column sums of up to 257 rows fit 16 bits: twice the
+        // lanes of 32-bit sums.
+        let block = (f, (ow, oh), (bw, bh), offset);
+        let out = if bh <= 257 {
+            block_means::<u16>(view, block)
+        } else {
+            block_means::<u32>(view, block)
+        };
         return Some((ow, oh, out));
     }
     let n = (bw * bh) as u64 * LUMA_ONE;
@@ -618,6 +638,28 @@ mod tests {
                 downscale(&general, f),
                 "factor {f}"
             );
+        }
+    }
+
+    /// White frames, blocks of 257 rows (the most whose column sums fit 16 bits) and of 258
+    /// (summed in 32 bits): the planar path gives the general path's means.
+    #[test]
+    fn planar_block_sums_do_not_overflow() {
+        let (w, h) = (520, 520);
+        let data = vec![255u8; w * h];
+        let stride2: Vec<u8> = data.iter().flat_map(|&v| [7, v]).collect();
+        for f in [257, 258] {
+            let general = FrameView {
+                stride: 2 * w,
+                layout: LumaLayout::Luma {
+                    pixel_stride: 2,
+                    offset: 1,
+                },
+                ..ramp_view(&stride2, w, h)
+            };
+            let planar = downscale(&ramp_view(&data, w, h), f);
+            assert_eq!(planar, downscale(&general, f), "factor {f}");
+            assert_eq!(planar, Some((2, 2, vec![255; 4])), "factor {f}");
         }
     }
 

@@ -624,7 +624,7 @@ impl Thumbs for ThumbStore {
                     factor: factor as usize,
                     width,
                     height,
-                    data,
+                    data: data.into(),
                 })
             }
         }

@@ -8,6 +8,7 @@
 
 use ndarray::Array2;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// A grey image, `(height, width)`, values on the 0–255 scale.
 pub type Image = Array2<f32>;
@@ -225,7 +226,63 @@ pub struct Thumb {
     pub factor: usize,
     pub width: usize,
     pub height: usize,
-    pub data: Vec<u8>,
+    pub data: Bytes,
+}
+
+/// A thumbnail's bytes, row after row: its own, or those of a frame held elsewhere (a
+/// full-resolution luma plane read in place rather than copied).
+#[derive(Clone)]
+pub enum Bytes {
+    Owned(Vec<u8>),
+    Shared(Arc<dyn AsRef<[u8]> + Send + Sync>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Shared(s) => s.as_ref().as_ref(),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Bytes {
+    /// Shared bytes are copied first (the frame they belong to stays as it is).
+    fn deref_mut(&mut self) -> &mut [u8] {
+        if let Bytes::Shared(s) = self {
+            *self = Bytes::Owned(s.as_ref().as_ref().to_vec());
+        }
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Shared(_) => &mut [],
+        }
+    }
+}
+
+impl FromIterator<u8> for Bytes {
+    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Self {
+        Bytes::Owned(iter.into_iter().collect())
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes::Owned(v)
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.len())
+    }
 }
 
 impl Thumb {
@@ -239,13 +296,29 @@ impl Thumb {
         Self::at(view, 1)
     }
 
+    /// The full-resolution luma of a frame held elsewhere, read in place: `bytes` holds
+    /// `width` x `height` samples, row after row (`None` when it holds fewer).
+    pub fn shared(
+        width: usize,
+        height: usize,
+        bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    ) -> Option<Thumb> {
+        let n = width.checked_mul(height)?;
+        ((*bytes).as_ref().len() >= n).then(|| Thumb {
+            factor: 1,
+            width,
+            height,
+            data: Bytes::Shared(bytes),
+        })
+    }
+
     fn at(view: &FrameView<'_>, factor: usize) -> Option<Thumb> {
         let (width, height, data) = downscale(view, factor)?;
         Some(Thumb {
             factor,
             width,
             height,
-            data,
+            data: data.into(),
         })
     }
 
@@ -661,6 +734,22 @@ mod tests {
             assert_eq!(planar, downscale(&general, f), "factor {f}");
             assert_eq!(planar, Some((2, 2, vec![255; 4])), "factor {f}");
         }
+    }
+
+    /// Luma read in place is the luma copied; too few bytes are refused; writing to shared
+    /// bytes writes to a copy.
+    #[test]
+    fn shared_luma_reads_as_a_copy_does() {
+        let data: Vec<u8> = (0..37 * 29).map(|i| (i * 7 % 251) as u8).collect();
+        let copied = Thumb::full(&ramp_view(&data, 37, 29)).unwrap();
+        let owner = Arc::new(data.clone());
+        let mut shared = Thumb::shared(37, 29, owner.clone()).unwrap();
+        assert_eq!(shared, copied);
+        assert_eq!(shared.image(), copied.image());
+        assert!(Thumb::shared(37, 30, owner.clone()).is_none());
+        shared.data[0] = 255;
+        assert_eq!(owner[0], data[0]);
+        assert_eq!(shared.data[0], 255);
     }
 
     #[test]

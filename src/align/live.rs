@@ -874,7 +874,7 @@ mod tests {
             factor: 1,
             width: w,
             height: h,
-            data,
+            data: data.into(),
         }
     }
 
@@ -987,7 +987,7 @@ mod tests {
             factor: 1,
             width: w,
             height: h,
-            data,
+            data: data.into(),
         }
     }
 

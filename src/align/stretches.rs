@@ -195,13 +195,13 @@ mod tests {
                 factor: 1,
                 width: 1,
                 height: 1,
-                data: vec![k],
+                data: vec![k].into(),
             })
             .collect();
         let p = StretchThumbs::new(&all, 2..4);
         assert_eq!(p.len(), 2);
-        assert_eq!(p.get(0).data, vec![2]);
-        assert_eq!(p.get(1).data, vec![3]);
+        assert_eq!(*p.get(0).data, [2]);
+        assert_eq!(*p.get(1).data, [3]);
         assert_eq!(StretchThumbs::new(&all, 4..9).len(), 1);
     }
 

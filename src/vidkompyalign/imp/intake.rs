@@ -122,6 +122,44 @@ pub(super) fn with_luma<T>(
     f(&view)
 }
 
+/// A held frame's luma plane, read in place by the analysis (the frame kept alive while the
+/// thumbnail is): rows without padding (stride = width, one sample per pixel).
+struct HeldLuma {
+    frame: gst_video::VideoFrame<gst_video::video_frame::Readable>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for HeldLuma {
+    fn as_ref(&self) -> &[u8] {
+        self.frame
+            .plane_data(0)
+            .ok()
+            .and_then(|p| p.get(..self.len))
+            .unwrap_or(&[])
+    }
+}
+
+/// The full-resolution luma of a held frame for the analysis: read in place where its plane has
+/// no padding, else copied ([`Thumb::full`]).
+pub(super) fn full_luma(buffer: &gst::Buffer, info: &gst_video::VideoInfo) -> Option<Arc<Thumb>> {
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let in_place = matches!(
+        luma_layout(info),
+        Some(LumaLayout::Luma {
+            pixel_stride: 1,
+            offset: 0
+        })
+    );
+    if in_place
+        && let Ok(frame) = gst_video::VideoFrame::from_buffer_readable(buffer.clone(), info)
+        && usize::try_from(frame.plane_stride()[0]).ok() == Some(w)
+        && let Some(t) = Thumb::shared(w, h, Arc::new(HeldLuma { frame, len: w * h }))
+    {
+        return Some(Arc::new(t));
+    }
+    with_luma(buffer, info, Thumb::full).map(Arc::new)
+}
+
 impl VidkompyAlign {
     pub(super) fn sink_caps(
         &self,

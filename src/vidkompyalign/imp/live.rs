@@ -10,7 +10,7 @@ use gst_base::prelude::*;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::intake::{unclipped, with_luma};
+use super::intake::{full_luma, unclipped, with_luma};
 use super::render::{Output, output_pool, plane_layouts};
 use super::{CAT, Phase, State, VidkompyAlign};
 use crate::align::Cancel;
@@ -208,7 +208,7 @@ impl FgLuma {
         match self {
             FgLuma::Held(held, info) => {
                 let (_, b) = held.iter().find(|(k, _)| *k == i)?;
-                with_luma(b, info, Thumb::full).map(Arc::new)
+                full_luma(b, info)
             }
             FgLuma::Kept(kept) => kept.iter().find(|(k, _)| *k == i).map(|(_, l)| l.clone()),
         }
@@ -1530,7 +1530,7 @@ impl VidkompyAlign {
                             Side::Fg => (&fg, &fg_info),
                         };
                         let (_, b) = held.iter().find(|(k, _)| *k == i)?;
-                        with_luma(b, info, Thumb::full).map(Arc::new)
+                        full_luma(b, info)
                     };
                     tracker
                         .finish(begun?, backend.kernels(), &luma, &c)
@@ -1660,7 +1660,7 @@ impl VidkompyAlign {
             let luma = |side: Side, i: usize| match side {
                 Side::Bg => {
                     let (_, b) = bg.iter().find(|(k, _)| *k == i)?;
-                    with_luma(b, &bg_info, Thumb::full).map(Arc::new)
+                    full_luma(b, &bg_info)
                 }
                 Side::Fg => fg.get(i),
             };

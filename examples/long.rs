@@ -217,27 +217,21 @@ fn parent(args: &[String]) -> Result<(), String> {
             &report,
             OFFSET,
         )?;
-        if two_pass {
-            let two = measure("two-pass", &bg, &fg, &report)?;
-            row(
-                &format!("{m} min, two passes"),
-                "",
-                &dec,
-                &two,
-                &report,
-                OFFSET,
-            )?;
-        }
-        if store {
-            let st = measure("store", &bg, &fg, &report)?;
-            row(
-                &format!("{m} min, frames=stored"),
-                "",
-                &dec,
-                &st,
-                &report,
-                OFFSET,
-            )?;
+        for (on, mode, label) in [
+            (two_pass, "two-pass", "two passes"),
+            (store, "store", "frames=stored"),
+        ] {
+            if on {
+                let run = measure(mode, &bg, &fg, &report)?;
+                row(
+                    &format!("{m} min, {label}"),
+                    "",
+                    &dec,
+                    &run,
+                    &report,
+                    OFFSET,
+                )?;
+            }
         }
         if excerpt {
             // fg frames from the middle on: they show bg frames from `start + OFFSET` on.

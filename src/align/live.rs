@@ -879,11 +879,17 @@ mod tests {
     }
 
     fn tracker() -> Tracker {
+        tracker_at(1.0)
+    }
+
+    /// A tracker of 64x48 frames at a nominal `rate` bg frames per fg frame, its footprint the
+    /// whole frame.
+    fn tracker_at(rate: f64) -> Tracker {
         let geo = Geometry {
             fg: (64, 48),
             bg: (64, 48),
         };
-        let mut t = Tracker::new(geo, Constraints::default(), Some(1.0));
+        let mut t = Tracker::new(geo, Constraints::default(), Some(rate));
         t.set_footprint(Estimate {
             x: 0.0,
             y: 0.0,
@@ -1203,17 +1209,7 @@ mod tests {
     /// view: every fg frame gets a bg frame showing its moment.
     #[test]
     fn a_search_s_last_matches_are_aligned_with_the_frames_after_them() {
-        let geo = Geometry {
-            fg: (64, 48),
-            bg: (64, 48),
-        };
-        let mut t = Tracker::new(geo, Constraints::default(), Some(0.8));
-        t.set_footprint(Estimate {
-            x: 0.0,
-            y: 0.0,
-            scale: 1.0,
-            score: 1.0,
-        });
+        let mut t = tracker_at(0.8);
         let fg_moment = |i: usize| i / 3;
         let bg_moment = |k: usize| k * 10 / 24;
         // A scene that moves little from one moment to the next.

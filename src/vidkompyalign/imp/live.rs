@@ -839,10 +839,6 @@ impl VidkompyAlign {
         Ok(())
     }
 
-    /// A copy of frame `index` of pad `name`, so that upstream's buffer goes back to its pool;
-    /// into a buffer of the pad's own pool (`pools`, by pad), whose memory is used again once
-    /// a held frame goes out (fresh memory for each copy costs more in page faults than the
-    /// copy itself).
     /// Deactivates the held copies' pools: buffers out now are freed when released, and the
     /// next copies start new pools.
     fn fresh_pools(pools: &mut [Option<(gst::BufferPool, usize)>; 2]) {
@@ -853,6 +849,10 @@ impl VidkompyAlign {
         }
     }
 
+    /// A copy of frame `index` of pad `name`, so that upstream's buffer goes back to its pool;
+    /// into a buffer of the pad's own pool (`pools`, by pad), whose memory is used again once
+    /// a held frame goes out (fresh memory for each copy costs more in page faults than the
+    /// copy itself).
     fn copy_frame(
         pools: &mut [Option<(gst::BufferPool, usize)>; 2],
         buffer: &gst::Buffer,

@@ -442,6 +442,9 @@ pub fn damaged_in(f: &Features) -> Vec<usize> {
 /// Rows `damaged` of `f` ([`damaged_in`]) shown as their neighbours' mean, as the offline
 /// analysis sees them.
 pub fn mend_damaged(f: &mut Features, damaged: &[usize]) {
+    if damaged.is_empty() {
+        return;
+    }
     let original = f.clone();
     let d = f.d;
     for &k in damaged {

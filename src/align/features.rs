@@ -297,14 +297,15 @@ impl Thumb {
     }
 
     /// The full-resolution luma of a frame held elsewhere, read in place: `bytes` holds
-    /// `width` x `height` samples, row after row (`None` when it holds fewer).
+    /// `width` x `height` samples, row after row (`None` when it holds another number: a
+    /// thumbnail's bytes are its samples and nothing else).
     pub fn shared(
         width: usize,
         height: usize,
         bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
     ) -> Option<Thumb> {
         let n = width.checked_mul(height)?;
-        ((*bytes).as_ref().len() >= n).then(|| Thumb {
+        ((*bytes).as_ref().len() == n).then(|| Thumb {
             factor: 1,
             width,
             height,
@@ -736,7 +737,7 @@ mod tests {
         }
     }
 
-    /// Luma read in place is the luma copied; too few bytes are refused; writing to shared
+    /// Luma read in place is the luma copied; another number of bytes is refused; writing to shared
     /// bytes writes to a copy.
     #[test]
     fn shared_luma_reads_as_a_copy_does() {
@@ -747,6 +748,7 @@ mod tests {
         assert_eq!(shared, copied);
         assert_eq!(shared.image(), copied.image());
         assert!(Thumb::shared(37, 30, owner.clone()).is_none());
+        assert!(Thumb::shared(36, 29, owner.clone()).is_none());
         shared.data[0] = 255;
         assert_eq!(owner[0], data[0]);
         assert_eq!(shared.data[0], 255);

@@ -1239,6 +1239,95 @@ fn windowed_files_are_decoded_once_and_the_first_window_again() {
     );
 }
 
+/// The default run on files offers upstream a pool of its own in each sink pad's allocation
+/// query, with no maximum, so that it holds decoded frames as they are (upstream's own pool may
+/// have a fixed number of buffers, and a frame from one is copied): a real decoder takes it and
+/// decodes into it, and after the first window it is asked to renegotiate (a second query per
+/// pad), so that a new pool grows only to what the sliding window holds. The run's output is
+/// the two-pass run's, frame for frame.
+#[test]
+fn decoders_decode_into_the_pool_offered_to_them() {
+    use std::sync::{Arc, Mutex};
+    init();
+    let (dir, bg, fg) = common::small_pair("passes-pool", 120, (12, 96));
+    let run = |props: &str| {
+        let p = gst::parse::launch(&format!(
+            "vidkompyalign name=a {props} ! appsink name=s sync=false \
+             filesrc location={} ! decodebin ! a.bg filesrc location={} ! decodebin ! a.fg",
+            common::q(&bg),
+            common::q(&fg)
+        ))
+        .unwrap();
+        let a: gst::Element = common::element(&p, "a").unwrap();
+        // Per pad: the pools offered (the answers to allocation queries), and how many
+        // buffers came from the last one offered / from elsewhere.
+        type Seen = Arc<Mutex<(Vec<usize>, usize, usize)>>;
+        let seen: Vec<Seen> = ["bg", "fg"]
+            .iter()
+            .map(|name| {
+                let seen: Seen = Arc::default();
+                let pad = a.static_pad(name).unwrap();
+                let s = seen.clone();
+                pad.add_probe(
+                    gst::PadProbeType::QUERY_DOWNSTREAM | gst::PadProbeType::PULL,
+                    move |_, info| {
+                        if let Some(gst::QueryView::Allocation(q)) = info.query().map(|q| q.view())
+                        {
+                            for (pool, _, min, max) in q.allocation_pools() {
+                                assert_eq!((min, max), (0, 0), "the offered pool has no bounds");
+                                if let Some(pool) = pool {
+                                    s.lock().unwrap().0.push(pool.as_ptr() as usize);
+                                }
+                            }
+                        }
+                        gst::PadProbeReturn::Ok
+                    },
+                );
+                let s = seen.clone();
+                pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    if let Some(b) = info.buffer() {
+                        // SAFETY: the buffer is alive for the probe's call; its pool field is
+                        // only read.
+                        let of = unsafe { (*b.as_ptr()).pool } as usize;
+                        let mut s = s.lock().unwrap();
+                        if s.0.last() == Some(&of) {
+                            s.1 += 1;
+                        } else {
+                            s.2 += 1;
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+                seen
+            })
+            .collect();
+        let frames = common::collect(&common::element(&p, "s").unwrap());
+        common::run_to_eos(&p, 120).unwrap();
+        let _ = p.set_state(gst::State::Null);
+        let seen: Vec<(Vec<usize>, usize, usize)> =
+            seen.iter().map(|s| s.lock().unwrap().clone()).collect();
+        (std::mem::take(&mut frames.lock().unwrap().0), seen)
+    };
+    let (windowed, seen) = run("");
+    let (offline, _) = run("frames=read-again");
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("per pad (pools offered, buffers from the last one, from elsewhere): {seen:?}");
+    assert_eq!(windowed.len(), 96);
+    same_frames(&windowed, &offline);
+    for (name, (offered, ours, other)) in ["bg", "fg"].iter().zip(&seen) {
+        assert!(
+            offered.len() >= 2,
+            "{name}: {} allocation queries answered with a pool",
+            offered.len()
+        );
+        // Frames from a pool offered before the last one: those of the first window.
+        assert!(
+            *ours > 0 && *ours + *other >= 96 && *other <= *ours,
+            "{name}: {ours} buffers from the pool offered last, {other} from others"
+        );
+    }
+}
+
 /// Windowed on files, a caps change on either pad while the first window is read on
 /// thumbnails only: the element reads both inputs again from their start, holding frames as
 /// they arrive, and then follows the change as offline (frames converted to the first caps, a

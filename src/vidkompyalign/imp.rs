@@ -167,6 +167,10 @@ pub struct VidkompyAlign {
     bg_format: Mutex<Option<VideoFormat>>,
     /// The last offline alignment, kept across flushes: the output after a seek reuses it.
     made: Mutex<Option<Made>>,
+    /// The pool offered upstream in each sink pad's last allocation query (bg, fg). It has no
+    /// maximum, so a frame from it is held as it is; any other frame is held as a copy (a
+    /// capture source's or hardware decoder's pool may have only a few buffers).
+    offered: Mutex<[Option<gst::BufferPool>; 2]>,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it (the element never
@@ -289,6 +293,7 @@ impl ObjectSubclass for VidkompyAlign {
             rewind: Mutex::new(None),
             bg_format: Mutex::new(None),
             made: Mutex::new(None),
+            offered: Mutex::new([None, None]),
         }
     }
 }
@@ -701,6 +706,35 @@ impl AggregatorImpl for VidkompyAlign {
             }
             _ => self.parent_sink_query(pad, query),
         }
+    }
+
+    fn propose_allocation(
+        &self,
+        pad: &gst_base::AggregatorPad,
+        decide_query: Option<&gst::query::Allocation>,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        self.parent_propose_allocation(pad, decide_query, query)?;
+        let (Some(caps), _) = query.get_owned() else {
+            return Ok(());
+        };
+        let Ok(info) = gst_video::VideoInfo::from_caps(&caps) else {
+            return Ok(());
+        };
+        let size = u32::try_from(info.size())
+            .map_err(|_| gst::loggable_error!(CAT, "frames of {caps} are too large"))?;
+        // No minimum and no maximum: the window holds as many frames as it needs, and the
+        // pool grows to that. No video meta either: frames come in the caps' own layout.
+        let pool = gst_video::VideoBufferPool::new();
+        let mut config = pool.config();
+        config.set_params(Some(&caps), size, 0, 0);
+        pool.set_config(config)
+            .map_err(|e| gst::loggable_error!(CAT, "cannot set up a pool for {caps}: {e}"))?;
+        query.add_allocation_pool(Some(&pool), size, 0, 0);
+        let k = usize::from(self.pad_name(pad) == "fg");
+        gst::debug!(CAT, obj = pad, "offering upstream {pool:?} for {caps}");
+        lock(&self.offered)[k] = Some(pool.upcast());
+        Ok(())
     }
 
     fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::intake::{full_luma, unclipped, with_luma};
 use super::render::{Output, output_pool, plane_layouts};
-use super::{CAT, Phase, State, VidkompyAlign};
+use super::{CAT, Phase, State, VidkompyAlign, lock};
 use crate::align::Cancel;
 use crate::align::analysis::{Alignment, Side};
 use crate::align::features::Thumb;
@@ -81,8 +81,17 @@ const PACED_OUT_PER_ROUND: usize = 2;
 /// Slots a fg frame may lie after the previous one (three frames dropped in a row).
 const MAX_SLOT_STEP: f64 = 4.0;
 
-/// A frame held in live mode: a copy, so that upstream's buffer goes back to its pool at once
-/// (capture sources and hardware decoders have fixed pools).
+/// Whether `buffer` was acquired from `pool`.
+fn from_pool(buffer: &gst::BufferRef, pool: &gst::BufferPool) -> bool {
+    // SAFETY: a buffer's `pool` field is set when it is acquired and cleared when it goes
+    // back to its pool, which cannot happen while the reference read here is alive.
+    let of = unsafe { (*buffer.as_ptr()).pool };
+    std::ptr::eq(of, pool.as_ptr())
+}
+
+/// A frame held in live mode: upstream's buffer when it comes from the pool we offered, else a
+/// copy, so that upstream's buffer goes back to its pool at once (capture sources and hardware
+/// decoders have fixed pools).
 pub(super) struct Held {
     index: usize,
     /// fg: the frame's slot on its frame grid (its index plus frames dropped before it).
@@ -356,6 +365,10 @@ pub(super) struct LiveRun {
     files: bool,
     /// Each pad's pool of buffers that held frames are copied into (bg, fg), with their size.
     pools: [Option<(gst::BufferPool, usize)>; 2],
+    /// Upstream is to be asked to renegotiate its allocation (a RECONFIGURE event on both
+    /// sink pads): the pools offered to it grew to the first window's frames, and new ones
+    /// grow only to what the sliding window holds.
+    renew_offered: bool,
     /// Each pad's segment when its first frame came (bg, fg): once sought back, frames read
     /// again get their running times on it, as they had the first time.
     first_segments: [Option<gst::FormattedSegment<gst::ClockTime>>; 2],
@@ -773,7 +786,7 @@ impl VidkompyAlign {
         let buffer = if live.scouting() && pts.is_some() {
             None
         } else {
-            Some(Self::copy_frame(&mut live.pools, &buffer, index, name)?)
+            Some(self.hold_frame(&mut live.pools, &buffer, index, name)?)
         };
         let thumb = Arc::new(thumb);
         // A fg frame's slot: as many frame durations after the previous one as its running
@@ -849,11 +862,13 @@ impl VidkompyAlign {
         }
     }
 
-    /// A copy of frame `index` of pad `name`, so that upstream's buffer goes back to its pool;
-    /// into a buffer of the pad's own pool (`pools`, by pad), whose memory is used again once
-    /// a held frame goes out (fresh memory for each copy costs more in page faults than the
-    /// copy itself).
-    fn copy_frame(
+    /// Frame `index` of pad `name` to hold: upstream's buffer itself when it comes from the
+    /// pool offered to upstream (which has no maximum), else a copy, so that upstream's buffer
+    /// goes back to its pool at once; the copy goes into a buffer of the pad's own pool
+    /// (`pools`, by pad), whose memory is used again once a held frame goes out (fresh memory
+    /// for each copy costs more in page faults than the copy itself).
+    fn hold_frame(
+        &self,
         pools: &mut [Option<(gst::BufferPool, usize)>; 2],
         buffer: &gst::Buffer,
         index: usize,
@@ -864,6 +879,12 @@ impl VidkompyAlign {
             gst::FlowError::Error
         };
         let k = usize::from(name == "fg");
+        if lock(&self.offered)[k]
+            .as_ref()
+            .is_some_and(|p| from_pool(buffer, p))
+        {
+            return Ok(buffer.clone());
+        }
         let size = buffer.size();
         if pools[k].as_ref().is_none_or(|(_, s)| *s != size) {
             if let Some((old, _)) = pools[k].take() {
@@ -939,7 +960,7 @@ impl VidkompyAlign {
         };
         if let Some(h) = found {
             if h.buffer.is_none() {
-                h.buffer = Some(Self::copy_frame(pools, buffer, h.index, name)?);
+                h.buffer = Some(self.hold_frame(pools, buffer, h.index, name)?);
             }
             reread[k] = Some(h.index);
             return Ok(true);
@@ -1506,6 +1527,7 @@ impl VidkompyAlign {
                 // go back to no pool: frames from here on come from pools that grow only to
                 // what the sliding window holds.
                 Self::fresh_pools(&mut live.pools);
+                live.renew_offered = true;
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -1606,6 +1628,24 @@ impl VidkompyAlign {
             ]
         };
         self.seek_back(segments)
+    }
+
+    /// Asks upstream of both sink pads to renegotiate its allocation once the first window's
+    /// frames are let go: a decoder then takes a new pool from us and drops the old one, whose
+    /// buffers (as many as the first window held) are freed as they come back.
+    fn renew_offered(&self) {
+        let renew = {
+            let mut guard = self.state();
+            guard
+                .as_mut()
+                .and_then(State::live_mut)
+                .is_some_and(|l| std::mem::take(&mut l.renew_offered))
+        };
+        if renew {
+            for pad in [&self.bg_pad, &self.fg_pad] {
+                let _ = pad.push_event(gst::event::Reconfigure::new());
+            }
+        }
     }
 
     /// Runs `f` on a thread of its own, `vidkompy-<what>`; an element error where none starts.
@@ -2759,6 +2799,7 @@ impl VidkompyAlign {
             }
         }
         self.scout_rewind()?;
+        self.renew_offered();
         if let Some((caps, segment)) = caps_to_set {
             self.start_output(caps, segment)?;
         }

@@ -2719,6 +2719,20 @@ impl VidkompyAlign {
                     Ready::Go => (),
                     Ready::Wait => break,
                 }
+                // A paced run keeps its newest committed frame back until the next one is
+                // committed (or the fg ended): the next match tells whether this bg frame is
+                // used again, and if not the output is composited on it in place. Not while a
+                // fg stretch waits for every frame before it to go out.
+                let fg_done =
+                    self.fg_pad.is_eos() && !self.fg_pad.has_buffer() && live.fg.is_empty();
+                if live.paced
+                    && !drain
+                    && live.ready.len() < 2
+                    && !fg_done
+                    && live.stretch.is_empty()
+                {
+                    break;
+                }
                 let Some((fg, j)) = live.ready.pop_front() else {
                     break;
                 };
@@ -2751,14 +2765,27 @@ impl VidkompyAlign {
                 live.output += 1;
                 // The bg frame matched, else the nearest held (it cannot be older than the
                 // oldest held, which eviction keeps for committed matches).
-                let with_buffer = |b: &&Held| b.buffer.is_some();
-                let bg = live
+                let has = |b: &Held| b.buffer.is_some();
+                let Some(k) = live
                     .bg
                     .iter()
-                    .filter(with_buffer)
-                    .find(|b| b.index >= j)
-                    .or(live.bg.iter().rev().find(with_buffer))
-                    .and_then(|b| b.buffer.clone());
+                    .position(|b| has(b) && b.index >= j)
+                    .or(live.bg.iter().rposition(has))
+                else {
+                    return Err(gst::FlowError::Error);
+                };
+                // Its last use in a paced run (whose path never goes back): the next output's
+                // bg frame is held, and lies after it. The frame is then let go, so that the
+                // output is composited on it in place.
+                let last_use = live.paced
+                    && live.ready.front().is_some_and(|&(_, next)| {
+                        next > live.bg[k].index && live.bg.iter().any(|b| has(b) && b.index >= next)
+                    });
+                let bg = if last_use {
+                    live.bg[k].buffer.take()
+                } else {
+                    live.bg[k].buffer.clone()
+                };
                 let Some(bg) = bg else {
                     return Err(gst::FlowError::Error);
                 };

@@ -185,20 +185,43 @@ impl VidkompyAlign {
             }
         }
 
-        let bg_frame = gst_video::VideoFrame::from_buffer_readable(bg_buf, &bg_info)
-            .map_err(|_| fail("bg buffer does not match its caps"))?;
-        let pooled = out.pool.as_ref().and_then(|p| p.acquire_buffer(None).ok());
-        let out_buf = match pooled {
-            Some(b) => b,
-            None => gst::Buffer::with_size(out.info.size())
-                .map_err(|_| fail("cannot allocate the output buffer"))?,
+        // A bg frame no one else holds, in the output's own layout, is composited on in place;
+        // any other is copied into an output buffer first.
+        let in_place = bg_buf.is_writable()
+            && bg_buf.meta::<gst_video::VideoMeta>().is_none()
+            && bg_buf.size() == out.info.size()
+            && (bg_info.format(), bg_info.width(), bg_info.height())
+                == (out.info.format(), out.info.width(), out.info.height());
+        let mut out_frame = if in_place {
+            let mut b = bg_buf;
+            {
+                let b = b.make_mut();
+                b.foreach_meta_mut(|_| {
+                    std::ops::ControlFlow::Continue(gst::buffer::BufferMetaForeachAction::Remove)
+                });
+                b.unset_flags(b.flags());
+                b.set_dts(None);
+                b.set_offset(gst::format::Buffers::OFFSET_NONE);
+                b.set_offset_end(gst::format::Buffers::OFFSET_NONE);
+            }
+            gst_video::VideoFrame::from_buffer_writable(b, &out.info)
+                .map_err(|_| fail("cannot map the bg frame to composite on"))?
+        } else {
+            let bg_frame = gst_video::VideoFrame::from_buffer_readable(bg_buf, &bg_info)
+                .map_err(|_| fail("bg buffer does not match its caps"))?;
+            let pooled = out.pool.as_ref().and_then(|p| p.acquire_buffer(None).ok());
+            let out_buf = match pooled {
+                Some(b) => b,
+                None => gst::Buffer::with_size(out.info.size())
+                    .map_err(|_| fail("cannot allocate the output buffer"))?,
+            };
+            let mut out_frame = gst_video::VideoFrame::from_buffer_writable(out_buf, &out.info)
+                .map_err(|_| fail("cannot map the output buffer"))?;
+            bg_frame
+                .copy(&mut out_frame)
+                .map_err(|_| fail("cannot copy the bg frame"))?;
+            out_frame
         };
-        let mut out_frame = gst_video::VideoFrame::from_buffer_writable(out_buf, &out.info)
-            .map_err(|_| fail("cannot map the output buffer"))?;
-        bg_frame
-            .copy(&mut out_frame)
-            .map_err(|_| fail("cannot copy the bg frame"))?;
-        drop(bg_frame);
 
         let fg_frame = gst_video::VideoFrame::from_buffer_readable(fg_buf, &fg_info)
             .map_err(|_| fail("fg buffer does not match its caps"))?;

@@ -81,6 +81,11 @@ const PACED_OUT_PER_ROUND: usize = 2;
 /// Slots a fg frame may lie after the previous one (three frames dropped in a row).
 const MAX_SLOT_STEP: f64 = 4.0;
 
+/// Whether `pad` reached EOS with no buffer left to take.
+fn ended(pad: &gst_base::AggregatorPad) -> bool {
+    pad.is_eos() && !pad.has_buffer()
+}
+
 /// Whether `buffer` was acquired from `pool`.
 fn from_pool(buffer: &gst::BufferRef, pool: &gst::BufferPool) -> bool {
     // SAFETY: a buffer's `pool` field is set when it is acquired and cleared when it goes
@@ -519,7 +524,7 @@ impl VidkompyAlign {
                 }
             }
         }
-        if self.fg_pad.is_eos() && !self.fg_pad.has_buffer() {
+        if ended(&self.fg_pad) {
             // The fg ended: EOS goes out now, whatever the bg does.
             return Some(gst::ClockTime::ZERO);
         }
@@ -615,7 +620,6 @@ impl VidkompyAlign {
     /// the last committed match's offset). A pad that holds nothing waits, unless it ended.
     fn live_take_paced(&self, state: &mut State) -> Result<(), gst::FlowError> {
         let settings = super::lock(&self.settings).clone();
-        let ended = |pad: &gst_base::AggregatorPad| pad.is_eos() && !pad.has_buffer();
         let Some(live) = state.live() else {
             return Err(gst::FlowError::Error);
         };
@@ -993,7 +997,6 @@ impl VidkompyAlign {
         let Some((fg, j)) = live.ready.front() else {
             return Ok(Ready::Go);
         };
-        let ended = |pad: &gst_base::AggregatorPad| pad.is_eos() && !pad.has_buffer();
         if fg.buffer.is_none() {
             if live.reread[1].is_some_and(|r| r >= fg.index) || ended(&self.fg_pad) {
                 gst::element_imp_error!(
@@ -1145,7 +1148,6 @@ impl VidkompyAlign {
         if n == 0 {
             return 0;
         }
-        let ended = |pad: &gst_base::AggregatorPad| pad.is_eos() && !pad.has_buffer();
         let fg_ended = ended(&self.fg_pad);
         // A fg stretch after a caps change waits for its own footprint: the frames before it
         // are all there is of theirs (the first search needs wait for no more).
@@ -1447,7 +1449,7 @@ impl VidkompyAlign {
         live: &mut LiveRun,
         infos: &[Option<gst_video::VideoInfo>; 2],
     ) -> Result<ScoutStep, gst::FlowError> {
-        let bg_ended = self.bg_pad.is_eos() && !self.bg_pad.has_buffer();
+        let bg_ended = ended(&self.bg_pad);
         match &mut live.scout {
             // Read further: the next try once the bg is that far ahead (or ended).
             Scout::Reading
@@ -1503,9 +1505,7 @@ impl VidkompyAlign {
                         Side::Fg => (&live.fg, 1, &self.fg_pad),
                     };
                     held.iter().find(|h| h.index == i).is_none_or(|h| {
-                        h.buffer.is_some()
-                            || live.reread[k].is_some_and(|r| r >= i)
-                            || (pad.is_eos() && !pad.has_buffer())
+                        h.buffer.is_some() || live.reread[k].is_some_and(|r| r >= i) || ended(pad)
                     })
                 };
                 let complete = wanted.bg.iter().all(|&j| in_or_past(Side::Bg, j))
@@ -2051,7 +2051,7 @@ impl VidkompyAlign {
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Ok(());
         };
-        let fg_ended = self.fg_pad.is_eos() && !self.fg_pad.has_buffer();
+        let fg_ended = ended(&self.fg_pad);
         let Phase::Live(live) = &mut state.phase else {
             return Ok(());
         };
@@ -2414,7 +2414,7 @@ impl VidkompyAlign {
             return Err(gst::FlowError::Error);
         };
         if live.bg.is_empty() {
-            if self.bg_pad.is_eos() && !self.bg_pad.has_buffer() {
+            if ended(&self.bg_pad) {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Failed,
@@ -2425,7 +2425,7 @@ impl VidkompyAlign {
             // Nothing to composite on yet: the fg frames wait (bounded by the pad's queue).
             return Ok(());
         }
-        let bg_ended = self.bg_pad.is_eos() && !self.bg_pad.has_buffer();
+        let bg_ended = ended(&self.bg_pad);
         let matches: Vec<(usize, bool, Option<f32>)> = if live.search == Search::Found {
             let Some(t) = live.tracker.as_mut() else {
                 return Err(gst::FlowError::Error);
@@ -2723,8 +2723,7 @@ impl VidkompyAlign {
                 // committed (or the fg ended): the next match tells whether this bg frame is
                 // used again, and if not the output is composited on it in place. Not while a
                 // fg stretch waits for every frame before it to go out.
-                let fg_done =
-                    self.fg_pad.is_eos() && !self.fg_pad.has_buffer() && live.fg.is_empty();
+                let fg_done = ended(&self.fg_pad) && live.fg.is_empty();
                 if live.paced
                     && !drain
                     && live.ready.len() < 2
@@ -2808,8 +2807,7 @@ impl VidkompyAlign {
                 }
             }
             let finished = !drain
-                && self.fg_pad.is_eos()
-                && !self.fg_pad.has_buffer()
+                && ended(&self.fg_pad)
                 && state
                     .live()
                     .is_none_or(|l| l.fg.is_empty() && l.ready.is_empty());

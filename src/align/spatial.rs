@@ -577,7 +577,10 @@ struct Level {
 /// allocation, which the cache keeps alive so that the key stays unique.
 #[derive(Default)]
 pub struct LevelCache {
-    bg: Cached<BgCrop>,
+    /// One crop per bg frame and level: a crop that holds the one asked for serves it (window
+    /// sums are exact, so the results do not depend on the crop), else the two crops' union
+    /// replaces it.
+    bg: HashMap<(usize, usize), (Arc<Thumb>, Crop, BgLevel)>,
     fg: Cached<Image>,
 }
 
@@ -606,6 +609,22 @@ struct Crop {
 }
 
 impl Crop {
+    /// Whether `self` holds `other`.
+    fn holds(&self, other: &Crop) -> bool {
+        self.x.0 <= other.x.0
+            && other.x.1 <= self.x.1
+            && self.y.0 <= other.y.0
+            && other.y.1 <= self.y.1
+    }
+
+    /// The smallest crop that holds both.
+    fn union(&self, other: &Crop) -> Crop {
+        Crop {
+            x: (self.x.0.min(other.x.0), self.x.1.max(other.x.1)),
+            y: (self.y.0.min(other.y.0), self.y.1.max(other.y.1)),
+        }
+    }
+
     /// The crop that holds every template of up to `tw` x `th` level px placed at offsets
     /// within `reach` of `center`.
     fn around(center: (i64, i64), reach: (i64, i64), tw: i64, th: i64) -> Crop {
@@ -667,6 +686,35 @@ fn cached<T: Send + Sync>(
 }
 
 impl LevelCache {
+    /// `frames` at level `f`, each cropped to `crop` or more, building the missing ones (in
+    /// parallel).
+    fn bg_level(&mut self, frames: &[&Arc<Thumb>], f: usize, crop: Crop) -> Vec<BgLevel> {
+        let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f);
+        let mut todo: Vec<(&Arc<Thumb>, Crop)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for &t in frames {
+            if !seen.insert(key(t)) {
+                continue;
+            }
+            match self.bg.get(&key(t)) {
+                Some((_, held, _)) if held.holds(&crop) => (),
+                Some((_, held, _)) => todo.push((t, held.union(&crop))),
+                None => todo.push((t, crop)),
+            }
+        }
+        let built: Vec<_> = todo
+            .par_iter()
+            .map(|&(t, c)| (t.clone(), c, Arc::new(c.level(t, f))))
+            .collect();
+        for (t, c, l) in built {
+            self.bg.insert(key(&t), (t, c, l));
+        }
+        frames
+            .iter()
+            .filter_map(|t| self.bg.get(&key(t)).map(|e| e.2.clone()))
+            .collect()
+    }
+
     /// The pairs' frames at level `f`, the bg frames cropped to `crop`.
     fn level(&mut self, pairs: &[FramePair], f: usize, crop: Crop) -> Level {
         let (bg, owner): (Vec<&Arc<Thumb>>, Vec<u32>) = pairs
@@ -682,7 +730,7 @@ impl LevelCache {
         Level {
             f,
             owner,
-            bg: cached(&mut self.bg, &bg, f, Some(crop), |t| crop.level(t, f)),
+            bg: self.bg_level(&bg, f, crop),
             fg: cached(&mut self.fg, &fg, f, None, |t| t.image_at(f)),
         }
     }
@@ -1167,6 +1215,69 @@ mod tests {
         ];
         assert!(corners.iter().all(|&d| d <= 1.0), "{e:?} {corners:?}");
         assert!(e.score > 0.95, "{e:?}");
+    }
+
+    /// Refinements from different starts share one crop per bg frame and level: a later one
+    /// whose crop lies outside the cached one widens it, and every result is the one a fresh
+    /// cache gives (window sums do not depend on the crop).
+    #[test]
+    fn refinements_share_one_crop_per_frame_and_level() {
+        let cancel = Cancel::new();
+        let bg = scene(270, 480, 5);
+        let (fx, fy, fw, fh) = (131.0, 57.0, 200.0, 120.0);
+        let r = Rect {
+            x: fx,
+            y: fy,
+            w: fw,
+            h: fh,
+        };
+        let fg = resample(&bg, r, 320, 192).mapv(|v| 0.8 * v + 10.0);
+        let geo = Geometry {
+            fg: (320, 192),
+            bg: (480, 270),
+        };
+        let pairs = vec![FramePair {
+            fg: Arc::new(Thumb::from_image(&fg)),
+            bg: Arc::new(Thumb::from_image(&bg)),
+            near: Vec::new(),
+        }];
+        let start = |dx: f64, dy: f64| Estimate {
+            x: fx + dx,
+            y: fy + dy,
+            scale: fw / 320.0,
+            score: 0.0,
+        };
+        let c = Constraints::default();
+        let mut cache = LevelCache::default();
+        for (dx, dy) in [(3.0, -2.0), (-9.0, 7.0), (0.0, 0.0)] {
+            let shared = refine_cached(
+                geo,
+                &pairs,
+                start(dx, dy),
+                4.0,
+                c,
+                &mut cache,
+                &CpuKernels,
+                &cancel,
+            )
+            .unwrap();
+            let fresh = refine(geo, &pairs, start(dx, dy), 4.0, c, &cancel).unwrap();
+            assert_eq!(
+                (shared.x, shared.y, shared.scale, shared.score),
+                (fresh.x, fresh.y, fresh.scale, fresh.score)
+            );
+            assert!(
+                (shared.x - fx).abs() <= 1.0 && (shared.y - fy).abs() <= 1.0,
+                "{shared:?}"
+            );
+            // One bg frame at the levels a refinement from 4 visits (2 and 1).
+            assert_eq!(
+                cache.bg.len(),
+                2,
+                "{:?}",
+                cache.bg.keys().collect::<Vec<_>>()
+            );
+        }
     }
 
     /// A camera panning 3 px a frame over a wide scene in which an object moves on its own:

@@ -161,6 +161,117 @@ impl Integral {
     }
 }
 
+/// Window sums of an image and of its squares, for [`ncc_from_dot`].
+pub trait WindowStats {
+    /// The sums over the `th` x `tw` window at `(v, u)`; `None` where they are not kept.
+    fn sums(&self, v: usize, u: usize, th: usize, tw: usize) -> Option<(f64, f64)>;
+}
+
+impl WindowStats for Integral {
+    fn sums(&self, v: usize, u: usize, th: usize, tw: usize) -> Option<(f64, f64)> {
+        let (h, w) = self.sum.dim();
+        (v + th < h && u + tw < w).then(|| {
+            (
+                box_sum(&self.sum, v, u, th, tw),
+                box_sum(&self.sum2, v, u, th, tw),
+            )
+        })
+    }
+}
+
+/// The prefix sums of an [`Integral`], kept only at some rows and columns (prefix positions,
+/// `0..=h` and `0..=w`): enough for the windows whose corners all lie there, in a fraction of
+/// the memory. The sums are the same numbers an [`Integral`] holds.
+#[derive(Debug, Clone)]
+pub struct CornerSums {
+    /// Index of each prefix row (column) among those kept, `u32::MAX` where not kept.
+    row_at: Vec<u32>,
+    col_at: Vec<u32>,
+    cols: usize,
+    sum: Vec<f64>,
+    sum2: Vec<f64>,
+}
+
+impl CornerSums {
+    /// The prefix sums of `img` at `rows` and `cols` (positions past the image are ignored).
+    pub fn new(img: &Image, rows: &[usize], cols: &[usize]) -> CornerSums {
+        let (h, w) = img.dim();
+        let index = |kept: &[usize], n: usize| {
+            let mut at = vec![u32::MAX; n + 1];
+            let mut k = 0u32;
+            for &p in kept {
+                if p <= n && at[p] == u32::MAX {
+                    at[p] = k;
+                    k += 1;
+                }
+            }
+            (at, k as usize)
+        };
+        let (row_at, nrows) = index(rows, h);
+        let (col_at, ncols) = index(cols, w);
+        let mut sum = vec![0f64; nrows * ncols];
+        let mut sum2 = vec![0f64; nrows * ncols];
+        // Column sums of the row prefixes so far: row `y` of an Integral, one row at a time
+        // (the same additions in the same order, so the same numbers).
+        let mut acc = vec![0f64; w + 1];
+        let mut acc2 = vec![0f64; w + 1];
+        let mut keep = |r: usize, acc: &[f64], acc2: &[f64]| {
+            let i = row_at[r];
+            if i == u32::MAX {
+                return;
+            }
+            for (c, &j) in col_at.iter().enumerate() {
+                if j != u32::MAX {
+                    let k = i as usize * ncols + j as usize;
+                    sum[k] = acc[c];
+                    sum2[k] = acc2[c];
+                }
+            }
+        };
+        keep(0, &acc, &acc2);
+        for (y, row) in img.rows().into_iter().enumerate() {
+            let (mut rs, mut rs2) = (0f64, 0f64);
+            for (x, &v) in row.iter().enumerate() {
+                let v = f64::from(v);
+                rs += v;
+                rs2 += v * v;
+                acc[x + 1] += rs;
+                acc2[x + 1] += rs2;
+            }
+            keep(y + 1, &acc, &acc2);
+        }
+        CornerSums {
+            row_at,
+            col_at,
+            cols: ncols,
+            sum,
+            sum2,
+        }
+    }
+
+    fn at(&self, r: usize, c: usize) -> Option<usize> {
+        let i = *self.row_at.get(r)?;
+        let j = *self.col_at.get(c)?;
+        (i != u32::MAX && j != u32::MAX).then_some(i as usize * self.cols + j as usize)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        4 * (self.row_at.len() + self.col_at.len()) + 16 * self.sum.len()
+    }
+}
+
+impl WindowStats for CornerSums {
+    fn sums(&self, v: usize, u: usize, th: usize, tw: usize) -> Option<(f64, f64)> {
+        let (a, b) = (self.at(v, u)?, self.at(v, u + tw)?);
+        let (c, d) = (self.at(v + th, u)?, self.at(v + th, u + tw)?);
+        Some((
+            self.sum[d] - self.sum[b] - self.sum[c] + self.sum[a],
+            self.sum2[d] - self.sum2[b] - self.sum2[c] + self.sum2[a],
+        ))
+    }
+}
+
 /// A template made zero-mean, with its norm; `None` when it is flat.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -316,13 +427,18 @@ impl QTemplate {
 
 /// NCC of `t` at `(v, u)` of an image with `integral` from its [`window_dot`] `dot`: exact
 /// integers in, the same number out on every backend.
-pub fn ncc_from_dot(dot: i64, t: &QTemplate, integral: &Integral, v: usize, u: usize) -> f64 {
+pub fn ncc_from_dot(dot: i64, t: &QTemplate, stats: &impl WindowStats, v: usize, u: usize) -> f64 {
     let (th, tw) = (t.h, t.w);
-    let var = integral.window_var(v, u, th, tw);
-    if var <= FLAT_VAR * (th * tw) as f64 {
+    let Some((s1, s2)) = stats.sums(v, u, th, tw) else {
+        debug_assert!(false, "no window sums at ({v}, {u}) for {tw}x{th}");
+        return 0.0;
+    };
+    let n = (th * tw) as f64;
+    let var = (s2 - s1 * s1 / n).max(0.0);
+    if var <= FLAT_VAR * n {
         return 0.0;
     }
-    let mean = integral.window_sum(v, u, th, tw) / (th * tw) as f64;
+    let mean = s1 / n;
     // sum of t·(img - mean), img = value / IMAGE_ONE.
     let num = dot as f64 / IMAGE_ONE - mean * t.sum as f64;
     num / (t.norm * var.sqrt())
@@ -331,6 +447,37 @@ pub fn ncc_from_dot(dot: i64, t: &QTemplate, integral: &Integral, v: usize, u: u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corner_sums_are_the_integral_s_at_the_corners_kept() {
+        // Level values: multiples of 1/4, as a 2x2 box mean of bytes gives.
+        let img = Image::from_shape_fn((37, 53), |(y, x)| ((y * 131 + x * 71) % 1021) as f32 / 4.0);
+        let full = Integral::new(&img);
+        let rows: Vec<usize> = (3..9).chain(20..30).chain([37, 40]).collect();
+        let cols: Vec<usize> = (0..5).chain(40..54).collect();
+        let kept = CornerSums::new(&img, &rows, &cols);
+        let mut checked = 0;
+        for v in 0..37 {
+            for u in 0..53 {
+                for (th, tw) in [(17, 40), (20, 36), (1, 1)] {
+                    let has = |r: usize, c: usize| {
+                        r <= 37 && c <= 53 && rows.contains(&r) && cols.contains(&c)
+                    };
+                    let all = has(v, u) && has(v + th, u + tw) && has(v, u + tw) && has(v + th, u);
+                    match kept.sums(v, u, th, tw) {
+                        Some(s) => {
+                            assert!(all, "({v}, {u}) {th}x{tw} has a corner not kept");
+                            assert_eq!(Some(s), full.sums(v, u, th, tw));
+                            checked += 1;
+                        }
+                        None => assert!(!all, "({v}, {u}) {th}x{tw}"),
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+        assert!(kept.bytes() * 5 < 16 * 38 * 54, "{} bytes", kept.bytes());
+    }
 
     /// Dot product in eight independent lanes, so that the compiler vectorises it.
     fn dot(a: &[f32], b: &[f32]) -> f32 {

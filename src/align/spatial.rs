@@ -11,7 +11,9 @@
 
 use super::features::{Image, Rect, Thumb, downscale_image, resample};
 use super::kernels::{CpuKernels, Kernels};
-use super::ncc::{self, Fft2, Integral, Prepared, QTemplate, Scratch, Template, TemplateSpectrum};
+use super::ncc::{
+    self, CornerSums, Fft2, Prepared, QTemplate, Scratch, Template, TemplateSpectrum,
+};
 use super::{Cancel, Cancelled};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -584,53 +586,70 @@ pub struct LevelCache {
     fg: Cached<Image>,
 }
 
-/// A bg frame at one level, cropped to where a search's templates can land: its integral
-/// images and its values in fixed point ([`ncc::quantise_image`]). The sums of integral images
-/// are exact (level values are multiples of a power of two's inverse), so a crop's window sums
-/// equal the whole frame's.
+/// A bg frame at one level, cropped to where a search's templates can land: the window sums
+/// at the corners of the windows it can score ([`ncc::CornerSums`]) and its values in fixed
+/// point ([`ncc::quantise_image`]). The sums are exact (level values are multiples of a power
+/// of two's inverse), so a crop's window sums equal the whole frame's.
 struct BgCrop {
     /// The whole level's size (height, width).
     full: (usize, usize),
     /// The crop's top-left corner (x, y) and size (height, width), in level px.
     origin: (usize, usize),
     dims: (usize, usize),
-    integral: Integral,
+    sums: CornerSums,
     q: Vec<i16>,
 }
 
 type BgLevel = Arc<BgCrop>;
 
-/// Where a search at one level can place templates, in level px: columns `x.0..x.1`, rows
-/// `y.0..y.1` (clamped to the frame when cropped).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a search at one level can place templates, in level px: the prefix-sum columns `x`
+/// and rows `y` (sorted) at which the windows it can score have their corners. The crop spans
+/// the first to the last of each, clamped to the frame.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Crop {
-    x: (i64, i64),
-    y: (i64, i64),
+    x: Vec<i64>,
+    y: Vec<i64>,
+}
+
+/// Whether sorted `big` holds every element of sorted `small`.
+fn holds_all(big: &[i64], small: &[i64]) -> bool {
+    small.iter().all(|p| big.binary_search(p).is_ok())
+}
+
+/// The sorted union of sorted `a` and `b`.
+fn merged(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let mut v: Vec<i64> = a.iter().chain(b).copied().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 impl Crop {
     /// Whether `self` holds `other`.
     fn holds(&self, other: &Crop) -> bool {
-        self.x.0 <= other.x.0
-            && other.x.1 <= self.x.1
-            && self.y.0 <= other.y.0
-            && other.y.1 <= self.y.1
+        holds_all(&self.x, &other.x) && holds_all(&self.y, &other.y)
     }
 
     /// The smallest crop that holds both.
     fn union(&self, other: &Crop) -> Crop {
         Crop {
-            x: (self.x.0.min(other.x.0), self.x.1.max(other.x.1)),
-            y: (self.y.0.min(other.y.0), self.y.1.max(other.y.1)),
+            x: merged(&self.x, &other.x),
+            y: merged(&self.y, &other.y),
         }
     }
 
-    /// The crop that holds every template of up to `tw` x `th` level px placed at offsets
-    /// within `reach` of `center`.
-    fn around(center: (i64, i64), reach: (i64, i64), tw: i64, th: i64) -> Crop {
+    /// The crop that holds every template from `tmin` to `tmax` (width, height) level px
+    /// placed at offsets within `reach` of `center`.
+    fn around(center: (i64, i64), reach: (i64, i64), tmin: (i64, i64), tmax: (i64, i64)) -> Crop {
+        let axis = |c: i64, r: i64, lo: i64, hi: i64| {
+            merged(
+                &(c - r..=c + r).collect::<Vec<_>>(),
+                &(c - r + lo..=c + r + hi).collect::<Vec<_>>(),
+            )
+        };
         Crop {
-            x: (center.0 - reach.0, center.0 + reach.0 + tw),
-            y: (center.1 - reach.1, center.1 + reach.1 + th),
+            x: axis(center.0, reach.0, tmin.0, tmax.0),
+            y: axis(center.1, reach.1, tmin.1, tmax.1),
         }
     }
 
@@ -638,35 +657,43 @@ impl Crop {
     fn level(&self, t: &Thumb, f: usize) -> BgCrop {
         let img = t.image_at(f);
         let (h, w) = img.dim();
-        let clamp = |(a, b): (i64, i64), n: usize| {
-            let a = a.clamp(0, n as i64) as usize;
-            (a, (b.clamp(0, n as i64) as usize).max(a))
+        let inside = |v: &[i64], n: usize| -> Vec<usize> {
+            v.iter()
+                .filter(|&&p| (0..=n as i64).contains(&p))
+                .map(|&p| p as usize)
+                .collect()
         };
-        let (x, y) = (clamp(self.x, w), clamp(self.y, h));
+        let (xs, ys) = (inside(&self.x, w), inside(&self.y, h));
+        let span = |v: &[usize]| {
+            (
+                v.first().copied().unwrap_or(0),
+                v.last().copied().unwrap_or(0),
+            )
+        };
+        let (x, y) = (span(&xs), span(&ys));
         let sub = img.slice(ndarray::s![y.0..y.1, x.0..x.1]).to_owned();
+        let from = |v: &[usize], o: usize| v.iter().map(|p| p - o).collect::<Vec<_>>();
         BgCrop {
             full: (h, w),
             origin: (x.0, y.0),
             dims: sub.dim(),
-            integral: Integral::new(&sub),
+            sums: CornerSums::new(&sub, &from(&ys, y.0), &from(&xs, x.0)),
             q: ncc::quantise_image(&sub),
         }
     }
 }
 
-/// Frames cached at one level, keyed by frame allocation, level and crop.
-type Cached<T> = HashMap<(usize, usize, Option<Crop>), (Arc<Thumb>, Arc<T>)>;
+/// Frames cached at one level, keyed by frame allocation and level.
+type Cached<T> = HashMap<(usize, usize), (Arc<Thumb>, Arc<T>)>;
 
-/// `frames` at level `f` (cropped to `crop`) from `cache`, building the missing ones (in
-/// parallel) with `build`.
+/// `frames` at level `f` from `cache`, building the missing ones (in parallel) with `build`.
 fn cached<T: Send + Sync>(
     cache: &mut Cached<T>,
     frames: &[&Arc<Thumb>],
     f: usize,
-    crop: Option<Crop>,
     build: impl Fn(&Thumb) -> T + Sync,
 ) -> Vec<Arc<T>> {
-    let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f, crop);
+    let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f);
     let missing: Vec<&Arc<Thumb>> = frames
         .iter()
         .copied()
@@ -699,12 +726,15 @@ impl LevelCache {
             match self.bg.get(&key(t)) {
                 Some((_, held, _)) if held.holds(&crop) => (),
                 Some((_, held, _)) => todo.push((t, held.union(&crop))),
-                None => todo.push((t, crop)),
+                None => todo.push((t, crop.clone())),
             }
         }
         let built: Vec<_> = todo
-            .par_iter()
-            .map(|&(t, c)| (t.clone(), c, Arc::new(c.level(t, f))))
+            .into_par_iter()
+            .map(|(t, c)| {
+                let l = Arc::new(c.level(t, f));
+                (t.clone(), c, l)
+            })
             .collect();
         for (t, c, l) in built {
             self.bg.insert(key(&t), (t, c, l));
@@ -731,7 +761,7 @@ impl LevelCache {
             f,
             owner,
             bg: self.bg_level(&bg, f, crop),
-            fg: cached(&mut self.fg, &fg, f, None, |t| t.image_at(f)),
+            fg: cached(&mut self.fg, &fg, f, |t| t.image_at(f)),
         }
     }
 }
@@ -865,8 +895,8 @@ impl Scores<'_> {
                     .map(|j| {
                         let [t, b, u, v] = w.jobs[j];
                         let t = w.templates[t as usize];
-                        let integral = &bg[b as usize].integral;
-                        let c = ncc::ncc_from_dot(dots[j], t, integral, v as usize, u as usize);
+                        let sums = &bg[b as usize].sums;
+                        let c = ncc::ncc_from_dot(dots[j], t, sums, v as usize, u as usize);
                         (b, c)
                     })
                     .collect()
@@ -989,7 +1019,7 @@ pub fn near_fits_better(
     // The one candidate: the template at `est`, at that offset.
     let tw = (geo.fg.0 as f64 * est.scale / f as f64).floor() as i64;
     let th = (geo.fg.1 as f64 * est.scale / f as f64).floor() as i64;
-    let crop = Crop::around((at.1, at.2), (0, 0), tw, th);
+    let crop = Crop::around((at.1, at.2), (0, 0), (tw, th), (tw, th));
     let level = cache.level(pairs, f, crop);
     let mut scores = Scores {
         level: &level,
@@ -1060,11 +1090,18 @@ pub fn refine_cached(
         // MAX_CLIMBS windows, each re-centred within `r` and `n_steps` of the last.
         let climbs = MAX_CLIMBS as i64;
         let largest = est.scale * (1.0 + (climbs * n_steps) as f64 * step);
+        let smallest = est.scale * (1.0 - (climbs * n_steps) as f64 * step);
+        let size = |scale: f64, d: i64| {
+            (
+                (geo.fg.0 as f64 * scale / f as f64).floor() as i64 + d,
+                (geo.fg.1 as f64 * scale / f as f64).floor() as i64 + d,
+            )
+        };
         let crop = Crop::around(
             center,
             (climbs * r.0, climbs * r.1),
-            (geo.fg.0 as f64 * largest / f as f64).floor() as i64 + 1,
-            (geo.fg.1 as f64 * largest / f as f64).floor() as i64 + 1,
+            size(smallest, -1),
+            size(largest, 1),
         );
         let level = cache.level(pairs, f, crop);
         let mut scores = Scores {

@@ -85,8 +85,35 @@ fn gpu_backend() -> Result<(Arc<dyn Compute>, String), String> {
 #[cfg(not(feature = "gpu"))]
 pub const NO_GPU_FEATURE: &str = "this build has no GPU support (built without the `gpu` feature)";
 
+/// Whether the machine may have a GPU: on Linux, a DRM device or an NVIDIA device node, without
+/// which no hardware Vulkan driver can open one, so `auto` need not look for an adapter (that
+/// loads every installed Vulkan driver, and Mesa's software one keeps tens of MB of LLVM
+/// resident for the rest of the process). Elsewhere, always.
+#[cfg(feature = "gpu")]
+fn may_have_gpu() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let any = |dir: &str, prefixes: &[&str]| {
+        std::fs::read_dir(dir).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                prefixes.iter().any(|p| name.starts_with(p))
+            })
+        })
+    };
+    any("/dev/dri", &["renderD", "card"]) || any("/dev", &["nvidia"])
+}
+
 #[cfg(feature = "gpu")]
 fn auto_backend() -> (Arc<dyn Compute>, String) {
+    if !may_have_gpu() {
+        return (
+            cpu(),
+            "auto: no GPU device (no /dev/dri or /dev/nvidia*), CPU".into(),
+        );
+    }
     match gpu::adapter() {
         Ok(info) if info.hardware => match Gpu::new() {
             Ok(g) => (
@@ -474,8 +501,14 @@ mod backend_tests {
         let (b, why) = backend(Choice::Cpu).unwrap();
         assert_eq!(b.name(), "cpu");
         assert_eq!(why, "device=cpu");
-        // auto takes the CPU unless the adapter is a hardware GPU.
+        // auto takes the CPU unless the adapter is a hardware GPU, and looks for none where
+        // the machine has no GPU device.
         let (b, why) = backend(Choice::Auto).unwrap();
+        #[cfg(feature = "gpu")]
+        if !may_have_gpu() {
+            assert_eq!(b.name(), "cpu", "{why}");
+            assert!(why.contains("no GPU device"), "{why}");
+        }
         #[cfg(feature = "gpu")]
         match gpu::adapter() {
             Ok(info) if info.hardware => assert!(b.name().starts_with("gpu"), "{why}"),

@@ -73,6 +73,8 @@ pub struct Budget {
     /// Bytes; 0 = unlimited.
     limit: u64,
     used: AtomicU64,
+    /// The most `used` has been.
+    peak: AtomicU64,
 }
 
 impl Budget {
@@ -80,6 +82,7 @@ impl Budget {
         Arc::new(Budget {
             limit,
             used: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
         })
     }
 
@@ -96,7 +99,10 @@ impl Budget {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    self.peak.fetch_max(used + bytes, Ordering::Relaxed);
+                    return true;
+                }
                 Err(now) => used = now,
             }
         }
@@ -112,6 +118,58 @@ impl Budget {
 
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes taken at once.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// The limit (0 = unlimited).
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+}
+
+/// How `max-memory` is shared out: frames (a windowed or live run's held frames, a store's
+/// copies), thumbnails per pad and features per stream. Thumbnails and features get an eighth
+/// of it each (at most [`THUMBS_IN_MEMORY`]), frames the rest: at least half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// Bytes; 0 = unlimited.
+    pub frames: u64,
+    pub thumbs: usize,
+    pub features: usize,
+}
+
+impl Shares {
+    pub fn of(max_memory: u64) -> Shares {
+        if max_memory == 0 {
+            return Shares {
+                frames: 0,
+                thumbs: usize::MAX,
+                features: usize::MAX,
+            };
+        }
+        let each = usize::try_from(max_memory / 8)
+            .unwrap_or(usize::MAX)
+            .min(THUMBS_IN_MEMORY);
+        Shares {
+            frames: max_memory.saturating_sub(4 * each as u64).max(1),
+            thumbs: each,
+            features: each,
+        }
+    }
+
+    /// The smallest `max-memory` whose frame share holds `frame_bytes` (a bg and a fg frame:
+    /// what one output needs at once).
+    pub fn min_memory(frame_bytes: u64) -> u64 {
+        let rest = 4 * THUMBS_IN_MEMORY as u64;
+        if frame_bytes <= rest {
+            2 * frame_bytes
+        } else {
+            frame_bytes + rest
+        }
     }
 }
 
@@ -157,6 +215,22 @@ impl SpillFile {
             })?;
         self.len += bytes.len() as u64;
         Ok(offset)
+    }
+
+    /// Writes `bytes` at `offset`, which must lie within the file or at its end (the file
+    /// grows to hold them).
+    fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), StoreError> {
+        self.file.write_all_at(bytes, offset).map_err(|e| {
+            let full = matches!(e.raw_os_error(), Some(27) | Some(28));
+            StoreError {
+                msg: format!(
+                    "cannot write {} bytes to the spill file in temp-dir {}: {e}",
+                    bytes.len(),
+                    self.dir.display()
+                ),
+                full,
+            }
+        })
     }
 
     /// Reads `buf.len()` bytes at `offset` (any thread; the file has no shared cursor).
@@ -374,20 +448,7 @@ impl PadStore {
         buffer: &gst::Buffer,
         info: &gst_video::VideoInfo,
     ) -> Result<Slot, StoreError> {
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
-            .map_err(|_| StoreError::new("a frame does not match its caps".into()))?;
-        let mut flat = gst::Buffer::with_size(info.size())
-            .map_err(|e| StoreError::new(format!("cannot allocate a frame: {e}")))?;
-        {
-            let flat = flat
-                .get_mut()
-                .ok_or_else(|| StoreError::new("a new buffer is not writable".into()))?;
-            let mut dst = gst_video::VideoFrameRef::from_buffer_ref_writable(flat, info)
-                .map_err(|_| StoreError::new("cannot map a frame".into()))?;
-            frame
-                .copy(&mut dst)
-                .map_err(|e| StoreError::new(format!("cannot copy a frame: {e}")))?;
-        }
+        let flat = flat_copy(buffer, info)?;
         if self.spill.is_none() {
             self.spill = Some(SpillFile::create(self.temp_dir())?);
         }
@@ -469,6 +530,266 @@ impl PadStore {
         self.spill = None;
         self.spilled_bytes = 0;
     }
+}
+
+/// A spill file of frame-sized slots, each used again once the frame in it is let go: its size
+/// follows the most frames spilled at once, not the input's length.
+#[derive(Debug)]
+struct SlotFile {
+    file: SpillFile,
+    slots: std::sync::Mutex<Slots>,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    len: u64,
+    /// Free slots: offset and length.
+    free: Vec<(u64, usize)>,
+}
+
+impl SlotFile {
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes `bytes` into a free slot of their length, else at the end.
+    fn put(self: &Arc<Self>, bytes: &[u8]) -> Result<SpilledFrame, StoreError> {
+        let len = bytes.len();
+        let offset = {
+            let mut s = self.slots();
+            match s.free.iter().position(|&(_, l)| l == len) {
+                Some(i) => s.free.swap_remove(i).0,
+                None => {
+                    s.len += len as u64;
+                    s.len - len as u64
+                }
+            }
+        };
+        // Taken first, so that a failed write gives the slot back.
+        let frame = SpilledFrame {
+            file: self.clone(),
+            offset,
+            len,
+        };
+        self.file.write_at(bytes, offset)?;
+        Ok(frame)
+    }
+}
+
+/// A frame in a [`SlotFile`]; its slot is free again once this is dropped.
+#[derive(Debug)]
+struct SpilledFrame {
+    file: Arc<SlotFile>,
+    offset: u64,
+    len: usize,
+}
+
+impl Drop for SpilledFrame {
+    fn drop(&mut self) {
+        self.file.slots().free.push((self.offset, self.len));
+    }
+}
+
+/// Bytes of a [`Budget`] taken while this lives.
+#[derive(Debug)]
+struct Charge {
+    budget: Arc<Budget>,
+    bytes: u64,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.give(self.bytes);
+    }
+}
+
+#[derive(Debug)]
+enum Kept {
+    /// Upstream's buffer (or a copy), counted against the budget while held.
+    Memory {
+        buffer: gst::Buffer,
+        _charge: Charge,
+    },
+    /// Past the budget: in the spill file, in the default layout of its video info.
+    Spilled(SpilledFrame),
+}
+
+/// A frame held by a windowed or live run: in memory while the budget allows, else in a spill
+/// file. Clones share it (a search's thread may read it while the run holds it).
+#[derive(Debug, Clone)]
+pub struct HeldFrame(Arc<Kept>);
+
+impl HeldFrame {
+    /// The frame as a buffer: the one held, or read back from the spill file (with no
+    /// timestamps or metas).
+    pub fn buffer(&self) -> Result<gst::Buffer, StoreError> {
+        match &*self.0 {
+            Kept::Memory { buffer, .. } => Ok(buffer.clone()),
+            Kept::Spilled(f) => {
+                let mut b = gst::Buffer::with_size(f.len)
+                    .map_err(|e| StoreError::new(format!("cannot allocate a frame: {e}")))?;
+                {
+                    let bm = b
+                        .get_mut()
+                        .ok_or_else(|| StoreError::new("a new buffer is not writable".into()))?;
+                    let mut m = bm
+                        .map_writable()
+                        .map_err(|_| StoreError::new("cannot map a frame".into()))?;
+                    f.file
+                        .file
+                        .read_at(m.as_mut_slice(), f.offset)
+                        .map_err(|e| {
+                            StoreError::new(format!(
+                                "cannot read a frame back from the spill file: {e}"
+                            ))
+                        })?;
+                }
+                Ok(b)
+            }
+        }
+    }
+
+    /// The frame as a buffer no one else holds where it can be (to write the output on):
+    /// upstream's own when this was its last holder, a read-back copy when spilled.
+    pub fn into_buffer(self) -> Result<gst::Buffer, StoreError> {
+        match Arc::try_unwrap(self.0) {
+            Ok(Kept::Memory { buffer, .. }) => Ok(buffer),
+            Ok(kept) => HeldFrame(Arc::new(kept)).buffer(),
+            Err(shared) => HeldFrame(shared).buffer(),
+        }
+    }
+
+    /// `len` bytes at `offset` of a spilled frame (in the default layout of its video info);
+    /// `None` for a frame in memory.
+    pub fn read_spilled(&self, offset: usize, len: usize) -> Option<Result<Vec<u8>, StoreError>> {
+        let Kept::Spilled(f) = &*self.0 else {
+            return None;
+        };
+        if offset.checked_add(len).is_none_or(|end| end > f.len) {
+            return Some(Err(StoreError::new(format!(
+                "bytes {offset}..+{len} lie outside a spilled frame of {} bytes",
+                f.len
+            ))));
+        }
+        let mut bytes = vec![0u8; len];
+        Some(
+            f.file
+                .file
+                .read_at(&mut bytes, f.offset + offset as u64)
+                .map(|_| bytes)
+                .map_err(|e| {
+                    StoreError::new(format!("cannot read a frame back from the spill file: {e}"))
+                }),
+        )
+    }
+
+    /// Whether the frame is in the spill file.
+    pub fn is_spilled(&self) -> bool {
+        matches!(&*self.0, Kept::Spilled(_))
+    }
+}
+
+/// Holds a windowed or live run's frames: in memory under the frame share of the budget, past
+/// it in a spill file of reused slots in `temp-dir`.
+#[derive(Debug)]
+pub struct FrameHolder {
+    budget: Arc<Budget>,
+    temp_dir: Option<PathBuf>,
+    spill: Option<Arc<SlotFile>>,
+    spilled_bytes: u64,
+}
+
+impl Default for FrameHolder {
+    fn default() -> Self {
+        Self::new(Budget::new(0), None)
+    }
+}
+
+impl FrameHolder {
+    pub fn new(budget: Arc<Budget>, temp_dir: Option<PathBuf>) -> Self {
+        FrameHolder {
+            budget,
+            temp_dir,
+            spill: None,
+            spilled_bytes: 0,
+        }
+    }
+
+    /// Holds `buffer` (a frame of `info`): in memory if its bytes fit the budget, else
+    /// written to the spill file, and upstream's buffer let go.
+    pub fn hold(
+        &mut self,
+        buffer: gst::Buffer,
+        info: &gst_video::VideoInfo,
+    ) -> Result<HeldFrame, StoreError> {
+        let bytes = buffer.size() as u64;
+        if self.budget.take(bytes) {
+            return Ok(HeldFrame(Arc::new(Kept::Memory {
+                buffer,
+                _charge: Charge {
+                    budget: self.budget.clone(),
+                    bytes,
+                },
+            })));
+        }
+        if self.spill.is_none() {
+            let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+            self.spill = Some(Arc::new(SlotFile {
+                file: SpillFile::create(dir)?,
+                slots: Default::default(),
+            }));
+        }
+        let Some(spill) = self.spill.as_ref() else {
+            return Err(StoreError::new("no spill file".into()));
+        };
+        let flat = buffer.meta::<gst_video::VideoMeta>().is_none() && buffer.size() == info.size();
+        let frame = if flat {
+            let map = buffer
+                .map_readable()
+                .map_err(|_| StoreError::new("cannot map a frame".into()))?;
+            spill.put(map.as_slice())?
+        } else {
+            let copy = flat_copy(&buffer, info)?;
+            let map = copy
+                .map_readable()
+                .map_err(|_| StoreError::new("cannot map a frame".into()))?;
+            spill.put(map.as_slice())?
+        };
+        self.spilled_bytes += frame.len as u64;
+        Ok(HeldFrame(Arc::new(Kept::Spilled(frame))))
+    }
+
+    /// Bytes written to the spill file so far.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes
+    }
+
+    /// The most frame bytes held in memory at once (by this holder and the stores sharing its
+    /// budget).
+    pub fn peak_bytes(&self) -> u64 {
+        self.budget.peak()
+    }
+}
+
+/// A copy of `buffer` (a frame of `info`) in the default layout of `info`.
+fn flat_copy(buffer: &gst::Buffer, info: &gst_video::VideoInfo) -> Result<gst::Buffer, StoreError> {
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
+        .map_err(|_| StoreError::new("a frame does not match its caps".into()))?;
+    let mut flat = gst::Buffer::with_size(info.size())
+        .map_err(|e| StoreError::new(format!("cannot allocate a frame: {e}")))?;
+    {
+        let flat = flat
+            .get_mut()
+            .ok_or_else(|| StoreError::new("a new buffer is not writable".into()))?;
+        let mut dst = gst_video::VideoFrameRef::from_buffer_ref_writable(flat, info)
+            .map_err(|_| StoreError::new("cannot map a frame".into()))?;
+        frame
+            .copy(&mut dst)
+            .map_err(|e| StoreError::new(format!("cannot copy a frame: {e}")))?;
+    }
+    Ok(flat)
 }
 
 /// Thumbnail bytes a [`ThumbStore`] keeps in memory by default; later thumbnails go to its
@@ -706,6 +1027,84 @@ mod tests {
         drop(b);
         assert_eq!(budget.used(), 0);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn held_frames_past_the_budget_go_to_slots_used_again() {
+        gst::init().unwrap();
+        let info = gray(4, 4);
+        let dir = std::env::temp_dir().join(format!("vidkompy-held-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Room for two frames.
+        let budget = Budget::new(32);
+        let mut h = FrameHolder::new(budget.clone(), Some(dir.clone()));
+        let buf = |v: u8| gst::Buffer::from_mut_slice(vec![v; 16]);
+        let mut held: Vec<HeldFrame> = (0..5u8).map(|i| h.hold(buf(i), &info).unwrap()).collect();
+        assert_eq!(budget.used(), 32);
+        assert_eq!(h.spilled_bytes(), 3 * 16);
+        let spilled: Vec<bool> = held.iter().map(HeldFrame::is_spilled).collect();
+        assert_eq!(spilled, [false, false, true, true, true]);
+        for (i, f) in held.iter().enumerate() {
+            let m = f.buffer().unwrap().into_mapped_buffer_readable().unwrap();
+            assert!(m.iter().all(|&v| v == i as u8), "frame {i}");
+        }
+        // A part of a spilled frame; none of one in memory.
+        assert_eq!(held[3].read_spilled(4, 8).unwrap().unwrap(), vec![3u8; 8]);
+        assert!(held[3].read_spilled(12, 8).unwrap().is_err());
+        assert!(held[0].read_spilled(0, 16).is_none());
+        // A clone keeps the frame (and its charge) until both are dropped.
+        let shared = held[0].clone();
+        held.remove(0);
+        assert_eq!(budget.used(), 32);
+        // The last holder gets upstream's buffer itself, and the charge is given back.
+        let own = shared.into_buffer().unwrap();
+        assert_eq!(budget.used(), 16);
+        assert!(own.is_writable());
+        // Dropping spilled frames frees their slots: the next ones go there, and the file
+        // does not grow (frames 2 and 3 gone; 5 fits in memory, 6 and 7 take their slots).
+        let len = |h: &FrameHolder| h.spill.as_ref().map_or(0, |f| f.slots().len);
+        assert_eq!(len(&h), 48);
+        held.drain(1..3);
+        let more: Vec<HeldFrame> = (5..8u8).map(|i| h.hold(buf(i), &info).unwrap()).collect();
+        assert_eq!(len(&h), 48);
+        assert_eq!(more.iter().filter(|f| f.is_spilled()).count(), 2);
+        for (i, f) in more.iter().enumerate() {
+            let m = f.buffer().unwrap().into_mapped_buffer_readable().unwrap();
+            assert!(m.iter().all(|&v| v == 5 + i as u8), "frame {}", 5 + i);
+        }
+        assert_eq!(budget.peak(), 32);
+        // Nothing is left in the directory, even while frames are spilled.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        drop((held, more, h));
+        assert_eq!(budget.used(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn max_memory_is_shared_out_and_its_least_holds_one_output_s_frames() {
+        let s = Shares::of(0);
+        assert_eq!((s.frames, s.thumbs), (0, usize::MAX));
+        let s = Shares::of(64 << 20);
+        assert_eq!(
+            (s.frames, s.thumbs, s.features),
+            (32 << 20, 8 << 20, 8 << 20)
+        );
+        let s = Shares::of(2 << 30);
+        assert_eq!(s.frames, (2 << 30) - (32 << 20));
+        assert_eq!(Shares::of(1).frames, 1);
+        // The least max-memory for each size of a bg and a fg frame holds them in its share.
+        for bytes in [
+            1u64,
+            345_600,
+            4_147_200,
+            9_000_000,
+            16 << 20,
+            40 << 20,
+            200 << 20,
+        ] {
+            let least = Shares::min_memory(bytes);
+            assert!(Shares::of(least).frames >= bytes, "{bytes}");
+        }
     }
 
     #[test]

@@ -169,6 +169,12 @@ fn the_plot_property_draws_the_mapping_offline_and_windowed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Bytes of a frame of the test pairs (320x180 I420).
+const FRAME: u64 = 320 * 180 * 3 / 2;
+/// The least `max-memory` the test pairs allow: twice a bg and a fg frame (half of it for
+/// frames, an eighth each for thumbnails and features per pad).
+const LEAST: u64 = 4 * FRAME;
+
 /// A fresh, empty directory for one test.
 fn scratch(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("vidkompy-{tag}-{}", std::process::id()));
@@ -183,19 +189,23 @@ fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
     let (dir, bg, fg) = pair("spill");
     let tmp = scratch("spill-tmp");
     let two = run(&bg, &fg, "").unwrap();
-    // max-memory below one frame: every copy goes to disk.
+    // The least max-memory these inputs allow: two frames in memory, the others on disk.
     let spilled = run(
         &bg,
         &fg,
-        &format!("frames=stored max-memory=1 temp-dir={}", common::q(&tmp)),
+        &format!(
+            "frames=stored max-memory={LEAST} temp-dir={}",
+            common::q(&tmp)
+        ),
     )
     .unwrap();
-    // Half the frames fit.
+    // Half the frames fit (frames get all but an eighth each for thumbnails and features,
+    // twice: 3 MB).
     let half = run(
         &bg,
         &fg,
         &format!(
-            "frames=stored max-memory=3000000 temp-dir={}",
+            "frames=stored max-memory=6000000 temp-dir={}",
             common::q(&tmp)
         ),
     )
@@ -205,18 +215,85 @@ fn stored_frames_past_max_memory_spill_to_disk_with_the_same_result() {
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(left.is_empty(), "left in temp-dir: {left:?}");
 
-    let frame = 320 * 180 * 3 / 2;
+    let frame = FRAME;
     let a = spilled.last::<Alignment>().unwrap();
     assert_eq!(a.frames.as_str(), "stored");
-    assert_eq!(a.stored_bytes, 0);
-    // All but the two frames per pad still held by reference.
-    assert_eq!(a.spilled_bytes, ((48 - 2) + (36 - 2)) * frame);
+    assert_eq!(a.stored_bytes, 2 * frame);
+    // All but the two frames per pad still held by reference, and the two in memory.
+    assert_eq!(a.spilled_bytes, ((48 - 2) + (36 - 2) - 2) * frame);
     let h = half.last::<Alignment>().unwrap();
     let (mem, disk) = (h.stored_bytes, h.spilled_bytes);
     assert!(mem <= 3_000_000 && mem > 3_000_000 - frame, "{mem}");
     assert_eq!(mem + disk, ((48 - 2) + (36 - 2)) * frame);
     same_frames(&two.frames, &spilled.frames);
     same_frames(&two.frames, &half.frames);
+}
+
+/// Windowed runs (the default on files, and `force-live`) hold frames under max-memory: past
+/// the frame share, in a spill file whose slots are used again; the output is the same.
+#[test]
+fn windowed_frames_past_max_memory_spill_to_disk_with_the_same_result() {
+    init();
+    let (dir, bg, fg) = pair("window-spill");
+    let tmp = scratch("window-spill-tmp");
+    for mode in ["", "force-live=true"] {
+        let free = run(&bg, &fg, mode).unwrap();
+        let least = run(
+            &bg,
+            &fg,
+            &format!("{mode} max-memory={LEAST} temp-dir={}", common::q(&tmp)),
+        )
+        .unwrap();
+        let (a, b) = (
+            free.last::<Alignment>().unwrap(),
+            least.last::<Alignment>().unwrap(),
+        );
+        // Unbounded: a window of frames in memory, none on disk.
+        assert_eq!(a.spilled_bytes, 0, "{mode}");
+        assert!(
+            a.stored_bytes > 4 * FRAME,
+            "{mode}: {} bytes",
+            a.stored_bytes
+        );
+        // The least budget: two frames in memory at most, the others through the disk.
+        assert!(
+            b.stored_bytes <= 2 * FRAME,
+            "{mode}: {} bytes",
+            b.stored_bytes
+        );
+        assert!(
+            b.spilled_bytes >= 36 * FRAME,
+            "{mode}: {} bytes",
+            b.spilled_bytes
+        );
+        assert_eq!(a.frames, b.frames);
+        assert_eq!((a.x, a.y, a.scale), (b.x, b.y, b.scale), "{mode}");
+        same_frames(&free.frames, &least.frames);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(left.is_empty(), "left in temp-dir: {left:?}");
+}
+
+/// A max-memory too small to hold a bg and a fg frame is an element error that names the
+/// least value these inputs allow, in every mode.
+#[test]
+fn a_max_memory_below_one_output_s_frames_is_an_error_naming_the_least() {
+    init();
+    let (dir, bg, fg) = pair("too-small");
+    for mode in ["", "frames=read-again", "frames=stored", "force-live=true"] {
+        let e = run(&bg, &fg, &format!("{mode} max-memory={}", LEAST - 1)).expect_err("an error");
+        assert!(
+            e.contains(&format!("max-memory={}", LEAST - 1)),
+            "{mode}: {e}"
+        );
+        assert!(
+            e.contains(&format!("need max-memory={LEAST} or more")),
+            "{mode}: {e}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -229,7 +306,7 @@ fn thumbnails_and_features_past_max_memory_spill_to_disk_in_two_passes_with_the_
         &bg,
         &fg,
         &format!(
-            "frames=read-again max-memory=1 temp-dir={}",
+            "frames=read-again max-memory={LEAST} temp-dir={}",
             common::q(&tmp)
         ),
     )
@@ -244,8 +321,9 @@ fn thumbnails_and_features_past_max_memory_spill_to_disk_in_two_passes_with_the_
         spilled.last::<Alignment>().unwrap(),
     );
     assert_eq!(a.spilled_thumbnail_bytes, 0);
-    // Both streams are 320x180: thumbnails of 160x90, every one of them on disk.
-    assert_eq!(b.spilled_thumbnail_bytes, (48 + 36) * 160 * 90);
+    // Both streams are 320x180: thumbnails of 160x90, all on disk but the three per pad that
+    // an eighth of max-memory holds.
+    assert_eq!(b.spilled_thumbnail_bytes, (48 + 36 - 3 - 3) * 160 * 90);
     // Features too (every feature set of the analysis goes to a file past max-memory).
     assert_eq!(a.spilled_feature_bytes, 0);
     assert!(b.spilled_feature_bytes > 0);
@@ -269,7 +347,10 @@ fn an_unwritable_temp_dir_is_an_element_error_naming_it() {
     let e = run(
         &bg,
         &fg,
-        &format!("frames=stored max-memory=1 temp-dir={}", common::q(&bad)),
+        &format!(
+            "frames=stored max-memory={LEAST} temp-dir={}",
+            common::q(&bad)
+        ),
     )
     .expect_err("an error");
     let _ = std::fs::remove_dir_all(&dir);
@@ -286,7 +367,7 @@ fn a_full_disk_is_an_element_error_not_a_crash() {
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let launch = format!(
-        "gst-launch-1.0 -q vidkompyalign name=a frames=stored max-memory=1 temp-dir={} ! \
+        "gst-launch-1.0 -q vidkompyalign name=a frames=stored max-memory={LEAST} temp-dir={} ! \
          fakesink filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
          a.bg filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! a.fg",
         common::q(&tmp),

@@ -243,26 +243,24 @@ impl VidkompyAlign {
     /// A fresh state, its stores under the memory budget and temp directory of the settings.
     fn new_state(&self, loaded: Option<Loaded>) -> State {
         let settings = lock(&self.settings).clone();
-        let budget = Budget::new(settings.max_memory);
+        // Frames (held by a windowed or live run, or stored) share one budget; thumbnails and
+        // features are held in memory up to a fixed bound each, so that memory does not grow
+        // with the input's length (all in memory when max-memory is unlimited).
+        let shares = store::Shares::of(settings.max_memory);
+        let budget = Budget::new(shares.frames);
         let dir = settings.temp_dir.map(std::path::PathBuf::from);
-        // Thumbnails: in memory up to a fixed bound (or max-memory, if lower), so that memory
-        // does not grow with the input's length; all in memory when max-memory is unlimited.
-        let thumb_limit = match usize::try_from(settings.max_memory) {
-            Ok(0) => usize::MAX,
-            Ok(m) => m.min(store::THUMBS_IN_MEMORY),
-            Err(_) => store::THUMBS_IN_MEMORY,
-        };
         let pad = || PadState {
             store: PadStore::new(store::DEFAULT_MAX_REFS, budget.clone(), dir.clone()),
-            thumbs: ThumbStore::new(thumb_limit, dir.clone()),
+            thumbs: ThumbStore::new(shares.thumbs, dir.clone()),
             ..PadState::default()
         };
         State {
             bg: pad(),
             fg: pad(),
             loaded,
-            // Features (about 1 KB a frame) under the same bound, per stream.
-            features: store::FeatureSpills::new(thumb_limit, dir.clone()),
+            // Features (about 1 KB a frame), per stream.
+            features: store::FeatureSpills::new(shares.features, dir.clone()),
+            holder: store::FrameHolder::new(budget.clone(), dir.clone()),
             ..State::default()
         }
     }

@@ -6,7 +6,7 @@ use super::render::plane_layouts;
 use super::*;
 use crate::align::features::{FrameView, LumaLayout, Thumb};
 use crate::align::timing;
-use crate::store::FrameTimes;
+use crate::store::{FrameTimes, HeldFrame};
 
 #[derive(Debug, Default)]
 pub(super) struct PadState {
@@ -160,6 +160,38 @@ pub(super) fn full_luma(buffer: &gst::Buffer, info: &gst_video::VideoInfo) -> Op
     with_luma(buffer, info, Thumb::full).map(Arc::new)
 }
 
+/// The full-resolution luma of a held frame: read in place when it is in memory, else only its
+/// first plane read back from the spill file (where it lies in the default layout of `info`).
+pub(super) fn held_luma(frame: &HeldFrame, info: &gst_video::VideoInfo) -> Option<Arc<Thumb>> {
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let stride = usize::try_from(*info.stride().first()?).ok()?;
+    let offset = *info.offset().first()?;
+    let Some(bytes) = frame.read_spilled(offset, stride.checked_mul(h)?) else {
+        return full_luma(&frame.buffer().ok()?, info);
+    };
+    let bytes = bytes.ok()?;
+    let layout = luma_layout(info)?;
+    if stride == w
+        && matches!(
+            layout,
+            LumaLayout::Luma {
+                pixel_stride: 1,
+                offset: 0
+            }
+        )
+    {
+        return Thumb::shared(w, h, Arc::new(bytes)).map(Arc::new);
+    }
+    let view = FrameView {
+        data: &bytes,
+        stride,
+        width: w,
+        height: h,
+        layout,
+    };
+    Thumb::full(&view).map(Arc::new)
+}
+
 impl VidkompyAlign {
     pub(super) fn sink_caps(
         &self,
@@ -262,10 +294,37 @@ impl VidkompyAlign {
             );
             return false;
         }
+        let max_memory = lock(&self.settings).max_memory;
         let mut guard = self.state();
         let Some(state) = guard.as_mut() else {
             return false;
         };
+        // The frame share of max-memory must hold what one output needs at once: a bg and a
+        // fg frame (in the caps each pad has now; this one's new ones).
+        let other = if name == "bg" { &state.fg } else { &state.bg };
+        let other_bytes = other
+            .incoming
+            .as_ref()
+            .map(|i| &i.info)
+            .or(other.info.as_ref())
+            .map_or(0, |i| i.size() as u64);
+        let needed = store::Shares::min_memory(info.size() as u64 + other_bytes);
+        if max_memory > 0 && max_memory < needed {
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::Settings,
+                (
+                    "max-memory={max_memory} is too small for these inputs: a bg and a fg \
+                     frame ({} bytes with {name}'s {}x{} {:?}) need max-memory={needed} or \
+                     more (0 = unlimited)",
+                    info.size() as u64 + other_bytes,
+                    info.width(),
+                    info.height(),
+                    info.format()
+                )
+            );
+            return false;
+        }
         let differs = |old: &gst_video::VideoInfo| {
             old.format() != info.format()
                 || old.width() != info.width()

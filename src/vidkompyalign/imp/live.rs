@@ -10,7 +10,7 @@ use gst_base::prelude::*;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::intake::{full_luma, unclipped, with_luma};
+use super::intake::{held_luma, unclipped, with_luma};
 use super::render::{Output, output_pool, plane_layouts};
 use super::{CAT, Phase, State, VidkompyAlign, lock};
 use crate::align::Cancel;
@@ -22,7 +22,7 @@ use crate::align::recheck::{self, REFINE_PX, REFRAME_PX, Recheck, Verdict};
 use crate::align::spatial::{Estimate, Geometry};
 use crate::messages::{BgLagging, ElementMessage, FootprintFrom, MappedBy, Reanchored, Reframed};
 use crate::report::{self, Segment};
-use crate::store::FrameTimes;
+use crate::store::{FrameHolder, FrameTimes, HeldFrame, StoreError};
 
 /// How often, in fg running time, the footprint search is tried again while it finds nothing.
 const SEARCH_RETRY: u64 = 5_000_000_000;
@@ -105,7 +105,7 @@ pub(super) struct Held {
     /// Running time (ns): the buffer's, else its index times the frame duration.
     rt: u64,
     /// `None` for a frame read on thumbnails only (a scout), until it is read again.
-    buffer: Option<gst::Buffer>,
+    frame: Option<HeldFrame>,
     thumb: Arc<Thumb>,
 }
 
@@ -212,7 +212,7 @@ struct Deferred {
 /// Where a re-check takes the fg's full-resolution luma from.
 enum FgLuma {
     /// The frames held when it started.
-    Held(Vec<(usize, gst::Buffer)>, gst_video::VideoInfo),
+    Held(Vec<(usize, HeldFrame)>, gst_video::VideoInfo),
     /// Frames kept earlier.
     Kept(Vec<(usize, Arc<Thumb>)>),
 }
@@ -221,8 +221,8 @@ impl FgLuma {
     fn get(&self, i: usize) -> Option<Arc<Thumb>> {
         match self {
             FgLuma::Held(held, info) => {
-                let (_, b) = held.iter().find(|(k, _)| *k == i)?;
-                full_luma(b, info)
+                let (_, f) = held.iter().find(|(k, _)| *k == i)?;
+                held_luma(f, info)
             }
             FgLuma::Kept(kept) => kept.iter().find(|(k, _)| *k == i).map(|(_, l)| l.clone()),
         }
@@ -737,6 +737,7 @@ impl VidkompyAlign {
         if side == Side::Fg && state.fg.first_segment.is_none() {
             state.fg.first_segment = segment.clone();
         }
+        let holder = &mut state.holder;
         let Phase::Live(live) = &mut state.phase else {
             return Err(gst::FlowError::Error);
         };
@@ -747,7 +748,7 @@ impl VidkompyAlign {
         // Only a frame at or before the newest read before the seek can be one read again
         // (new frames skip the look-up).
         let again = pts.is_none_or(|p| live.heads[k].is_some_and(|h| p <= h));
-        if live.sought && again && self.reread_hold(live, side, pts, &buffer)? {
+        if live.sought && again && self.reread_hold(holder, live, side, pts, &buffer, &info)? {
             return Ok(());
         }
         // Once sought back, times on the first segment, as the frames before had them.
@@ -787,10 +788,10 @@ impl VidkompyAlign {
         };
         // A copy: upstream's buffer goes back to its pool now. A scout keeps none (untimed
         // frames excepted: they could not be told apart when read again).
-        let buffer = if live.scouting() && pts.is_some() {
+        let frame = if live.scouting() && pts.is_some() {
             None
         } else {
-            Some(self.hold_frame(&mut live.pools, &buffer, index, name)?)
+            Some(self.hold_frame(holder, &mut live.pools, &buffer, &info, index, name)?)
         };
         let thumb = Arc::new(thumb);
         // A fg frame's slot: as many frame durations after the previous one as its running
@@ -844,7 +845,7 @@ impl VidkompyAlign {
             slot,
             times,
             rt,
-            buffer,
+            frame,
             thumb,
         };
         live.received[k] += 1;
@@ -872,6 +873,33 @@ impl VidkompyAlign {
     /// (`pools`, by pad), whose memory is used again once a held frame goes out (fresh memory
     /// for each copy costs more in page faults than the copy itself).
     fn hold_frame(
+        &self,
+        holder: &mut FrameHolder,
+        pools: &mut [Option<(gst::BufferPool, usize)>; 2],
+        buffer: &gst::Buffer,
+        info: &gst_video::VideoInfo,
+        index: usize,
+        name: &str,
+    ) -> Result<HeldFrame, gst::FlowError> {
+        let buffer = self.own_frame(pools, buffer, index, name)?;
+        holder
+            .hold(buffer, info)
+            .map_err(|e| self.frame_store_error(&e, index, name))
+    }
+
+    /// A frame that cannot be held or read back: an element error that says why.
+    fn frame_store_error(&self, e: &StoreError, index: usize, name: &str) -> gst::FlowError {
+        gst::element_imp_error!(
+            self,
+            gst::ResourceError::Write,
+            ("Cannot hold frame {index} of pad {name}: {e}")
+        );
+        gst::FlowError::Error
+    }
+
+    /// Frame `index` of pad `name` as a buffer to hold: upstream's own or a copy (see
+    /// [`VidkompyAlign::hold_frame`]).
+    fn own_frame(
         &self,
         pools: &mut [Option<(gst::BufferPool, usize)>; 2],
         buffer: &gst::Buffer,
@@ -927,10 +955,12 @@ impl VidkompyAlign {
     /// after those read before, which is held as new.
     fn reread_hold(
         &self,
+        holder: &mut FrameHolder,
         live: &mut LiveRun,
         side: Side,
         pts: Option<gst::ClockTime>,
         buffer: &gst::Buffer,
+        info: &gst_video::VideoInfo,
     ) -> Result<bool, gst::FlowError> {
         let k = usize::from(side == Side::Fg);
         let name = if k == 0 { "bg" } else { "fg" };
@@ -963,8 +993,8 @@ impl VidkompyAlign {
             }
         };
         if let Some(h) = found {
-            if h.buffer.is_none() {
-                h.buffer = Some(self.hold_frame(pools, buffer, h.index, name)?);
+            if h.frame.is_none() {
+                h.frame = Some(self.hold_frame(holder, pools, buffer, info, h.index, name)?);
             }
             reread[k] = Some(h.index);
             return Ok(true);
@@ -997,7 +1027,7 @@ impl VidkompyAlign {
         let Some((fg, j)) = live.ready.front() else {
             return Ok(Ready::Go);
         };
-        if fg.buffer.is_none() {
+        if fg.frame.is_none() {
             if live.reread[1].is_some_and(|r| r >= fg.index) || ended(&self.fg_pad) {
                 gst::element_imp_error!(
                     self,
@@ -1014,7 +1044,7 @@ impl VidkompyAlign {
             return Ok(Ready::Wait);
         }
         let to_come = live.bg.iter().find(|b| b.index >= *j).is_some_and(|b| {
-            b.buffer.is_none()
+            b.frame.is_none()
                 && !ended(&self.bg_pad)
                 && live.sought
                 && live.reread[0].is_none_or(|r| r < b.index)
@@ -1305,9 +1335,9 @@ impl VidkompyAlign {
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Err(gst::FlowError::Error);
         };
-        let frames = |held: &VecDeque<Held>| -> Vec<(usize, gst::Buffer)> {
+        let frames = |held: &VecDeque<Held>| -> Vec<(usize, HeldFrame)> {
             held.iter()
-                .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+                .filter_map(|h| Some((h.index, h.frame.clone()?)))
                 .collect()
         };
         let cancel = Arc::new(Cancel::new());
@@ -1505,7 +1535,7 @@ impl VidkompyAlign {
                         Side::Fg => (&live.fg, 1, &self.fg_pad),
                     };
                     held.iter().find(|h| h.index == i).is_none_or(|h| {
-                        h.buffer.is_some() || live.reread[k].is_some_and(|r| r >= i) || ended(pad)
+                        h.frame.is_some() || live.reread[k].is_some_and(|r| r >= i) || ended(pad)
                     })
                 };
                 let complete = wanted.bg.iter().all(|&j| in_or_past(Side::Bg, j))
@@ -1516,10 +1546,10 @@ impl VidkompyAlign {
                 let Scout::Rereading(r) = std::mem::take(&mut live.scout) else {
                     return Ok(ScoutStep::Go);
                 };
-                let frames = |held: &VecDeque<Held>, w: &[usize]| -> Vec<(usize, gst::Buffer)> {
+                let frames = |held: &VecDeque<Held>, w: &[usize]| -> Vec<(usize, HeldFrame)> {
                     held.iter()
                         .filter(|h| w.binary_search(&h.index).is_ok())
-                        .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+                        .filter_map(|h| Some((h.index, h.frame.clone()?)))
                         .collect()
                 };
                 let (bg, fg) = (frames(&live.bg, &wanted.bg), frames(&live.fg, &wanted.fg));
@@ -1551,8 +1581,8 @@ impl VidkompyAlign {
                             Side::Bg => (&bg, &bg_info),
                             Side::Fg => (&fg, &fg_info),
                         };
-                        let (_, b) = held.iter().find(|(k, _)| *k == i)?;
-                        full_luma(b, info)
+                        let (_, f) = held.iter().find(|(k, _)| *k == i)?;
+                        held_luma(f, info)
                     };
                     tracker
                         .finish(begun?, backend.kernels(), &luma, &c)
@@ -1689,7 +1719,7 @@ impl VidkompyAlign {
         &self,
         what: &str,
         tracker: Tracker,
-        (bg, bg_info): (Vec<(usize, gst::Buffer)>, gst_video::VideoInfo),
+        (bg, bg_info): (Vec<(usize, HeldFrame)>, gst_video::VideoInfo),
         fg: FgLuma,
         refit_first: bool,
         cancel: Arc<Cancel>,
@@ -1699,8 +1729,8 @@ impl VidkompyAlign {
         self.spawn_named(what, move || {
             let luma = |side: Side, i: usize| match side {
                 Side::Bg => {
-                    let (_, b) = bg.iter().find(|(k, _)| *k == i)?;
-                    full_luma(b, &bg_info)
+                    let (_, f) = bg.iter().find(|(k, _)| *k == i)?;
+                    held_luma(f, &bg_info)
                 }
                 Side::Fg => fg.get(i),
             };
@@ -1949,8 +1979,15 @@ impl VidkompyAlign {
                     .fg
                     .iter()
                     .filter_map(|h| {
-                        let full = with_luma(h.buffer.as_ref()?, &fg_info, Thumb::full)?;
-                        Some((h.index, h.thumb.clone(), Arc::new(full)))
+                        // A copy (the frame is let go), read back alone when spilled.
+                        let frame = h.frame.as_ref()?;
+                        let full = if frame.is_spilled() {
+                            held_luma(frame, &fg_info)?
+                        } else {
+                            let buffer = frame.buffer().ok()?;
+                            Arc::new(with_luma(&buffer, &fg_info, Thumb::full)?)
+                        };
+                        Some((h.index, h.thumb.clone(), full))
                     })
                     .collect(),
                 newest: now,
@@ -1969,10 +2006,10 @@ impl VidkompyAlign {
         let Some(tracker) = live.tracker.as_ref() else {
             return Ok(None);
         };
-        let bg: Vec<(usize, gst::Buffer)> = live
+        let bg: Vec<(usize, HeldFrame)> = live
             .bg
             .iter()
-            .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+            .filter_map(|h| Some((h.index, h.frame.clone()?)))
             .collect();
         let (tracker, fg, deferred) = if deferred_due {
             let Some(mut d) = live.deferred.take() else {
@@ -1990,7 +2027,7 @@ impl VidkompyAlign {
             let held = live
                 .fg
                 .iter()
-                .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+                .filter_map(|h| Some((h.index, h.frame.clone()?)))
                 .collect();
             (tracker.clone(), FgLuma::Held(held, fg_info), None)
         };
@@ -2091,14 +2128,14 @@ impl VidkompyAlign {
             self.end_stretch(live);
             return Ok(());
         };
-        let bg: Vec<(usize, gst::Buffer)> = live
+        let bg: Vec<(usize, HeldFrame)> = live
             .bg
             .iter()
-            .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+            .filter_map(|h| Some((h.index, h.frame.clone()?)))
             .collect();
         let held = mine
             .iter()
-            .filter_map(|h| Some((h.index, h.buffer.clone()?)))
+            .filter_map(|h| Some((h.index, h.frame.clone()?)))
             .collect();
         let now = live.fg.back().map_or(0, |h| h.rt);
         gst::debug!(
@@ -2764,7 +2801,7 @@ impl VidkompyAlign {
                 live.output += 1;
                 // The bg frame matched, else the nearest held (it cannot be older than the
                 // oldest held, which eviction keeps for committed matches).
-                let has = |b: &Held| b.buffer.is_some();
+                let has = |b: &Held| b.frame.is_some();
                 let Some(k) = live
                     .bg
                     .iter()
@@ -2780,18 +2817,23 @@ impl VidkompyAlign {
                     && live.ready.front().is_some_and(|&(_, next)| {
                         next > live.bg[k].index && live.bg.iter().any(|b| has(b) && b.index >= next)
                     });
+                let bg_index = live.bg[k].index;
                 let bg = if last_use {
-                    live.bg[k].buffer.take()
+                    live.bg[k].frame.take().map(HeldFrame::into_buffer)
                 } else {
-                    live.bg[k].buffer.clone()
+                    live.bg[k].frame.as_ref().map(HeldFrame::buffer)
                 };
                 let Some(bg) = bg else {
                     return Err(gst::FlowError::Error);
                 };
+                let bg = bg.map_err(|e| self.frame_store_error(&e, bg_index, "bg"))?;
                 let times = (fg.times.pts, fg.times.duration);
-                let Some(fg_buffer) = fg.buffer else {
+                let Some(fg_frame) = fg.frame else {
                     return Err(gst::FlowError::Error);
                 };
+                let fg_buffer = fg_frame
+                    .into_buffer()
+                    .map_err(|e| self.frame_store_error(&e, fg.index, "fg"))?;
                 let buffer = self.render(state, i, bg, fg_buffer, times)?;
                 out.push(buffer);
             }

@@ -238,8 +238,14 @@ impl VidkompyAlign {
                 (None, Some(p)) if p.two_pass => Frames::ReadAgain,
                 _ => Frames::Stored,
             },
-            stored_bytes: (state.bg.store.owned_bytes() + state.fg.store.owned_bytes()) as u64,
-            spilled_bytes: state.bg.store.spilled_bytes() + state.fg.store.spilled_bytes(),
+            // Windowed and live runs: the most frame bytes held in memory at once.
+            stored_bytes: match state.live() {
+                Some(_) => state.holder.peak_bytes(),
+                None => (state.bg.store.owned_bytes() + state.fg.store.owned_bytes()) as u64,
+            },
+            spilled_bytes: state.bg.store.spilled_bytes()
+                + state.fg.store.spilled_bytes()
+                + state.holder.spilled_bytes(),
             spilled_thumbnail_bytes: state.bg.thumbs.spilled_bytes()
                 + state.fg.thumbs.spilled_bytes(),
             spilled_feature_bytes: state.features.spilled_bytes(),

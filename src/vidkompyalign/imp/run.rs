@@ -37,6 +37,8 @@ pub(super) struct State {
     pub(super) reused: Option<(MappedBy, FootprintFrom)>,
     /// Where the analysis keeps features past the memory bound.
     pub(super) features: store::FeatureSpills,
+    /// Holds a windowed or live run's frames under the memory budget.
+    pub(super) holder: store::FrameHolder,
     /// When the last `vidkompy-progress` message was posted.
     pub(super) last_progress: Option<std::time::Instant>,
     /// The fg's duration, as upstream told it when the run was decided.

@@ -3,7 +3,8 @@
 //! Offline benchmark on a 1080p pair: the same decodes through `vidkompyalign` (automatic
 //! alignment, `device=cpu`; `windowed`: one pass aligned on a sliding window (the default,
 //! `frames=windowed`), `read-again`: two passes over the files, `stored`: `frames=stored`,
-//! `gpu`: the default with `device=gpu`, when there is an adapter) and through
+//! `budget`: the default with `max-memory=67108864`, `gpu`: the default with `device=gpu`,
+//! when there is an adapter) and through
 //! `compositor` at the known offset, all into `fakesink sync=false`.
 //! Prints wall times, their ratio, the analysis time and each run's peak memory (VmHWM; every
 //! pipeline runs in a child process of its own).
@@ -57,8 +58,8 @@ fn child(args: &[String]) -> Result<(), String> {
              filesrc location={bg} ! decodebin ! videoconvert ! c.sink_0 \
              filesrc location={fg} ! decodebin ! videoconvert ! c.sink_1"
         ),
-        "read-again" | "stored" | "gpu" | "windowed" => format!(
-            "vidkompyalign name=a frames={} device={} ! identity name=count ! \
+        "read-again" | "stored" | "gpu" | "windowed" | "budget" => format!(
+            "vidkompyalign name=a frames={} device={} {} ! identity name=count ! \
              fakesink sync=false \
              filesrc location={bg} ! decodebin ! videoconvert ! a.bg \
              filesrc location={fg} ! decodebin ! videoconvert ! a.fg",
@@ -68,6 +69,11 @@ fn child(args: &[String]) -> Result<(), String> {
                 _ => "windowed",
             },
             if mode == "gpu" { "gpu" } else { "cpu" },
+            if mode == "budget" {
+                "max-memory=67108864"
+            } else {
+                ""
+            },
         ),
         "decode" => format!(
             "filesrc location={bg} ! decodebin ! videoconvert ! identity name=count ! \
@@ -150,6 +156,7 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
         "pipeline", "wall s", "analysis s", "VmHWM MiB", "frames"
     );
     let mut walls = Vec::new();
+    let mut peaks = Vec::new();
     let gpu = gstvidkompy::compute::gpu::adapter().ok();
     let modes: &[&str] = if gpu.is_some() {
         &[
@@ -158,10 +165,18 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
             "windowed",
             "read-again",
             "stored",
+            "budget",
             "gpu",
         ]
     } else {
-        &["decode", "compositor", "windowed", "read-again", "stored"]
+        &[
+            "decode",
+            "compositor",
+            "windowed",
+            "read-again",
+            "stored",
+            "budget",
+        ]
     };
     for &mode in modes {
         let (wall, analysis, hwm, frames) = run(mode)?;
@@ -170,6 +185,7 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
             hwm as f64 / 1024.0
         );
         walls.push(wall);
+        peaks.push(hwm as f64 / 1024.0);
     }
     println!(
         "vidkompyalign / compositor wall time: windowed (the default) {:.2}x, read-again {:.2}x, \
@@ -179,7 +195,16 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
         walls[4] / walls[1],
         walls[0] / walls[1]
     );
-    if let (Some(info), Some(g)) = (gpu, walls.get(5)) {
+    println!(
+        "max-memory=64 MiB: {:.2}x compositor, peak {:.0} MiB = decode's {:.0} MiB + {:.0} MiB \
+         (default: + {:.0} MiB)",
+        walls[5] / walls[1],
+        peaks[5],
+        peaks[0],
+        peaks[5] - peaks[0],
+        peaks[2] - peaks[0]
+    );
+    if let (Some(info), Some(g)) = (gpu, walls.get(6)) {
         println!(
             "device=gpu ({}) / device=cpu, windowed: {:.2}x wall; to compositor {:.2}x",
             info.name,

@@ -7,8 +7,8 @@
 //! many fg frames were mapped to their true bg frame.
 //!
 //! ```text
-//! cargo run --release --example long -- [MINUTES ...] [--store] [--two-pass] [--excerpt]
-//!     [--clip SOURCE_CLIP]
+//! cargo run --release --example long -- [MINUTES ...] [--store] [--two-pass] [--budget]
+//!     [--excerpt] [--clip SOURCE_CLIP]
 //! ```
 //!
 //! The pair is generated once into `target/bench-long/` (H.264 in Matroska): the bg is the
@@ -18,7 +18,9 @@
 //! (480, 270)) at 1280x720 (scale 0.75), re-graded, starting 5 s into the bg and ending 5 s
 //! before it. So fg frame `i` shows bg frame `i + 120`. `--store` also runs `frames=stored`
 //! (frames stored under the default max-memory, spilled past it). `--two-pass` also runs
-//! `frames=read-again` (aligned over the whole files, then read again). `--excerpt` also
+//! `frames=read-again` (aligned over the whole files, then read again). `--budget` also runs
+//! the default with `max-memory=67108864` (64 MiB: frames past its share go through a spill
+//! file). `--excerpt` also
 //! aligns a 10 s fg cut from the middle of the long one (a short recording of a moment of a
 //! long bg), by default and, with `--two-pass`, in two passes (the later passes read only the
 //! bg around it).
@@ -70,14 +72,19 @@ fn child(args: &[String]) -> Result<(), String> {
             "filesrc location={bg} ! decodebin ! identity name=count ! fakesink sync=false \
              filesrc location={fg} ! decodebin ! fakesink sync=false"
         ),
-        "aligned" | "two-pass" | "store" => format!(
-            "vidkompyalign name=a frames={} report={report} ! identity name=count ! \
+        "aligned" | "two-pass" | "store" | "budget" => format!(
+            "vidkompyalign name=a frames={} {} report={report} ! identity name=count ! \
              fakesink sync=false \
              filesrc location={bg} ! decodebin ! a.bg filesrc location={fg} ! decodebin ! a.fg",
             match mode.as_str() {
                 "two-pass" => "read-again",
                 "store" => "stored",
                 _ => "windowed",
+            },
+            if mode == "budget" {
+                "max-memory=67108864"
+            } else {
+                ""
             }
         ),
         other => return Err(format!("unknown mode {other}")),
@@ -172,6 +179,7 @@ fn parent(args: &[String]) -> Result<(), String> {
     let store = args.iter().any(|a| a == "--store");
     let two_pass = args.iter().any(|a| a == "--two-pass");
     let excerpt = args.iter().any(|a| a == "--excerpt");
+    let budget = args.iter().any(|a| a == "--budget");
     let mut minutes: Vec<u32> = args.iter().filter_map(|a| a.parse().ok()).collect();
     if minutes.is_empty() {
         minutes = vec![1, 5, 10];
@@ -220,6 +228,7 @@ fn parent(args: &[String]) -> Result<(), String> {
         for (on, mode, label) in [
             (two_pass, "two-pass", "two passes"),
             (store, "store", "frames=stored"),
+            (budget, "budget", "max-memory=64 MiB"),
         ] {
             if on {
                 let run = measure(mode, &bg, &fg, &report)?;

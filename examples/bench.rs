@@ -158,27 +158,18 @@ fn parent(src: Option<PathBuf>) -> Result<(), String> {
     let mut walls = Vec::new();
     let mut peaks = Vec::new();
     let gpu = gstvidkompy::compute::gpu::adapter().ok();
-    let modes: &[&str] = if gpu.is_some() {
-        &[
-            "decode",
-            "compositor",
-            "windowed",
-            "read-again",
-            "stored",
-            "budget",
-            "gpu",
-        ]
-    } else {
-        &[
-            "decode",
-            "compositor",
-            "windowed",
-            "read-again",
-            "stored",
-            "budget",
-        ]
-    };
-    for &mode in modes {
+    let mut modes = vec![
+        "decode",
+        "compositor",
+        "windowed",
+        "read-again",
+        "stored",
+        "budget",
+    ];
+    if gpu.is_some() {
+        modes.push("gpu");
+    }
+    for mode in modes {
         let (wall, analysis, hwm, frames) = run(mode)?;
         println!(
             "{mode:<12} {wall:>8.2} {analysis:>10.2} {:>12.0} {frames:>7}",

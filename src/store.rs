@@ -487,22 +487,8 @@ impl PadStore {
                     .spill
                     .as_ref()
                     .ok_or_else(|| StoreError::new("no spill file".into()))?;
-                let mut b = gst::Buffer::with_size(*len)
-                    .map_err(|e| StoreError::new(format!("cannot allocate a frame: {e}")))?;
-                {
-                    let bm = b
-                        .get_mut()
-                        .ok_or_else(|| StoreError::new("a new buffer is not writable".into()))?;
-                    let mut m = bm
-                        .map_writable()
-                        .map_err(|_| StoreError::new("cannot map a frame".into()))?;
-                    spill.read_at(m.as_mut_slice(), *offset).map_err(|e| {
-                        StoreError::new(format!(
-                            "cannot read frame {i} back from the spill file: {e}"
-                        ))
-                    })?;
-                }
-                Ok(b)
+                read_back(spill, *offset, *len)
+                    .map_err(|e| StoreError::new(format!("frame {i}: {e}")))
             }
         }
     }
@@ -530,6 +516,24 @@ impl PadStore {
         self.spill = None;
         self.spilled_bytes = 0;
     }
+}
+
+/// A new buffer of the `len` bytes at `offset` of `spill`.
+fn read_back(spill: &SpillFile, offset: u64, len: usize) -> Result<gst::Buffer, StoreError> {
+    let mut b = gst::Buffer::with_size(len)
+        .map_err(|e| StoreError::new(format!("cannot allocate a frame: {e}")))?;
+    {
+        let bm = b
+            .get_mut()
+            .ok_or_else(|| StoreError::new("a new buffer is not writable".into()))?;
+        let mut m = bm
+            .map_writable()
+            .map_err(|_| StoreError::new("cannot map a frame".into()))?;
+        spill.read_at(m.as_mut_slice(), offset).map_err(|e| {
+            StoreError::new(format!("cannot read a frame back from the spill file: {e}"))
+        })?;
+    }
+    Ok(b)
 }
 
 /// A spill file of frame-sized slots, each used again once the frame in it is let go: its size
@@ -627,27 +631,7 @@ impl HeldFrame {
     pub fn buffer(&self) -> Result<gst::Buffer, StoreError> {
         match &*self.0 {
             Kept::Memory { buffer, .. } => Ok(buffer.clone()),
-            Kept::Spilled(f) => {
-                let mut b = gst::Buffer::with_size(f.len)
-                    .map_err(|e| StoreError::new(format!("cannot allocate a frame: {e}")))?;
-                {
-                    let bm = b
-                        .get_mut()
-                        .ok_or_else(|| StoreError::new("a new buffer is not writable".into()))?;
-                    let mut m = bm
-                        .map_writable()
-                        .map_err(|_| StoreError::new("cannot map a frame".into()))?;
-                    f.file
-                        .file
-                        .read_at(m.as_mut_slice(), f.offset)
-                        .map_err(|e| {
-                            StoreError::new(format!(
-                                "cannot read a frame back from the spill file: {e}"
-                            ))
-                        })?;
-                }
-                Ok(b)
-            }
+            Kept::Spilled(f) => read_back(&f.file.file, f.offset, f.len),
         }
     }
 

@@ -13,6 +13,7 @@ use crate::align::features::{Thumb, Thumbs};
 #[cfg(test)]
 use crate::align::temporal::FeatureRows;
 use crate::align::temporal::{RowSpill, Spills};
+use gst::prelude::*;
 use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
@@ -542,6 +543,9 @@ fn read_back(spill: &SpillFile, offset: u64, len: usize) -> Result<gst::Buffer, 
 struct SlotFile {
     file: SpillFile,
     slots: std::sync::Mutex<Slots>,
+    /// Buffers frames are read back into, by size: their memory is used again once the
+    /// output made on them is let go downstream (fresh memory costs page faults per frame).
+    pools: std::sync::Mutex<Vec<(usize, gst::BufferPool)>>,
 }
 
 #[derive(Debug, Default)]
@@ -552,6 +556,42 @@ struct Slots {
 }
 
 impl SlotFile {
+    /// A buffer of `len` bytes read back from `offset`, from a pool of that size.
+    fn read_back(&self, offset: u64, len: usize) -> Result<gst::Buffer, StoreError> {
+        let pooled = (|| {
+            let mut pools = self.pools.lock().ok()?;
+            let pool = match pools.iter().find(|(l, _)| *l == len) {
+                Some((_, p)) => p.clone(),
+                None => {
+                    let pool = gst::BufferPool::new();
+                    let mut config = pool.config();
+                    config.set_params(None, u32::try_from(len).ok()?, 0, 0);
+                    pool.set_config(config).ok()?;
+                    pool.set_active(true).ok()?;
+                    pools.push((len, pool.clone()));
+                    pool
+                }
+            };
+            drop(pools);
+            pool.acquire_buffer(None).ok()
+        })();
+        let Some(mut b) = pooled else {
+            return read_back(&self.file, offset, len);
+        };
+        {
+            let bm = b
+                .get_mut()
+                .ok_or_else(|| StoreError::new("a pooled buffer is not writable".into()))?;
+            let mut m = bm
+                .map_writable()
+                .map_err(|_| StoreError::new("cannot map a frame".into()))?;
+            self.file.read_at(m.as_mut_slice(), offset).map_err(|e| {
+                StoreError::new(format!("cannot read a frame back from the spill file: {e}"))
+            })?;
+        }
+        Ok(b)
+    }
+
     fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
         self.slots
             .lock()
@@ -631,7 +671,7 @@ impl HeldFrame {
     pub fn buffer(&self) -> Result<gst::Buffer, StoreError> {
         match &*self.0 {
             Kept::Memory { buffer, .. } => Ok(buffer.clone()),
-            Kept::Spilled(f) => read_back(&f.file.file, f.offset, f.len),
+            Kept::Spilled(f) => f.file.read_back(f.offset, f.len),
         }
     }
 
@@ -723,6 +763,7 @@ impl FrameHolder {
             self.spill = Some(Arc::new(SlotFile {
                 file: SpillFile::create(dir)?,
                 slots: Default::default(),
+                pools: Default::default(),
             }));
         }
         let Some(spill) = self.spill.as_ref() else {

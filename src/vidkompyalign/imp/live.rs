@@ -871,7 +871,8 @@ impl VidkompyAlign {
     /// pool offered to upstream (which has no maximum), else a copy, so that upstream's buffer
     /// goes back to its pool at once; the copy goes into a buffer of the pad's own pool
     /// (`pools`, by pad), whose memory is used again once a held frame goes out (fresh memory
-    /// for each copy costs more in page faults than the copy itself).
+    /// for each copy costs more in page faults than the copy itself). Held through `holder`:
+    /// in memory within max-memory's share for frames, else in its spill file.
     fn hold_frame(
         &self,
         holder: &mut FrameHolder,

@@ -555,6 +555,17 @@ struct Slots {
     free: Vec<(u64, usize)>,
 }
 
+impl Drop for SlotFile {
+    fn drop(&mut self) {
+        // Buffers still out (downstream) are freed when they come back.
+        if let Ok(pools) = self.pools.lock() {
+            for (_, p) in pools.iter() {
+                let _ = p.set_active(false);
+            }
+        }
+    }
+}
+
 impl SlotFile {
     /// A buffer of `len` bytes read back from `offset`, from a pool of that size.
     fn read_back(&self, offset: u64, len: usize) -> Result<gst::Buffer, StoreError> {

@@ -29,9 +29,6 @@ const GRID_MAX: usize = 32;
 /// The full-resolution luma of a frame, when it is at hand (bytes at factor 1).
 pub type Luma<'a> = dyn Fn(Side, usize) -> Option<std::sync::Arc<Thumb>> + Sync + 'a;
 
-/// A frame's full-resolution luma, once fetched (`None`: the frame is not at hand).
-type Fetched = Option<Arc<Thumb>>;
-
 /// Which stream a frame belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -837,28 +834,87 @@ fn pairs_in(
         .collect()
 }
 
-/// The pairs' frames; with `near`, each pair's bg frame may also be either neighbour of its
-/// match (see [`finish`]).
-fn frame_pairs(pairs: &[(usize, usize)], luma: &Luma<'_>, near: bool) -> Vec<FramePair> {
+/// A frame's full-resolution luma by its key in the refinement's [`spatial::LevelCache`]: fg
+/// frame `i` is `2i`, bg frame `j` is `2j + 1`.
+type Fetch<'a> = dyn Fn(usize) -> Option<Arc<Thumb>> + Sync + 'a;
+
+fn frame_key(side: Side, i: usize) -> usize {
+    match side {
+        Side::Fg => 2 * i,
+        Side::Bg => 2 * i + 1,
+    }
+}
+
+fn key_frame(key: usize) -> (Side, usize) {
+    let side = if key % 2 == 0 { Side::Fg } else { Side::Bg };
+    (side, key / 2)
+}
+
+/// The pairs' frames, fetched by `fetch` where a level is built from them (only the pairs
+/// whose frames `at_hand` says are); with `near`, each pair's bg frame may also be either
+/// neighbour of its match (see [`finish`]).
+fn frame_pairs<'a>(
+    pairs: &[(usize, usize)],
+    fetch: &'a Fetch<'a>,
+    at_hand: &(dyn Fn(Side, usize) -> bool + Sync),
+    near: bool,
+) -> Vec<FramePair<'a>> {
+    let frame = |side: Side, i: usize| {
+        at_hand(side, i).then_some(spatial::Frame::Fetched {
+            key: frame_key(side, i),
+            fetch,
+        })
+    };
     pairs
-        .par_iter()
+        .iter()
         .filter_map(|&(i, j)| {
             let near = if near {
                 [j.checked_sub(1), j.checked_add(1)]
                     .into_iter()
                     .flatten()
-                    .filter_map(|k| luma(Side::Bg, k))
+                    .filter_map(|k| frame(Side::Bg, k))
                     .collect()
             } else {
                 Vec::new()
             };
             Some(FramePair {
-                fg: luma(Side::Fg, i)?,
-                bg: luma(Side::Bg, j)?,
+                fg: frame(Side::Fg, i)?,
+                bg: frame(Side::Bg, j)?,
                 near,
             })
         })
         .collect()
+}
+
+/// Whether frames are at hand for `luma`, each asked once (its luma fetched and let go).
+struct AtHand<'a> {
+    luma: &'a Luma<'a>,
+    known: Mutex<HashMap<(Side, usize), bool>>,
+}
+
+impl<'a> AtHand<'a> {
+    fn new(luma: &'a Luma<'a>) -> Self {
+        AtHand {
+            luma,
+            known: Mutex::default(),
+        }
+    }
+
+    fn has(&self, side: Side, i: usize) -> bool {
+        if let Some(k) = self
+            .known
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(side, i)).copied())
+        {
+            return k;
+        }
+        let k = (self.luma)(side, i).is_some();
+        if let Ok(mut m) = self.known.lock() {
+            m.insert((side, i), k);
+        }
+        k
+    }
 }
 
 /// The mean of `v` (0 when empty).
@@ -1001,21 +1057,16 @@ pub fn finish(
     //    footprint. Twice: pairs from the coarse footprint can be a frame apart, and motion
     //    between them biases the refinement; the second round takes the bg frame the refined
     //    alignment matches (within one frame of the first).
-    // Each refinement frame's luma fetched once: the refinements' pyramid levels are cached by
-    // frame allocation, and the rounds and hypotheses share most frames. (Only these: the
-    // edge features below read every frame, which must not all be kept.)
-    let fetched: Mutex<HashMap<(Side, usize), Fetched>> = Mutex::default();
-    let once = |side: Side, i: usize| {
-        if let Some(l) = fetched.lock().ok().and_then(|m| m.get(&(side, i)).cloned()) {
-            return l;
-        }
-        let l = luma(side, i);
-        if let Ok(mut m) = fetched.lock() {
-            m.insert((side, i), l.clone());
-        }
-        l
+    // A refinement frame's luma is fetched where one of its pyramid levels is built and let
+    // go after (the levels, cached for both rounds, keep crops only); whether it is at hand,
+    // once.
+    let fetch = |key: usize| {
+        let (side, i) = key_frame(key);
+        luma(side, i)
     };
-    let pair_luma: &Luma<'_> = &once;
+    let fetch: &Fetch<'_> = &fetch;
+    let at_hand = AtHand::new(luma);
+    let at_hand = |side: Side, i: usize| at_hand.has(side, i);
     let mut levels = spatial::LevelCache::default();
     let fixed = {
         let c = input.constraints;
@@ -1075,7 +1126,7 @@ pub fn finish(
                     (k < input.bg.len()).then_some((i, k))
                 })
                 .collect();
-            let frames = frame_pairs(&shifted, pair_luma, false);
+            let frames = frame_pairs(&shifted, fetch, &at_hand, false);
             if d == 0 {
                 whole = frames.len();
             } else if frames.is_empty() || frames.len() < whole {
@@ -1092,7 +1143,7 @@ pub fn finish(
             pairs = p;
         }
         let near = if shifts.len() > 1 {
-            frame_pairs(&pairs, pair_luma, true)
+            frame_pairs(&pairs, fetch, &at_hand, true)
         } else {
             Vec::new()
         };
@@ -1153,9 +1204,15 @@ pub fn refit(
     let geo = input.geometry;
     let mut timings = Timings::default();
     let last = temporal_at(input, &est, &mut None, &mut timings, None, cancel)?;
+    let fetch = |key: usize| {
+        let (side, i) = key_frame(key);
+        luma(side, i)
+    };
+    let at_hand = AtHand::new(luma);
     let frames = frame_pairs(
         &choose_pairs(&last, REFINE_PREFIX_MIN, &|i| textured(&input.fg.get(i))),
-        luma,
+        &fetch,
+        &|side, i| at_hand.has(side, i),
         false,
     );
     if frames.is_empty() {

@@ -553,16 +553,78 @@ pub fn coarse_in_time(
     }))
 }
 
-/// A fg frame and the bg frame that shows the same moment, as full-resolution luma bytes
-/// (shared, not copied: refinement reads them at each pyramid level).
+/// A frame's full-resolution luma for the refinement.
+#[derive(Clone)]
+pub enum Frame<'a> {
+    /// In memory while the pair is (read in place at each pyramid level).
+    Held(Arc<Thumb>),
+    /// Fetched by `fetch(key)` each time one of its pyramid levels is built, and let go
+    /// after: a frame read back from disk is not kept whole while the refinement runs (the
+    /// levels keep only crops). `key` names the frame within one [`LevelCache`].
+    Fetched {
+        key: usize,
+        fetch: &'a (dyn Fn(usize) -> Option<Arc<Thumb>> + Sync),
+    },
+}
+
+impl std::fmt::Debug for Frame<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frame::Held(t) => write!(f, "Held({}x{})", t.width, t.height),
+            Frame::Fetched { key, .. } => write!(f, "Fetched({key})"),
+        }
+    }
+}
+
+impl From<Arc<Thumb>> for Frame<'_> {
+    fn from(t: Arc<Thumb>) -> Self {
+        Frame::Held(t)
+    }
+}
+
+/// A frame's key in a [`LevelCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum FrameKey {
+    /// A held frame's allocation (the cache keeps it alive, so the key stays unique).
+    Held(usize),
+    Fetched(usize),
+}
+
+impl Frame<'_> {
+    fn key(&self) -> FrameKey {
+        match self {
+            Frame::Held(t) => FrameKey::Held(Arc::as_ptr(t) as usize),
+            Frame::Fetched { key, .. } => FrameKey::Fetched(*key),
+        }
+    }
+
+    /// The held frame, kept alive by the cache so that its key stays unique.
+    fn keep(&self) -> Option<Arc<Thumb>> {
+        match self {
+            Frame::Held(t) => Some(t.clone()),
+            Frame::Fetched { .. } => None,
+        }
+    }
+
+    /// `f(luma)`, the luma fetched for it where it is not held (`None`: it is not at hand).
+    fn with<T>(&self, f: impl FnOnce(&Thumb) -> T) -> Option<T> {
+        match self {
+            Frame::Held(t) => Some(f(t)),
+            Frame::Fetched { key, fetch } => fetch(*key).map(|t| f(&t)),
+        }
+    }
+}
+
+/// A fg frame and the bg frame that shows the same moment, as full-resolution luma (shared,
+/// not copied, or fetched where a level is built: see [`Frame`]).
 #[derive(Debug, Clone)]
-pub struct FramePair {
-    pub fg: Arc<Thumb>,
-    pub bg: Arc<Thumb>,
+pub struct FramePair<'a> {
+    pub fg: Frame<'a>,
+    pub bg: Frame<'a>,
     /// Other bg frames that may show the moment instead (its neighbours): the pair scores as
     /// the best fit among `bg` and these at each candidate footprint, so that the footprint
     /// and the bg frame are found together.
-    pub near: Vec<Arc<Thumb>>,
+    pub near: Vec<Frame<'a>>,
 }
 
 struct Level {
@@ -575,14 +637,14 @@ struct Level {
 }
 
 /// Pyramid levels of full-resolution frames, built once for all the refinements of an
-/// analysis (the second refinement reuses most of the first's frames). Keyed by the frame's
-/// allocation, which the cache keeps alive so that the key stays unique.
+/// analysis (the second refinement reuses most of the first's frames), by frame
+/// ([`Frame`]'s key) and level.
 #[derive(Default)]
 pub struct LevelCache {
     /// One crop per bg frame and level: a crop that holds the one asked for serves it (window
     /// sums are exact, so the results do not depend on the crop), else the two crops' union
     /// replaces it.
-    bg: HashMap<(usize, usize), (Arc<Thumb>, Crop, BgLevel)>,
+    bg: HashMap<(FrameKey, usize), (Option<Arc<Thumb>>, Crop, BgLevel)>,
     fg: Cached<Image>,
 }
 
@@ -683,47 +745,47 @@ impl Crop {
     }
 }
 
-/// Frames cached at one level, keyed by frame allocation and level.
-type Cached<T> = HashMap<(usize, usize), (Arc<Thumb>, Arc<T>)>;
+/// Frames cached at one level, by frame key and level (with the held frame kept alive).
+type Cached<T> = HashMap<(FrameKey, usize), (Option<Arc<Thumb>>, Arc<T>)>;
 
-/// `frames` at level `f` from `cache`, building the missing ones (in parallel) with `build`.
+/// `frames` at level `f` from `cache`, building the missing ones (in parallel) with `build`;
+/// `None` where a frame is not at hand.
 fn cached<T: Send + Sync>(
     cache: &mut Cached<T>,
-    frames: &[&Arc<Thumb>],
+    frames: &[&Frame<'_>],
     f: usize,
     build: impl Fn(&Thumb) -> T + Sync,
-) -> Vec<Arc<T>> {
-    let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f);
-    let missing: Vec<&Arc<Thumb>> = frames
+) -> Vec<Option<Arc<T>>> {
+    let mut missing: Vec<&Frame<'_>> = frames
         .iter()
         .copied()
-        .filter(|t| !cache.contains_key(&key(t)))
+        .filter(|t| !cache.contains_key(&(t.key(), f)))
         .collect();
+    missing.dedup_by_key(|t| t.key());
     let built: Vec<_> = missing
         .par_iter()
-        .map(|&t| (t.clone(), Arc::new(build(t))))
+        .filter_map(|&t| Some((t.key(), t.keep(), Arc::new(t.with(&build)?))))
         .collect();
-    for (t, l) in built {
-        cache.insert(key(&t), (t, l));
+    for (k, t, l) in built {
+        cache.insert((k, f), (t, l));
     }
     frames
         .iter()
-        .filter_map(|t| cache.get(&key(t)).map(|e| e.1.clone()))
+        .map(|t| cache.get(&(t.key(), f)).map(|e| e.1.clone()))
         .collect()
 }
 
 impl LevelCache {
     /// `frames` at level `f`, each cropped to `crop` or more, building the missing ones (in
-    /// parallel).
-    fn bg_level(&mut self, frames: &[&Arc<Thumb>], f: usize, crop: Crop) -> Vec<BgLevel> {
-        let key = |t: &Arc<Thumb>| (Arc::as_ptr(t) as usize, f);
-        let mut todo: Vec<(&Arc<Thumb>, Crop)> = Vec::new();
+    /// parallel); `None` where a frame is not at hand.
+    fn bg_level(&mut self, frames: &[&Frame<'_>], f: usize, crop: Crop) -> Vec<Option<BgLevel>> {
+        let mut todo: Vec<(&Frame<'_>, Crop)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for &t in frames {
-            if !seen.insert(key(t)) {
+            if !seen.insert(t.key()) {
                 continue;
             }
-            match self.bg.get(&key(t)) {
+            match self.bg.get(&(t.key(), f)) {
                 Some((_, held, _)) if held.holds(&crop) => (),
                 Some((_, held, _)) => todo.push((t, held.union(&crop))),
                 None => todo.push((t, crop.clone())),
@@ -731,38 +793,56 @@ impl LevelCache {
         }
         let built: Vec<_> = todo
             .into_par_iter()
-            .map(|(t, c)| {
-                let l = Arc::new(c.level(t, f));
-                (t.clone(), c, l)
+            .filter_map(|(t, c)| {
+                let l = Arc::new(t.with(|luma| c.level(luma, f))?);
+                Some((t.key(), t.keep(), c, l))
             })
             .collect();
-        for (t, c, l) in built {
-            self.bg.insert(key(&t), (t, c, l));
+        for (k, t, c, l) in built {
+            self.bg.insert((k, f), (t, c, l));
         }
         frames
             .iter()
-            .filter_map(|t| self.bg.get(&key(t)).map(|e| e.2.clone()))
+            .map(|t| self.bg.get(&(t.key(), f)).map(|e| e.2.clone()))
             .collect()
     }
 
-    /// The pairs' frames at level `f`, the bg frames cropped to `crop`.
-    fn level(&mut self, pairs: &[FramePair], f: usize, crop: Crop) -> Level {
-        let (bg, owner): (Vec<&Arc<Thumb>>, Vec<u32>) = pairs
+    /// The pairs' frames at level `f`, the bg frames cropped to `crop`: only the pairs whose
+    /// fg and bg frames are at hand, and of their `near` frames those at hand.
+    fn level(&mut self, pairs: &[FramePair<'_>], f: usize, crop: Crop) -> Level {
+        let bg: Vec<&Frame<'_>> = pairs
             .iter()
-            .enumerate()
-            .flat_map(|(i, p)| {
-                std::iter::once(&p.bg)
-                    .chain(&p.near)
-                    .map(move |b| (b, i as u32))
-            })
-            .unzip();
-        let fg: Vec<&Arc<Thumb>> = pairs.iter().map(|p| &p.fg).collect();
-        Level {
+            .flat_map(|p| std::iter::once(&p.bg).chain(&p.near))
+            .collect();
+        let fg: Vec<&Frame<'_>> = pairs.iter().map(|p| &p.fg).collect();
+        let bg = self.bg_level(&bg, f, crop);
+        let fg = cached(&mut self.fg, &fg, f, |t| t.image_at(f));
+        // A pair counts where its fg and own bg frame are at hand; its frames are renumbered
+        // to the pairs kept.
+        let mut level = Level {
             f,
-            owner,
-            bg: self.bg_level(&bg, f, crop),
-            fg: cached(&mut self.fg, &fg, f, |t| t.image_at(f)),
+            bg: Vec::new(),
+            owner: Vec::new(),
+            fg: Vec::new(),
+        };
+        let mut first = 0;
+        for (i, p) in pairs.iter().enumerate() {
+            let n = 1 + p.near.len();
+            let mine = &bg[first..first + n];
+            first += n;
+            let (Some(fg), Some(Some(own))) = (&fg[i], mine.first()) else {
+                continue;
+            };
+            let k = level.fg.len() as u32;
+            level.fg.push(fg.clone());
+            level.bg.push(own.clone());
+            level.owner.push(k);
+            for b in mine[1..].iter().flatten() {
+                level.bg.push(b.clone());
+                level.owner.push(k);
+            }
         }
+        level
     }
 }
 
@@ -1239,8 +1319,8 @@ mod tests {
         assert_eq!(c.best_bg, vec![Some(1)]);
         assert!((c.estimate.x - fx).abs() <= 2.0 * bf, "{:?}", c.estimate);
         let pairs = vec![FramePair {
-            fg: Arc::new(Thumb::from_image(&fg)),
-            bg: Arc::new(Thumb::from_image(&bg)),
+            fg: Arc::new(Thumb::from_image(&fg)).into(),
+            bg: Arc::new(Thumb::from_image(&bg)).into(),
             near: Vec::new(),
         }];
         let e = refine(geo, &pairs, c.estimate, bf, Constraints::default(), &cancel).unwrap();
@@ -1274,8 +1354,8 @@ mod tests {
             bg: (480, 270),
         };
         let pairs = vec![FramePair {
-            fg: Arc::new(Thumb::from_image(&fg)),
-            bg: Arc::new(Thumb::from_image(&bg)),
+            fg: Arc::new(Thumb::from_image(&fg)).into(),
+            bg: Arc::new(Thumb::from_image(&bg)).into(),
             near: Vec::new(),
         }];
         let start = |dx: f64, dy: f64| Estimate {
@@ -1317,6 +1397,80 @@ mod tests {
         }
     }
 
+    /// Frames fetched where their levels are built give the result held frames give; the
+    /// cache keeps none of them whole (only their crops), and a pair whose frame cannot be
+    /// fetched is left out.
+    #[test]
+    fn fetched_frames_fit_as_held_ones_and_are_let_go() {
+        let cancel = Cancel::new();
+        let bg = scene(270, 480, 5);
+        let (fx, fy, fw, fh) = (131.0, 57.0, 200.0, 120.0);
+        let r = Rect {
+            x: fx,
+            y: fy,
+            w: fw,
+            h: fh,
+        };
+        let fg = Arc::new(Thumb::from_image(
+            &resample(&bg, r, 320, 192).mapv(|v| 0.8 * v + 10.0),
+        ));
+        let other = Arc::new(Thumb::from_image(&scene(192, 320, 9)));
+        let bg = Arc::new(Thumb::from_image(&bg));
+        let geo = Geometry {
+            fg: (320, 192),
+            bg: (480, 270),
+        };
+        let start = Estimate {
+            x: fx + 3.0,
+            y: fy - 2.0,
+            scale: fw / 320.0,
+            score: 0.0,
+        };
+        let c = Constraints::default();
+        let held = vec![FramePair {
+            fg: fg.clone().into(),
+            bg: bg.clone().into(),
+            near: Vec::new(),
+        }];
+        let want = refine(geo, &held, start, 4.0, c, &cancel).unwrap();
+        drop(held);
+        // Keys 0 and 1: the pair; 2: a fg frame that matches nothing, whose bg (3) is gone.
+        let fetches = std::sync::atomic::AtomicUsize::new(0);
+        let fetch = |k: usize| {
+            fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match k {
+                0 => Some(fg.clone()),
+                1 => Some(bg.clone()),
+                2 => Some(other.clone()),
+                _ => None,
+            }
+        };
+        let frame = |key| Frame::Fetched { key, fetch: &fetch };
+        let pairs = vec![
+            FramePair {
+                fg: frame(2),
+                bg: frame(3),
+                near: Vec::new(),
+            },
+            FramePair {
+                fg: frame(0),
+                bg: frame(1),
+                near: Vec::new(),
+            },
+        ];
+        let mut cache = LevelCache::default();
+        let got =
+            refine_cached(geo, &pairs, start, 4.0, c, &mut cache, &CpuKernels, &cancel).unwrap();
+        assert_eq!(
+            (got.x, got.y, got.scale, got.score),
+            (want.x, want.y, want.scale, want.score)
+        );
+        assert!(fetches.into_inner() >= 4, "fetched at each level");
+        assert_eq!(Arc::strong_count(&fg), 1, "the fg is not kept");
+        assert_eq!(Arc::strong_count(&bg), 1, "the bg is not kept");
+        assert!(cache.bg.values().all(|e| e.0.is_none()));
+    }
+
     /// A camera panning 3 px a frame over a wide scene in which an object moves on its own:
     /// pairs whose bg frame is one off (in either direction) fit a footprint off by the pan;
     /// with their neighbours as `near` frames the refinement finds the footprint and the right
@@ -1355,10 +1509,10 @@ mod tests {
             [(6, 7), (9, 8), (12, 13)]
                 .into_iter()
                 .map(|(i, j)| FramePair {
-                    fg: thumb(fg(i)),
-                    bg: thumb(moment(j)),
+                    fg: thumb(fg(i)).into(),
+                    bg: thumb(moment(j)).into(),
                     near: if near {
-                        vec![thumb(moment(j - 1)), thumb(moment(j + 1))]
+                        vec![thumb(moment(j - 1)).into(), thumb(moment(j + 1)).into()]
                     } else {
                         Vec::new()
                     },
@@ -1435,8 +1589,8 @@ mod tests {
             .unwrap()
             .unwrap();
         let pairs = vec![FramePair {
-            fg: Arc::new(Thumb::from_image(&fg)),
-            bg: Arc::new(Thumb::from_image(&bg)),
+            fg: Arc::new(Thumb::from_image(&fg)).into(),
+            bg: Arc::new(Thumb::from_image(&bg)).into(),
             near: Vec::new(),
         }];
         let e = refine(geo, &pairs, c.estimate, bf, Constraints::default(), &cancel).unwrap();

@@ -846,7 +846,11 @@ fn frame_key(side: Side, i: usize) -> usize {
 }
 
 fn key_frame(key: usize) -> (Side, usize) {
-    let side = if key % 2 == 0 { Side::Fg } else { Side::Bg };
+    let side = if key.is_multiple_of(2) {
+        Side::Fg
+    } else {
+        Side::Bg
+    };
     (side, key / 2)
 }
 

@@ -644,7 +644,7 @@ pub struct LevelCache {
     /// One crop per bg frame and level: a crop that holds the one asked for serves it (window
     /// sums are exact, so the results do not depend on the crop), else the two crops' union
     /// replaces it.
-    bg: HashMap<(FrameKey, usize), (Option<Arc<Thumb>>, Crop, BgLevel)>,
+    bg: HashMap<(FrameKey, usize), CachedCrop>,
     fg: Cached<Image>,
 }
 
@@ -744,6 +744,9 @@ impl Crop {
         }
     }
 }
+
+/// A bg frame's crop at one level (with the held frame kept alive).
+type CachedCrop = (Option<Arc<Thumb>>, Crop, BgLevel);
 
 /// Frames cached at one level, by frame key and level (with the held frame kept alive).
 type Cached<T> = HashMap<(FrameKey, usize), (Option<Arc<Thumb>>, Arc<T>)>;

@@ -9,7 +9,7 @@
 //! temp directory. The spill file has no name (or loses it as soon as it is created), so it disappears when
 //! the store is dropped (state change to NULL, error, or a crash) and never outlives the process.
 
-use crate::align::features::{Thumb, Thumbs};
+use crate::align::features::{HeldThumb, KeptThumb, Thumb, Thumbs};
 #[cfg(test)]
 use crate::align::temporal::FeatureRows;
 use crate::align::temporal::{RowSpill, Spills};
@@ -546,6 +546,8 @@ struct SlotFile {
     /// Buffers frames are read back into, by size: their memory is used again once the
     /// output made on them is let go downstream (fresh memory costs page faults per frame).
     pools: std::sync::Mutex<Vec<(usize, gst::BufferPool)>>,
+    /// The first failure to read a thumbnail back (it was analysed as flat).
+    read_failure: std::sync::Mutex<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -630,6 +632,49 @@ impl SlotFile {
         };
         self.file.write_at(bytes, offset)?;
         Ok(frame)
+    }
+}
+
+/// A thumbnail in memory, counted against its pad's thumbnail share while held.
+#[derive(Debug)]
+struct ChargedThumb {
+    thumb: Thumb,
+    _charge: Charge,
+}
+
+impl KeptThumb for ChargedThumb {
+    fn thumb(&self) -> Cow<'_, Thumb> {
+        Cow::Borrowed(&self.thumb)
+    }
+}
+
+/// A thumbnail in a slot of the spill file, read back whenever it is asked for.
+#[derive(Debug)]
+struct SpilledThumb {
+    slot: SpilledFrame,
+    factor: usize,
+    width: usize,
+    height: usize,
+}
+
+impl KeptThumb for SpilledThumb {
+    fn thumb(&self) -> Cow<'_, Thumb> {
+        let f = &self.slot;
+        let mut data = vec![0u8; f.len];
+        if let Err(e) = f.file.file.read_at(&mut data, f.offset) {
+            data.fill(0);
+            if let Ok(mut failure) = f.file.read_failure.lock() {
+                failure.get_or_insert_with(|| {
+                    format!("cannot read a thumbnail back from the spill file: {e}")
+                });
+            }
+        }
+        Cow::Owned(Thumb {
+            factor: self.factor,
+            width: self.width,
+            height: self.height,
+            data: data.into(),
+        })
     }
 }
 
@@ -731,24 +776,30 @@ impl HeldFrame {
 #[derive(Debug)]
 pub struct FrameHolder {
     budget: Arc<Budget>,
+    /// Per pad (bg, fg): the thumbnails' share of `max-memory`.
+    thumbs: [Arc<Budget>; 2],
     temp_dir: Option<PathBuf>,
     spill: Option<Arc<SlotFile>>,
     spilled_bytes: u64,
+    spilled_thumb_bytes: u64,
 }
 
 impl Default for FrameHolder {
     fn default() -> Self {
-        Self::new(Budget::new(0), None)
+        Self::new(Budget::new(0), 0, None)
     }
 }
 
 impl FrameHolder {
-    pub fn new(budget: Arc<Budget>, temp_dir: Option<PathBuf>) -> Self {
+    /// Frames under `budget`; each pad's thumbnails under `thumbs` bytes (0 = unlimited).
+    pub fn new(budget: Arc<Budget>, thumbs: u64, temp_dir: Option<PathBuf>) -> Self {
         FrameHolder {
             budget,
+            thumbs: [Budget::new(thumbs), Budget::new(thumbs)],
             temp_dir,
             spill: None,
             spilled_bytes: 0,
+            spilled_thumb_bytes: 0,
         }
     }
 
@@ -769,17 +820,7 @@ impl FrameHolder {
                 },
             })));
         }
-        if self.spill.is_none() {
-            let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-            self.spill = Some(Arc::new(SlotFile {
-                file: SpillFile::create(dir)?,
-                slots: Default::default(),
-                pools: Default::default(),
-            }));
-        }
-        let Some(spill) = self.spill.as_ref() else {
-            return Err(StoreError::new("no spill file".into()));
-        };
+        let spill = self.spill_file()?;
         let flat = buffer.meta::<gst_video::VideoMeta>().is_none() && buffer.size() == info.size();
         let frame = if flat {
             let map = buffer
@@ -797,9 +838,75 @@ impl FrameHolder {
         Ok(HeldFrame(Arc::new(Kept::Spilled(frame))))
     }
 
-    /// Bytes written to the spill file so far.
+    /// The spill file, created when first asked for.
+    fn spill_file(&mut self) -> Result<Arc<SlotFile>, StoreError> {
+        if let Some(spill) = &self.spill {
+            return Ok(spill.clone());
+        }
+        let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let spill = Arc::new(SlotFile {
+            file: SpillFile::create(dir)?,
+            slots: Default::default(),
+            pools: Default::default(),
+            read_failure: Default::default(),
+        });
+        self.spill = Some(spill.clone());
+        Ok(spill)
+    }
+
+    /// Holds a thumbnail of pad `pad` (0: bg, 1: fg): in memory while the pad's thumbnail
+    /// share allows, else in a slot of the spill file, read back whenever it is asked for.
+    /// Where it cannot be written there, it is given back with the reason (it may still be
+    /// kept in memory: analysis works, it only costs memory).
+    pub fn hold_thumb(
+        &mut self,
+        pad: usize,
+        thumb: Thumb,
+    ) -> Result<HeldThumb, (Thumb, StoreError)> {
+        let bytes = thumb.data.len() as u64;
+        let budget = &self.thumbs[pad.min(1)];
+        if budget.take(bytes) {
+            return Ok(Arc::new(ChargedThumb {
+                thumb,
+                _charge: Charge {
+                    budget: budget.clone(),
+                    bytes,
+                },
+            }));
+        }
+        let spilled = match self.spill_file() {
+            Ok(spill) => spill.put(&thumb.data),
+            Err(e) => Err(e),
+        };
+        match spilled {
+            Ok(slot) => {
+                self.spilled_thumb_bytes += bytes;
+                Ok(Arc::new(SpilledThumb {
+                    slot,
+                    factor: thumb.factor,
+                    width: thumb.width,
+                    height: thumb.height,
+                }))
+            }
+            Err(e) => Err((thumb, e)),
+        }
+    }
+
+    /// The first failure to read a frame or a thumbnail back from the spill file, if any
+    /// (the thumbnail was analysed as flat).
+    pub fn read_failure(&self) -> Option<String> {
+        let spill = self.spill.as_ref()?;
+        spill.read_failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Frame bytes written to the spill file so far.
     pub fn spilled_bytes(&self) -> u64 {
         self.spilled_bytes
+    }
+
+    /// Thumbnail bytes written to the spill file so far.
+    pub fn spilled_thumbnail_bytes(&self) -> u64 {
+        self.spilled_thumb_bytes
     }
 
     /// The most frame bytes held in memory at once (by this holder and the stores sharing its
@@ -1065,6 +1172,50 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Thumbnails past a pad's share go to slots of the spill file, read back as they were;
+    /// a slot and a charge are given back when their thumbnail is dropped.
+    #[test]
+    fn held_thumbnails_past_their_share_go_to_the_spill_file() {
+        gst::init().unwrap();
+        let dir = std::env::temp_dir().join(format!("vidkompy-thumbs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Room for two 4x3 thumbnails per pad.
+        let mut h = FrameHolder::new(Budget::new(0), 24, Some(dir.clone()));
+        let thumb = |v: u8| Thumb {
+            factor: 2,
+            width: 4,
+            height: 3,
+            data: vec![v; 12].into(),
+        };
+        let bg: Vec<HeldThumb> = (0..4u8)
+            .map(|i| h.hold_thumb(0, thumb(i)).unwrap())
+            .collect();
+        // The fg has a share of its own.
+        let fg = h.hold_thumb(1, thumb(9)).unwrap();
+        assert!(matches!(fg.thumb(), Cow::Borrowed(_)));
+        assert_eq!(h.spilled_thumbnail_bytes(), 2 * 12);
+        assert_eq!(h.spilled_bytes(), 0);
+        for (i, t) in bg.iter().enumerate() {
+            assert_eq!(*t.thumb(), thumb(i as u8), "thumbnail {i}");
+            assert_eq!(matches!(t.thumb(), Cow::Owned(_)), i >= 2, "thumbnail {i}");
+        }
+        // Dropped: a memory thumbnail's room and a spilled one's slot are used again.
+        let len = |h: &FrameHolder| h.spill.as_ref().map_or(0, |f| f.slots().len);
+        assert_eq!(len(&h), 24);
+        let mut bg = bg;
+        bg.drain(1..3);
+        let more: Vec<HeldThumb> = (4..6u8)
+            .map(|i| h.hold_thumb(0, thumb(i)).unwrap())
+            .collect();
+        assert!(matches!(more[0].thumb(), Cow::Borrowed(_)));
+        assert_eq!(*more[1].thumb(), thumb(5));
+        assert_eq!(len(&h), 24);
+        assert_eq!(h.read_failure(), None);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        drop((bg, more, fg, h));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn held_frames_past_the_budget_go_to_slots_used_again() {
         gst::init().unwrap();
@@ -1073,7 +1224,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         // Room for two frames.
         let budget = Budget::new(32);
-        let mut h = FrameHolder::new(budget.clone(), Some(dir.clone()));
+        let mut h = FrameHolder::new(budget.clone(), 0, Some(dir.clone()));
         let buf = |v: u8| gst::Buffer::from_mut_slice(vec![v; 16]);
         let mut held: Vec<HeldFrame> = (0..5u8).map(|i| h.hold(buf(i), &info).unwrap()).collect();
         assert_eq!(budget.used(), 32);

@@ -266,6 +266,14 @@ fn windowed_frames_past_max_memory_spill_to_disk_with_the_same_result() {
             "{mode}: {} bytes",
             b.spilled_bytes
         );
+        // Thumbnails too: three per pad in memory (a pad's share is an eighth of the budget),
+        // the others held through the disk.
+        assert_eq!(a.spilled_thumbnail_bytes, 0, "{mode}");
+        assert!(
+            b.spilled_thumbnail_bytes >= 36 * 160 * 90,
+            "{mode}: {} bytes",
+            b.spilled_thumbnail_bytes
+        );
         assert_eq!(a.frames, b.frames);
         assert_eq!((a.x, a.y, a.scale), (b.x, b.y, b.scale), "{mode}");
         same_frames(&free.frames, &least.frames);

@@ -378,6 +378,22 @@ impl Thumb {
     }
 }
 
+/// A thumbnail as its holder keeps it: in memory, or put away (in a file) and read back
+/// whenever it is asked for.
+pub trait KeptThumb: Send + Sync + std::fmt::Debug {
+    /// The thumbnail (read back where it was put away).
+    fn thumb(&self) -> Cow<'_, Thumb>;
+}
+
+impl KeptThumb for Thumb {
+    fn thumb(&self) -> Cow<'_, Thumb> {
+        Cow::Borrowed(self)
+    }
+}
+
+/// A thumbnail held by a live run's window, shared by its searches.
+pub type HeldThumb = Arc<dyn KeptThumb>;
+
 /// Every frame's thumbnail of one stream, wherever they are kept (in memory, or partly in a
 /// file for long inputs).
 pub trait Thumbs: Sync + std::fmt::Debug {

@@ -11,10 +11,9 @@
 //! which frames to forget (the bg beyond its buffering, the fg once committed).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use super::analysis::{self, Alignment, Luma, Side};
-use super::features::{Feature, Thumb};
+use super::features::{Feature, HeldThumb, Thumb};
 use super::kernels::Kernels;
 use super::spatial::{Constraints, Estimate, Geometry};
 use super::temporal::{self, DtwParams, Features, Line, Priors};
@@ -78,7 +77,7 @@ struct Entry {
     /// Where the frame sits on the stream's frame grid: its index plus the frames dropped
     /// before it (fg only; a bg frame's is its index).
     slot: usize,
-    thumb: Arc<Thumb>,
+    thumb: HeldThumb,
     feature: Option<Feature>,
 }
 
@@ -106,7 +105,7 @@ impl crate::align::features::Thumbs for Thumbs<'_> {
     }
 
     fn get(&self, i: usize) -> std::borrow::Cow<'_, Thumb> {
-        std::borrow::Cow::Borrowed(&self.0.0[i].thumb)
+        self.0.0[i].thumb.thumb()
     }
 }
 
@@ -297,7 +296,7 @@ impl Tracker {
 
     /// Adds the next frame of a stream (indices increase by one from the first frame pushed);
     /// an fg frame on the slot after the one before it.
-    pub fn push(&mut self, side: Side, index: usize, thumb: Arc<Thumb>) {
+    pub fn push(&mut self, side: Side, index: usize, thumb: HeldThumb) {
         let slot = match (side, self.fg_pushed) {
             (Side::Fg, Some((i, s))) => s + index.saturating_sub(i),
             _ => index,
@@ -308,12 +307,12 @@ impl Tracker {
     /// Adds the next fg frame at `slot` of its frame grid: frames were dropped before it
     /// where its slot is more than one after the previous frame's (a variable frame rate).
     /// Commits align the fg on its grid, as the offline analysis does.
-    pub fn push_fg(&mut self, index: usize, slot: usize, thumb: Arc<Thumb>) {
+    pub fn push_fg(&mut self, index: usize, slot: usize, thumb: HeldThumb) {
         self.push_at(Side::Fg, index, slot, thumb);
     }
 
-    fn push_at(&mut self, side: Side, index: usize, slot: usize, thumb: Arc<Thumb>) {
-        let feature = self.feature(side, &thumb);
+    fn push_at(&mut self, side: Side, index: usize, slot: usize, thumb: HeldThumb) {
+        let feature = self.feature(side, &thumb.thumb());
         let w = match side {
             Side::Fg => &mut self.fg,
             Side::Bg => &mut self.bg,
@@ -471,7 +470,7 @@ impl Tracker {
 
     /// A copy whose fg window is `frames` (consecutive indices, oldest first) instead of the
     /// frames held: to search the footprint on fg frames that were committed since.
-    pub fn with_fg(&self, frames: &[(usize, Arc<Thumb>)]) -> Tracker {
+    pub fn with_fg(&self, frames: &[(usize, HeldThumb)]) -> Tracker {
         let mut t = self.clone();
         t.fg = Window::default();
         for (i, thumb) in frames {
@@ -490,16 +489,18 @@ impl Tracker {
 
     /// Takes features at footprint `e` from now on (those of held frames are recomputed).
     pub fn set_footprint(&mut self, e: Estimate) {
-        let bg_factor = self.bg.0.front().map_or(1, |b| b.thumb.factor);
+        let bg_factor = self.bg.0.front().map_or(1, |b| b.thumb.thumb().factor);
         let g = analysis::feature_grid(self.geometry, &e, bg_factor);
         self.footprint = Some((e, g));
         for side in [Side::Fg, Side::Bg] {
-            let thumbs: Vec<Arc<Thumb>> = match side {
+            let thumbs: Vec<HeldThumb> = match side {
                 Side::Fg => self.fg.0.iter().map(|e| e.thumb.clone()).collect(),
                 Side::Bg => self.bg.0.iter().map(|e| e.thumb.clone()).collect(),
             };
-            let feats: Vec<Option<Feature>> =
-                thumbs.iter().map(|t| self.feature(side, t)).collect();
+            let feats: Vec<Option<Feature>> = thumbs
+                .iter()
+                .map(|t| self.feature(side, &t.thumb()))
+                .collect();
             let w = match side {
                 Side::Fg => &mut self.fg,
                 Side::Bg => &mut self.bg,
@@ -853,6 +854,7 @@ impl Tracker {
 mod tests {
     use super::*;
     use crate::align::kernels::CpuKernels;
+    use std::sync::Arc;
 
     /// A textured "scene" at moment `t`: a smooth pattern that moves with `t`.
     fn scene(t: usize, w: usize, h: usize) -> Thumb {
@@ -1026,6 +1028,8 @@ mod tests {
         for k in 8..30 {
             t.push(Side::Bg, k, bg(k));
         }
+        let held: Vec<(usize, HeldThumb)> =
+            held.into_iter().map(|(i, f)| (i, f as HeldThumb)).collect();
         let again = t.with_fg(&held);
         let late = again.locate(&CpuKernels, &luma, &cancel).unwrap().unwrap();
         // The fit on moments both show is the better one.

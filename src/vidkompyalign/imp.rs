@@ -260,7 +260,15 @@ impl VidkompyAlign {
             loaded,
             // Features (about 1 KB a frame), per stream.
             features: store::FeatureSpills::new(shares.features, dir.clone()),
-            holder: store::FrameHolder::new(budget.clone(), dir.clone()),
+            holder: store::FrameHolder::new(
+                budget.clone(),
+                if settings.max_memory == 0 {
+                    0
+                } else {
+                    shares.thumbs as u64
+                },
+                dir.clone(),
+            ),
             ..State::default()
         }
     }

@@ -15,7 +15,7 @@ use super::render::{Output, output_pool, plane_layouts};
 use super::{CAT, Phase, State, VidkompyAlign, lock};
 use crate::align::Cancel;
 use crate::align::analysis::{Alignment, Side};
-use crate::align::features::Thumb;
+use crate::align::features::{HeldThumb, Thumb};
 use crate::align::live::{Begun, Tracker};
 use crate::align::placement;
 use crate::align::recheck::{self, REFINE_PX, REFRAME_PX, Recheck, Verdict};
@@ -106,7 +106,7 @@ pub(super) struct Held {
     rt: u64,
     /// `None` for a frame read on thumbnails only (a scout), until it is read again.
     frame: Option<HeldFrame>,
-    thumb: Arc<Thumb>,
+    thumb: HeldThumb,
 }
 
 /// Where the footprint search stands.
@@ -202,7 +202,7 @@ struct Rereading {
 /// shows their moments.
 struct Deferred {
     /// (index, thumbnail, full luma), consecutive indices.
-    fg: Vec<(usize, Arc<Thumb>, Arc<Thumb>)>,
+    fg: Vec<(usize, HeldThumb, Arc<Thumb>)>,
     /// Running time of the newest of them.
     newest: u64,
     /// Searches done on them so far.
@@ -353,6 +353,8 @@ pub(super) struct LiveRun {
     /// out of order): one slot per frame from there on, as the offline analysis takes such a
     /// stream.
     fg_off_grid: bool,
+    /// A thumbnail could not be spilled (warned once; the rest stay in memory).
+    thumb_spill_failed: bool,
     /// How the first window is read (inputs that can seek).
     scout: Scout,
     /// How far (ns) the bg is read ahead of the fg while the first window is read on
@@ -793,7 +795,22 @@ impl VidkompyAlign {
         } else {
             Some(self.hold_frame(holder, &mut live.pools, &buffer, &info, index, name)?)
         };
-        let thumb = Arc::new(thumb);
+        // In memory under the pad's thumbnail share, else in the spill file (a scout reads
+        // the bg far ahead on thumbnails).
+        let thumb: HeldThumb = match holder.hold_thumb(k, thumb) {
+            Ok(t) => t,
+            Err((thumb, e)) => {
+                if !live.thumb_spill_failed {
+                    live.thumb_spill_failed = true;
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("Thumbnails past max-memory are kept in memory: {e}")
+                    );
+                }
+                Arc::new(thumb)
+            }
+        };
         // A fg frame's slot: as many frame durations after the previous one as its running
         // time says (frames dropped, a variable frame rate), at least one.
         let slot = match (side, live.last_fg) {
@@ -2017,7 +2034,7 @@ impl VidkompyAlign {
                 return Ok(None);
             };
             d.tries += 1;
-            let thumbs: Vec<(usize, Arc<Thumb>)> =
+            let thumbs: Vec<(usize, HeldThumb)> =
                 d.fg.iter().map(|(i, t, _)| (*i, t.clone())).collect();
             let lumas: Vec<(usize, Arc<Thumb>)> =
                 d.fg.iter().map(|(i, _, l)| (*i, l.clone())).collect();
@@ -2121,7 +2138,7 @@ impl VidkompyAlign {
             self.end_stretch(live);
             return Ok(());
         };
-        let thumbs: Vec<(usize, Arc<Thumb>)> =
+        let thumbs: Vec<(usize, HeldThumb)> =
             mine.iter().map(|h| (h.index, h.thumb.clone())).collect();
         let copy = tracker.with_fg(&thumbs);
         let Some(window) = copy.window() else {
@@ -2681,6 +2698,15 @@ impl VidkompyAlign {
                 }
             }
             self.live_tracker(state);
+            // A thumbnail read back as flat: the alignment cannot be trusted.
+            if let Some(why) = state.holder.read_failure() {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Read,
+                    ("Alignment failed: {why}")
+                );
+                return Err(gst::FlowError::Error);
+            }
             let due = if drain {
                 state.live().map_or(0, |l| l.fg.len())
             } else {

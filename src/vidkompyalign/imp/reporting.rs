@@ -247,7 +247,8 @@ impl VidkompyAlign {
                 + state.fg.store.spilled_bytes()
                 + state.holder.spilled_bytes(),
             spilled_thumbnail_bytes: state.bg.thumbs.spilled_bytes()
-                + state.fg.thumbs.spilled_bytes(),
+                + state.fg.thumbs.spilled_bytes()
+                + state.holder.spilled_thumbnail_bytes(),
             spilled_feature_bytes: state.features.spilled_bytes(),
             device: self.compute().name().to_string(),
             analysis_time: gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64),

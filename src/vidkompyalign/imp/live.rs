@@ -81,6 +81,20 @@ const PACED_OUT_PER_ROUND: usize = 2;
 /// Slots a fg frame may lie after the previous one (three frames dropped in a row).
 const MAX_SLOT_STEP: f64 = 4.0;
 
+/// A frame of `info` (one 8-bit plane) holding `luma`, in the layout of `info`.
+fn luma_frame(luma: &Thumb, info: &gst_video::VideoInfo) -> Option<gst::Buffer> {
+    let stride = usize::try_from(*info.stride().first()?).ok()?;
+    let (w, h) = (luma.width, luma.height);
+    if (w, h) != (info.width() as usize, info.height() as usize) || stride < w {
+        return None;
+    }
+    let mut bytes = vec![0u8; info.size()];
+    for (dst, src) in bytes.chunks_mut(stride).zip(luma.data.chunks(w)) {
+        dst.get_mut(..w)?.copy_from_slice(src);
+    }
+    Some(gst::Buffer::from_mut_slice(bytes))
+}
+
 /// Whether `pad` reached EOS with no buffer left to take.
 fn ended(pad: &gst_base::AggregatorPad) -> bool {
     pad.is_eos() && !pad.has_buffer()
@@ -201,31 +215,25 @@ struct Rereading {
 /// fg frames kept (thumbnail and full-resolution luma) for a footprint search once the bg
 /// shows their moments.
 struct Deferred {
-    /// (index, thumbnail, full luma), consecutive indices.
-    fg: Vec<(usize, HeldThumb, Arc<Thumb>)>,
+    /// (index, thumbnail, full luma as a frame of `luma_info`), consecutive indices: the
+    /// lumas are held through the run's [`FrameHolder`], under the frame share of
+    /// `max-memory`.
+    fg: Vec<(usize, HeldThumb, HeldFrame)>,
+    luma_info: gst_video::VideoInfo,
     /// Running time of the newest of them.
     newest: u64,
     /// Searches done on them so far.
     tries: u32,
 }
 
-/// Where a re-check takes the fg's full-resolution luma from.
-enum FgLuma {
-    /// The frames held when it started.
-    Held(Vec<(usize, HeldFrame)>, gst_video::VideoInfo),
-    /// Frames kept earlier.
-    Kept(Vec<(usize, Arc<Thumb>)>),
-}
+/// Where a re-check takes the fg's full-resolution luma from: frames held (the run's, or the
+/// luma planes kept for a deferred search), in the layout of their video info.
+struct FgLuma(Vec<(usize, HeldFrame)>, gst_video::VideoInfo);
 
 impl FgLuma {
     fn get(&self, i: usize) -> Option<Arc<Thumb>> {
-        match self {
-            FgLuma::Held(held, info) => {
-                let (_, f) = held.iter().find(|(k, _)| *k == i)?;
-                held_luma(f, info)
-            }
-            FgLuma::Kept(kept) => kept.iter().find(|(k, _)| *k == i).map(|(_, l)| l.clone()),
-        }
+        let (_, f) = self.0.iter().find(|(k, _)| *k == i)?;
+        held_luma(f, &self.1)
     }
 }
 
@@ -1396,7 +1404,7 @@ impl VidkompyAlign {
             "search",
             tracker.clone(),
             (frames(&live.bg), bg_info),
-            FgLuma::Held(frames(&live.fg), fg_info),
+            FgLuma(frames(&live.fg), fg_info),
             false,
             cancel.clone(),
         )?;
@@ -1992,22 +2000,33 @@ impl VidkompyAlign {
         if (live.want_deferred || (periodic && live.lagging)) && live.deferred.is_none() {
             live.want_deferred = false;
             live.checked_at = now;
+            let Ok(luma_info) = gst_video::VideoInfo::builder(
+                gst_video::VideoFormat::Gray8,
+                fg_info.width(),
+                fg_info.height(),
+            )
+            .build() else {
+                return Ok(None);
+            };
+            let holder = &mut state.holder;
+            let fg = live
+                .fg
+                .iter()
+                .filter_map(|h| {
+                    // A copy of its luma plane (the frame is let go), read back alone when
+                    // spilled, held under the budget.
+                    let full = held_luma(h.frame.as_ref()?, &fg_info)?;
+                    let kept =
+                        luma_frame(&full, &luma_info).and_then(|b| holder.hold(b, &luma_info).ok());
+                    if kept.is_none() {
+                        gst::debug!(CAT, imp = self, "fg frame {}'s luma not kept", h.index);
+                    }
+                    Some((h.index, h.thumb.clone(), kept?))
+                })
+                .collect();
             live.deferred = Some(Deferred {
-                fg: live
-                    .fg
-                    .iter()
-                    .filter_map(|h| {
-                        // A copy (the frame is let go), read back alone when spilled.
-                        let frame = h.frame.as_ref()?;
-                        let full = if frame.is_spilled() {
-                            held_luma(frame, &fg_info)?
-                        } else {
-                            let buffer = frame.buffer().ok()?;
-                            Arc::new(with_luma(&buffer, &fg_info, Thumb::full)?)
-                        };
-                        Some((h.index, h.thumb.clone(), full))
-                    })
-                    .collect(),
+                fg,
+                luma_info,
                 newest: now,
                 tries: 0,
             });
@@ -2036,9 +2055,10 @@ impl VidkompyAlign {
             d.tries += 1;
             let thumbs: Vec<(usize, HeldThumb)> =
                 d.fg.iter().map(|(i, t, _)| (*i, t.clone())).collect();
-            let lumas: Vec<(usize, Arc<Thumb>)> =
+            let lumas: Vec<(usize, HeldFrame)> =
                 d.fg.iter().map(|(i, _, l)| (*i, l.clone())).collect();
-            (tracker.with_fg(&thumbs), FgLuma::Kept(lumas), Some(d))
+            let luma = FgLuma(lumas, d.luma_info.clone());
+            (tracker.with_fg(&thumbs), luma, Some(d))
         } else {
             live.checked_at = now;
             live.confirm_at = None;
@@ -2047,7 +2067,7 @@ impl VidkompyAlign {
                 .iter()
                 .filter_map(|h| Some((h.index, h.frame.clone()?)))
                 .collect();
-            (tracker.clone(), FgLuma::Held(held, fg_info), None)
+            (tracker.clone(), FgLuma(held, fg_info), None)
         };
         let cancel = Arc::new(Cancel::new());
         gst::debug!(
@@ -2167,7 +2187,7 @@ impl VidkompyAlign {
             "stretch",
             copy,
             (bg, bg_info),
-            FgLuma::Held(held, fg_info),
+            FgLuma(held, fg_info),
             false,
             cancel.clone(),
         )?;

@@ -65,7 +65,8 @@ const SCOUT_PAIRS_WITHIN: usize = 24;
 /// frame or two before the coarse alignment's first match).
 const SCOUT_MARGIN: usize = 8;
 /// How far (ns) the bg is read ahead of the fg at most while the first window is not placed:
-/// its thumbnails are held in memory (about 200 MB at 24 fps).
+/// its thumbnails (about 200 MB at 24 fps) are held under their share of `max-memory`, the rest
+/// in the spill file.
 const MAX_SCOUT_REACH: u64 = 600_000_000_000;
 /// Temporal confidence of a paced run's footprint search above which the speed it found
 /// replaces the nominal one.

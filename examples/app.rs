@@ -89,6 +89,11 @@ fn run(bg: &str, fg: &str) -> Result<(), String> {
         match msg.view() {
             gst::MessageView::Eos(_) => break Ok(()),
             gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
+            // Live: the element raised its latency (`max-lookahead`): configure the pipeline's
+            // again, as gst-launch does.
+            gst::MessageView::Latency(_) => {
+                let _ = pipeline.recalculate_latency();
+            }
             gst::MessageView::Element(_) => {
                 // The element's messages as Rust types (`gstvidkompy::messages`); from C or
                 // Python, read the same fields of the message's structure.

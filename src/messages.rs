@@ -564,6 +564,41 @@ impl ElementMessage for BgLagging {
     }
 }
 
+/// `vidkompy-lookahead` (live): a search showed the bg lagging the fg's content by `lag` ns,
+/// more than the lookahead (`previous`) covers; the lookahead, and the latency the element
+/// reports, is now `lookahead` (at most `max-lookahead`), with a LATENCY message posted
+/// alongside. `fg-frame`: the first fg frame of the search's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookaheadRaised {
+    pub lag: u64,
+    pub previous: u64,
+    pub lookahead: u64,
+    pub fg_frame: u64,
+}
+
+impl ElementMessage for LookaheadRaised {
+    const NAME: &'static str = "vidkompy-lookahead";
+
+    fn to_structure(&self) -> gst::Structure {
+        gst::Structure::builder(Self::NAME)
+            .field("lag", self.lag)
+            .field("previous", self.previous)
+            .field("lookahead", self.lookahead)
+            .field("fg-frame", self.fg_frame)
+            .build()
+    }
+
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, FieldError> {
+        let r = Reader::new::<Self>(s)?;
+        Ok(LookaheadRaised {
+            lag: r.get("lag")?,
+            previous: r.get("previous")?,
+            lookahead: r.get("lookahead")?,
+            fg_frame: r.get("fg-frame")?,
+        })
+    }
+}
+
 /// `vidkompy-reanchored` (live): the bg's lead passed `max-offset` and the path starts again
 /// from the oldest bg frame held (`reanchoring`), or a commit kept its anchor again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -784,6 +819,20 @@ mod tests {
         .to_structure();
         assert_eq!(l.name(), "vidkompy-bg-lagging");
         assert_eq!(fields(&l), ["lagging", "fg-frame", "bg-frame"]);
+        let r = LookaheadRaised {
+            lag: 1,
+            previous: 2,
+            lookahead: 3,
+            fg_frame: 4,
+        };
+        assert_eq!(
+            LookaheadRaised::from_structure(&r.to_structure()).unwrap(),
+            r
+        );
+        assert_eq!(
+            fields(&r.to_structure()),
+            ["lag", "previous", "lookahead", "fg-frame"]
+        );
         let a = Reanchored {
             reanchoring: true,
             fg_frame: 1,

@@ -7,7 +7,7 @@
 
 mod common;
 
-use gstvidkompy::messages::{ElementMessage, Reanchored, Reframed};
+use gstvidkompy::messages::{ElementMessage, LookaheadRaised, Reanchored, Reframed};
 
 use common::truth::{self, Case, Feed, Live, Source, run, score};
 use gst::prelude::*;
@@ -271,6 +271,73 @@ fn a_bg_lagging_past_the_lookahead_still_gets_the_right_footprint() {
             sc.corner_error
         );
     }
+}
+
+/// The same lag with `max-lookahead`: the first window is held up to `max-lookahead` and
+/// searched on its older fg frames, which show the bg 0.4 s behind; the lookahead (and the
+/// latency, re-configured through a LATENCY message) is raised to cover it before the first
+/// output, and every fg frame waits for its own bg frame. Without it, a warning names the lag
+/// and the lookahead that would cover it.
+#[test]
+fn a_bg_lagging_past_the_lookahead_raises_it_up_to_max_lookahead() {
+    let src = source();
+    let mut case = Case::new((0..180).collect(), (10..180).collect());
+    case.live = Some(Live {
+        fg_start: gst::ClockTime::ZERO,
+        feed: Feed::LiveSources,
+    });
+    case.props
+        .push(("lookahead", gst::glib::Value::from(200_000_000u64)));
+    let plain = run(src, &case);
+    assert!(plain.errors.is_empty(), "{:?}", plain.errors);
+    assert!(
+        plain
+            .warnings
+            .iter()
+            .any(|w| w.contains("more than the lookahead") && w.contains("lookahead=")),
+        "{:?}",
+        plain.warnings
+    );
+    case.props
+        .push(("max-lookahead", gst::glib::Value::from(1_000_000_000u64)));
+    let o = run(src, &case);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.outputs.len(), 170, "every fg frame once");
+    let raised: Vec<LookaheadRaised> = o
+        .messages
+        .iter()
+        .filter_map(|m| LookaheadRaised::from_structure(m).ok())
+        .collect();
+    let (before, after) = (score(&case, &plain), score(&case, &o));
+    let late = o.lateness_ms.iter().copied().fold(f64::MIN, f64::max);
+    eprintln!(
+        "bg lagging 0.4 s, lookahead 0.2 s: {} of {} within ±1; with max-lookahead=1 s: {} \
+         within ±1, {} exact ({raised:?}), most late {late:.0} ms, warnings {:?}",
+        before.within_one, before.inside, after.within_one, after.exact, o.warnings
+    );
+    let r = raised.first().expect("a vidkompy-lookahead message");
+    assert!(
+        (300_000_000..=500_000_000).contains(&r.lag),
+        "lag measured: {} ns",
+        r.lag
+    );
+    assert!(
+        r.lookahead >= r.lag && r.lookahead <= 1_000_000_000,
+        "{r:?}"
+    );
+    assert_eq!(r.previous, 200_000_000);
+    // The first window waits for the lag to be decided, so every frame gets its own bg frame.
+    assert_eq!(
+        after.within_one, after.inside,
+        "{} of {} within ±1",
+        after.within_one, after.inside
+    );
+    assert!(
+        after.exact * 100 >= after.inside * 95,
+        "{} of {} exact",
+        after.exact,
+        after.inside
+    );
 }
 
 /// The fg plays 15 % slower than the bg: the bg's lead grows by 0.15 frames per fg frame and

@@ -637,6 +637,11 @@ fn run_pipeline(
                 });
             }
             gst::MessageView::Warning(w) => out.warnings.push(w.error().to_string()),
+            // The element raised its latency (live, `max-lookahead`): configure the
+            // pipeline's again.
+            gst::MessageView::Latency(_) => {
+                let _ = pipeline.recalculate_latency();
+            }
             gst::MessageView::Element(_) => {
                 if let Some(Ok(p)) = Progress::from_message(&msg) {
                     match p {

@@ -121,6 +121,7 @@ struct Settings {
     device: Device,
     temp_dir: Option<String>,
     lookahead: u64,
+    max_lookahead: u64,
     max_offset: u64,
 }
 
@@ -141,6 +142,7 @@ impl Default for Settings {
             device: Device::Auto,
             temp_dir: None,
             lookahead: DEFAULT_LOOKAHEAD,
+            max_lookahead: 0,
             max_offset: DEFAULT_MAX_OFFSET,
         }
     }
@@ -397,6 +399,13 @@ impl ObjectImpl for VidkompyAlign {
                     .default_value(DEFAULT_LOOKAHEAD)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("max-lookahead")
+                    .nick("Maximum lookahead")
+                    .blurb("Live: how far (ns) the lookahead (and the latency) may be raised when the bg lags the fg's content by more than it; 0 = never raised")
+                    .maximum(MAX_WINDOW)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("max-offset")
                     .nick("Maximum offset")
                     .blurb("Live: how far (ns) the bg may lead the fg; bg frames are held that long")
@@ -440,6 +449,7 @@ impl ObjectImpl for VidkompyAlign {
             "device" => s.device = value.get().unwrap_or(Device::Auto),
             "temp-dir" => s.temp_dir = value.get::<Option<String>>().ok().flatten(),
             "lookahead" => s.lookahead = value.get().unwrap_or(DEFAULT_LOOKAHEAD),
+            "max-lookahead" => s.max_lookahead = value.get().unwrap_or(0),
             "max-offset" => s.max_offset = value.get().unwrap_or(DEFAULT_MAX_OFFSET),
             "force-live" => {
                 drop(s);
@@ -468,6 +478,7 @@ impl ObjectImpl for VidkompyAlign {
             "device" => s.device.to_value(),
             "temp-dir" => s.temp_dir.to_value(),
             "lookahead" => s.lookahead.to_value(),
+            "max-lookahead" => s.max_lookahead.to_value(),
             "max-offset" => s.max_offset.to_value(),
             "force-live" => {
                 drop(s);

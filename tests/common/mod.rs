@@ -527,11 +527,18 @@ fn run_collect_once(desc: &str, timeout_s: u64) -> Result<Run, Fault> {
                 gst::MessageType::Error,
                 gst::MessageType::Warning,
                 gst::MessageType::Element,
+                gst::MessageType::Latency,
             ],
         ) else {
             break Err(format!("no EOS within {timeout_s} s"));
         };
         match m.view() {
+            // An element's latency changed: the pipeline's is configured again.
+            gst::MessageView::Latency(_) => {
+                if let Some(bin) = p.downcast_ref::<gst::Bin>() {
+                    let _ = bin.recalculate_latency();
+                }
+            }
             gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
             gst::MessageView::Eos(_) => break Ok(()),
             // Warnings as structures named "warning", with their text.

@@ -730,6 +730,11 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
                 break;
             }
             gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            // An element's latency changed (a raised lookahead): the pipeline's is configured
+            // again, as gst-launch does.
+            gst::MessageView::Latency(_) => {
+                let _ = pipeline.recalculate_latency();
+            }
             gst::MessageView::Element(e) => {
                 if let Some(s) = e.structure() {
                     messages.push(s.to_owned());

@@ -20,7 +20,9 @@ use crate::align::live::{Begun, Tracker};
 use crate::align::placement;
 use crate::align::recheck::{self, REFINE_PX, REFRAME_PX, Recheck, Verdict};
 use crate::align::spatial::{Estimate, Geometry};
-use crate::messages::{BgLagging, ElementMessage, FootprintFrom, MappedBy, Reanchored, Reframed};
+use crate::messages::{
+    BgLagging, ElementMessage, FootprintFrom, LookaheadRaised, MappedBy, Reanchored, Reframed,
+};
 use crate::report::{self, Segment};
 use crate::store::{FrameHolder, FrameTimes, HeldFrame, StoreError};
 
@@ -221,6 +223,8 @@ struct Deferred {
     /// `max-memory`.
     fg: Vec<(usize, HeldThumb, HeldFrame)>,
     luma_info: gst_video::VideoInfo,
+    /// Running time of each of `fg`.
+    rts: Vec<u64>,
     /// Running time of the newest of them.
     newest: u64,
     /// Searches done on them so far.
@@ -281,6 +285,9 @@ struct RecheckJob {
     /// the frames from the change on: its footprint replaces the one in use where it moved
     /// by more than a re-framing, and its matches are planned.
     stretch: Option<(usize, usize, usize)>,
+    /// The window it searched (first fg and bg frames, newest bg frame), for the lag its
+    /// matches show.
+    window: Option<(usize, usize, usize)>,
 }
 
 impl Drop for RecheckJob {
@@ -316,6 +323,16 @@ pub(super) struct LiveRun {
     /// fg frames are being matched to the newest bg frame because theirs has not arrived
     /// (the bg lags by more than the lookahead, or stalled).
     lagging: bool,
+    /// The lookahead in use (ns), once raised above the `lookahead` property (up to
+    /// `max-lookahead`) because the bg lags the fg's content by more.
+    raised: Option<u64>,
+    /// The lookahead (and latency) to set, with no lock held (see [`VidkompyAlign::live_step`]).
+    raise: Option<Raise>,
+    /// A lag the lookahead cannot cover was warned about.
+    lag_warned: bool,
+    /// A search measured the lag (or the first search ended without a lag to measure): the
+    /// first window is no longer held for `max-lookahead` ([`LiveRun::holds_first`]).
+    lag_decided: bool,
     /// The running footprint re-check, if any.
     recheck: Option<RecheckJob>,
     /// fg running time of the last footprint search or re-check start.
@@ -410,6 +427,22 @@ struct Record {
     written: bool,
 }
 
+/// A raise of the lookahead, applied with no lock held.
+#[derive(Debug, Clone, Copy)]
+struct Raise {
+    /// The lag measured (ns).
+    lag: u64,
+    /// The lookahead before.
+    from: u64,
+    to: u64,
+    fg_frame: usize,
+}
+
+/// Matches a search must place before the newest bg frame it had to measure a lag.
+const LAG_MATCHES: usize = 3;
+/// Lookahead kept past a lag measured (ns): the matches' frames lie around it.
+const LAG_MARGIN: u64 = 250_000_000;
+
 /// Steps kept per pad to measure a frame duration.
 const STEPS: usize = 15;
 
@@ -420,6 +453,37 @@ impl LiveRun {
             scout: if scout { Scout::Reading } else { Scout::Off },
             ..LiveRun::default()
         }
+    }
+
+    /// The lookahead in use: the `lookahead` property's, or more once raised; with
+    /// `max-lookahead` (not paced), `max-lookahead` until the first search decided the lag, so
+    /// that the first window spans more than the lag it may show (its output waits for that).
+    fn lookahead(&self, s: &super::Settings) -> u64 {
+        if self.holds_first(s) {
+            return s.max_lookahead;
+        }
+        self.raised.map_or(s.lookahead, |r| r.max(s.lookahead))
+    }
+
+    /// The first window is held for `max-lookahead`, until a search decided the lag.
+    fn holds_first(&self, s: &super::Settings) -> bool {
+        !self.paced && !self.lag_decided && s.max_lookahead > s.lookahead
+    }
+
+    /// Running time of fg frame `i`, where the run still holds it (or kept it for `deferred`).
+    fn fg_rt(&self, i: usize, deferred: Option<&Deferred>) -> Option<u64> {
+        let held = self
+            .ready
+            .iter()
+            .map(|(h, _)| h)
+            .chain(self.fg.iter())
+            .find(|h| h.index == i)
+            .map(|h| h.rt);
+        held.or_else(|| {
+            let d = deferred?;
+            let k = d.fg.iter().position(|f| f.0 == i)?;
+            d.rts.get(k).copied()
+        })
     }
 
     /// The first window is read on thumbnails only (nothing can be output yet).
@@ -531,7 +595,15 @@ impl VidkompyAlign {
                     return Some(gst::ClockTime::ZERO);
                 }
                 if let Some(h) = live.fg.front() {
-                    return Some(gst::ClockTime::from_nseconds(h.rt));
+                    // The aggregator waits its latency past this: a first window held for the
+                    // lag waits up to `max-lookahead` instead of the lookahead.
+                    let s = super::lock(&self.settings).clone();
+                    let extra = if live.holds_first(&s) {
+                        s.max_lookahead.saturating_sub(s.lookahead)
+                    } else {
+                        0
+                    };
+                    return Some(gst::ClockTime::from_nseconds(h.rt.saturating_add(extra)));
                 }
             }
         }
@@ -1142,7 +1214,9 @@ impl VidkompyAlign {
         let bg_dur = live
             .duration(0, state.bg.info.as_ref())
             .unwrap_or(FALLBACK_DURATION);
-        let span = settings.max_offset.saturating_add(settings.lookahead);
+        let span = settings
+            .max_offset
+            .saturating_add(live.lookahead(&settings));
         // Paced runs need no count: the bg is read at most max-offset plus the lookahead ahead.
         let cap = if live.paced {
             usize::MAX
@@ -1224,7 +1298,9 @@ impl VidkompyAlign {
             // A paced run's first search waits for enough fg frames to show the scene.
             return 0;
         }
-        let lookahead = super::lock(&self.settings).lookahead;
+        let settings = super::lock(&self.settings).clone();
+        let lookahead = live.lookahead(&settings);
+        let holds_first = live.holds_first(&settings);
         let dur = live
             .duration(1, state.fg.info.as_ref())
             .unwrap_or(FALLBACK_DURATION);
@@ -1262,14 +1338,20 @@ impl VidkompyAlign {
                 .map(|c| c.time())
                 .zip(obj.base_time())
                 .map(|(t, b)| t.saturating_sub(b).nseconds());
-            let latency = latency.map_or(lookahead, |l| l.nseconds());
+            // While the first window is held for the lag, by the lookahead in use (more than
+            // the latency reported until the lag is decided).
+            let latency = match latency {
+                Some(l) if !holds_first => l.nseconds(),
+                _ => lookahead,
+            };
             let late = now.map_or(1, |now| {
                 live.fg
                     .iter()
                     .take_while(|h| h.rt.saturating_add(latency) <= now)
                     .count()
             });
-            due = due.max(late.max(1));
+            // At least the oldest, unless the first window is held for the lag.
+            due = due.max(if holds_first { late } else { late.max(1) });
         }
         due.min(n)
     }
@@ -1344,7 +1426,7 @@ impl VidkompyAlign {
         // The first search starts before the first frame is due, so that its result is in
         // by then: once the fg held spans the lookahead less the time a search takes (at least
         // half the lookahead).
-        let lookahead = super::lock(&self.settings).lookahead;
+        let lookahead = live.lookahead(&super::lock(&self.settings).clone());
         let start = lookahead.saturating_sub(SEARCH_HEAD).max(lookahead / 2);
         let span = now.saturating_sub(live.fg.front().map_or(now, |h| h.rt));
         let try_now = match live.search {
@@ -1401,11 +1483,35 @@ impl VidkompyAlign {
             // Joined at once: nothing is output before the window is placed.
             return self.live_search(state, due, timeout, drain);
         }
+        // A first window held for the lag: searched on its older half of fg frames, whose
+        // moments the bg has shown where it lags by less than that half's distance to the
+        // newest fg frame (the newer ones may show moments it has not shown yet, which would
+        // pull the search off).
+        let settings = super::lock(&self.settings).clone();
+        let (tracker, fg_held, window) = if live.holds_first(&settings) {
+            let first = live.fg.front().map_or(now, |h| h.rt);
+            let older: Vec<&Held> = live
+                .fg
+                .iter()
+                .take_while(|h| h.rt <= first.saturating_add(span / 2))
+                .collect();
+            let thumbs: Vec<(usize, HeldThumb)> =
+                older.iter().map(|h| (h.index, h.thumb.clone())).collect();
+            let held = older
+                .iter()
+                .filter_map(|h| Some((h.index, h.frame.clone()?)))
+                .collect();
+            let copy = tracker.with_fg(&thumbs);
+            let window = copy.window();
+            (copy, held, window)
+        } else {
+            (tracker.clone(), frames(&live.fg), window)
+        };
         let handle = self.spawn_locate(
             "search",
-            tracker.clone(),
+            tracker,
             (frames(&live.bg), bg_info),
-            FgLuma(frames(&live.fg), fg_info),
+            FgLuma(fg_held, fg_info),
             false,
             cancel.clone(),
         )?;
@@ -1805,6 +1911,16 @@ impl VidkompyAlign {
             return Err(gst::FlowError::Error);
         };
         let found = alignment.as_ref().filter(|a| recheck::live_placed(a));
+        let settings = super::lock(&self.settings).clone();
+        // The first window was held for `max-lookahead`: it spans the lag.
+        let held_first = state.live().is_some_and(|l| l.holds_first(&settings));
+        if let (Some(window), Some(live), Some(a)) = (job.window, state.live_mut(), found) {
+            self.check_lag(live, a, window, None);
+        }
+        // The first window held for the lag is over, whatever the search found.
+        if let Some(live) = state.live_mut() {
+            live.lag_decided = true;
+        }
         gst::info!(
             CAT,
             imp = self,
@@ -1813,7 +1929,6 @@ impl VidkompyAlign {
                 .as_ref()
                 .map(|a| (a.x, a.y, a.scale, a.spatial_confidence))
         );
-        let settings = super::lock(&self.settings).clone();
         let place = match found {
             Some(a) => {
                 let est = Estimate {
@@ -1834,7 +1949,10 @@ impl VidkompyAlign {
                         // them. Not live: a bg lagging by most of the lookahead leaves the
                         // window's last fg frames matched to frames the bg had not shown yet
                         // (live example, 0.4 s lag, 0.5 s lookahead: within +-1 100 -> 87.6 %).
-                        if live.paced
+                        // A first window held for the lag spans it: its fg frames go where
+                        // the search matched them too (those matched before the newest bg
+                        // frame it had).
+                        if (live.paced || held_first)
                             && let Some(window) = job.window
                         {
                             t.plan(window, a);
@@ -2022,11 +2140,13 @@ impl VidkompyAlign {
                     if kept.is_none() {
                         gst::debug!(CAT, imp = self, "fg frame {}'s luma not kept", h.index);
                     }
-                    Some((h.index, h.thumb.clone(), kept?))
+                    Some((h.rt, (h.index, h.thumb.clone(), kept?)))
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            let (rts, fg) = fg.into_iter().unzip();
             live.deferred = Some(Deferred {
                 fg,
+                rts,
                 luma_info,
                 newest: now,
                 tries: 0,
@@ -2070,6 +2190,7 @@ impl VidkompyAlign {
                 .collect();
             (tracker.clone(), FgLuma(held, fg_info), None)
         };
+        let window = tracker.window();
         let cancel = Arc::new(Cancel::new());
         gst::debug!(
             CAT,
@@ -2097,6 +2218,7 @@ impl VidkompyAlign {
             started_at: now,
             worse,
             stretch: None,
+            window,
         });
         Ok(None)
     }
@@ -2201,6 +2323,7 @@ impl VidkompyAlign {
             started_at: now,
             worse: false,
             stretch: Some(window),
+            window: Some(window),
         });
         Ok(())
     }
@@ -2221,6 +2344,149 @@ impl VidkompyAlign {
         }
     }
 
+    /// The lag (ns) a placed search's matches show: how much later the bg shows the fg's
+    /// moments. The median over the fg frames of its `window` (first fg and bg frames, newest
+    /// bg frame) matched to a bg frame before the newest it had (a match to the newest one
+    /// bounds the lag from below only) whose running times the run still knows; `None` where
+    /// fewer than [`LAG_MATCHES`] are.
+    fn search_lag(
+        live: &LiveRun,
+        a: &Alignment,
+        window: (usize, usize, usize),
+        deferred: Option<&Deferred>,
+    ) -> Option<u64> {
+        let (fg0, bg0, newest) = window;
+        let mut lags: Vec<i64> = a
+            .mapping
+            .iter()
+            .enumerate()
+            .filter(|&(_, &j)| bg0 + j < newest)
+            .filter_map(|(i, &j)| {
+                let b = live.bg.iter().find(|h| h.index == bg0 + j)?.rt;
+                let f = live.fg_rt(fg0 + i, deferred)?;
+                Some(b as i64 - f as i64)
+            })
+            .collect();
+        if lags.len() < LAG_MATCHES {
+            return None;
+        }
+        lags.sort_unstable();
+        Some(lags[lags.len() / 2].max(0) as u64)
+    }
+
+    /// A live run whose search shows the bg lagging the fg's content by more than the
+    /// lookahead (less half of [`LAG_MARGIN`]): the lookahead is raised to cover the lag plus the
+    /// margin, up to `max-lookahead` (applied with no lock held: [`VidkompyAlign::apply_raise`]);
+    /// where it cannot cover it, a warning names the lag and the lookahead that would.
+    fn check_lag(
+        &self,
+        live: &mut LiveRun,
+        a: &Alignment,
+        window: (usize, usize, usize),
+        deferred: Option<&Deferred>,
+    ) {
+        if live.paced {
+            return;
+        }
+        let Some(lag) = Self::search_lag(live, a, window, deferred) else {
+            return;
+        };
+        let settings = super::lock(&self.settings).clone();
+        // The first window held for the lag is over: from here the lookahead is the
+        // property's, raised where the lag asks for more.
+        live.lag_decided = true;
+        let current = live
+            .raised
+            .map_or(settings.lookahead, |r| r.max(settings.lookahead));
+        let needed = lag.saturating_add(LAG_MARGIN);
+        gst::debug!(
+            CAT,
+            imp = self,
+            "search shows the bg {lag} ns behind the fg (lookahead {current})"
+        );
+        // Within the lookahead by half the margin or more: covered.
+        if lag.saturating_add(LAG_MARGIN / 2) <= current {
+            return;
+        }
+        let to = needed.min(settings.max_lookahead);
+        if to > current {
+            live.raised = Some(to);
+            live.raise = Some(Raise {
+                lag,
+                from: current,
+                to,
+                fg_frame: window.0,
+            });
+        }
+        if to < needed && !live.lag_warned {
+            live.lag_warned = true;
+            let s = |ns: u64| ns as f64 / 1e9;
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Failed,
+                (
+                    "The bg shows the fg's moments {:.2} s after the fg, more than the lookahead \
+                     ({:.2} s): fg frames take the newest bg frame. lookahead={} (or max-lookahead \
+                     as much) would cover it",
+                    s(lag),
+                    s(to.max(current)),
+                    needed
+                )
+            );
+        }
+    }
+
+    /// Raises the lookahead, and with it the latency reported (a LATENCY message, for the
+    /// application to configure the pipeline's latency again). Where the element's latency
+    /// would then be more than the most the pipeline upstream of it can take (its latency
+    /// query's minimum above its maximum), the raise is taken back with a warning.
+    fn apply_raise(&self, r: Raise) {
+        let s = |ns: u64| ns as f64 / 1e9;
+        let set = |ns: u64| {
+            let t = gst::ClockTime::from_nseconds(ns);
+            self.obj().set_latency(t, Some(t));
+        };
+        set(r.to);
+        let mut q = gst::query::Latency::new();
+        let impossible = self.obj().src_pad().query(&mut q) && {
+            let (live, min, max) = q.result();
+            live && max.is_some_and(|m| min > m)
+        };
+        if impossible {
+            set(r.from);
+            if let Some(live) = self.state().as_mut().and_then(State::live_mut) {
+                live.raised = Some(r.from);
+            }
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::Clock,
+                (
+                    "The bg lags the fg's content by {:.2} s, but a lookahead of {:.2} s is more \
+                     latency than upstream allows: the lookahead stays {:.2} s",
+                    s(r.lag),
+                    s(r.to),
+                    s(r.from)
+                )
+            );
+            return;
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "the bg lags the fg's content by {} ns: lookahead {} -> {} ns",
+            r.lag,
+            r.from,
+            r.to
+        );
+        let m = LookaheadRaised {
+            lag: r.lag,
+            previous: r.from,
+            lookahead: r.to,
+            fg_frame: r.fg_frame as u64,
+        };
+        let _ = self.obj().post_message(m.to_message(&*self.obj()));
+    }
+
     /// Applies a re-check's result: a confident footprint that moved replaces the old one when
     /// the matches got worse, or when it is more confident than the old one (a periodic
     /// re-check on a window holding less of the other stream does not undo a better estimate).
@@ -2239,6 +2505,9 @@ impl VidkompyAlign {
             );
             return Ok(());
         };
+        if let (Some(window), Some(live)) = (job.window, state.live_mut()) {
+            self.check_lag(live, &a, window, job.deferred.as_ref());
+        }
         let (Some(fg_info), Some(bg_info)) = (state.fg.info.clone(), state.bg.info.clone()) else {
             return Ok(());
         };
@@ -2691,6 +2960,7 @@ impl VidkompyAlign {
     fn live_step(&self, timeout: bool, drain: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut out: Vec<gst::Buffer> = Vec::new();
         let mut caps_to_set = None;
+        let raise;
         // Asked with no element lock held: the aggregator's latency takes its SRC_LOCK (under
         // which `next_time` takes the state lock).
         let latency = if timeout { self.obj().latency() } else { None };
@@ -2896,6 +3166,7 @@ impl VidkompyAlign {
                     );
                 }
             }
+            raise = state.live_mut().and_then(|l| l.raise.take());
             let finished = !drain
                 && ended(&self.fg_pad)
                 && state
@@ -2915,6 +3186,9 @@ impl VidkompyAlign {
         }
         self.scout_rewind()?;
         self.renew_offered();
+        if let Some(r) = raise {
+            self.apply_raise(r);
+        }
         if let Some((caps, segment)) = caps_to_set {
             self.start_output(caps, segment)?;
         }

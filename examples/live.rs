@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 
-//! Live accuracy and latency for several `lookahead` values: ground-truth pairs derived from a
-//! real clip, played in real time (`appsrc is-live ! clocksync` into each pad), one row per
-//! lookahead and relative delay.
+//! Live accuracy and latency for several `lookahead` and `max-lookahead` values: ground-truth
+//! pairs derived from a real clip, played in real time (`appsrc is-live ! clocksync` into each
+//! pad), one row per lookahead, max-lookahead and relative delay.
 //!
 //! ```text
 //! cargo run --release --example live -- [CLIP]
@@ -10,20 +10,23 @@
 //!
 //! "bg leads": the fg feed starts later (a delayed copy), so each fg frame's match arrived
 //! before it. "bg lags": the bg shows each moment after the fg does, so the match arrives that
-//! much after the fg frame; it can be used only when the lookahead covers the lag. "Late" is how
-//! long after its own running time each output frame reached the sink (median and maximum).
+//! much after the fg frame; it can be used only when the lookahead covers the lag, or
+//! `max-lookahead` lets the element raise it ("lookahead used": the last `vidkompy-lookahead`
+//! message's). "Late" is how long after its own running time each output frame reached the sink
+//! (median and maximum).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::truth::{self, Case, Feed, Live};
 use gst::prelude::*;
+use gstvidkompy::messages::{ElementMessage, LookaheadRaised};
 
 /// Source frames decoded (at 960x540): 7.5 s of the project's clip.
 const FRAMES: usize = 180;
 
 /// A live case over the clip's frames: the bg leads the fg by `lead` frames (negative: lags).
-fn case(lead: i64, lookahead_s: f64) -> Case {
+fn case(lead: i64, lookahead_s: f64, max_lookahead_s: f64) -> Case {
     let n = FRAMES as i64;
     let (fg_src, fg_start) = if lead >= 0 {
         // The fg starts `lead` frames late, showing the clip from its start.
@@ -37,8 +40,11 @@ fn case(lead: i64, lookahead_s: f64) -> Case {
         fg_start: gst::ClockTime::SECOND.mul_div_floor(fg_start, 24).unwrap(),
         feed: Feed::LiveSources,
     });
-    let ns = (lookahead_s * 1e9) as u64;
-    c.props.push(("lookahead", gst::glib::Value::from(ns)));
+    let ns = |s: f64| (s * 1e9) as u64;
+    c.props
+        .push(("lookahead", gst::glib::Value::from(ns(lookahead_s))));
+    c.props
+        .push(("max-lookahead", gst::glib::Value::from(ns(max_lookahead_s))));
     c
 }
 
@@ -56,10 +62,10 @@ fn main() {
         path.display(),
     );
     println!(
-        "| lookahead s | relative delay | fg frames | exact | within ±1 | max dev | late ms \
-         (median / max) | messages |"
+        "| lookahead s | max-lookahead s | relative delay | fg frames | exact | within ±1 | max \
+         dev | lookahead used s | late ms (median / max) | messages |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     // `VIDKOMPY_LIVE_ONLY=0.5` runs one lookahead.
     let only: Option<f64> = std::env::var("VIDKOMPY_LIVE_ONLY")
         .ok()
@@ -68,42 +74,60 @@ fn main() {
         if only.is_some_and(|o| o != lookahead) {
             continue;
         }
-        for (what, lead) in [("bg leads 1 s", 24), ("bg lags 0.4 s", -10)] {
-            let case = case(lead, lookahead);
-            let o = truth::run(&src, &case);
-            if !o.errors.is_empty() || o.alignment.is_none() {
-                println!("| {lookahead} | {what} | error: {:?} | | | | | |", o.errors);
-                continue;
+        for max_lookahead in [0.0, 3.0] {
+            for (what, lead) in [
+                ("bg leads 1 s", 24),
+                ("bg lags 0.4 s", -10),
+                ("bg lags 1 s", -24),
+                ("bg lags 2 s", -48),
+            ] {
+                row(&src, lookahead, max_lookahead, what, lead);
             }
-            let s = truth::score(&case, &o);
-            let mut late = o.lateness_ms.clone();
-            late.sort_by(f64::total_cmp);
-            let median = late.get(late.len() / 2).copied().unwrap_or(f64::NAN);
-            let max = late.last().copied().unwrap_or(f64::NAN);
-            let mut names: Vec<String> = Vec::new();
-            for m in &o.messages {
-                let n = m.name().to_string();
-                if n != "vidkompy-alignment" && !names.contains(&n) {
-                    names.push(n);
-                }
-            }
-            if !o.warnings.is_empty() {
-                names.push(format!("{} warning(s)", o.warnings.len()));
-            }
-            let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
-            println!(
-                "| {lookahead} | {what} | {} | {:.1} % | {:.1} % | {} | {median:.0} / {max:.0} \
-                 | {} |",
-                s.inside,
-                pct(s.exact, s.inside),
-                pct(s.within_one, s.inside),
-                if s.max_dev == usize::MAX {
-                    "-".to_string()
-                } else {
-                    s.max_dev.to_string()
-                },
-                names.join(", ")
-            );
         }
     }
+}
+
+fn row(src: &truth::Source, lookahead: f64, max_lookahead: f64, what: &str, lead: i64) {
+    let case = case(lead, lookahead, max_lookahead);
+    let o = truth::run(src, &case);
+    if !o.errors.is_empty() || o.alignment.is_none() {
+        println!(
+            "| {lookahead} | {max_lookahead} | {what} | error: {:?} | | | | | | |",
+            o.errors
+        );
+        return;
+    }
+    let s = truth::score(&case, &o);
+    let mut late = o.lateness_ms.clone();
+    late.sort_by(f64::total_cmp);
+    let median = late.get(late.len() / 2).copied().unwrap_or(f64::NAN);
+    let max = late.last().copied().unwrap_or(f64::NAN);
+    let mut names: Vec<String> = Vec::new();
+    let mut used = lookahead;
+    for m in &o.messages {
+        if let Ok(r) = LookaheadRaised::from_structure(m) {
+            used = r.lookahead as f64 / 1e9;
+        }
+        let n = m.name().to_string();
+        if n != "vidkompy-alignment" && !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    if !o.warnings.is_empty() {
+        names.push(format!("{} warning(s)", o.warnings.len()));
+    }
+    let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+    println!(
+        "| {lookahead} | {max_lookahead} | {what} | {} | {:.1} % | {:.1} % | {} | {used:.2} | \
+         {median:.0} / {max:.0} | {} |",
+        s.inside,
+        pct(s.exact, s.inside),
+        pct(s.within_one, s.inside),
+        if s.max_dev == usize::MAX {
+            "-".to_string()
+        } else {
+            s.max_dev.to_string()
+        },
+        names.join(", ")
+    );
 }

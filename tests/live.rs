@@ -340,6 +340,103 @@ fn a_bg_lagging_past_the_lookahead_raises_it_up_to_max_lookahead() {
     );
 }
 
+/// A live case whose bg shows each of the source's 180 frames `lag_s` after the fg does (the
+/// fg starts with the bg, `lag_s` ahead in the clip), each stream re-timed to its rate.
+fn lagging(lag_s: f64, bg_fps: f64, fg_fps: f64) -> Case {
+    let src_fps = 24.0;
+    let skip = (lag_s * src_fps).round() as usize;
+    let mut case = Case::new(
+        truth::frames_at(0, (180.0 * bg_fps / src_fps) as usize, src_fps, bg_fps),
+        truth::frames_at(
+            skip,
+            ((180 - skip) as f64 * fg_fps / src_fps) as usize,
+            src_fps,
+            fg_fps,
+        ),
+    );
+    case.bg_fps = truth::rate(bg_fps);
+    case.fg_fps = truth::rate(fg_fps);
+    case.live = Some(Live {
+        fg_start: gst::ClockTime::ZERO,
+        feed: Feed::LiveSources,
+    });
+    case
+}
+
+/// Runs `case` and checks every fg frame is output once, all within ±1 of their bg frame and
+/// at least 95 % exactly; returns the `vidkompy-lookahead` messages.
+fn lag_covered(case: &Case, name: &str) -> Vec<LookaheadRaised> {
+    let o = run(source(), case);
+    assert!(o.errors.is_empty(), "{name}: {:?}", o.errors);
+    assert_eq!(
+        o.outputs.len(),
+        case.fg_src.len(),
+        "{name}: every fg frame once"
+    );
+    let sc = score(case, &o);
+    let raised: Vec<LookaheadRaised> = o
+        .messages
+        .iter()
+        .filter_map(|m| LookaheadRaised::from_structure(m).ok())
+        .collect();
+    eprintln!(
+        "{name}: {} of {} exact, {} within ±1, corner error {:.2} px; {raised:?}; warnings {:?}",
+        sc.exact, sc.inside, sc.within_one, sc.corner_error, o.warnings
+    );
+    assert_eq!(
+        sc.within_one, sc.inside,
+        "{name}: {} of {} within ±1",
+        sc.within_one, sc.inside
+    );
+    assert!(
+        sc.exact * 100 >= sc.inside * 95,
+        "{name}: {} of {} exact",
+        sc.exact,
+        sc.inside
+    );
+    raised
+}
+
+/// The bg lagging 1 and 2 s (the second from 29.97 to 25 fps), with a lookahead that covers
+/// the lag: the first window's search waits for frames the bg has shown, and every frame
+/// gets its own bg frame.
+#[test]
+fn a_lookahead_that_covers_a_lag_of_one_or_two_seconds_maps_every_frame() {
+    for (lag, bg_fps, fg_fps, lookahead) in [(1.0, 24.0, 24.0, 1.5), (2.0, 29.97, 25.0, 3.0)] {
+        let mut case = lagging(lag, bg_fps, fg_fps);
+        case.props.push((
+            "lookahead",
+            gst::glib::Value::from((lookahead * 1e9) as u64),
+        ));
+        let raised = lag_covered(
+            &case,
+            &format!("bg lagging {lag} s ({bg_fps} -> {fg_fps} fps), lookahead {lookahead} s"),
+        );
+        assert!(raised.is_empty(), "{raised:?}");
+    }
+}
+
+/// The same lags with the default lookahead (1 s) and `max-lookahead` instead: the lookahead is
+/// raised to cover each before the first output.
+#[test]
+fn max_lookahead_covers_a_lag_of_one_or_two_seconds() {
+    for (lag, bg_fps, fg_fps) in [(1.0, 24.0, 24.0), (2.0, 29.97, 25.0)] {
+        let mut case = lagging(lag, bg_fps, fg_fps);
+        case.props
+            .push(("max-lookahead", gst::glib::Value::from(3_000_000_000u64)));
+        let raised = lag_covered(
+            &case,
+            &format!("bg lagging {lag} s ({bg_fps} -> {fg_fps} fps), max-lookahead 3 s"),
+        );
+        let r = raised.first().expect("a vidkompy-lookahead message");
+        let lag_ns = (lag * 1e9) as u64;
+        assert!(
+            r.lag.abs_diff(lag_ns) <= 100_000_000 && r.lookahead > r.lag,
+            "{r:?}"
+        );
+    }
+}
+
 /// The fg plays 15 % slower than the bg: the bg's lead grows by 0.15 frames per fg frame and
 /// passes `max-offset` (0.5 s, 12 frames) at about fg frame 80, after which the bg frames that
 /// match are no longer buffered. The path re-anchors on the oldest bg frame held, with a

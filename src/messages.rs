@@ -307,6 +307,9 @@ pub struct Alignment {
     /// The compute backend's name.
     pub device: String,
     pub analysis_time: gst::ClockTime,
+    /// Live runs: the lookahead in use when posted, which is the latency the element adds
+    /// (raised within `max-lookahead` where the bg lags); `None` otherwise.
+    pub lookahead: Option<gst::ClockTime>,
     /// One per stretch of the fg with its own footprint (more than one only offline, for a fg
     /// re-framed at a caps change).
     pub segments: Vec<Segment>,
@@ -343,6 +346,7 @@ impl ElementMessage for Alignment {
             .field("spilled-feature-bytes", self.spilled_feature_bytes)
             .field("device", self.device.as_str())
             .field("analysis-time", self.analysis_time)
+            .field_if_some("lookahead", self.lookahead)
             .field("segments", segments)
             .build()
     }
@@ -381,6 +385,7 @@ impl ElementMessage for Alignment {
             spilled_feature_bytes: r.get("spilled-feature-bytes")?,
             device: r.get("device")?,
             analysis_time: r.get("analysis-time")?,
+            lookahead: r.opt("lookahead")?,
             segments,
         })
     }
@@ -675,6 +680,7 @@ mod tests {
             spilled_feature_bytes: 0,
             device: "cpu".into(),
             analysis_time: gst::ClockTime::from_mseconds(120),
+            lookahead: Some(gst::ClockTime::from_mseconds(1500)),
             segments: vec![Segment {
                 fg_frame: 0,
                 x: 80.25,
@@ -726,6 +732,7 @@ mod tests {
                 "spilled-feature-bytes",
                 "device",
                 "analysis-time",
+                "lookahead",
                 "segments",
             ]
         );

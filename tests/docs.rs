@@ -90,6 +90,7 @@ fn every_message_and_field_is_documented() {
         spilled_feature_bytes: 0,
         device: "cpu".into(),
         analysis_time: gst::ClockTime::ZERO,
+        lookahead: Some(gst::ClockTime::ZERO),
         segments: vec![segment],
     };
     let a = alignment.to_structure();

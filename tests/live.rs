@@ -326,6 +326,17 @@ fn a_bg_lagging_past_the_lookahead_raises_it_up_to_max_lookahead() {
         "{r:?}"
     );
     assert_eq!(r.previous, 200_000_000);
+    // The alignment message reports the lookahead in use: the latency the element adds.
+    let a = o.alignment.as_ref().expect("an alignment message");
+    assert_eq!(
+        a.lookahead,
+        Some(gst::ClockTime::from_nseconds(r.lookahead)),
+        "{a:?}"
+    );
+    assert_eq!(
+        plain.alignment.as_ref().and_then(|a| a.lookahead),
+        Some(gst::ClockTime::from_mseconds(200))
+    );
     // The first window waits for the lag to be decided, so every frame gets its own bg frame.
     assert_eq!(
         after.within_one, after.inside,

@@ -401,7 +401,7 @@ impl ObjectImpl for VidkompyAlign {
                     .build(),
                 glib::ParamSpecUInt64::builder("max-lookahead")
                     .nick("Maximum lookahead")
-                    .blurb("Live: how far (ns) the lookahead (and the latency) may be raised when the bg lags the fg's content by more than it; 0 = never raised")
+                    .blurb("Live: the most (ns) the lookahead and latency may be raised to when the bg lags; 0 = off")
                     .maximum(MAX_WINDOW)
                     .default_value(0)
                     .mutable_ready()

@@ -465,6 +465,11 @@ impl LiveRun {
         self.raised.map_or(s.lookahead, |r| r.max(s.lookahead))
     }
 
+    /// The latency a live run (not paced) adds: the lookahead in use.
+    pub(super) fn latency_added(&self, s: &super::Settings) -> Option<u64> {
+        (!self.paced).then(|| self.lookahead(s))
+    }
+
     /// The first window is held for `max-lookahead`, until a search decided the lag.
     fn holds_first(&self, s: &super::Settings) -> bool {
         !self.paced && !self.lag_decided && s.max_lookahead > s.lookahead

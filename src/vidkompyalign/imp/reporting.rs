@@ -252,6 +252,10 @@ impl VidkompyAlign {
             spilled_feature_bytes: state.features.spilled_bytes(),
             device: self.compute().name().to_string(),
             analysis_time: gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64),
+            lookahead: state
+                .live()
+                .and_then(|l| l.latency_added(&super::lock(&self.settings)))
+                .map(gst::ClockTime::from_nseconds),
             segments,
         };
         let msg = m.to_message(&*self.obj());

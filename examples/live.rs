@@ -70,7 +70,7 @@ fn main() {
     let only: Option<f64> = std::env::var("VIDKOMPY_LIVE_ONLY")
         .ok()
         .and_then(|v| v.parse().ok());
-    for lookahead in [0.2, 0.5, 1.0, 2.0] {
+    for lookahead in [0.2, 0.5, 1.0, 2.0, 3.0] {
         if only.is_some_and(|o| o != lookahead) {
             continue;
         }

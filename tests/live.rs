@@ -234,11 +234,7 @@ fn a_re_framed_fg_is_followed_with_a_message() {
 #[test]
 fn a_bg_lagging_past_the_lookahead_still_gets_the_right_footprint() {
     let src = source();
-    let mut case = Case::new((0..180).collect(), (10..180).collect());
-    case.live = Some(Live {
-        fg_start: gst::ClockTime::ZERO,
-        feed: Feed::LiveSources,
-    });
+    let mut case = lagging(10.0 / 24.0, 24.0, 24.0);
     case.props
         .push(("lookahead", gst::glib::Value::from(200_000_000u64)));
     // Also with the least max-memory for these inputs (a 640x360 bg and a 480x270 fg frame,
@@ -281,11 +277,7 @@ fn a_bg_lagging_past_the_lookahead_still_gets_the_right_footprint() {
 #[test]
 fn a_bg_lagging_past_the_lookahead_raises_it_up_to_max_lookahead() {
     let src = source();
-    let mut case = Case::new((0..180).collect(), (10..180).collect());
-    case.live = Some(Live {
-        fg_start: gst::ClockTime::ZERO,
-        feed: Feed::LiveSources,
-    });
+    let mut case = lagging(10.0 / 24.0, 24.0, 24.0);
     case.props
         .push(("lookahead", gst::glib::Value::from(200_000_000u64)));
     let plain = run(src, &case);

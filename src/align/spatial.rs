@@ -1340,9 +1340,8 @@ mod tests {
     /// Refinements from different starts share one crop per bg frame and level: a later one
     /// whose crop lies outside the cached one widens it, and every result is the one a fresh
     /// cache gives (window sums do not depend on the crop).
-    #[test]
-    fn refinements_share_one_crop_per_frame_and_level() {
-        let cancel = Cancel::new();
+    /// A 480x270 bg and a re-graded 320x192 fg of its 200x120 footprint at (131, 57).
+    fn footprint_pair() -> (Image, Image, (f64, f64, f64, f64), Geometry) {
         let bg = scene(270, 480, 5);
         let (fx, fy, fw, fh) = (131.0, 57.0, 200.0, 120.0);
         let r = Rect {
@@ -1356,6 +1355,13 @@ mod tests {
             fg: (320, 192),
             bg: (480, 270),
         };
+        (bg, fg, (fx, fy, fw, fh), geo)
+    }
+
+    #[test]
+    fn refinements_share_one_crop_per_frame_and_level() {
+        let cancel = Cancel::new();
+        let (bg, fg, (fx, fy, fw, _), geo) = footprint_pair();
         let pairs = vec![FramePair {
             fg: Arc::new(Thumb::from_image(&fg)).into(),
             bg: Arc::new(Thumb::from_image(&bg)).into(),
@@ -1406,23 +1412,10 @@ mod tests {
     #[test]
     fn fetched_frames_fit_as_held_ones_and_are_let_go() {
         let cancel = Cancel::new();
-        let bg = scene(270, 480, 5);
-        let (fx, fy, fw, fh) = (131.0, 57.0, 200.0, 120.0);
-        let r = Rect {
-            x: fx,
-            y: fy,
-            w: fw,
-            h: fh,
-        };
-        let fg = Arc::new(Thumb::from_image(
-            &resample(&bg, r, 320, 192).mapv(|v| 0.8 * v + 10.0),
-        ));
+        let (bg, fg, (fx, fy, fw, _), geo) = footprint_pair();
+        let fg = Arc::new(Thumb::from_image(&fg));
         let other = Arc::new(Thumb::from_image(&scene(192, 320, 9)));
         let bg = Arc::new(Thumb::from_image(&bg));
-        let geo = Geometry {
-            fg: (320, 192),
-            bg: (480, 270),
-        };
         let start = Estimate {
             x: fx + 3.0,
             y: fy - 2.0,

@@ -2913,6 +2913,11 @@ impl VidkompyAlign {
         let mut run = LiveRun {
             output: old.output,
             lagging: old.lagging,
+            // The lag the run measured holds across the change (as the latency reported
+            // does): the first window after it is not held for it again.
+            raised: old.raised,
+            lag_decided: old.lag_decided,
+            lag_warned: old.lag_warned,
             received: old.received,
             paced: old.paced,
             record: old.record,

@@ -602,7 +602,7 @@ impl VidkompyAlign {
                 if let Some(h) = live.fg.front() {
                     // The aggregator waits its latency past this: a first window held for the
                     // lag waits up to `max-lookahead` instead of the lookahead.
-                    let s = super::lock(&self.settings).clone();
+                    let s = super::lock(&self.settings);
                     let extra = if live.holds_first(&s) {
                         s.max_lookahead.saturating_sub(s.lookahead)
                     } else {
@@ -1303,9 +1303,10 @@ impl VidkompyAlign {
             // A paced run's first search waits for enough fg frames to show the scene.
             return 0;
         }
-        let settings = super::lock(&self.settings).clone();
-        let lookahead = live.lookahead(&settings);
-        let holds_first = live.holds_first(&settings);
+        let (lookahead, holds_first) = {
+            let settings = super::lock(&self.settings);
+            (live.lookahead(&settings), live.holds_first(&settings))
+        };
         let dur = live
             .duration(1, state.fg.info.as_ref())
             .unwrap_or(FALLBACK_DURATION);
@@ -1431,7 +1432,7 @@ impl VidkompyAlign {
         // The first search starts before the first frame is due, so that its result is in
         // by then: once the fg held spans the lookahead less the time a search takes (at least
         // half the lookahead).
-        let lookahead = live.lookahead(&super::lock(&self.settings).clone());
+        let lookahead = live.lookahead(&super::lock(&self.settings));
         let start = lookahead.saturating_sub(SEARCH_HEAD).max(lookahead / 2);
         let span = now.saturating_sub(live.fg.front().map_or(now, |h| h.rt));
         let try_now = match live.search {

@@ -66,21 +66,29 @@ fn main() {
          dev | lookahead used s | late ms (median / max) | messages |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    // `VIDKOMPY_LIVE_ONLY=0.5` runs one lookahead.
-    let only: Option<f64> = std::env::var("VIDKOMPY_LIVE_ONLY")
-        .ok()
-        .and_then(|v| v.parse().ok());
+    // `VIDKOMPY_LIVE_ONLY=0.5` runs one lookahead; `VIDKOMPY_LIVE_MAX=0` one max-lookahead;
+    // `VIDKOMPY_LIVE_LEAD=-10` one relative delay (bg frames the bg leads by).
+    let env = |name: &str| -> Option<f64> { std::env::var(name).ok()?.parse().ok() };
+    let only = env("VIDKOMPY_LIVE_ONLY");
+    let only_max = env("VIDKOMPY_LIVE_MAX");
+    let only_lead = env("VIDKOMPY_LIVE_LEAD");
     for lookahead in [0.2, 0.5, 1.0, 2.0, 3.0] {
         if only.is_some_and(|o| o != lookahead) {
             continue;
         }
         for max_lookahead in [0.0, 3.0] {
+            if only_max.is_some_and(|o| o != max_lookahead) {
+                continue;
+            }
             for (what, lead) in [
                 ("bg leads 1 s", 24),
                 ("bg lags 0.4 s", -10),
                 ("bg lags 1 s", -24),
                 ("bg lags 2 s", -48),
             ] {
+                if only_lead.is_some_and(|o| o != lead as f64) {
+                    continue;
+                }
                 row(&src, lookahead, max_lookahead, what, lead);
             }
         }

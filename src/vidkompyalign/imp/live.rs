@@ -258,6 +258,9 @@ struct SearchJob {
     /// fg running time at which the fg held would have spanned the lookahead (the search
     /// started early, on fewer frames): a re-check is due then.
     full_at: Option<u64>,
+    /// It searched only the fg frames whose moments the bg had shown (by the lag an earlier
+    /// search of the first window measured): its matches are all real, and planned.
+    narrowed: bool,
     started: std::time::Instant,
 }
 
@@ -353,6 +356,20 @@ pub(super) struct LiveRun {
     confirm_at: Option<u64>,
     /// The early search (before the window spans the lookahead) was not trusted.
     early_tried: bool,
+    /// The first window's best search so far, not committed while the lookahead leaves time
+    /// for a surer one (see [`VidkompyAlign::first_decided`]).
+    first_best: Option<(SearchJob, Option<Alignment>)>,
+    /// The first window is searched again once the fg reaches this running time.
+    first_again_at: Option<u64>,
+    /// The bg's lag behind the fg's content an earlier search of the first window measured:
+    /// the next one searches only the fg frames whose moments the bg has shown.
+    first_lag: Option<u64>,
+    /// Searches of the first window so far.
+    first_tries: u32,
+    /// The next search of the first window takes the older 1/2^n of its fg frames (the newer
+    /// ones may show moments a lagging bg has not shown yet): one more after each search that
+    /// was not sure.
+    first_halvings: u32,
     /// Downstream's last QoS: output whose running time ends before this is dropped.
     earliest: Option<u64>,
     /// fg frames processed and dropped as late (QoS statistics).
@@ -445,6 +462,20 @@ const LAG_MARGIN: u64 = 250_000_000;
 
 /// Steps kept per pad to measure a frame duration.
 const STEPS: usize = 15;
+
+/// The first live window's search is committed at once when its calibrated confidence
+/// ([`crate::align::spatial::calibrated`]) is at least this: the level above which the offline
+/// analysis's footprints are right on the test footage. Below it, it is searched again while
+/// the lookahead leaves time (see [`VidkompyAlign::first_decided`]).
+const FIRST_SURE: f64 = 0.9;
+/// At most this many searches of the first window.
+const FIRST_TRIES: u32 = 4;
+/// A narrowed search of the first window needs at least this many fg frames whose moments the
+/// bg has shown.
+const NARROW_MIN: usize = 6;
+/// A narrowed search that measures a lag this much longer than the one it was narrowed by is
+/// done again on that lag.
+const NARROW_AGAIN: u64 = 100_000_000;
 
 impl LiveRun {
     pub(super) fn new(paced: bool, scout: bool) -> Self {
@@ -1408,7 +1439,7 @@ impl VidkompyAlign {
             let trusted = alignment
                 .as_ref()
                 .is_some_and(|a| recheck::early_trusted(a.spatial_confidence));
-            if job.full_at.is_some() && !trusted && !drain {
+            if job.full_at.is_some() && !trusted && !drain && paced {
                 // Found early on few frames and not clearly: the search is done again on the
                 // whole window, when the first frame is due.
                 gst::debug!(
@@ -1420,6 +1451,15 @@ impl VidkompyAlign {
                 live.early_tried = true;
                 return Ok(None);
             }
+            let (job, alignment) = if live.search == Search::Pending && !paced {
+                match self.first_decided(live, job, alignment, due, drain) {
+                    Some(decided) => decided,
+                    // Searched again, now or later.
+                    None => return self.live_search(state, due, timeout, drain),
+                }
+            } else {
+                (job, alignment)
+            };
             self.live_searched(state, alignment, &job)?;
             if let Some(live) = state.live_mut()
                 && live.search == Search::Found
@@ -1437,6 +1477,11 @@ impl VidkompyAlign {
         let span = now.saturating_sub(live.fg.front().map_or(now, |h| h.rt));
         let try_now = match live.search {
             Search::Found => false,
+            // Searched again, with more frames, once the fg reaches this running time (the
+            // frames due meanwhile wait for it).
+            Search::Pending if live.first_again_at.is_some() => {
+                drain || live.first_again_at.is_some_and(|t| now >= t)
+            }
             // A paced run waits for its frames: the search starts on the whole window.
             Search::Pending => due > 0 || (span >= start && !live.early_tried && !live.paced),
             Search::Retry(after) => due > 0 && now >= after,
@@ -1489,18 +1534,24 @@ impl VidkompyAlign {
             // Joined at once: nothing is output before the window is placed.
             return self.live_search(state, due, timeout, drain);
         }
-        // A first window held for the lag: searched on its older half of fg frames, whose
-        // moments the bg has shown where it lags by less than that half's distance to the
-        // newest fg frame (the newer ones may show moments it has not shown yet, which would
-        // pull the search off).
+        // A first window held for the lag, or searched again after a search that was not
+        // sure: searched on its older half (quarter, ...) of fg frames, whose moments the bg
+        // has shown where it lags by less than that part's distance to the newest fg frame
+        // (the newer ones may show moments it has not shown yet, which would pull the search
+        // off).
         let settings = super::lock(&self.settings).clone();
-        let (tracker, fg_held, window) = if live.holds_first(&settings) {
+        // A first window whose earlier search measured the bg lagging: searched on the fg
+        // frames whose moments the bg has shown.
+        let shown = live
+            .first_lag
+            .filter(|_| live.search == Search::Pending)
+            .map(|lag| live.bg.back().map_or(0, |h| h.rt).saturating_sub(lag));
+        let narrowed = shown.is_some();
+        let halvings = live.first_halvings + u32::from(live.holds_first(&settings));
+        let (tracker, fg_held, window) = if shown.is_some() || halvings > 0 {
             let first = live.fg.front().map_or(now, |h| h.rt);
-            let older: Vec<&Held> = live
-                .fg
-                .iter()
-                .take_while(|h| h.rt <= first.saturating_add(span / 2))
-                .collect();
+            let until = shown.unwrap_or_else(|| first.saturating_add(span >> halvings.min(8)));
+            let older: Vec<&Held> = live.fg.iter().take_while(|h| h.rt <= until).collect();
             let thumbs: Vec<(usize, HeldThumb)> =
                 older.iter().map(|h| (h.index, h.thumb.clone())).collect();
             let held = older
@@ -1522,7 +1573,8 @@ impl VidkompyAlign {
             cancel.clone(),
         )?;
         // Started early (no frame due yet): checked again on the whole window.
-        let full_at = (due == 0).then(|| now + lookahead.saturating_sub(span));
+        let full_at =
+            (due == 0 && live.first_tries == 0).then(|| now + lookahead.saturating_sub(span));
         live.search_job = Some(SearchJob {
             handle: Some(handle),
             joined: None,
@@ -1530,6 +1582,7 @@ impl VidkompyAlign {
             now,
             window,
             full_at,
+            narrowed,
             started: std::time::Instant::now(),
         });
         if drain {
@@ -1537,6 +1590,155 @@ impl VidkompyAlign {
             return self.live_search(state, due, timeout, drain);
         }
         Ok(None)
+    }
+
+    /// The first window's search `job` ended with `alignment`, before anything was output (a
+    /// live run, not paced). Returns the search to commit: the surest so far. Or `None` where
+    /// the window is searched again first (now or at [`LiveRun::first_again_at`]):
+    ///
+    /// - Its matches show the bg lagging the fg's content, so that part of the window's fg
+    ///   frames show moments the bg has not shown yet: those pull the footprint and the matches
+    ///   off (on a slow or still scene most of all). Searched again on the other fg frames
+    ///   alone, at once where at least [`NARROW_MIN`] of them are held, else once they are and
+    ///   the lookahead leaves time.
+    /// - Its calibrated confidence is below [`FIRST_SURE`] and the lookahead leaves time
+    ///   before the first frame is due: searched again a quarter of the lookahead later (one
+    ///   found early, before the window spanned the lookahead: once the first frame is due),
+    ///   on the older half of the fg frames held then ([`LiveRun::first_halvings`]), up to
+    ///   [`FIRST_TRIES`] searches.
+    ///
+    /// A search started while frames are due makes them wait for it: the output stalls at the
+    /// start rather than showing frames misplaced.
+    fn first_decided(
+        &self,
+        live: &mut LiveRun,
+        job: SearchJob,
+        alignment: Option<Alignment>,
+        due: usize,
+        drain: bool,
+    ) -> Option<(SearchJob, Option<Alignment>)> {
+        live.first_tries += 1;
+        live.first_again_at = None;
+        // How sure a search is; one on the fg frames the bg has shown counts over one on the
+        // whole window where it placed the fg (its pairs show the same moments).
+        let sureness = |a: &Option<Alignment>, narrowed: bool| {
+            a.as_ref()
+                .filter(|a| recheck::live_placed(a))
+                .map_or(-1.0, |a| {
+                    let c = if a.spatial_calibrated.is_nan() {
+                        a.spatial_confidence
+                    } else {
+                        a.spatial_calibrated
+                    };
+                    c + if narrowed && a.placed() { 1.0 } else { 0.0 }
+                })
+        };
+        let lag = alignment
+            .as_ref()
+            .filter(|a| recheck::live_placed(a))
+            .zip(job.window)
+            .and_then(|(a, w)| Self::search_lag(live, a, w, None));
+        let newest_narrowed = job.narrowed;
+        // A search takes about as long as the last one did.
+        let took = (job.started.elapsed().as_nanos() as u64).max(SEARCH_HEAD / 2);
+        let (job, alignment) = match live.first_best.take() {
+            Some((best, a)) if sureness(&a, best.narrowed) > sureness(&alignment, job.narrowed) => {
+                (best, a)
+            }
+            _ => (job, alignment),
+        };
+        let lookahead = live.lookahead(&super::lock(&self.settings));
+        let now = live.fg.back().map_or(0, |h| h.rt);
+        let due_at = live
+            .fg
+            .front()
+            .map_or(now, |h| h.rt)
+            .saturating_add(lookahead);
+        let time_at = |t: u64| due == 0 && t.saturating_add(took) < due_at;
+        // Nothing more comes while draining: the surest so far is committed.
+        let tries_left = !drain && live.first_tries < FIRST_TRIES;
+        let newest_bg = live.bg.back().map_or(0, |h| h.rt);
+        // Narrowed on the lag the newest search measured; again where a narrowed search
+        // measured more (it still held frames the bg had not shown).
+        let narrow = |lag: u64| match live.first_lag {
+            None => !drain,
+            Some(used) => tries_left && newest_narrowed && lag > used.saturating_add(NARROW_AGAIN),
+        };
+        if let Some(lag) = lag.filter(|&l| narrow(l)) {
+            let shown = live
+                .fg
+                .iter()
+                .take_while(|h| h.rt.saturating_add(lag) <= newest_bg)
+                .count();
+            // A fifth of the window or more not shown yet.
+            if (live.fg.len() - shown) * 5 >= live.fg.len() {
+                let enough_at = live
+                    .fg
+                    .get(NARROW_MIN - 1)
+                    .map(|h| h.rt.saturating_add(lag));
+                let again = if shown >= NARROW_MIN {
+                    Some(now)
+                } else {
+                    enough_at.filter(|&t| time_at(t))
+                };
+                if let Some(t) = again {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "first window: the bg lags {lag} ns; searched again on the fg frames it \
+                         showed ({shown} now) at fg time {t}"
+                    );
+                    live.first_lag = Some(lag);
+                    live.first_again_at = Some(t);
+                    live.first_best = Some((job, alignment));
+                    return None;
+                }
+            }
+        }
+        // One found early (before the window spanned the lookahead) needs a clear match too.
+        let clear = job.full_at.is_none()
+            || alignment
+                .as_ref()
+                .is_some_and(|a| recheck::early_trusted(a.spatial_confidence));
+        let sure = clear && sureness(&alignment, false) >= FIRST_SURE;
+        // Later, on more frames; an early search's at the latest once the first frame is due.
+        let later = now.saturating_add(lookahead / 4);
+        let again = if time_at(later) {
+            Some(later)
+        } else {
+            job.full_at
+                .filter(|_| live.first_tries == 1)
+                .map(|_| due_at.max(now))
+        };
+        gst::debug!(
+            CAT,
+            imp = self,
+            "first window search {}: lag {lag:?}, sure {sure}, again {again:?}",
+            live.first_tries
+        );
+        if !sure
+            && tries_left
+            && let Some(again) = again
+        {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "first window not placed surely ({:?}): searched again at fg time {again}",
+                alignment
+                    .as_ref()
+                    .map(|a| (a.x, a.y, a.scale, a.spatial_calibrated))
+            );
+            live.first_again_at = Some(again);
+            // On the older half of the frames of the last search (while no lag was
+            // measured to narrow it by), if they are enough.
+            if live.first_lag.is_none() && live.fg.len() >> (live.first_halvings + 1) >= NARROW_MIN
+            {
+                live.first_halvings += 1;
+            }
+            live.first_best = Some((job, alignment));
+            return None;
+        }
+        Some((job, alignment))
     }
 
     /// Where the first window was not placed in the bg read so far (the bg has not ended):
@@ -1735,6 +1937,7 @@ impl VidkompyAlign {
                     now: r.now,
                     window: r.window,
                     full_at: None,
+                    narrowed: false,
                     started: r.started,
                 });
                 Ok(ScoutStep::Go)
@@ -1930,10 +2133,15 @@ impl VidkompyAlign {
         gst::info!(
             CAT,
             imp = self,
-            "live footprint search in {elapsed:?}: {:?}",
-            alignment
-                .as_ref()
-                .map(|a| (a.x, a.y, a.scale, a.spatial_confidence))
+            "live footprint search in {elapsed:?} (narrowed: {}): {:?}",
+            job.narrowed,
+            alignment.as_ref().map(|a| (
+                a.x,
+                a.y,
+                a.scale,
+                a.spatial_confidence,
+                a.spatial_calibrated
+            ))
         );
         let place = match found {
             Some(a) => {
@@ -1955,10 +2163,11 @@ impl VidkompyAlign {
                         // them. Not live: a bg lagging by most of the lookahead leaves the
                         // window's last fg frames matched to frames the bg had not shown yet
                         // (live example, 0.4 s lag, 0.5 s lookahead: within +-1 100 -> 87.6 %).
-                        // A first window held for the lag spans it: its fg frames go where
-                        // the search matched them too (those matched before the newest bg
-                        // frame it had).
-                        if (live.paced || held_first)
+                        // A first window held for the lag spans it, and a narrowed one
+                        // shows only moments the bg has shown: their fg frames go where the
+                        // search matched them too (those matched before the newest bg frame
+                        // it had).
+                        if (live.paced || held_first || job.narrowed)
                             && let Some(window) = job.window
                         {
                             t.plan(window, a);

@@ -354,8 +354,6 @@ pub(super) struct LiveRun {
     /// The footprint was found on fewer fg frames than the lookahead spans: it is checked
     /// again once the fg held reaches this running time.
     confirm_at: Option<u64>,
-    /// The early search (before the window spans the lookahead) was not trusted.
-    early_tried: bool,
     /// The first window's best search so far, not committed while the lookahead leaves time
     /// for a surer one (see [`VidkompyAlign::first_decided`]).
     first_best: Option<(SearchJob, Option<Alignment>)>,
@@ -1436,21 +1434,6 @@ impl VidkompyAlign {
                 (None, None) => None,
             };
             self.device_fallback();
-            let trusted = alignment
-                .as_ref()
-                .is_some_and(|a| recheck::early_trusted(a.spatial_confidence));
-            if job.full_at.is_some() && !trusted && !drain && paced {
-                // Found early on few frames and not clearly: the search is done again on the
-                // whole window, when the first frame is due.
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "early footprint search not trusted: {:?}",
-                    alignment.map(|a| (a.x, a.y, a.scale, a.spatial_confidence))
-                );
-                live.early_tried = true;
-                return Ok(None);
-            }
             let (job, alignment) = if live.search == Search::Pending && !paced {
                 match self.first_decided(live, job, alignment, due, drain) {
                     Some(decided) => decided,
@@ -1483,7 +1466,7 @@ impl VidkompyAlign {
                 drain || live.first_again_at.is_some_and(|t| now >= t)
             }
             // A paced run waits for its frames: the search starts on the whole window.
-            Search::Pending => due > 0 || (span >= start && !live.early_tried && !live.paced),
+            Search::Pending => due > 0 || (span >= start && !live.paced),
             Search::Retry(after) => due > 0 && now >= after,
         };
         let Some(tracker) = live.tracker.as_ref() else {

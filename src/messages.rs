@@ -571,7 +571,8 @@ impl ElementMessage for BgLagging {
 
 /// `vidkompy-lookahead` (live): a search showed the bg lagging the fg's content by `lag` ns,
 /// more than the lookahead (`previous`) covers; the lookahead, and the latency the element
-/// reports, is now `lookahead` (at most `max-lookahead`), with a LATENCY message posted
+/// reports, is now `lookahead` (at most `max-lookahead`, and within the maximum of the
+/// pipeline's latency), with a LATENCY message posted
 /// alongside. `fg-frame`: the first fg frame of the search's window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LookaheadRaised {

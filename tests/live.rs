@@ -346,6 +346,47 @@ fn a_bg_lagging_past_the_lookahead_raises_it_up_to_max_lookahead() {
     every_frame_covered(&after, "max-lookahead=1 s");
 }
 
+/// The same lag with `max-lookahead`, in a pipeline with a second live branch whose source
+/// buffers less than the lookahead the lag asks for (300 ms): raising the element's latency
+/// past it would leave the pipeline unable to configure its latency, so the raise is taken back
+/// with a warning that names the lag and the pipeline's maximum; the lookahead stays, the
+/// alignment message says so, and every fg frame is output once.
+#[test]
+fn a_raise_the_pipeline_cannot_take_is_refused_with_a_warning() {
+    let _serial = serial();
+    let mut case = lagging(10.0 / 24.0, 24.0, 24.0);
+    case.props
+        .push(("lookahead", gst::glib::Value::from(200_000_000u64)));
+    case.props
+        .push(("max-lookahead", gst::glib::Value::from(1_000_000_000u64)));
+    case.side_branch = Some(gst::ClockTime::from_mseconds(300));
+    let o = run(source(), &case);
+    let raised: Vec<LookaheadRaised> = o
+        .messages
+        .iter()
+        .filter_map(|m| LookaheadRaised::from_structure(m).ok())
+        .collect();
+    eprintln!(
+        "a live branch buffering 300 ms: {raised:?}, warnings {:?}, errors {:?}",
+        o.warnings, o.errors
+    );
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(o.outputs.len(), 170, "every fg frame once");
+    assert!(
+        o.warnings
+            .iter()
+            .any(|w| w.contains("more latency than the pipeline can take") && w.contains("0.30 s")),
+        "{:?}",
+        o.warnings
+    );
+    assert!(raised.is_empty(), "{raised:?}");
+    assert_eq!(
+        o.alignment.as_ref().and_then(|a| a.lookahead),
+        Some(gst::ClockTime::from_mseconds(200)),
+        "the lookahead reported"
+    );
+}
+
 /// A live case whose bg shows each of the source's 180 frames `lag_s` after the fg does (the
 /// fg starts with the bg, `lag_s` ahead in the clip), each stream re-timed to its rate.
 fn lagging(lag_s: f64, bg_fps: f64, fg_fps: f64) -> Case {

@@ -173,6 +173,9 @@ pub struct VidkompyAlign {
     /// maximum, so a frame from it is held as it is; any other frame is held as a copy (a
     /// capture source's or hardware decoder's pool may have only a few buffers).
     offered: Mutex<[Option<gst::BufferPool>; 2]>,
+    /// A live alignment message waiting for a raise of the lookahead to be applied or refused
+    /// (posted then, with the lookahead in use).
+    held_alignment: Mutex<Option<crate::messages::Alignment>>,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it (the element never
@@ -225,6 +228,7 @@ impl VidkompyAlign {
 
     fn reset(&self) {
         *lock(&self.rewind) = None;
+        *lock(&self.held_alignment) = None;
         let mut guard = self.state();
         if let Some(state) = guard.as_mut() {
             // A report to reuse stays: it was read at start. So do the pads' caps: sticky,
@@ -302,6 +306,7 @@ impl ObjectSubclass for VidkompyAlign {
             bg_format: Mutex::new(None),
             made: Mutex::new(None),
             offered: Mutex::new([None, None]),
+            held_alignment: Mutex::new(None),
         }
     }
 }
@@ -577,6 +582,7 @@ impl AggregatorImpl for VidkompyAlign {
         *self.state() = None;
         *lock(&self.rewind) = None;
         *lock(&self.bg_format) = None;
+        *lock(&self.held_alignment) = None;
         self.parent_stop()
     }
 

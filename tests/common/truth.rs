@@ -244,6 +244,10 @@ pub struct Case {
     pub props: Vec<(&'static str, glib::Value)>,
     /// Fed in real time (through `clocksync`) rather than as fast as the element takes them.
     pub live: Option<Live>,
+    /// Live: a second live branch in the pipeline, a live source that reports this maximum
+    /// latency (the most it buffers) into a sink that syncs; the element's output syncs too, so
+    /// that the pipeline's latency is the larger of the two branches' and must stay within it.
+    pub side_branch: Option<gst::ClockTime>,
     /// The bg camera pans: each source frame is seen through a window that moves with it.
     pub pan: Option<Pan>,
     /// bg frames (indices) damaged as by lost slices: bands of grey and smeared blocks.
@@ -326,6 +330,7 @@ impl Case {
             reframe: None,
             props: Vec::new(),
             live: None,
+            side_branch: None,
             pan: None,
             bg_damaged: Vec::new(),
             fg_vfr: false,
@@ -653,10 +658,17 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
                 ),
                 _ => format!("a.{name}"),
             };
+            let (sync, side) = match case.side_branch {
+                Some(_) => (
+                    "true",
+                    "appsrc name=side is-live=true format=time ! fakesink sync=true async=false",
+                ),
+                None => ("false", ""),
+            };
             format!(
-                "vidkompyalign name=a {force} ! appsink name=out sync=false \
+                "vidkompyalign name=a {force} ! appsink name=out sync={sync} \
                  {src} name=bg format=time block=true max-bytes=4000000 ! clocksync ! {} \
-                 {src} name=fg format=time block=true max-bytes=4000000 ! clocksync ! {}",
+                 {src} name=fg format=time block=true max-bytes=4000000 ! clocksync ! {} {side}",
                 link("bg", bgs),
                 link("fg", (fw, fh)),
             )
@@ -683,6 +695,10 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     if let (Some(abg), Some(afg)) = (&abg, &afg) {
         abg.set_caps(Some(&caps_for(bgs.0, bgs.1, case.bg_fps)));
         afg.set_caps(Some(&caps_for(gw, gh, fg_fps)));
+    }
+    if let (Some(side), Some(max)) = (appsrc("side"), case.side_branch) {
+        side.set_caps(Some(&caps_for(64, 64, case.bg_fps)));
+        side.set_latency(gst::ClockTime::ZERO, Some(max));
     }
     let sink = get("out").downcast::<gst_app::AppSink>().unwrap();
     let collected = super::collect(&sink);
@@ -715,6 +731,18 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
     };
     let t1 = feed(abg, bg.clone());
     let t2 = feed(afg, fg);
+    // The side branch's source sends a small frame at each bg frame's time, then ends.
+    let side_frames = bg
+        .iter()
+        .map(|b| {
+            let mut s = gst::Buffer::from_mut_slice(vec![128u8; 64 * 64 * 3 / 2]);
+            let m = s.make_mut();
+            m.set_pts(b.pts());
+            m.set_duration(b.duration());
+            s
+        })
+        .collect();
+    let t3 = feed(appsrc("side"), side_frames);
     let bus = pipeline.bus().unwrap();
     let (mut alignment, mut warnings, mut errors) = (None, Vec::new(), Vec::new());
     let mut messages = Vec::new();
@@ -749,7 +777,7 @@ pub fn run_pair(src: &Source, fg_src: &Source, case: &Case) -> Outcome {
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
-    let _ = (t1.join(), t2.join());
+    let _ = (t1.join(), t2.join(), t3.join());
     let mut g = collected.lock().unwrap();
     Outcome {
         outputs: std::mem::take(&mut g.0),

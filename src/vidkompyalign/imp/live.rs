@@ -333,6 +333,9 @@ pub(super) struct LiveRun {
     raise: Option<Raise>,
     /// A lag the lookahead cannot cover was warned about.
     lag_warned: bool,
+    /// A raise was refused (the pipeline could not take the latency): the lookahead stays at
+    /// most this.
+    raise_cap: Option<u64>,
     /// A search measured the lag (or the first search ended without a lag to measure): the
     /// first window is no longer held for `max-lookahead` ([`LiveRun::holds_first`]).
     lag_decided: bool,
@@ -537,6 +540,11 @@ impl LiveRun {
 
     pub(super) fn is_files(&self) -> bool {
         self.files
+    }
+
+    /// A raise of the lookahead waits to be applied with no lock held.
+    pub(super) fn raise_pending(&self) -> bool {
+        self.raise.is_some()
     }
 
     pub(super) fn is_paced(&self) -> bool {
@@ -2606,7 +2614,9 @@ impl VidkompyAlign {
         if lag.saturating_add(LAG_MARGIN / 2) <= current {
             return;
         }
-        let to = needed.min(settings.max_lookahead);
+        let to = needed
+            .min(settings.max_lookahead)
+            .min(live.raise_cap.unwrap_or(u64::MAX));
         if to > current {
             live.raised = Some(to);
             live.raise = Some(Raise {
@@ -2634,40 +2644,75 @@ impl VidkompyAlign {
         }
     }
 
+    /// The latency of the whole pipeline the element is in, as its top-level bin answers a
+    /// latency query (every sink's, upstream of it): whether it is live, its minimum and its
+    /// maximum. `None` where there is no bin or it does not answer.
+    fn pipeline_latency(&self) -> Option<(bool, gst::ClockTime, Option<gst::ClockTime>)> {
+        let mut top = self.obj().parent()?;
+        while let Some(p) = top.parent() {
+            top = p;
+        }
+        let top = top.downcast::<gst::Element>().ok()?;
+        let mut q = gst::query::Latency::new();
+        top.query(&mut q).then(|| q.result())
+    }
+
     /// Raises the lookahead, and with it the latency reported (a LATENCY message, for the
-    /// application to configure the pipeline's latency again). Where the element's latency
-    /// would then be more than the most the pipeline upstream of it can take (its latency
-    /// query's minimum above its maximum), the raise is taken back with a warning.
+    /// application to configure the pipeline's latency again), then posts the alignment
+    /// message held for it. Where the pipeline could not configure its latency with it (the
+    /// element's latency would pass the maximum of the pipeline's latency query: a live branch
+    /// buffers less), the raise is refused with a warning, and no later raise goes past the
+    /// lookahead kept.
     fn apply_raise(&self, r: Raise) {
         let s = |ns: u64| ns as f64 / 1e9;
-        let set = |ns: u64| {
-            let t = gst::ClockTime::from_nseconds(ns);
-            self.obj().set_latency(t, Some(t));
-        };
-        set(r.to);
+        // The element's latency once raised: what it reports now, plus the raise. Checked
+        // before it is set, so that the pipeline never configures a latency it cannot take.
         let mut q = gst::query::Latency::new();
-        let impossible = self.obj().src_pad().query(&mut q) && {
-            let (live, min, max) = q.result();
-            live && max.is_some_and(|m| min > m)
+        let own = self
+            .obj()
+            .src_pad()
+            .query(&mut q)
+            .then(|| q.result().1 + gst::ClockTime::from_nseconds(r.to.saturating_sub(r.from)));
+        let pipeline = self.pipeline_latency();
+        gst::debug!(
+            CAT,
+            imp = self,
+            "lookahead {} -> {}: the element's latency would be {own:?}; the pipeline's \
+             (live, min, max): {pipeline:?}",
+            r.from,
+            r.to
+        );
+        let impossible = match (own, pipeline) {
+            (Some(min), Some((true, _, Some(max)))) if min > max => Some((min, max)),
+            _ => None,
         };
-        if impossible {
-            set(r.from);
+        if let Some((min, max)) = impossible {
             if let Some(live) = self.state().as_mut().and_then(State::live_mut) {
                 live.raised = Some(r.from);
+                live.raise_cap = Some(r.from);
+                // The lag stays uncovered: the warning below names it.
+                live.lag_warned = true;
             }
             gst::element_imp_warning!(
                 self,
                 gst::CoreError::Clock,
                 (
                     "The bg lags the fg's content by {:.2} s, but a lookahead of {:.2} s is more \
-                     latency than upstream allows: the lookahead stays {:.2} s",
+                     latency than the pipeline can take (its latency would be {:.2} s, its \
+                     maximum {:.2} s: a live branch buffers less): the lookahead stays {:.2} s, \
+                     and fg frames take the newest bg frame",
                     s(r.lag),
                     s(r.to),
+                    s(min.nseconds()),
+                    s(max.nseconds()),
                     s(r.from)
                 )
             );
+            self.post_held_alignment(r.from);
             return;
         }
+        let to = gst::ClockTime::from_nseconds(r.to);
+        self.obj().set_latency(to, Some(to));
         gst::info!(
             CAT,
             imp = self,
@@ -2683,6 +2728,19 @@ impl VidkompyAlign {
             fg_frame: r.fg_frame as u64,
         };
         let _ = self.obj().post_message(m.to_message(&*self.obj()));
+        self.post_held_alignment(r.to);
+    }
+
+    /// Posts the alignment message held while a raise of the lookahead was pending (see
+    /// [`VidkompyAlign::post_alignment`]), with the lookahead in use.
+    fn post_held_alignment(&self, lookahead: u64) {
+        let Some(mut m) = super::lock(&self.held_alignment).take() else {
+            return;
+        };
+        m.lookahead = Some(gst::ClockTime::from_nseconds(lookahead));
+        let msg = m.to_message(&*self.obj());
+        gst::info!(CAT, imp = self, "{:?}", msg.structure());
+        let _ = self.obj().post_message(msg);
     }
 
     /// Applies a re-check's result: a confident footprint that moved replaces the old one when
@@ -3111,6 +3169,7 @@ impl VidkompyAlign {
             raised: old.raised,
             lag_decided: old.lag_decided,
             lag_warned: old.lag_warned,
+            raise_cap: old.raise_cap,
             received: old.received,
             paced: old.paced,
             record: old.record,

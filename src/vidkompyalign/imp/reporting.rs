@@ -258,6 +258,12 @@ impl VidkompyAlign {
                 .map(gst::ClockTime::from_nseconds),
             segments,
         };
+        // A raise of the lookahead is pending: the message waits for it to be applied (or
+        // refused), so that it reports the lookahead in use.
+        if state.live().is_some_and(|l| l.raise_pending()) {
+            *super::lock(&self.held_alignment) = Some(m);
+            return;
+        }
         let msg = m.to_message(&*self.obj());
         gst::info!(CAT, imp = self, "{:?}", msg.structure());
         let _ = self.obj().post_message(msg);

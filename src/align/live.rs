@@ -69,6 +69,57 @@ pub struct Committed {
     /// The bg frame of the last committed match is no longer held (the bg led the fg by more
     /// than it buffers): the path started again from the oldest bg frame held.
     pub reanchored: bool,
+    /// The path left the last committed match forward by this many bg frames, for a window
+    /// aligned afresh that fits the frames held far better (see [`ahead_and_better`]).
+    pub jumped: Option<usize>,
+}
+
+/// A window aligned afresh is taken over the path from the last match when it lies at least
+/// this many bg frames ahead of it at its start (a frame or so is [`Tracker::correct`]'s)...
+const AHEAD_MIN: usize = 2;
+/// ...over at least this many fg frames whose bg frames are held...
+const AHEAD_ROWS: usize = 12;
+/// ...and its matches there cost on average at most this share of the other path's.
+const AHEAD_COST: f32 = 1.0 / 3.0;
+
+/// Whether `path`'s first [`AHEAD_ROWS`] rows advance as many bg frames as `speed` (bg frames
+/// per fg frame) says, within one frame and a tenth.
+fn at_speed(path: &temporal::Path, speed: f64) -> bool {
+    let (Some(&first), Some(&last)) = (path.bg.first(), path.bg.get(AHEAD_ROWS)) else {
+        return false;
+    };
+    let expected = speed * AHEAD_ROWS as f64;
+    ((last - first) as f64 - expected).abs() <= 1.0 + 0.1 * expected
+}
+
+/// How far ahead `free` (the window aligned afresh, over the columns of `costs`, `real` of them
+/// bg frames held) starts of `anchored` (the path from the last match: its row 0 is that match,
+/// at column 0), where it is to be taken: at least [`AHEAD_MIN`] frames ahead, and over the
+/// rows whose bg frames both hold (at least [`AHEAD_ROWS`]) its matches cost on average at most
+/// [`AHEAD_COST`] of the other's.
+fn ahead_and_better(
+    costs: &ndarray::Array2<f32>,
+    real: usize,
+    anchored: &temporal::Path,
+    free: &temporal::Path,
+) -> Option<usize> {
+    let next = *anchored.bg.get(1)?;
+    let ahead = free.bg.first()?.checked_sub(next)?;
+    if ahead < AHEAD_MIN {
+        return None;
+    }
+    let rows: Vec<usize> = (0..free.bg.len())
+        .filter(|&r| free.bg[r] < real && anchored.bg.get(r + 1).is_some_and(|&j| j < real))
+        .collect();
+    if rows.len() < AHEAD_ROWS {
+        return None;
+    }
+    let (mut f, mut a) = (0.0f32, 0.0f32);
+    for &r in &rows {
+        f += costs[(r, free.bg[r])];
+        a += costs[(r, anchored.bg[r + 1])];
+    }
+    (f <= a * AHEAD_COST).then_some(ahead)
 }
 
 #[derive(Debug, Clone)]
@@ -637,6 +688,7 @@ impl Tracker {
             return Ok(Committed {
                 matches: planned,
                 reanchored: false,
+                jumped: None,
             });
         }
         // Columns: the bg from the last committed match on (or all held, at the start or when
@@ -714,7 +766,7 @@ impl Tracker {
             };
             extended.slice_mut(ndarray::s![r, real..]).fill(unseen);
         }
-        let (path, distinct, shift) = if let Some(last) = anchored {
+        let (path, distinct, shift, jumped) = if let Some(last) = anchored {
             // Once there is a path to follow, fg frames that match nothing well follow its
             // line: their costs, noise, must not drag the path (which cannot come back) ahead.
             for (r, _) in unsure.iter().enumerate().filter(|(_, u)| **u) {
@@ -741,13 +793,39 @@ impl Tracker {
                 jump: priors.jump,
             };
             let path = temporal::dtw_with(&costs, &params, dots, cancel)?;
-            let distinct = temporal::distinctiveness(&costs, &path);
-            (path, distinct, 1)
+            // The window aligned afresh, as a first one: where that path lies well ahead of
+            // the one from the last match and fits the frames held far better, the path so
+            // far was off (a first window on a still scene, whose every bg frame matched
+            // alike, that the bg lagged) and is left forward for it.
+            let free_costs = temporal::Costs::from_matrix(&extended);
+            let (free, _) = temporal::align_with(&free_costs, max_step, priors, dots, cancel)?;
+            let free_distinct = temporal::distinctiveness(&free_costs, &free);
+            // Only from a fg frame whose own match is clear: the frames of a still scene
+            // match any of its bg frames, the fresh path's as much as the other.
+            // Nor where its open start piles fg frames on few bg frames (a slow scene whose
+            // frames match their neighbours alike): it must run at the path's speed.
+            let speed = self
+                .guide()
+                .map(|l| l.rate)
+                .or(self.nominal_rate)
+                .unwrap_or(1.0);
+            let clear = free_distinct
+                .first()
+                .is_some_and(|&d| d >= temporal::CONFIDENT)
+                && at_speed(&free, speed);
+            if let Some(ahead) = ahead_and_better(&extended, real, &path, &free).filter(|_| clear) {
+                self.history.clear();
+                self.evidence.clear();
+                (free, free_distinct, 0, Some(ahead))
+            } else {
+                let distinct = temporal::distinctiveness(&costs, &path);
+                (path, distinct, 1, None)
+            }
         } else {
             let costs = temporal::Costs::from_matrix(&extended);
             let (path, _) = temporal::align_with(&costs, max_step, priors, dots, cancel)?;
             let distinct = temporal::distinctiveness(&costs, &path);
-            (path, distinct, 0)
+            (path, distinct, 0, None)
         };
         let floor = self.floor;
         let mut matches = Vec::with_capacity(n);
@@ -802,6 +880,7 @@ impl Tracker {
         Ok(Committed {
             matches,
             reanchored,
+            jumped,
         })
     }
 
@@ -948,6 +1027,41 @@ mod tests {
         let c = t.commit(t.pending(), &CpuKernels, &cancel).unwrap();
         out.extend(c.matches);
         (out, reanchored)
+    }
+
+    /// A scene still for its first 40 moments, then moving slowly, the bg showing each moment
+    /// 24 frames after the fg: the first commits match the still fg frames to any still bg
+    /// frame, off the true line, and the path from them pays less for the slow scene's
+    /// mismatch than for a step of 24 frames. The window aligned afresh lies on the true line,
+    /// far ahead and far cheaper: the path leaves for it as soon as the scene moves (a frame
+    /// off while the fg frames at its front are still, set right by [`Tracker::correct`]).
+    #[test]
+    fn a_path_off_on_a_still_opening_leaves_for_the_line_the_moving_scene_shows() {
+        let moment = |m: usize| scene_at(m.saturating_sub(40) as f64 * 0.03, 64, 48);
+        let mut t = tracker();
+        let cancel = Cancel::new();
+        let mut out: Vec<Match> = Vec::new();
+        let mut jumped = Vec::new();
+        for k in 0..150 {
+            t.push(Side::Bg, k, Arc::new(moment(k)));
+            t.push(Side::Fg, k, Arc::new(moment(k + 24)));
+            let due = t.pending().saturating_sub(36);
+            let c = t.commit(due, &CpuKernels, &cancel).unwrap();
+            jumped.extend(c.jumped);
+            out.extend(c.matches);
+        }
+        let off = |from: usize, by: usize| -> Vec<(usize, usize)> {
+            out.iter()
+                .filter(|m| m.fg >= from && m.bg.abs_diff(m.fg + 24) > by)
+                .map(|m| (m.fg, m.bg))
+                .collect()
+        };
+        assert!(monotonic(&out));
+        assert!(!off(0, 1).is_empty(), "the still opening matched on the line");
+        assert_eq!(jumped.len(), 1, "{jumped:?}");
+        // The scene moves from fg frame 16 on.
+        assert!(off(16, 1).is_empty(), "{:?}", off(16, 1));
+        assert!(off(40, 0).is_empty(), "{:?}", off(40, 0));
     }
 
     #[test]

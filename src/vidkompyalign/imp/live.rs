@@ -1629,6 +1629,20 @@ impl VidkompyAlign {
             .filter(|a| recheck::live_placed(a))
             .zip(job.window)
             .and_then(|(a, w)| Self::search_lag(live, a, w, None));
+        if let Some(a) = &alignment {
+            gst::trace!(
+                CAT,
+                imp = self,
+                "first window search {} (window {:?}): mapping {:?}, costs {:?}",
+                live.first_tries,
+                job.window,
+                a.mapping,
+                a.costs
+                    .iter()
+                    .map(|c| (c * 1000.0).round() / 1000.0)
+                    .collect::<Vec<_>>()
+            );
+        }
         let newest_narrowed = job.narrowed;
         // A search takes about as long as the last one did.
         let took = (job.started.elapsed().as_nanos() as u64).max(SEARCH_HEAD / 2);
@@ -3039,6 +3053,16 @@ impl VidkompyAlign {
                 .map_err(|_| gst::FlowError::Flushing)?;
             if c.reanchored {
                 live.reanchored += 1;
+            }
+            if let (Some(ahead), Some(m)) = (c.jumped, c.matches.first()) {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "the window aligned afresh fits far better {ahead} bg frames ahead: fg frame \
+                     {} takes bg frame {}",
+                    m.fg,
+                    m.bg
+                );
             }
             // One message when re-anchoring starts and one when it stops (a commit keeps its
             // anchor again): a lead that keeps growing re-anchors at every commit in between

@@ -1057,7 +1057,10 @@ mod tests {
                 .collect()
         };
         assert!(monotonic(&out));
-        assert!(!off(0, 1).is_empty(), "the still opening matched on the line");
+        assert!(
+            !off(0, 1).is_empty(),
+            "the still opening matched on the line"
+        );
         assert_eq!(jumped.len(), 1, "{jumped:?}");
         // The scene moves from fg frame 16 on.
         assert!(off(16, 1).is_empty(), "{:?}", off(16, 1));

@@ -308,11 +308,7 @@ fn a_bg_lagging_past_the_lookahead_raises_it_up_to_max_lookahead() {
     let o = run(src, &case);
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(o.outputs.len(), 170, "every fg frame once");
-    let raised: Vec<LookaheadRaised> = o
-        .messages
-        .iter()
-        .filter_map(|m| LookaheadRaised::from_structure(m).ok())
-        .collect();
+    let raised = raised(&o);
     let (before, after) = (score(&case, &plain), score(&case, &o));
     let late = o.lateness_ms.iter().copied().fold(f64::MIN, f64::max);
     eprintln!(
@@ -361,11 +357,7 @@ fn a_raise_the_pipeline_cannot_take_is_refused_with_a_warning() {
         .push(("max-lookahead", gst::glib::Value::from(1_000_000_000u64)));
     case.side_branch = Some(gst::ClockTime::from_mseconds(300));
     let o = run(source(), &case);
-    let raised: Vec<LookaheadRaised> = o
-        .messages
-        .iter()
-        .filter_map(|m| LookaheadRaised::from_structure(m).ok())
-        .collect();
+    let raised = raised(&o);
     eprintln!(
         "a live branch buffering 300 ms: {raised:?}, warnings {:?}, errors {:?}",
         o.warnings, o.errors
@@ -385,6 +377,14 @@ fn a_raise_the_pipeline_cannot_take_is_refused_with_a_warning() {
         Some(gst::ClockTime::from_mseconds(200)),
         "the lookahead reported"
     );
+}
+
+/// The `vidkompy-lookahead` messages a run posted.
+fn raised(o: &truth::Outcome) -> Vec<LookaheadRaised> {
+    o.messages
+        .iter()
+        .filter_map(|m| LookaheadRaised::from_structure(m).ok())
+        .collect()
 }
 
 /// A live case whose bg shows each of the source's 180 frames `lag_s` after the fg does (the
@@ -421,11 +421,7 @@ fn lag_covered(case: &Case, name: &str) -> Vec<LookaheadRaised> {
         "{name}: every fg frame once"
     );
     let sc = score(case, &o);
-    let raised: Vec<LookaheadRaised> = o
-        .messages
-        .iter()
-        .filter_map(|m| LookaheadRaised::from_structure(m).ok())
-        .collect();
+    let raised = raised(&o);
     eprintln!(
         "{name}: {} of {} exact, {} within ±1, corner error {:.2} px; {raised:?}; warnings {:?}",
         sc.exact, sc.inside, sc.within_one, sc.corner_error, o.warnings

@@ -799,21 +799,16 @@ impl Tracker {
             // alike, that the bg lagged) and is left forward for it.
             let free_costs = temporal::Costs::from_matrix(&extended);
             let (free, _) = temporal::align_with(&free_costs, max_step, priors, dots, cancel)?;
-            let free_distinct = temporal::distinctiveness(&free_costs, &free);
             // Only from a fg frame whose own match is clear: the frames of a still scene
-            // match any of its bg frames, the fresh path's as much as the other.
-            // Nor where its open start piles fg frames on few bg frames (a slow scene whose
-            // frames match their neighbours alike): it must run at the path's speed.
-            let speed = self
-                .guide()
-                .map(|l| l.rate)
-                .or(self.nominal_rate)
-                .unwrap_or(1.0);
-            let clear = free_distinct
-                .first()
-                .is_some_and(|&d| d >= temporal::CONFIDENT)
-                && at_speed(&free, speed);
-            if let Some(ahead) = ahead_and_better(&extended, real, &path, &free).filter(|_| clear) {
+            // match any of its bg frames, the fresh path's as much as the other. Nor where its
+            // open start piles fg frames on few bg frames (a slow scene whose frames match
+            // their neighbours alike): it must run at the path's speed.
+            let speed = guide.map(|l| l.rate).or(self.nominal_rate).unwrap_or(1.0);
+            let taken = ahead_and_better(&extended, real, &path, &free)
+                .filter(|_| at_speed(&free, speed))
+                .map(|ahead| (ahead, temporal::distinctiveness(&free_costs, &free)))
+                .filter(|(_, d)| d.first().is_some_and(|&d| d >= temporal::CONFIDENT));
+            if let Some((ahead, free_distinct)) = taken {
                 self.history.clear();
                 self.evidence.clear();
                 (free, free_distinct, 0, Some(ahead))

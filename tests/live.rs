@@ -592,11 +592,14 @@ fn lagging_small(lag_s: f64, bg_fps: f64, fg_fps: f64, props: &[(&'static str, f
 /// fg frames whose moments a lagging bg has not shown yet matches them to still frames it did
 /// show, off in time and (as the camera drifts) in place. The first window is searched again on
 /// the fg frames the bg has shown (and on its older half while nothing is sure), with a
-/// lookahead that covers the lag and with `max-lookahead`.
+/// lookahead that covers the lag (on cup.mp4, by only half a second: the lag is measured on the
+/// first window's best-fitting matches, and a frame the bg has not shown pulls a still scene's
+/// matches a frame off) and with `max-lookahead`.
 #[test]
 fn small_clips_opening_on_a_still_scene_with_the_bg_lagging() {
     let _serial = serial();
     for (clip, lag, bg_fps, fg_fps, props) in [
+        ("cup.mp4", 1.0, 24.0, 24.0, &[("lookahead", 1.5)][..]),
         ("cup.mp4", 1.0, 24.0, 24.0, &[("lookahead", 2.0)][..]),
         ("box.mp4", 2.0, 29.97, 25.0, &[("lookahead", 3.0)][..]),
         ("cup.mp4", 1.0, 24.0, 24.0, &[("max-lookahead", 3.0)][..]),

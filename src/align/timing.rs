@@ -120,9 +120,45 @@ pub fn half_step(sorted: &[u64]) -> u64 {
         .map_or(0, |d| d / 2)
 }
 
+/// The lag (ns, bg running time less fg running time) a search's matches show, from
+/// `(cost, lag)` of each match: the median lag over the best-fitting quarter of them (at least
+/// `min` of them), or `None` where there are fewer than `min`.
+///
+/// A window that holds fg frames whose moments the bg has not shown yet matches them, at a
+/// high cost, to whatever bg frames look most like them (on a still scene, the few it did
+/// show): their lags are too short, and on such a window they can be half of the matches.
+/// The fg frames the bg did show fit at the noise floor of the cost.
+pub fn match_lag(matches: &mut [(f32, i64)], min: usize) -> Option<i64> {
+    if matches.len() < min.max(1) {
+        return None;
+    }
+    matches.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let n = (matches.len() / 4).max(min).max(1);
+    let best = &mut matches[..n];
+    best.sort_unstable_by_key(|m| m.1);
+    Some(best[best.len() / 2].1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_match_lag_is_the_best_fitting_matches_lag() {
+        // A bg 24 frames behind: 10 fg frames it showed fit at the noise floor; the 14 after
+        // them, whose moments it has not shown, sit on its newest frames, costing more and
+        // more.
+        let mut m: Vec<(f32, i64)> = (0..10)
+            .map(|i| (0.001 + i as f32 * 1e-4, 24))
+            .chain((10..24).map(|i| (0.05 * (i - 9) as f32, 33 - i)))
+            .collect();
+        assert_eq!(match_lag(&mut m, 3), Some(24));
+        // The best-fitting quarter's median, not the whole median (4).
+        let mut spread: Vec<(f32, i64)> = (0..9).map(|i| (i as f32, i)).collect();
+        assert_eq!(match_lag(&mut spread, 3), Some(1));
+        // Too few.
+        assert_eq!(match_lag(&mut [(0.0, 1), (0.0, 2)], 3), None);
+    }
 
     #[test]
     fn slots_place_a_variable_frame_rate_on_its_grid() {

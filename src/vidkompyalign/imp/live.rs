@@ -17,9 +17,9 @@ use crate::align::Cancel;
 use crate::align::analysis::{Alignment, Side};
 use crate::align::features::{HeldThumb, Thumb};
 use crate::align::live::{Begun, Tracker};
-use crate::align::placement;
 use crate::align::recheck::{self, REFINE_PX, REFRAME_PX, Recheck, Verdict};
 use crate::align::spatial::{Estimate, Geometry};
+use crate::align::{placement, timing};
 use crate::messages::{
     BgLagging, ElementMessage, FootprintFrom, LookaheadRaised, MappedBy, Reanchored, Reframed,
 };
@@ -549,6 +549,17 @@ impl LiveRun {
 
     pub(super) fn is_paced(&self) -> bool {
         self.paced
+    }
+
+    /// The newest fg running time whose moment the bg has shown, where it lags by `lag` (a
+    /// search's measure, good to a frame: one bg frame more is taken off, so that a frame it
+    /// has not shown does not pull a still scene's matches one frame off).
+    fn shown_until(&self, lag: u64, bg: Option<&gst_video::VideoInfo>) -> u64 {
+        self.bg
+            .back()
+            .map_or(0, |h| h.rt)
+            .saturating_sub(lag)
+            .saturating_sub(self.duration(0, bg).unwrap_or(0))
     }
 
     /// The frame duration of pad `k` (0 bg, 1 fg): from its caps' framerate, else the median
@@ -1443,7 +1454,7 @@ impl VidkompyAlign {
             };
             self.device_fallback();
             let (job, alignment) = if live.search == Search::Pending && !paced {
-                match self.first_decided(live, job, alignment, due, drain) {
+                match self.first_decided(live, job, alignment, due, drain, infos[0].as_ref()) {
                     Some(decided) => decided,
                     // Searched again, now or later.
                     None => return self.live_search(state, due, timeout, drain),
@@ -1536,7 +1547,7 @@ impl VidkompyAlign {
         let shown = live
             .first_lag
             .filter(|_| live.search == Search::Pending)
-            .map(|lag| live.bg.back().map_or(0, |h| h.rt).saturating_sub(lag));
+            .map(|lag| live.shown_until(lag, infos[0].as_ref()));
         let narrowed = shown.is_some();
         let halvings = live.first_halvings + u32::from(live.holds_first(&settings));
         let (tracker, fg_held, window) = if shown.is_some() || halvings > 0 {
@@ -1607,6 +1618,7 @@ impl VidkompyAlign {
         alignment: Option<Alignment>,
         due: usize,
         drain: bool,
+        bg_info: Option<&gst_video::VideoInfo>,
     ) -> Option<(SearchJob, Option<Alignment>)> {
         live.first_tries += 1;
         live.first_again_at = None;
@@ -1662,7 +1674,6 @@ impl VidkompyAlign {
         let time_at = |t: u64| due == 0 && t.saturating_add(took) < due_at;
         // Nothing more comes while draining: the surest so far is committed.
         let tries_left = !drain && live.first_tries < FIRST_TRIES;
-        let newest_bg = live.bg.back().map_or(0, |h| h.rt);
         // Narrowed on the lag the newest search measured; again where a narrowed search
         // measured more (it still held frames the bg had not shown).
         let narrow = |lag: u64| match live.first_lag {
@@ -1670,17 +1681,14 @@ impl VidkompyAlign {
             Some(used) => tries_left && newest_narrowed && lag > used.saturating_add(NARROW_AGAIN),
         };
         if let Some(lag) = lag.filter(|&l| narrow(l)) {
-            let shown = live
-                .fg
-                .iter()
-                .take_while(|h| h.rt.saturating_add(lag) <= newest_bg)
-                .count();
+            let until = live.shown_until(lag, bg_info);
+            let shown = live.fg.iter().take_while(|h| h.rt <= until).count();
             // A fifth of the window or more not shown yet.
             if (live.fg.len() - shown) * 5 >= live.fg.len() {
-                let enough_at = live
-                    .fg
-                    .get(NARROW_MIN - 1)
-                    .map(|h| h.rt.saturating_add(lag));
+                let enough_at = live.fg.get(NARROW_MIN - 1).map(|h| {
+                    h.rt.saturating_add(lag)
+                        .saturating_add(live.duration(0, bg_info).unwrap_or(0))
+                });
                 let again = if shown >= NARROW_MIN {
                     Some(now)
                 } else {
@@ -2565,10 +2573,11 @@ impl VidkompyAlign {
     }
 
     /// The lag (ns) a placed search's matches show: how much later the bg shows the fg's
-    /// moments. The median over the fg frames of its `window` (first fg and bg frames, newest
-    /// bg frame) matched to a bg frame before the newest it had (a match to the newest one
-    /// bounds the lag from below only) whose running times the run still knows; `None` where
-    /// fewer than [`LAG_MATCHES`] are.
+    /// moments ([`timing::match_lag`]: the median over the best-fitting quarter of the matches).
+    /// Taken over the fg frames of its `window` (first fg and bg frames, newest bg frame)
+    /// matched to a bg frame before the newest it had (a match to the newest one bounds the lag
+    /// from below only) whose running times the run still knows; `None` where fewer than
+    /// [`LAG_MATCHES`] are.
     fn search_lag(
         live: &LiveRun,
         a: &Alignment,
@@ -2576,7 +2585,7 @@ impl VidkompyAlign {
         deferred: Option<&Deferred>,
     ) -> Option<u64> {
         let (fg0, bg0, newest) = window;
-        let mut lags: Vec<i64> = a
+        let mut lags: Vec<(f32, i64)> = a
             .mapping
             .iter()
             .enumerate()
@@ -2584,14 +2593,11 @@ impl VidkompyAlign {
             .filter_map(|(i, &j)| {
                 let b = live.bg.iter().find(|h| h.index == bg0 + j)?.rt;
                 let f = live.fg_rt(fg0 + i, deferred)?;
-                Some(b as i64 - f as i64)
+                let cost = a.costs.get(i).copied().unwrap_or(f32::INFINITY);
+                Some((cost, b as i64 - f as i64))
             })
             .collect();
-        if lags.len() < LAG_MATCHES {
-            return None;
-        }
-        lags.sort_unstable();
-        Some(lags[lags.len() / 2].max(0) as u64)
+        timing::match_lag(&mut lags, LAG_MATCHES).map(|l| l.max(0) as u64)
     }
 
     /// A live run whose search shows the bg lagging the fg's content by more than the

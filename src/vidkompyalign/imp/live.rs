@@ -1636,18 +1636,24 @@ impl VidkompyAlign {
                     c + if narrowed && a.placed() { 1.0 } else { 0.0 }
                 })
         };
+        // Measured on a search whose matches are trusted (one on a window the bg has shown
+        // nothing of yet matches at random, and would narrow the next one on a random lag).
         let lag = alignment
             .as_ref()
-            .filter(|a| recheck::live_placed(a))
+            .filter(|a| recheck::live_placed(a) && a.mapped())
             .zip(job.window)
             .and_then(|(a, w)| Self::search_lag(live, a, w, None));
         if let Some(a) = &alignment {
             gst::trace!(
                 CAT,
                 imp = self,
-                "first window search {} (window {:?}): mapping {:?}, costs {:?}",
+                "first window search {} (window {:?}, confidence {:.3}, calibrated {:.3}, \
+                 temporal {:.3}): mapping {:?}, costs {:?}",
                 live.first_tries,
                 job.window,
+                a.spatial_confidence,
+                a.spatial_calibrated,
+                a.temporal_confidence,
                 a.mapping,
                 a.costs
                     .iter()
@@ -1716,7 +1722,12 @@ impl VidkompyAlign {
         let sure = clear && sureness(&alignment, false) >= FIRST_SURE;
         // Later, on more frames; an early search's at the latest once the first frame is due.
         let later = now.saturating_add(lookahead / 4);
-        let again = if time_at(later) {
+        // The surest search so far fits at chance level (the bg has not shown the window's
+        // moments yet, on a bg lagging by about the lookahead): searched again later even
+        // where frames are due, which wait for it; the output stalls at the start rather than
+        // shows them misplaced.
+        let chance = alignment.as_ref().is_some_and(|a| !a.placed());
+        let again = if time_at(later) || chance {
             Some(later)
         } else {
             job.full_at

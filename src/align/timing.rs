@@ -121,22 +121,24 @@ pub fn half_step(sorted: &[u64]) -> u64 {
 }
 
 /// The lag (ns, bg running time less fg running time) a search's matches show, from
-/// `(cost, lag)` of each match: the median lag over the best-fitting quarter of them (at least
-/// `min` of them), or `None` where there are fewer than `min`.
+/// `(cost, lag)` of each match: the median lag over the matches that fit (a cost at most twice
+/// the best one's plus 0.02, the tracker's bound for a good match; at least the best `min`),
+/// or `None` where there are fewer than `min` matches.
 ///
 /// A window that holds fg frames whose moments the bg has not shown yet matches them, at a
-/// high cost, to whatever bg frames look most like them (on a still scene, the few it did
+/// higher cost, to whatever bg frames look most like them (on a still scene, the few it did
 /// show): their lags are too short, and on such a window they can be half of the matches.
-/// The fg frames the bg did show fit at the noise floor of the cost.
+/// Where every match fits alike (a still scene throughout), all of them count.
 pub fn match_lag(matches: &mut [(f32, i64)], min: usize) -> Option<i64> {
     if matches.len() < min.max(1) {
         return None;
     }
     matches.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let n = (matches.len() / 4).max(min).max(1);
-    let best = &mut matches[..n];
-    best.sort_unstable_by_key(|m| m.1);
-    Some(best[best.len() / 2].1)
+    let bound = 2.0 * matches[0].0 + 0.02;
+    let n = matches.iter().take_while(|m| m.0 <= bound).count().max(min);
+    let fit = &mut matches[..n.max(1)];
+    fit.sort_unstable_by_key(|m| m.1);
+    Some(fit[fit.len() / 2].1)
 }
 
 #[cfg(test)]
@@ -144,7 +146,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_match_lag_is_the_best_fitting_matches_lag() {
+    fn a_match_lag_is_the_median_of_the_matches_that_fit() {
         // A bg 24 frames behind: 10 fg frames it showed fit at the noise floor; the 14 after
         // them, whose moments it has not shown, sit on its newest frames, costing more and
         // more.
@@ -153,8 +155,11 @@ mod tests {
             .chain((10..24).map(|i| (0.05 * (i - 9) as f32, 33 - i)))
             .collect();
         assert_eq!(match_lag(&mut m, 3), Some(24));
-        // The best-fitting quarter's median, not the whole median (4).
-        let mut spread: Vec<(f32, i64)> = (0..9).map(|i| (i as f32, i)).collect();
+        // All fit alike: the median of all.
+        let mut still: Vec<(f32, i64)> = (0..9).map(|i| (0.001, i)).collect();
+        assert_eq!(match_lag(&mut still, 3), Some(4));
+        // None fits but the best: the best `min`'s median.
+        let mut spread: Vec<(f32, i64)> = (0..9).map(|i| (0.1 * (i + 1) as f32, i)).collect();
         assert_eq!(match_lag(&mut spread, 3), Some(1));
         // Too few.
         assert_eq!(match_lag(&mut [(0.0, 1), (0.0, 2)], 3), None);

@@ -2584,7 +2584,7 @@ impl VidkompyAlign {
     }
 
     /// The lag (ns) a placed search's matches show: how much later the bg shows the fg's
-    /// moments ([`timing::match_lag`]: the median over the best-fitting quarter of the matches).
+    /// moments ([`timing::match_lag`]: the median over the matches that fit).
     /// Taken over the fg frames of its `window` (first fg and bg frames, newest bg frame)
     /// matched to a bg frame before the newest it had (a match to the newest one bounds the lag
     /// from below only) whose running times the run still knows; `None` where fewer than

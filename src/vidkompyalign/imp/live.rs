@@ -1607,7 +1607,9 @@ impl VidkompyAlign {
     ///   before the first frame is due: searched again a quarter of the lookahead later (one
     ///   found early, before the window spanned the lookahead: once the first frame is due),
     ///   on the older half of the fg frames held then ([`LiveRun::first_halvings`]), up to
-    ///   [`FIRST_TRIES`] searches.
+    ///   [`FIRST_TRIES`] searches. One that fits at chance level (not placed) is searched again
+    ///   at once even where frames are due.
+    /// - Its lag ([`VidkompyAlign::search_lag`]) is measured only where its mapping is trusted.
     ///
     /// A search started while frames are due makes them wait for it: the output stalls at the
     /// start rather than showing frames misplaced.
@@ -1723,16 +1725,18 @@ impl VidkompyAlign {
         // Later, on more frames; an early search's at the latest once the first frame is due.
         let later = now.saturating_add(lookahead / 4);
         // The surest search so far fits at chance level (the bg has not shown the window's
-        // moments yet, on a bg lagging by about the lookahead): searched again later even
-        // where frames are due, which wait for it; the output stalls at the start rather than
-        // shows them misplaced.
+        // moments yet, on a bg lagging by about the lookahead): searched again at once on the
+        // frames held (the bg read on meanwhile) even where frames are due, which wait for it;
+        // the output stalls at the start rather than shows them misplaced. At once, not at a
+        // later fg time: a fg that stalls then must not hold the frames back.
         let chance = alignment.as_ref().is_some_and(|a| !a.placed());
-        let again = if time_at(later) || chance {
+        let again = if time_at(later) {
             Some(later)
         } else {
             job.full_at
                 .filter(|_| live.first_tries == 1)
                 .map(|_| due_at.max(now))
+                .or_else(|| chance.then_some(now))
         };
         gst::debug!(
             CAT,

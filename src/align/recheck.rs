@@ -95,9 +95,12 @@ pub enum Verdict {
 /// Whether a re-check's footprint replaces the one in use.
 pub fn verdict(r: &Recheck) -> Verdict {
     // On kept frames or a full window, a better fit than the footprint in use had also counts:
-    // that one may have been fitted on moments the bg had not shown yet.
-    let better =
-        r.confidence > r.old_score || (r.kept && r.old_cost.is_some_and(|cost| r.mean_cost < cost));
+    // that one may have been fitted on moments the bg had not shown yet. Not for a move as far
+    // as a re-framing's: kept frames the bg had not quite shown yet when the re-check ran fit
+    // a wrong footprint 15 to 35 px away at 0.8 to 0.96, below a right one's confidence, and
+    // the one in use must then be the less sure to be replaced.
+    let lower_cost = r.old_cost.is_some_and(|cost| r.mean_cost < cost);
+    let better = r.confidence > r.old_score || (r.kept && lower_cost && r.moved <= REFRAME_PX);
     // A better fit on kept frames or a full window replaces smaller moves too: the one in use
     // may be a couple of pixels off.
     let least = if r.kept { KEPT_REFINE_PX } else { REFINE_PX };
@@ -219,12 +222,12 @@ mod tests {
             ..worse
         };
         assert_eq!(verdict(&unsure), Verdict::Kept);
-        // On kept frames a lower match cost counts as better; that is a correction, not a
-        // re-framing.
+        // On kept frames a lower match cost counts as better for a refinement (a move short
+        // of a re-framing's), at any confidence; that is a correction, not a re-framing.
         let kept = Recheck {
             kept: true,
             mean_cost: 0.05,
-            ..recheck(30.0, 0.98)
+            ..recheck(5.0, 0.8)
         };
         assert_eq!(verdict(&kept), Verdict::Replaced { reframed: false });
         assert_eq!(
@@ -233,6 +236,29 @@ mod tests {
                 ..kept
             }),
             Verdict::Kept
+        );
+        // A move as far as a re-framing's at a lower confidence than the one in use: kept,
+        // however low its cost (0.98 and 0.8 both).
+        let far = Recheck {
+            moved: 30.0,
+            ..kept
+        };
+        assert_eq!(verdict(&far), Verdict::Kept);
+        assert_eq!(
+            verdict(&Recheck {
+                confidence: 0.98,
+                ..far
+            }),
+            Verdict::Kept
+        );
+        // More confident than the one in use (a first window fitted at chance): replaced
+        // however far it moved, and still not called a re-framing.
+        assert_eq!(
+            verdict(&Recheck {
+                old_score: 0.6,
+                ..far
+            }),
+            Verdict::Replaced { reframed: false }
         );
     }
 }

@@ -3305,7 +3305,7 @@ impl VidkompyAlign {
                 );
                 return Err(gst::FlowError::Error);
             }
-            let due = if drain {
+            let mut due = if drain {
                 state.live().map_or(0, |l| l.fg.len())
             } else {
                 self.live_due(state, timeout, latency)
@@ -3313,6 +3313,7 @@ impl VidkompyAlign {
             // The search's and the re-check's threads are joined with no lock held: the
             // result is stored in the job, and the step goes on from there.
             let mut search = true;
+            let mut waited = false;
             loop {
                 let Some(state) = guard.as_mut() else {
                     return Err(gst::FlowError::Flushing);
@@ -3334,6 +3335,7 @@ impl VidkompyAlign {
                     break;
                 };
                 drop(guard);
+                waited = true;
                 match wait {
                     Wait::Scout(h) => {
                         let begun = self.join_unless_flushing(h)?.flatten();
@@ -3360,6 +3362,16 @@ impl VidkompyAlign {
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
+            if waited && !drain && !paced {
+                // The frames that came while a search ran, and a lookahead it raised, decide
+                // what is due: frames due by the count made before it would be matched on
+                // the bg held before it and, where it raised the lookahead, a lag's worth of
+                // bg frames short.
+                self.live_take(state, Side::Bg)?;
+                self.live_take(state, Side::Fg)?;
+                self.live_tracker(state);
+                due = self.live_due(state, timeout, latency);
+            }
             if state.live().is_some_and(|l| l.plan.is_some()) {
                 self.live_commit(state, due)?;
             }

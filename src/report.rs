@@ -308,12 +308,36 @@ mod tests {
         }
     }
 
-    /// A path in a directory of its own per test (tests run in parallel).
-    fn tmp(name: &str) -> PathBuf {
+    /// A path in a directory of its own per test (tests run in parallel), removed with the
+    /// guard.
+    struct Tmp(PathBuf);
+
+    impl std::ops::Deref for Tmp {
+        type Target = PathBuf;
+        fn deref(&self) -> &PathBuf {
+            &self.0
+        }
+    }
+
+    impl AsRef<Path> for Tmp {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            if let Some(d) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+
+    fn tmp(name: &str) -> Tmp {
         let d =
             std::env::temp_dir().join(format!("vidkompy-mapping-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        d.join(name)
+        Tmp(d.join(name))
     }
 
     #[test]

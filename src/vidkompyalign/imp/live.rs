@@ -2083,6 +2083,35 @@ impl VidkompyAlign {
         Ok(h.join().ok())
     }
 
+    /// [`Self::join_unless_flushing`] for a live run (not paced): while the thread runs, the
+    /// frames that come are taken every few milliseconds, so that the pads' queues (two
+    /// buffers each in a live aggregator) never block upstream. A live source blocked for the
+    /// length of a search (a second or more on 2 busy cores) drops frames or sends them late,
+    /// and the bg frames then missing when the frames due are committed make them take the
+    /// newest bg frame held.
+    fn join_taking_input<T>(
+        &self,
+        h: std::thread::JoinHandle<T>,
+    ) -> Result<Option<T>, gst::FlowError> {
+        while !h.is_finished() {
+            if self.cancel.is_cancelled() {
+                return Err(gst::FlowError::Flushing);
+            }
+            {
+                let mut guard = self.state();
+                let Some(state) = guard.as_mut() else {
+                    return Err(gst::FlowError::Flushing);
+                };
+                if state.live().is_some() {
+                    self.live_take(state, Side::Bg)?;
+                    self.live_take(state, Side::Fg)?;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(4));
+        }
+        Ok(h.join().ok())
+    }
+
     /// Searches the footprint on a thread of its own (`vidkompy-<what>`): `tracker`'s
     /// thumbnails, full-resolution luma from the bg frames held and from `fg`.
     fn spawn_locate(
@@ -3347,7 +3376,12 @@ impl VidkompyAlign {
                         }
                     }
                     Wait::Search(h) | Wait::Recheck(h) => {
-                        let result = self.join_unless_flushing(h)?.flatten();
+                        let result = if paced {
+                            self.join_unless_flushing(h)?
+                        } else {
+                            self.join_taking_input(h)?
+                        }
+                        .flatten();
                         guard = self.state();
                         if let Some(l) = guard.as_mut().and_then(State::live_mut) {
                             match (search, l.search_job.as_mut(), l.recheck.as_mut()) {

@@ -2070,34 +2070,22 @@ impl VidkompyAlign {
     /// Waits for a search's thread, unless a flushing seek (or a flush, or a stop) comes first:
     /// then the round ends at once (`Flushing`), the thread left to see its job's cancel flag,
     /// which the new run's state drops. `None` for a thread that panicked.
+    ///
+    /// With `take_input` (a live run, not paced) the frames that come meanwhile are taken every
+    /// few milliseconds, so that the pads' queues (two buffers each in a live aggregator) never
+    /// block upstream: a live source blocked for the length of a search (a second or more on 2
+    /// busy cores) drops frames or sends them late, and the bg frames then missing when the
+    /// frames due are committed make them take the newest bg frame held.
     fn join_unless_flushing<T>(
         &self,
         h: std::thread::JoinHandle<T>,
+        take_input: bool,
     ) -> Result<Option<T>, gst::FlowError> {
         while !h.is_finished() {
             if self.cancel.is_cancelled() {
                 return Err(gst::FlowError::Flushing);
             }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        Ok(h.join().ok())
-    }
-
-    /// [`Self::join_unless_flushing`] for a live run (not paced): while the thread runs, the
-    /// frames that come are taken every few milliseconds, so that the pads' queues (two
-    /// buffers each in a live aggregator) never block upstream. A live source blocked for the
-    /// length of a search (a second or more on 2 busy cores) drops frames or sends them late,
-    /// and the bg frames then missing when the frames due are committed make them take the
-    /// newest bg frame held.
-    fn join_taking_input<T>(
-        &self,
-        h: std::thread::JoinHandle<T>,
-    ) -> Result<Option<T>, gst::FlowError> {
-        while !h.is_finished() {
-            if self.cancel.is_cancelled() {
-                return Err(gst::FlowError::Flushing);
-            }
-            {
+            if take_input {
                 let mut guard = self.state();
                 let Some(state) = guard.as_mut() else {
                     return Err(gst::FlowError::Flushing);
@@ -2107,7 +2095,11 @@ impl VidkompyAlign {
                     self.live_take(state, Side::Fg)?;
                 }
             }
-            std::thread::sleep(std::time::Duration::from_millis(4));
+            std::thread::sleep(std::time::Duration::from_millis(if take_input {
+                4
+            } else {
+                1
+            }));
         }
         Ok(h.join().ok())
     }
@@ -3367,7 +3359,7 @@ impl VidkompyAlign {
                 waited = true;
                 match wait {
                     Wait::Scout(h) => {
-                        let begun = self.join_unless_flushing(h)?.flatten();
+                        let begun = self.join_unless_flushing(h, false)?.flatten();
                         guard = self.state();
                         if let Some(l) = guard.as_mut().and_then(State::live_mut)
                             && let Scout::Begun(job) = &mut l.scout
@@ -3376,12 +3368,7 @@ impl VidkompyAlign {
                         }
                     }
                     Wait::Search(h) | Wait::Recheck(h) => {
-                        let result = if paced {
-                            self.join_unless_flushing(h)?
-                        } else {
-                            self.join_taking_input(h)?
-                        }
-                        .flatten();
+                        let result = self.join_unless_flushing(h, !paced)?.flatten();
                         guard = self.state();
                         if let Some(l) = guard.as_mut().and_then(State::live_mut) {
                             match (search, l.search_job.as_mut(), l.recheck.as_mut()) {

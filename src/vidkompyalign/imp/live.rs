@@ -2071,7 +2071,7 @@ impl VidkompyAlign {
     /// then the round ends at once (`Flushing`), the thread left to see its job's cancel flag,
     /// which the new run's state drops. `None` for a thread that panicked.
     ///
-    /// With `take_input` (a live run, not paced) the frames that come meanwhile are taken every
+    /// With `take_input` (a live run, not paced, not draining) the frames that come meanwhile are taken every
     /// few milliseconds, so that the pads' queues (two buffers each in a live aggregator) never
     /// block upstream: a live source blocked for the length of a search (a second or more on 2
     /// busy cores) drops frames or sends them late, and the bg frames then missing when the
@@ -3368,7 +3368,8 @@ impl VidkompyAlign {
                         }
                     }
                     Wait::Search(h) | Wait::Recheck(h) => {
-                        let result = self.join_unless_flushing(h, !paced)?.flatten();
+                        // Not while draining: the frames waiting then may be of new caps.
+                        let result = self.join_unless_flushing(h, !paced && !drain)?.flatten();
                         guard = self.state();
                         if let Some(l) = guard.as_mut().and_then(State::live_mut) {
                             match (search, l.search_job.as_mut(), l.recheck.as_mut()) {

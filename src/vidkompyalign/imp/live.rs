@@ -700,6 +700,12 @@ impl VidkompyAlign {
         live.earliest = Some(earliest);
     }
 
+    /// Takes every buffer waiting on both pads into the live state, the bg's first.
+    fn live_take_both(&self, state: &mut State) -> Result<(), gst::FlowError> {
+        self.live_take(state, Side::Bg)?;
+        self.live_take(state, Side::Fg)
+    }
+
     /// Takes every buffer waiting on `pad` into the live state.
     fn live_take(&self, state: &mut State, side: Side) -> Result<(), gst::FlowError> {
         let pad = match side {
@@ -2091,8 +2097,7 @@ impl VidkompyAlign {
                     return Err(gst::FlowError::Flushing);
                 };
                 if state.live().is_some() {
-                    self.live_take(state, Side::Bg)?;
-                    self.live_take(state, Side::Fg)?;
+                    self.live_take_both(state)?;
                 }
             }
             std::thread::sleep(std::time::Duration::from_millis(if take_input {
@@ -3312,8 +3317,7 @@ impl VidkompyAlign {
                 if paced {
                     self.live_take_paced(state)?;
                 } else {
-                    self.live_take(state, Side::Bg)?;
-                    self.live_take(state, Side::Fg)?;
+                    self.live_take_both(state)?;
                 }
             }
             self.live_tracker(state);
@@ -3389,8 +3393,7 @@ impl VidkompyAlign {
                 // what is due: frames due by the count made before it would be matched on
                 // the bg held before it and, where it raised the lookahead, a lag's worth of
                 // bg frames short.
-                self.live_take(state, Side::Bg)?;
-                self.live_take(state, Side::Fg)?;
+                self.live_take_both(state)?;
                 self.live_tracker(state);
                 due = self.live_due(state, timeout, latency);
             }
